@@ -1,0 +1,118 @@
+"""Inputs to Replica.step(), the Ready batch it returns, and durable records.
+
+Inputs are facts (frozen, keyword-only). A Ready is handled in a fixed order
+by the shell: persist (fsync when `sync`) -> send -> apply committed blocks ->
+Replica.advance(). Anything the replica signs that it must not forget is in
+`persist` of the same Ready as the message that depends on it.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from consensus import messages as m
+
+FROZEN = dict(frozen=True, kw_only=True)
+
+
+# ---- inputs -------------------------------------------------------------
+
+@dataclass(**FROZEN)
+class MessageReceived:
+    message: m.Message
+
+
+@dataclass(**FROZEN)
+class RequestsSubmitted:
+    """Client requests the shell admitted (signature already checked)."""
+
+    requests: tuple[m.Request, ...]
+
+
+@dataclass(**FROZEN)
+class Tick:
+    """One unit of logical time. `now_ms` is the local clock, used only for
+    proposal timestamps; timeouts count ticks, so safety never reads a clock."""
+
+    now_ms: int = 0
+
+
+@dataclass(**FROZEN)
+class BlockExecuted:
+    """The shell executed block `seq`; `block_hash` covers its state root.
+    Checkpoints (§4.3) sign this hash every checkpoint_interval_blocks."""
+
+    seq: int
+    block_hash: bytes
+
+
+Event = MessageReceived | RequestsSubmitted | Tick | BlockExecuted
+
+
+# ---- durable records ----------------------------------------------------
+# Keys are tuples: ("view",), ("pre_prepare", seq), ("prepared", seq),
+# ("checkpoint",). A value of None deletes the key.
+
+@dataclass(**FROZEN)
+class ViewRecord:
+    view: int
+    changing: bool  # True while waiting for the NewView of `view`
+
+
+@dataclass(**FROZEN)
+class StableCheckpoint:
+    seq: int
+    digest: bytes
+    proof: tuple[m.Checkpoint, ...]
+
+
+RecordKey = tuple
+Record = ViewRecord | m.PrePrepare | m.PreparedCertificate | StableCheckpoint
+
+
+@dataclass(**FROZEN)
+class Write:
+    key: RecordKey
+    value: Record | None
+
+
+# ---- outputs ------------------------------------------------------------
+
+@dataclass(**FROZEN)
+class Send:
+    to: int | None  # None = every other replica
+    message: m.Message
+
+
+@dataclass(**FROZEN)
+class ServeBlocks:
+    """A peer asked for blocks; only the shell's ledger has them."""
+
+    to: int
+    from_seq: int
+    to_seq: int
+
+
+@dataclass(**FROZEN)
+class Ready:
+    persist: tuple[Write, ...] = ()
+    sync: bool = False
+    messages: tuple[Send, ...] = ()
+    committed: tuple[m.CommittedBlock, ...] = ()
+    serve: tuple[ServeBlocks, ...] = ()
+    dropped: tuple[str, ...] = ()  # reasons, for the shell's counters and logs
+
+    def __bool__(self) -> bool:
+        return bool(self.persist or self.messages or self.committed or self.serve or self.dropped)
+
+
+# ---- restart ------------------------------------------------------------
+
+@dataclass(**FROZEN)
+class RestoredState:
+    """What a restarting replica gets back: its durable records plus the
+    ledger's last executed block (which the shell stores, not the core)."""
+
+    records: dict = field(default_factory=dict)  # RecordKey -> Record
+    executed_seq: int = 0
+    executed_certificate: m.CommitCertificate | None = None
+    executed_timestamp_ms: int = 0

@@ -1,0 +1,230 @@
+"""PBFT protocol messages (Castro & Liskov, OSDI'99 §4) as frozen dataclasses.
+
+Every message names its chain and its sender (`replica`, an index into the
+genesis validator list) and carries the sender's signature over
+`consensus.signing.signable(msg)`. A PrePrepare piggybacks the whole proposal
+(the batch of requests) as PBFT allows; the signature covers only its digest.
+"""
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass, field
+from functools import cached_property
+
+from consensus.merkle import merkle_root
+
+FROZEN = dict(frozen=True, kw_only=True)
+
+
+def sha256(data: bytes) -> bytes:
+    return hashlib.sha256(data).digest()
+
+
+@dataclass(**FROZEN)
+class Request:
+    """One client transaction, opaque to the core. `id` is its digest."""
+
+    id: bytes
+    body: bytes
+
+
+@dataclass(**FROZEN)
+class Proposal:
+    """What PBFT agrees on for one sequence number: the block body.
+
+    The digest covers every field the proposer chose. The parent hash and the
+    state root are derived by every replica after commit (consensus.block), so
+    several sequence numbers can be in flight without depending on each other.
+    A null proposal (no requests, timestamp 0) fills gaps after a view change.
+    """
+
+    chain_id: str
+    seq: int
+    proposer: int
+    timestamp_ms: int
+    requests: tuple[Request, ...] = ()
+
+    @cached_property
+    def tx_root(self) -> bytes:
+        return merkle_root([r.id for r in self.requests])
+
+    @cached_property
+    def digest(self) -> bytes:
+        return sha256(
+            b"govchain:v1:proposal:"
+            + self.chain_id.encode()
+            + self.seq.to_bytes(8, "big")
+            + self.proposer.to_bytes(4, "big")
+            + self.timestamp_ms.to_bytes(8, "big")
+            + self.tx_root
+        )
+
+    @cached_property
+    def size_bytes(self) -> int:
+        return sum(len(r.body) + len(r.id) for r in self.requests)
+
+
+def null_proposal(chain_id: str, seq: int, proposer: int) -> Proposal:
+    return Proposal(chain_id=chain_id, seq=seq, proposer=proposer, timestamp_ms=0)
+
+
+@dataclass(**FROZEN)
+class PrePrepare:
+    chain_id: str
+    view: int
+    seq: int
+    digest: bytes
+    proposal: Proposal
+    replica: int
+    signature: bytes = field(default=b"", compare=False)
+
+
+@dataclass(**FROZEN)
+class Prepare:
+    chain_id: str
+    view: int
+    seq: int
+    digest: bytes
+    replica: int
+    signature: bytes = field(default=b"", compare=False)
+
+
+@dataclass(**FROZEN)
+class Commit:
+    chain_id: str
+    view: int
+    seq: int
+    digest: bytes
+    replica: int
+    signature: bytes = field(default=b"", compare=False)
+
+
+@dataclass(**FROZEN)
+class Checkpoint:
+    """Claims the chain digest after executing `seq` (§4.3)."""
+
+    chain_id: str
+    seq: int
+    digest: bytes
+    replica: int
+    signature: bytes = field(default=b"", compare=False)
+
+
+@dataclass(**FROZEN)
+class PreparedCertificate:
+    """A PrePrepare and 2f matching Prepares from other replicas (§4.2)."""
+
+    pre_prepare: PrePrepare
+    prepares: tuple[Prepare, ...]
+
+    @property
+    def view(self) -> int:
+        return self.pre_prepare.view
+
+    @property
+    def seq(self) -> int:
+        return self.pre_prepare.seq
+
+    @property
+    def digest(self) -> bytes:
+        return self.pre_prepare.digest
+
+
+@dataclass(**FROZEN)
+class CommitCertificate:
+    """2f+1 Commits for one (view, seq, digest): proof that a block is final.
+
+    Anyone with the genesis validator keys can check it offline.
+    """
+
+    chain_id: str
+    view: int
+    seq: int
+    digest: bytes
+    commits: tuple[Commit, ...]
+
+
+@dataclass(**FROZEN)
+class CommittedBlock:
+    proposal: Proposal
+    certificate: CommitCertificate
+
+    @property
+    def seq(self) -> int:
+        return self.proposal.seq
+
+
+@dataclass(**FROZEN)
+class ViewChange:
+    """Sent by a replica moving to `view` (§4.4).
+
+    Instead of a checkpoint proof it carries the commit certificate of the last
+    block it executed: it proves the same thing (every block up to
+    `executed_seq` is final) and lets a lagging replica fetch those blocks.
+    """
+
+    chain_id: str
+    view: int
+    executed_seq: int
+    executed_certificate: CommitCertificate | None
+    prepared: tuple[PreparedCertificate, ...]
+    replica: int
+    signature: bytes = field(default=b"", compare=False)
+
+
+@dataclass(**FROZEN)
+class NewView:
+    chain_id: str
+    view: int
+    view_changes: tuple[ViewChange, ...]
+    pre_prepares: tuple[PrePrepare, ...]
+    replica: int
+    signature: bytes = field(default=b"", compare=False)
+
+
+@dataclass(**FROZEN)
+class RequestBatch:
+    """Client requests a backup forwards to the primary (§4.1)."""
+
+    chain_id: str
+    requests: tuple[Request, ...]
+    replica: int
+    signature: bytes = field(default=b"", compare=False)
+
+
+@dataclass(**FROZEN)
+class Status:
+    """Periodic heartbeat: lets lagging replicas learn they are behind."""
+
+    chain_id: str
+    view: int
+    executed_seq: int
+    replica: int
+    signature: bytes = field(default=b"", compare=False)
+
+
+@dataclass(**FROZEN)
+class FetchBlocks:
+    """State transfer: ask a peer for committed blocks [from_seq, to_seq]."""
+
+    chain_id: str
+    from_seq: int
+    to_seq: int
+    replica: int
+    signature: bytes = field(default=b"", compare=False)
+
+
+@dataclass(**FROZEN)
+class BlocksReply:
+    """Answer to FetchBlocks. Unsigned: every block carries its certificate."""
+
+    chain_id: str
+    blocks: tuple[CommittedBlock, ...]
+    replica: int
+    signature: bytes = field(default=b"", compare=False)
+
+
+Message = (
+    PrePrepare | Prepare | Commit | Checkpoint | ViewChange | NewView
+    | RequestBatch | Status | FetchBlocks | BlocksReply
+)
