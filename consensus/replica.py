@@ -1,0 +1,819 @@
+"""A PBFT replica as a pure state machine (Castro & Liskov, OSDI'99 / TOCS'02).
+
+One door in: `step(event) -> Ready`; the shell handles the Ready (persist,
+send, apply) and calls `advance(ready)` before the next step. No I/O, no
+clock, no global randomness: the same inputs always give the same outputs.
+
+Departures from the paper, each for a reason:
+- A ViewChange proves its low point with the commit certificate of the last
+  block the replica executed instead of a checkpoint proof: equally strong,
+  and it names a block a lagging replica can fetch (state transfer).
+- A replica waiting for a NewView moves past view v on timeout only after a
+  quorum reached v; otherwise it keeps re-sending its ViewChange. An isolated
+  replica therefore stays at most one view ahead instead of inflating its
+  view forever, and the f+1 rule (§4.5.2) still pulls everyone forward.
+- Lost messages are re-sent on a timer (the paper assumes retransmission),
+  and a periodic Status lets lagging replicas fetch certified blocks and lets
+  replicas in an old view receive the current NewView.
+"""
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
+
+from consensus import events as ev
+from consensus import messages as m
+from consensus.certificates import (
+    signed_by,
+    valid_commit_certificate,
+    valid_committed_block,
+    valid_prepared_certificate,
+)
+from consensus.config import ReplicaConfig
+from consensus.quorum import quorum_size, weak_quorum_size
+from consensus.signing import Signer, Verifier, signable
+
+VIEW_KEY = ("view",)
+CHECKPOINT_KEY = ("checkpoint",)
+
+
+class MisuseError(RuntimeError):
+    """The shell broke the step/advance contract. Peers can never cause this."""
+
+
+@dataclass
+class Slot:
+    """Everything the replica knows about one sequence number."""
+
+    seq: int
+    pre_prepare: m.PrePrepare | None = None  # accepted in the current view
+    accepted_tick: int = 0
+    prepares: dict[int, m.Prepare] = field(default_factory=dict)  # current view
+    commits: dict[int, m.Commit] = field(default_factory=dict)  # current view
+    prepared: m.PreparedCertificate | None = None  # highest view; survives view changes
+    sent_commit: bool = False
+    decided: m.CommittedBlock | None = None  # final; survives view changes
+
+    def reset_view(self) -> None:
+        self.pre_prepare, self.prepares, self.commits, self.sent_commit = None, {}, {}, False
+
+
+def new_view_pre_prepares(
+    config: ReplicaConfig, view: int, view_changes: tuple[m.ViewChange, ...], signer: Signer | None
+) -> tuple[int, list[m.PrePrepare]]:
+    """The paper's O set (§4.4): for every seq above the highest executed
+    block among the ViewChanges, the prepared proposal of the highest view,
+    or a null proposal. Returns (min_s, pre-prepares). With signer None the
+    PrePrepares are unsigned, for comparison with a received NewView."""
+    min_s = max(vc.executed_seq for vc in view_changes)
+    best: dict[int, m.PreparedCertificate] = {}
+    for vc in view_changes:
+        for pc in vc.prepared:
+            if pc.seq <= min_s:
+                continue
+            cur = best.get(pc.seq)
+            if cur is None or (pc.view, pc.digest) > (cur.view, cur.digest):
+                best[pc.seq] = pc
+    max_s = max(best, default=min_s)
+    primary = config.primary(view)
+    out = []
+    for seq in range(min_s + 1, max_s + 1):
+        pc = best.get(seq)
+        proposal = pc.pre_prepare.proposal if pc else m.null_proposal(config.chain_id, seq, primary)
+        pp = m.PrePrepare(chain_id=config.chain_id, view=view, seq=seq, digest=proposal.digest,
+                          proposal=proposal, replica=primary)
+        if signer is not None:
+            pp = _with_signature(pp, signer)
+        out.append(pp)
+    return min_s, out
+
+
+def _with_signature(msg, signer: Signer):
+    return replace(msg, signature=signer.sign(signable(msg)))
+
+
+class Replica:
+    def __init__(
+        self,
+        config: ReplicaConfig,
+        signer: Signer,
+        verifier: Verifier,
+        *,
+        validate_request: Callable[[m.Request], bool] | None = None,
+        is_committed: Callable[[bytes], bool] | None = None,
+        restored: ev.RestoredState | None = None,
+    ) -> None:
+        self.config = config
+        self._signer = signer
+        self._verifier = verifier
+        self._validate_request = validate_request or (lambda r: True)
+        self._ledger_has = is_committed
+        self._committed_ids: set[bytes] = set()  # ids committed since the last advance (or ever, without a ledger)
+        self.counters: dict[str, int] = {}
+        self._n = config.validators
+        self._me = config.replica
+        self._quorum = quorum_size(self._n)
+
+        self.ticks = 0
+        self.now_ms = 0
+        self.view = 0
+        self.view_changing = False
+        self.executed_seq = 0
+        self.executed_certificate: m.CommitCertificate | None = None
+        self.executed_timestamp_ms = 0
+        self.stable = ev.StableCheckpoint(seq=0, digest=b"", proof=())
+        self._slots: dict[int, Slot] = {}
+        self._next_seq = 1  # primary only: next sequence number to assign
+        self._last_timestamp_ms = 0
+
+        # requests: id -> (request, arrival tick); unproposed keeps arrival order
+        self._pending: dict[bytes, tuple[m.Request, int]] = {}
+        self._unproposed: dict[bytes, None] = {}
+        self._in_flight: dict[bytes, int] = {}  # request id -> seq of an accepted PrePrepare
+
+        self._view_changes: dict[int, m.ViewChange] = {}  # latest per replica
+        self._new_view: m.NewView | None = None
+        self._view_floor = 0  # min-s of the current view's NewView: seqs at or below are decided
+        self._view_started_tick = 0
+        self._view_change_attempts = 0
+        self._last_progress_tick = 0
+        self._escalated = False  # waiting requests were sent to every replica
+        self._escalated_tick = 0
+        self._checkpoints: dict[int, dict[int, m.Checkpoint]] = {}  # seq -> replica -> vote
+        self._own_checkpoint: dict[int, bytes] = {}  # seq -> our executed block hash
+        self._fetch_until_tick = -1
+
+        self._ready = ev.Ready()
+        self._reset_outbox()
+        self._awaiting_advance = False
+        if restored is not None:
+            self._restore(restored)
+
+    # ---- public read-only view --------------------------------------------
+
+    @property
+    def primary(self) -> int:
+        return self.config.primary(self.view)
+
+    @property
+    def is_primary(self) -> bool:
+        return self.primary == self._me and not self.view_changing
+
+    @property
+    def pending_count(self) -> int:
+        return len(self._pending)
+
+    @property
+    def low_watermark(self) -> int:
+        return self.stable.seq
+
+    @property
+    def high_watermark(self) -> int:
+        return self.stable.seq + self.config.window_blocks
+
+    # ---- the one door in --------------------------------------------------
+
+    def step(self, event: ev.Event) -> ev.Ready:
+        if self._awaiting_advance:
+            raise MisuseError("step() called before advance() of the previous Ready")
+        match event:
+            case ev.Tick():
+                self._on_tick(event)
+            case ev.MessageReceived():
+                self._on_message(event.message)
+            case ev.RequestsSubmitted():
+                self._on_requests(event.requests, forwarded_by=None)
+            case ev.BlockExecuted():
+                self._on_block_executed(event)
+            case _:
+                raise MisuseError(f"unknown event {type(event).__name__}")
+        ready = ev.Ready(
+            persist=tuple(self._persist), sync=self._sync, messages=tuple(self._out),
+            committed=tuple(self._committed), serve=tuple(self._serve), dropped=tuple(self._dropped),
+        )
+        self._reset_outbox()
+        self._ready = ready
+        self._awaiting_advance = True
+        return ready
+
+    def advance(self, ready: ev.Ready) -> None:
+        """The shell persisted, sent and applied `ready`."""
+        if not self._awaiting_advance or ready is not self._ready:
+            raise MisuseError("advance() must get the Ready returned by the last step()")
+        self._awaiting_advance = False
+        if self._ledger_has is not None:
+            self._committed_ids.clear()  # the ledger answers for them from now on
+
+    def is_committed(self, request_id: bytes) -> bool:
+        if request_id in self._committed_ids:
+            return True
+        return self._ledger_has is not None and self._ledger_has(request_id)
+
+    # ---- outbox -----------------------------------------------------------
+
+    def _reset_outbox(self) -> None:
+        self._persist: list[ev.Write] = []
+        self._sync = False
+        self._out: list[ev.Send] = []
+        self._committed: list[m.CommittedBlock] = []
+        self._serve: list[ev.ServeBlocks] = []
+        self._dropped: list[str] = []
+
+    def _write(self, key: tuple, value, *, sync: bool = True) -> None:
+        self._persist.append(ev.Write(key=key, value=value))
+        self._sync = self._sync or sync
+
+    def _send(self, msg: m.Message, to: int | None = None) -> None:
+        self._out.append(ev.Send(to=to, message=msg))
+
+    def _sign(self, msg):
+        return _with_signature(msg, self._signer)
+
+    def _drop(self, reason: str) -> None:
+        self.counters[reason] = self.counters.get(reason, 0) + 1
+        self._dropped.append(reason)
+
+    # ---- restart ----------------------------------------------------------
+
+    def _restore(self, r: ev.RestoredState) -> None:
+        self.executed_seq = r.executed_seq
+        self.executed_certificate = r.executed_certificate
+        self.executed_timestamp_ms = self._last_timestamp_ms = r.executed_timestamp_ms
+        records = r.records
+        view_record = records.get(VIEW_KEY)
+        if view_record is not None:
+            self.view, self.view_changing = view_record.view, view_record.changing
+        stable = records.get(CHECKPOINT_KEY)
+        if stable is not None:
+            self.stable = stable
+        for key in sorted(k for k in records if k[0] in ("pre_prepare", "prepared")):
+            seq = key[1]
+            if seq <= self.executed_seq:
+                continue
+            slot = self._slot(seq)
+            record = records[key]
+            if key[0] == "prepared":
+                slot.prepared = record
+            elif record.view == self.view and not self.view_changing:
+                slot.pre_prepare = record
+                for req in record.proposal.requests:
+                    self._in_flight[req.id] = seq
+        for slot in self._slots.values():
+            # Our own votes are deterministic: rebuilding them re-signs the same bytes.
+            pp = slot.pre_prepare
+            if pp is None:
+                continue
+            if pp.replica != self._me:
+                slot.prepares[self._me] = self._vote(m.Prepare, pp)
+            if slot.prepared is not None and slot.prepared.view == self.view:
+                slot.sent_commit = True
+                slot.commits[self._me] = self._vote(m.Commit, pp)
+        self._next_seq = max([self.executed_seq, *(s.seq for s in self._slots.values() if s.pre_prepare)]) + 1
+        if self.view_changing:
+            self._view_changes[self._me] = self._make_view_change()
+
+    # ---- helpers ----------------------------------------------------------
+
+    def _slot(self, seq: int) -> Slot:
+        slot = self._slots.get(seq)
+        if slot is None:
+            slot = self._slots[seq] = Slot(seq=seq)
+        return slot
+
+    def _vote(self, kind, pp: m.PrePrepare):
+        return self._sign(kind(chain_id=pp.chain_id, view=pp.view, seq=pp.seq, digest=pp.digest, replica=self._me))
+
+    def _verified(self, msg: m.Message) -> bool:
+        if signed_by(msg, self._n, self._verifier):
+            return True
+        self._drop("bad signature")
+        return False
+
+    def _in_window(self, seq: int) -> bool:
+        return max(self.low_watermark, self._view_floor, self.executed_seq) < seq <= self.high_watermark
+
+    # ---- inputs -----------------------------------------------------------
+
+    def _on_message(self, msg: m.Message) -> None:
+        if msg.chain_id != self.config.chain_id:
+            return self._drop("other chain")
+        if not 0 <= msg.replica < self._n:
+            return self._drop("unknown sender")
+        if msg.replica == self._me and not isinstance(msg, m.NewView):  # a NewView may come back forwarded
+            return self._drop("from self")
+        handler = self._HANDLERS.get(type(msg))
+        if handler is None:
+            return self._drop("unknown message")
+        handler(self, msg)
+
+    def _on_tick(self, tick: ev.Tick) -> None:
+        self.ticks += 1
+        self.now_ms = tick.now_ms
+        cfg = self.config
+        if self.view_changing:
+            if self.ticks - self._view_started_tick >= self._view_change_timeout():
+                if self._quorum_reached(self.view):
+                    self._view_change_attempts += 1
+                    self._start_view_change(self.view + 1)
+                else:
+                    self._view_started_tick = self.ticks
+        else:
+            stalled = self._stalled_since()
+            if stalled is not None and self.ticks - stalled >= cfg.request_timeout_ticks:
+                self._on_request_timeout()
+            else:
+                self._maybe_propose()
+        if self.ticks % cfg.status_interval_ticks == 0:
+            self._send(self._sign(m.Status(chain_id=cfg.chain_id, view=self.view,
+                                           executed_seq=self.executed_seq, replica=self._me)))
+        if self.ticks % cfg.retransmit_interval_ticks == 0:
+            self._retransmit()
+
+    def _view_change_timeout(self) -> int:
+        cfg = self.config
+        return min(cfg.view_change_timeout_ticks << min(self._view_change_attempts, 16),
+                   cfg.view_change_timeout_max_ticks)
+
+    def _quorum_reached(self, view: int) -> bool:
+        return sum(1 for vc in self._view_changes.values() if vc.view >= view) >= self._quorum
+
+    def _stalled_since(self) -> int | None:
+        """When we began waiting, with outstanding work and no progress (§4.4's timer)."""
+        arrivals = [s.accepted_tick for s in self._slots.values()
+                    if s.seq > self.executed_seq and (s.pre_prepare or s.decided)]
+        if self._pending:
+            arrivals.append(next(iter(self._pending.values()))[1])
+        if not arrivals:
+            return None
+        return max(self._view_started_tick, self._last_progress_tick, self._escalated_tick, min(arrivals))
+
+    def _on_request_timeout(self) -> None:
+        """First timeout: send the waiting requests to every replica, as a
+        PBFT client would, so that all backups start their timers. Second
+        timeout: start a view change."""
+        if self._pending and not self._escalated:
+            self._escalated = True
+            self._escalated_tick = self.ticks
+            oldest = [req for req, _ in list(self._pending.values())[: self.config.batch_txs_max]]
+            self._send(self._sign(m.RequestBatch(chain_id=self.config.chain_id, requests=tuple(oldest),
+                                                 replica=self._me)))
+        else:
+            self._start_view_change(self.view + 1)
+
+    # ---- requests (§4.1) ----------------------------------------------------
+
+    def _on_requests(self, requests: tuple[m.Request, ...], *, forwarded_by: int | None) -> None:
+        fresh = []
+        for req in requests:
+            if req.id in self._pending or req.id in self._in_flight or self.is_committed(req.id):
+                continue
+            if len(self._pending) >= self.config.pending_requests_max:
+                self._drop("pending requests full")
+                continue
+            if forwarded_by is not None and not self._validate_request(req):
+                self._drop("invalid request")
+                continue
+            self._pending[req.id] = (req, self.ticks)
+            self._unproposed[req.id] = None
+            fresh.append(req)
+        if not fresh or self.view_changing:
+            return
+        if self.is_primary:
+            self._maybe_propose(on_arrival=True)
+        elif forwarded_by is None:
+            self._forward(fresh)
+
+    def _forward(self, requests: list[m.Request]) -> None:
+        step = self.config.batch_txs_max
+        for i in range(0, len(requests), step):
+            self._send(self._sign(m.RequestBatch(chain_id=self.config.chain_id,
+                                                 requests=tuple(requests[i:i + step]), replica=self._me)),
+                       to=self.primary)
+
+    def _on_request_batch(self, msg: m.RequestBatch) -> None:
+        if not self._verified(msg):
+            return
+        if len(msg.requests) > self.config.batch_txs_max:
+            return self._drop("request batch too large")
+        self._on_requests(msg.requests, forwarded_by=msg.replica)
+
+    # ---- normal case: primary (§4.2) ---------------------------------------
+
+    def _maybe_propose(self, *, on_arrival: bool = False) -> None:
+        if not self.is_primary:
+            return
+        cfg = self.config
+        while (self._unproposed and self._next_seq <= self.high_watermark
+               and self._next_seq - 1 - self.executed_seq < cfg.in_flight_blocks_max):
+            oldest = next(iter(self._unproposed))
+            full = len(self._unproposed) >= cfg.batch_txs_max
+            waited = self.ticks - self._pending[oldest][1] >= cfg.batch_wait_ticks
+            if not full and (on_arrival or not waited):
+                return
+            self._propose()
+
+    def _propose(self) -> None:
+        cfg = self.config
+        batch, size = [], 0
+        for rid in list(self._unproposed):
+            req = self._pending[rid][0]
+            if batch and (len(batch) >= cfg.batch_txs_max or size + len(req.body) > cfg.batch_bytes_max):
+                break
+            batch.append(req)
+            size += len(req.body)
+            del self._unproposed[rid]
+        self._last_timestamp_ms = max(self.now_ms, self._last_timestamp_ms)
+        proposal = m.Proposal(chain_id=cfg.chain_id, seq=self._next_seq, proposer=self._me,
+                              timestamp_ms=self._last_timestamp_ms, requests=tuple(batch))
+        pp = self._sign(m.PrePrepare(chain_id=cfg.chain_id, view=self.view, seq=self._next_seq,
+                                     digest=proposal.digest, proposal=proposal, replica=self._me))
+        self._next_seq += 1
+        self._accept_pre_prepare(pp)
+        self._send(pp)
+
+    # ---- normal case: backups (§4.2) ---------------------------------------
+
+    def _on_pre_prepare(self, pp: m.PrePrepare) -> None:
+        if self.view_changing or pp.view != self.view:
+            return self._drop("pre-prepare for another view")
+        if pp.replica != self.primary:
+            return self._drop("pre-prepare not from primary")
+        if not self._in_window(pp.seq):
+            return self._drop("outside watermarks")
+        slot = self._slots.get(pp.seq)
+        if slot is not None and slot.pre_prepare is not None:
+            if slot.pre_prepare.digest != pp.digest:
+                self._drop("conflicting pre-prepare")
+            return  # a retransmission
+        if not self._verified(pp):
+            return
+        problem = self._proposal_problem(pp)
+        if problem:
+            return self._drop(problem)
+        self._accept_pre_prepare(pp)
+
+    def _proposal_problem(self, pp: m.PrePrepare) -> str | None:
+        cfg, p = self.config, pp.proposal
+        if p.digest != pp.digest or p.seq != pp.seq or p.chain_id != cfg.chain_id or p.proposer != pp.replica:
+            return "proposal does not match pre-prepare"
+        if len(p.requests) > cfg.batch_txs_max or p.size_bytes > cfg.batch_bytes_max:
+            return "proposal too large"
+        if abs(p.timestamp_ms - self.now_ms) > cfg.timestamp_skew_max_ms:
+            return "proposal timestamp out of bounds"
+        seen: set[bytes] = set()
+        for req in p.requests:
+            if req.id in seen or self._in_flight.get(req.id, pp.seq) != pp.seq or self.is_committed(req.id):
+                return "duplicate request in proposal"
+            seen.add(req.id)
+        for req in p.requests:
+            if req.id not in self._pending and not self._validate_request(req):
+                return "invalid request in proposal"
+        return None
+
+    def _accept_pre_prepare(self, pp: m.PrePrepare) -> None:
+        """Log the PrePrepare durably, then (backups) send Prepare."""
+        slot = self._slot(pp.seq)
+        slot.pre_prepare = pp
+        slot.accepted_tick = self.ticks
+        for req in pp.proposal.requests:
+            self._in_flight[req.id] = pp.seq
+            self._unproposed.pop(req.id, None)
+        self._write(("pre_prepare", pp.seq), pp)
+        if pp.replica != self._me:
+            prepare = self._vote(m.Prepare, pp)
+            slot.prepares[self._me] = prepare
+            self._send(prepare)
+        self._check_prepared(slot)
+
+    def _on_vote(self, vote: m.Prepare | m.Commit) -> None:
+        if self.view_changing or vote.view != self.view:
+            return self._drop("vote for another view")
+        if vote.seq <= self.executed_seq:
+            return  # a late vote for a block we already executed: harmless
+        if not self._in_window(vote.seq):
+            return self._drop("outside watermarks")
+        is_prepare = isinstance(vote, m.Prepare)
+        if is_prepare and vote.replica == self.primary:
+            return self._drop("prepare from primary")
+        slot = self._slot(vote.seq)
+        votes = slot.prepares if is_prepare else slot.commits
+        known = votes.get(vote.replica)
+        if known is not None:
+            if known.digest != vote.digest:
+                self._drop("double vote")
+            return
+        if not self._verified(vote):
+            return
+        votes[vote.replica] = vote
+        if is_prepare:
+            self._check_prepared(slot)
+        else:
+            self._check_committed(slot)
+
+    def _check_prepared(self, slot: Slot) -> None:
+        pp = slot.pre_prepare
+        if pp is None or slot.sent_commit:
+            return
+        matching = sorted((p for p in slot.prepares.values() if p.digest == pp.digest and p.replica != pp.replica),
+                          key=lambda p: p.replica)
+        if len(matching) < self._quorum - 1:
+            return
+        slot.prepared = m.PreparedCertificate(pre_prepare=pp, prepares=tuple(matching[: self._quorum - 1]))
+        slot.sent_commit = True
+        self._write(("prepared", slot.seq), slot.prepared)
+        commit = self._vote(m.Commit, pp)
+        slot.commits[self._me] = commit
+        self._send(commit)
+        self._check_committed(slot)
+
+    def _check_committed(self, slot: Slot) -> None:
+        pp = slot.pre_prepare
+        if pp is None or not slot.sent_commit or slot.decided is not None:
+            return
+        matching = sorted((c for c in slot.commits.values() if c.digest == pp.digest), key=lambda c: c.replica)
+        if len(matching) < self._quorum:
+            return
+        cert = m.CommitCertificate(chain_id=pp.chain_id, view=pp.view, seq=pp.seq, digest=pp.digest,
+                                   commits=tuple(matching[: self._quorum]))
+        slot.decided = m.CommittedBlock(proposal=pp.proposal, certificate=cert)
+        self._execute_decided()
+
+    # ---- execution --------------------------------------------------------
+
+    def _execute_decided(self) -> None:
+        while True:
+            slot = self._slots.get(self.executed_seq + 1)
+            if slot is None or slot.decided is None:
+                return
+            self._execute(slot.decided)
+
+    def _execute(self, block: m.CommittedBlock) -> None:
+        self._committed.append(block)
+        self.executed_seq = block.seq
+        self.executed_certificate = block.certificate
+        self.executed_timestamp_ms = max(self.executed_timestamp_ms, block.proposal.timestamp_ms)
+        self._last_timestamp_ms = max(self._last_timestamp_ms, self.executed_timestamp_ms)
+        self._next_seq = max(self._next_seq, block.seq + 1)
+        for req in block.proposal.requests:
+            self._committed_ids.add(req.id)
+            self._pending.pop(req.id, None)
+            self._unproposed.pop(req.id, None)
+            self._in_flight.pop(req.id, None)
+        slot = self._slots.get(block.seq)
+        if slot is not None:  # executed: only the vote bookkeeping remains until GC
+            slot.decided = slot.prepared = None
+        self._last_progress_tick = self.ticks
+        self._view_change_attempts = 0
+        self._escalated = False
+
+    def _on_block_executed(self, e: ev.BlockExecuted) -> None:
+        if e.seq % self.config.checkpoint_interval_blocks:
+            return
+        if e.seq > self.executed_seq:
+            raise MisuseError(f"BlockExecuted({e.seq}) for a block the replica has not committed")
+        self._own_checkpoint[e.seq] = e.block_hash
+        ckpt = self._sign(m.Checkpoint(chain_id=self.config.chain_id, seq=e.seq, digest=e.block_hash,
+                                       replica=self._me))
+        self._checkpoints.setdefault(e.seq, {})[self._me] = ckpt
+        self._send(ckpt)
+        self._check_stable(e.seq)
+
+    # ---- checkpoints and garbage collection (§4.3) ---------------------------
+
+    def _on_checkpoint(self, c: m.Checkpoint) -> None:
+        if c.seq <= self.stable.seq:
+            return  # a retransmission of a checkpoint we already hold: harmless
+        if c.seq % self.config.checkpoint_interval_blocks or c.seq > self.executed_seq + 2 * self.config.window_blocks:
+            return self._drop("checkpoint outside watermarks")
+        votes = self._checkpoints.setdefault(c.seq, {})
+        if c.replica in votes or not self._verified(c):
+            return
+        votes[c.replica] = c
+        self._check_stable(c.seq)
+
+    def _check_stable(self, seq: int) -> None:
+        own = self._own_checkpoint.get(seq)
+        if own is None or seq <= self.stable.seq:
+            return
+        votes = self._checkpoints.get(seq, {})
+        matching = sorted((c for c in votes.values() if c.digest == own), key=lambda c: c.replica)
+        if len(matching) < self._quorum:
+            if len(votes) - len(matching) >= self._quorum:
+                self._drop("checkpoint digest differs from ours")
+            return
+        self.stable = ev.StableCheckpoint(seq=seq, digest=own, proof=tuple(matching[: self._quorum]))
+        self._write(CHECKPOINT_KEY, self.stable)
+        self._collect_garbage()
+
+    def _collect_garbage(self) -> None:
+        low = self.stable.seq
+        for seq in [s for s in self._slots if s <= low]:
+            del self._slots[seq]
+            self._write(("pre_prepare", seq), None, sync=False)
+            self._write(("prepared", seq), None, sync=False)
+        for seq in [s for s in self._checkpoints if s <= low]:
+            del self._checkpoints[seq]
+        for seq in [s for s in self._own_checkpoint if s < low]:
+            del self._own_checkpoint[seq]
+
+    # ---- view change (§4.4) -----------------------------------------------
+
+    def _make_view_change(self) -> m.ViewChange:
+        prepared = tuple(s.prepared for _, s in sorted(self._slots.items())
+                         if s.prepared is not None and s.seq > self.executed_seq)
+        return self._sign(m.ViewChange(
+            chain_id=self.config.chain_id, view=self.view, executed_seq=self.executed_seq,
+            executed_certificate=self.executed_certificate, prepared=prepared, replica=self._me))
+
+    def _start_view_change(self, view: int) -> None:
+        self.view = view
+        self.view_changing = True
+        self._view_started_tick = self.ticks
+        self._new_view = None
+        for slot in self._slots.values():
+            slot.reset_view()
+        self._write(VIEW_KEY, ev.ViewRecord(view=view, changing=True))
+        vc = self._make_view_change()
+        self._view_changes[self._me] = vc
+        self._send(vc)
+        self._maybe_send_new_view()
+
+    def _valid_view_change(self, vc: m.ViewChange) -> bool:
+        if vc.chain_id != self.config.chain_id or not signed_by(vc, self._n, self._verifier):
+            return False
+        cert = vc.executed_certificate
+        if vc.executed_seq == 0:
+            if cert is not None:
+                return False
+        elif cert is None or cert.seq != vc.executed_seq or cert.chain_id != vc.chain_id \
+                or not valid_commit_certificate(cert, self._n, self._verifier):
+            return False
+        seqs = [pc.seq for pc in vc.prepared]
+        if len(set(seqs)) != len(seqs) or len(seqs) > 2 * self.config.window_blocks:
+            return False
+        return all(
+            pc.seq > vc.executed_seq and pc.view < vc.view and pc.pre_prepare.chain_id == vc.chain_id
+            and valid_prepared_certificate(pc, self._n, self.config.primary(pc.view), self._verifier)
+            for pc in vc.prepared)
+
+    def _on_view_change(self, vc: m.ViewChange) -> None:
+        if vc.view < self.view or (vc.view == self.view and not self.view_changing):
+            # The sender is behind: our NewView brings it into the current view.
+            if self._new_view is not None and self._new_view.view == self.view:
+                self._send(self._new_view, to=vc.replica)
+            return
+        known = self._view_changes.get(vc.replica)
+        if known is not None and known.view >= vc.view:
+            return
+        if not self._valid_view_change(vc):
+            return self._drop("invalid view-change")
+        self._view_changes[vc.replica] = vc
+        higher = sorted(v.view for v in self._view_changes.values() if v.view > self.view)
+        if len(higher) >= weak_quorum_size(self._n):  # f+1 replicas are ahead (§4.5.2)
+            self._start_view_change(higher[0])
+        else:
+            self._maybe_send_new_view()
+
+    def _maybe_send_new_view(self) -> None:
+        if not self.view_changing or self.config.primary(self.view) != self._me:
+            return
+        ready = sorted((vc for vc in self._view_changes.values() if vc.view == self.view), key=lambda v: v.replica)
+        if len(ready) < self._quorum:
+            return
+        chosen = tuple(ready[: self._quorum])
+        pre_prepares = new_view_pre_prepares(self.config, self.view, chosen, self._signer)[1]
+        nv = self._sign(m.NewView(chain_id=self.config.chain_id, view=self.view, view_changes=chosen,
+                                  pre_prepares=tuple(pre_prepares), replica=self._me))
+        self._send(nv)
+        self._enter_view(nv)
+
+    def _on_new_view(self, nv: m.NewView) -> None:
+        if nv.view < self.view or (nv.view == self.view and not self.view_changing):
+            return
+        if nv.replica != self.config.primary(nv.view) or not self._verified(nv):
+            return
+        vcs = nv.view_changes
+        if (len({vc.replica for vc in vcs}) != len(vcs) or len(vcs) < self._quorum
+                or any(vc.view != nv.view or not self._valid_view_change(vc) for vc in vcs)):
+            return self._drop("invalid new-view")
+        _, expected = new_view_pre_prepares(self.config, nv.view, vcs, None)
+        if len(expected) != len(nv.pre_prepares) or any(
+                (e.seq, e.digest, e.proposal.digest) != (g.seq, g.digest, g.proposal.digest)
+                or g.view != nv.view or g.replica != nv.replica or not signed_by(g, self._n, self._verifier)
+                for e, g in zip(expected, nv.pre_prepares)):
+            return self._drop("new-view does not match its view-changes")
+        self._enter_view(nv)
+
+    def _enter_view(self, nv: m.NewView) -> None:
+        self.view = nv.view
+        self.view_changing = False
+        self._new_view = nv
+        self._view_started_tick = self.ticks
+        self._escalated = False
+        for slot in self._slots.values():
+            slot.reset_view()
+        self._write(VIEW_KEY, ev.ViewRecord(view=nv.view, changing=False))
+        self._in_flight = {rid: s.seq for s in self._slots.values() if s.decided
+                           for rid in (r.id for r in s.decided.proposal.requests)}
+        best = max(nv.view_changes, key=lambda vc: (vc.executed_seq, vc.replica))
+        self._view_floor = best.executed_seq
+        for pp in nv.pre_prepares:
+            if pp.seq > self.executed_seq:
+                self._accept_pre_prepare(pp)
+        self._unproposed = {rid: None for rid in self._pending if rid not in self._in_flight}
+        self._next_seq = max([self.executed_seq, self._view_floor, *(pp.seq for pp in nv.pre_prepares)]) + 1
+        if best.executed_seq > self.executed_seq:
+            self._fetch(best.replica, best.executed_seq)
+        if self.is_primary:
+            self._maybe_propose()
+        elif self._unproposed:
+            self._forward([self._pending[rid][0] for rid in self._unproposed])
+
+    # ---- state transfer -------------------------------------------------------
+
+    def _fetch(self, peer: int, up_to: int) -> None:
+        if self.ticks < self._fetch_until_tick:
+            return
+        self._fetch_until_tick = self.ticks + self.config.retransmit_interval_ticks
+        first = self.executed_seq + 1
+        last = min(up_to, first + self.config.fetch_blocks_max - 1)
+        self._send(self._sign(m.FetchBlocks(chain_id=self.config.chain_id, from_seq=first, to_seq=last,
+                                            replica=self._me)), to=peer)
+
+    def _on_fetch_blocks(self, msg: m.FetchBlocks) -> None:
+        if not self._verified(msg):
+            return
+        if msg.from_seq < 1 or msg.to_seq < msg.from_seq:
+            return self._drop("bad fetch range")
+        last = min(msg.to_seq, msg.from_seq + self.config.fetch_blocks_max - 1, self.executed_seq)
+        if msg.from_seq <= last:
+            self._serve.append(ev.ServeBlocks(to=msg.replica, from_seq=msg.from_seq, to_seq=last))
+
+    def _on_blocks_reply(self, msg: m.BlocksReply) -> None:
+        if len(msg.blocks) > self.config.fetch_blocks_max:
+            return self._drop("blocks reply too large")
+        applied = False
+        for block in msg.blocks:
+            if block.seq <= self.executed_seq:
+                continue
+            if block.seq != self.executed_seq + 1:
+                return self._drop("blocks reply out of order")
+            if not valid_committed_block(block, self.config.chain_id, self._n, self._verifier):
+                return self._drop("block with invalid certificate")
+            self._execute(block)
+            applied = True
+        if applied:
+            self._fetch_until_tick = -1
+            self._execute_decided()
+            if len(msg.blocks) == self.config.fetch_blocks_max:  # probably more to come
+                self._fetch(msg.replica, self.executed_seq + self.config.fetch_blocks_max)
+
+    def _on_status(self, st: m.Status) -> None:
+        if not self._verified(st):
+            return
+        if st.view < self.view and not self.view_changing and self._new_view is not None:
+            self._send(self._new_view, to=st.replica)
+        gap = st.executed_seq - self.executed_seq
+        stalled = self.ticks - self._last_progress_tick >= self.config.status_interval_ticks
+        if gap > 0 and (stalled or gap >= self.config.in_flight_blocks_max):
+            self._fetch(st.replica, st.executed_seq)
+
+    # ---- retransmission -----------------------------------------------------
+
+    def _retransmit(self) -> None:
+        if self.view_changing:
+            self._send(self._view_changes[self._me])
+            return
+        old = self.ticks - self.config.retransmit_interval_ticks
+        for seq, slot in sorted(self._slots.items()):
+            pp = slot.pre_prepare
+            if pp is None or seq <= self.executed_seq or slot.accepted_tick > old:
+                continue
+            if pp.replica == self._me:
+                self._send(pp)
+            else:
+                self._send(slot.prepares[self._me])
+            if slot.sent_commit:
+                self._send(slot.commits[self._me])
+        if self.stable.seq:
+            mine = self._checkpoints.get(self.stable.seq, {}).get(self._me)
+            if mine is None:
+                mine = next((c for c in self.stable.proof if c.replica == self._me), None)
+            if mine is not None:
+                self._send(mine)
+        if not self.is_primary and self._unproposed:
+            oldest = list(self._unproposed)[: self.config.batch_txs_max]
+            self._forward([self._pending[rid][0] for rid in oldest])
+
+    _HANDLERS = {
+        m.PrePrepare: _on_pre_prepare,
+        m.Prepare: _on_vote,
+        m.Commit: _on_vote,
+        m.Checkpoint: _on_checkpoint,
+        m.ViewChange: _on_view_change,
+        m.NewView: _on_new_view,
+        m.RequestBatch: _on_request_batch,
+        m.Status: _on_status,
+        m.FetchBlocks: _on_fetch_blocks,
+        m.BlocksReply: _on_blocks_reply,
+    }

@@ -1,0 +1,178 @@
+"""Byzantine replicas: a real Replica whose outgoing traffic is rewritten.
+
+Wrapping an honest replica keeps Byzantine nodes protocol-fluent (they send
+plausible messages at plausible times) while the rewrite injects the attack:
+
+- silent       sends nothing at all
+- equivocate   as primary, a different PrePrepare (other timestamp, sometimes
+               an invented request) to half of the replicas, signed with its
+               own key: a correct signature on a conflicting proposal
+- forge        copies of its votes claiming another replica's index, signed
+               with its own key (wrong key): must fail verification
+- replay       re-sends old messages it received, to random replicas
+- huge_view    ViewChange for view 2**60 and Status claiming a far height
+- double_vote  a second Prepare/Commit with another digest for each vote
+
+With `collude`, Byzantine nodes share the equivocating primary's split and
+vote for whichever digest each correct replica was shown: with more than f of
+them this must break agreement, which proves the checker can fail.
+"""
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import random
+from collections import deque
+
+from consensus import messages as m
+from consensus.signing import signable
+
+
+def _resign(msg, signer):
+    return dataclasses.replace(msg, signature=signer.sign(signable(msg)))
+
+
+class Collusion:
+    """Shared by colluding Byzantine nodes: who was shown which digest."""
+
+    def __init__(self) -> None:
+        self.members: list[Byzantine] = []
+        self.shown: dict[tuple[int, int, int], bytes] = {}  # (view, seq, dst) -> digest
+
+    def equivocated(self, view: int, seq: int, shown: dict[int, bytes], now_ms: int) -> None:
+        for (dst, digest) in shown.items():
+            self.shown[(view, seq, dst)] = digest
+        for b in self.members:
+            b.vote_split(view, seq, shown)
+
+
+class Byzantine:
+    def __init__(self, node, behaviours: tuple[str, ...], *, rng: random.Random, n: int, chain_id: str,
+                 forger, collusion: Collusion | None, send_raw) -> None:
+        self.node = node
+        self.behaviours = set()  # noqa: only membership tests, never iterated
+        self.behaviours.update(behaviours)
+        self.rng = rng
+        self.n = n
+        self.chain_id = chain_id
+        self.signer = node.signer  # its own, genuine key
+        self.forger = forger  # a key that belongs to nobody
+        self.collusion = collusion
+        self.send_raw = send_raw  # send_raw(src, to, msg), bypassing the filter
+        self.seen: deque = deque(maxlen=256)  # messages received, for replay
+        self.active = True
+        if collusion is not None:
+            collusion.members.append(self)
+        node.outbox_filter = self.filter
+
+    @property
+    def index(self) -> int:
+        return self.node.index
+
+    def go_silent(self) -> None:
+        self.behaviours = {"silent"}
+
+    def stop(self) -> None:
+        """Behave honestly from now on (used when the liveness phase calms things)."""
+        self.active = False
+
+    def observe(self, msg) -> None:
+        self.seen.append(msg)
+
+    # ---- rewriting outgoing messages ------------------------------------
+
+    def _others(self) -> list[int]:
+        return [i for i in range(self.n) if i != self.index]
+
+    def filter(self, to, msg) -> list:
+        b = self.behaviours
+        if "silent" in b and self.active:
+            return []
+        if not self.active:
+            return [(to, msg)]
+        out = []
+        if isinstance(msg, m.PrePrepare) and "equivocate" in b and to is None:
+            out.extend(self._equivocate(msg))
+        elif isinstance(msg, (m.Prepare, m.Commit)) and self.collusion is not None and to is None:
+            out.extend(self._collusive_vote(msg))
+        else:
+            out.append((to, msg))
+        if isinstance(msg, (m.Prepare, m.Commit)):
+            if "double_vote" in b:
+                other = dataclasses.replace(msg, digest=self.rng.randbytes(32))
+                out.append((to, _resign(other, self.signer)))
+            if "forge" in b:
+                victim = self.rng.choice(self._others())
+                fake = dataclasses.replace(msg, replica=victim, digest=self.rng.randbytes(32))
+                out.append((to, _resign(fake, self.signer)))  # signed with the wrong key for `victim`
+        return out
+
+    def _variant(self, pp: m.PrePrepare) -> m.PrePrepare:
+        p = pp.proposal
+        requests = p.requests
+        if self.rng.random() < 0.3:
+            body = b"invented:" + self.rng.randbytes(16)
+            requests = requests + (m.Request(id=hashlib.sha256(body).digest(), body=body),)
+        alt = dataclasses.replace(p, timestamp_ms=p.timestamp_ms + 1, requests=requests)
+        return _resign(dataclasses.replace(pp, digest=alt.digest, proposal=alt), self.signer)
+
+    def _equivocate(self, pp: m.PrePrepare) -> list:
+        variant = self._variant(pp)
+        others = self._others()
+        colluders = set()  # noqa: ints only, never iterated for output order
+        if self.collusion is not None:
+            colluders.update(x.index for x in self.collusion.members)
+        targets = [d for d in others if d not in colluders]
+        half = targets[len(targets) // 2:]
+        shown, out = {}, []
+        for d in others:
+            chosen = variant if d in half else pp
+            shown[d] = chosen.digest
+            out.append((d, chosen))
+        if self.collusion is not None:
+            self.collusion.equivocated(pp.view, pp.seq, shown, 0)
+        return out
+
+    def _collusive_vote(self, vote) -> list:
+        out = []
+        for d in self._others():
+            digest = self.collusion.shown.get((vote.view, vote.seq, d))
+            if digest is None or digest == vote.digest:
+                out.append((d, vote))
+            else:
+                out.append((d, _resign(dataclasses.replace(vote, digest=digest), self.signer)))
+        return out
+
+    def vote_split(self, view: int, seq: int, shown: dict[int, bytes]) -> None:
+        """Colluders immediately Prepare and Commit whatever each target saw."""
+        if "silent" in self.behaviours or not self.active or self.node.replica is None:
+            return
+        primary = view % self.n
+        for d, digest in shown.items():
+            if d == self.index:
+                continue
+            kinds = (m.Commit,) if self.index == primary else (m.Prepare, m.Commit)
+            for kind in kinds:
+                v = kind(chain_id=self.chain_id, view=view, seq=seq, digest=digest, replica=self.index)
+                self.send_raw(self.index, d, _resign(v, self.signer))
+
+    # ---- spontaneous mischief, once per tick -----------------------------
+
+    def on_tick(self) -> None:
+        if not self.active or "silent" in self.behaviours or self.node.replica is None:
+            return
+        rng, b = self.rng, self.behaviours
+        if "replay" in b and self.seen and rng.random() < 0.2:
+            old = self.seen[rng.randrange(len(self.seen))]
+            self.send_raw(self.index, rng.choice(self._others()), old)
+        if "huge_view" in b and rng.random() < 0.02:
+            vc = m.ViewChange(chain_id=self.chain_id, view=2**60 + rng.randrange(1000), executed_seq=0,
+                              executed_certificate=None, prepared=(), replica=self.index)
+            self.send_raw(self.index, None, _resign(vc, self.signer))
+            st = m.Status(chain_id=self.chain_id, view=2**60, executed_seq=2**40, replica=self.index)
+            self.send_raw(self.index, None, _resign(st, self.signer))
+        if "forge" in b and self.seen and rng.random() < 0.05:
+            old = self.seen[rng.randrange(len(self.seen))]
+            if isinstance(old, (m.Prepare, m.Commit, m.Checkpoint)):
+                fake = dataclasses.replace(old, digest=rng.randbytes(32))
+                self.send_raw(self.index, None, _resign(fake, self.forger))

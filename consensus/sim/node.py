@@ -1,0 +1,132 @@
+"""The simulator's shell around one Replica: the same duties as node/, with
+a virtual disk, a virtual network and a virtual clock.
+
+For every Ready, in order: persist (durable only if sync) -> send -> append
+committed blocks to the ledger -> serve block fetches -> advance(); then feed
+BlockExecuted back. A crash drops the Replica object and unsynced writes; a
+restart rebuilds it from durable records plus the ledger tip.
+"""
+from __future__ import annotations
+
+from collections import deque
+
+from consensus import events as ev
+from consensus import messages as m
+from consensus.sim.checker import SafetyViolation
+from consensus.sim.storage import Ledger, Storage
+
+
+class SimNode:
+    def __init__(self, index: int, *, config, signer, verifier, validate_request, replica_factory,
+                 send, checker, trace) -> None:
+        self.index = index
+        self.config = config
+        self.signer = signer
+        self.verifier = verifier
+        self.validate_request = validate_request
+        self._factory = replica_factory
+        self._send = send  # send(src, to, msg); to None = broadcast
+        self.checker = checker
+        self.trace = trace
+        self.storage = Storage()
+        self.ledger = Ledger()
+        self.replica = None
+        self.paused = False
+        self.inbox: deque = deque()  # messages that arrived while paused
+        self.outbox_filter = None  # Byzantine hook: (to, msg) -> list[(to, msg)]
+        self.crashes = 0
+        self.lost_writes = 0
+        self.dropped: dict[str, int] = {}
+
+    @property
+    def up(self) -> bool:
+        return self.replica is not None
+
+    def start(self) -> None:
+        restored = None
+        if self.crashes:
+            tip = self.ledger.tip
+            restored = ev.RestoredState(
+                records=self.storage.durable_records(),
+                executed_seq=self.ledger.height,
+                executed_certificate=tip.block.certificate if tip else None,
+                executed_timestamp_ms=tip.block.proposal.timestamp_ms if tip else 0,
+            )
+        ledger_ids = self.ledger.executed_ids
+        self.replica = self._factory(self.config, self.signer, self.verifier, self.validate_request, restored,
+                                     ledger_ids.__contains__)
+        if self.crashes:
+            self.checker.on_restart(self.index, self.ledger.height, self.replica.executed_seq,
+                                    self.ledger.height)
+
+    def crash(self) -> None:
+        self.replica = None
+        self.crashes += 1
+        self.lost_writes += self.storage.crash()
+        self.inbox.clear()
+
+    # ---- inputs ----------------------------------------------------------
+
+    def deliver(self, msg) -> None:
+        if self.replica is None:
+            return
+        if self.paused:
+            self.inbox.append(msg)
+            return
+        self.step(ev.MessageReceived(message=msg))
+
+    def resume(self) -> None:
+        self.paused = False
+        while self.inbox and self.replica is not None and not self.paused:
+            self.step(ev.MessageReceived(message=self.inbox.popleft()))
+
+    def step(self, event) -> None:
+        """Step the replica and run the shell duties until nothing is left."""
+        work = deque((event,))
+        while work and self.replica is not None:
+            replica = self.replica
+            ready = replica.step(work.popleft())
+            if ready:
+                work.extend(self._handle(ready))
+            replica.advance(ready)
+
+    def _handle(self, ready) -> list:
+        if ready.persist or ready.sync:
+            self.storage.write(ready.persist, ready.sync)
+        for s in ready.messages:
+            self.emit(s.to, s.message)
+        executed = []
+        for block in ready.committed:
+            entry = self._append(block)
+            if entry is not None:
+                executed.append(ev.BlockExecuted(seq=block.seq, block_hash=entry.header.hash))
+        for sb in ready.serve:
+            blocks = self.ledger.blocks(sb.from_seq, sb.to_seq)
+            if blocks:
+                self.emit(sb.to, m.BlocksReply(
+                    chain_id=self.config.chain_id, blocks=blocks, replica=self.index))
+        for reason in ready.dropped:
+            self.dropped[reason] = self.dropped.get(reason, 0) + 1
+        return executed
+
+    def emit(self, to, msg) -> None:
+        if self.outbox_filter is None:
+            self._send(self.index, to, msg)
+        else:
+            for to2, msg2 in self.outbox_filter(to, msg):
+                self._send(self.index, to2, msg2)
+
+    def _append(self, block: m.CommittedBlock):
+        height = self.ledger.height
+        if block.seq <= height:
+            # Already in the ledger (e.g. re-delivered after restart): must be the same block.
+            have = self.ledger.entries[block.seq - 1].block.proposal.digest
+            if have != block.proposal.digest and self.checker.correct[self.index]:
+                raise SafetyViolation("agreement", f"node {self.index} re-committed seq {block.seq} "
+                                      "with a different proposal")
+            return None
+        prev = self.ledger.tip
+        entry = self.ledger.append(block)
+        self.checker.on_commit(self.index, entry, prev)
+        self.trace.update(b"C%d:%d:" % (self.index, block.seq) + entry.header.hash)
+        return entry
