@@ -1,0 +1,339 @@
+"""Deterministic execution of committed blocks against the application state.
+
+Every replica runs `Executor.execute_block` on the same committed blocks in the
+same order and must reach byte-identical results (TESTING.md S6), so nothing in
+this module (or in a contract) may read a clock, draw randomness, touch the
+network or iterate an unordered collection. Time comes from the block header.
+
+Per block:
+
+1. each Request is decoded into a Transaction (node.codec.tx_from_request);
+   one that cannot be decoded, names another chain or whose id differs from
+   the Request id is FAILED without running;
+2. a transaction id already committed in an earlier block, or earlier in this
+   block, is DUPLICATE and not executed (Hyperledger Fabric's DUPLICATE_TXID):
+   the same id never executes twice. The ledger's tx index keeps pointing at
+   the first occurrence;
+3. the tx runs its contract with a TxContext whose get/put/delete see only
+   that contract's namespace, layered over the ledger state plus the writes of
+   the earlier successful transactions of this block. An exception, a FAILED
+   status or an unknown contract discards the tx's writes (FAILED + message);
+4. the block's net writes give the state root (see `state_root`) and the
+   header (consensus.block.make_header).
+
+The Executor only reads the ledger; the caller commits the BlockResult with
+Ledger.commit_block in one synced batch.
+"""
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Callable, Iterable, Protocol
+
+from consensus.block import BlockHeader, make_header
+from consensus.messages import CommittedBlock, Request
+
+if TYPE_CHECKING:  # node.tx / node.codec import this module (Receipt): no runtime import here
+    from node.ledger import Ledger
+    from node.tx import Transaction
+
+OK = "OK"
+FAILED = "FAILED"
+DUPLICATE = "DUPLICATE"
+STATUSES = (OK, FAILED, DUPLICATE)
+
+EMPTY_STATE_ROOT = bytes(32)
+"""State root "before block 1": the empty application state."""
+
+CONTRACT_NAME_BYTES_MAX = 255
+STATE_KEY_BYTES_MAX = 1024
+STATE_VALUE_BYTES_MAX = 1 << 20
+MESSAGE_CHARS_MAX = 512
+
+
+class ExecutionError(Exception):
+    """Misuse by the caller (wrong chain, height out of order). Never raised
+    for anything a transaction does: that becomes a FAILED receipt."""
+
+
+class ContractError(Exception):
+    """Raised by a contract to fail its transaction with a message."""
+
+
+@dataclass(frozen=True, kw_only=True)
+class Receipt:
+    """The outcome of one transaction of a committed block."""
+
+    tx_id: bytes
+    height: int
+    index: int  # position in the block's requests
+    status: str  # OK | FAILED | DUPLICATE
+    message: str = ""
+    output: bytes = b""
+
+    def __post_init__(self) -> None:
+        if self.status not in STATUSES:
+            raise ValueError(f"unknown receipt status {self.status!r}")
+
+
+StateWrite = tuple[str, bytes, "bytes | None"]
+"""(contract, key, value); value None is a tombstone (delete)."""
+
+
+@dataclass(frozen=True, kw_only=True)
+class BlockResult:
+    header: BlockHeader
+    receipts: tuple[Receipt, ...]
+    state_writes: tuple[StateWrite, ...]  # sorted by (contract, key), one per key
+
+
+# ---- contracts --------------------------------------------------------------
+
+class StateReader(Protocol):
+    def state_get(self, contract: str, key: bytes) -> bytes | None: ...
+    def has_tx(self, tx_id: bytes) -> bool: ...
+
+
+class Contract(Protocol):
+    """A deterministic state machine over its own key namespace.
+
+    `execute` returns (status, message, output) with status OK or FAILED, or
+    raises (ContractError for expected refusals); either failure discards the
+    transaction's writes. It must be a pure function of (ctx reads, tx).
+    """
+
+    name: str
+
+    def execute(self, ctx: "TxContext", tx: "Transaction") -> tuple[str, str, bytes]: ...
+
+
+class ContractRegistry:
+    """The contracts one chain runs, by name. Each chain has its own registry
+    (the sub-chains run different contracts); the core never names a contract."""
+
+    def __init__(self, contracts: Iterable[Contract] = ()):
+        self._contracts: dict[str, Contract] = {}
+        for contract in contracts:
+            self.register(contract)
+
+    def register(self, contract: Contract) -> None:
+        name = contract.name
+        if not name or len(name.encode()) > CONTRACT_NAME_BYTES_MAX:
+            raise ValueError(f"bad contract name {name!r}")
+        if name in self._contracts:
+            raise ValueError(f"contract {name!r} already registered")
+        self._contracts[name] = contract
+
+    def get(self, name: str) -> Contract | None:
+        return self._contracts.get(name)
+
+    def names(self) -> list[str]:
+        return sorted(self._contracts)
+
+    def __contains__(self, name: object) -> bool:
+        return name in self._contracts
+
+
+_ABSENT = object()
+
+
+class TxContext:
+    """What a contract sees while one transaction runs.
+
+    Reads fall through: this tx's own writes -> the block's earlier writes ->
+    the committed ledger state. Writes stay in this tx's overlay until the
+    Executor merges them (on OK) or drops them (on failure).
+    """
+
+    def __init__(
+        self,
+        *,
+        chain_id: str,
+        height: int,
+        index: int,
+        timestamp_ms: int,
+        tx_id: bytes,
+        sender: bytes,
+        contract: str,
+        block_writes: dict[tuple[str, bytes], bytes | None],
+        reader: StateReader,
+    ):
+        self.chain_id = chain_id
+        self.height = height
+        self.index = index
+        self.timestamp_ms = timestamp_ms  # the block header's (clamped) timestamp
+        self.tx_id = tx_id
+        self.sender = sender
+        self.contract = contract
+        self._block_writes = block_writes
+        self._reader = reader
+        self.writes: dict[bytes, bytes | None] = {}
+
+    def get(self, key: bytes) -> bytes | None:
+        _check_key(key)
+        value = self.writes.get(key, _ABSENT)
+        if value is _ABSENT:
+            value = self._block_writes.get((self.contract, key), _ABSENT)
+        if value is _ABSENT:
+            value = self._reader.state_get(self.contract, key)
+        return value  # type: ignore[return-value]
+
+    def put(self, key: bytes, value: bytes) -> None:
+        _check_key(key)
+        if not isinstance(value, (bytes, bytearray)):
+            raise TypeError("state values are bytes")
+        if len(value) > STATE_VALUE_BYTES_MAX:
+            raise ContractError(f"value larger than {STATE_VALUE_BYTES_MAX} bytes")
+        self.writes[key] = bytes(value)
+
+    def delete(self, key: bytes) -> None:
+        _check_key(key)
+        self.writes[key] = None
+
+
+def _check_key(key: bytes) -> None:
+    if not isinstance(key, (bytes, bytearray)):
+        raise TypeError("state keys are bytes")
+    if not key or len(key) > STATE_KEY_BYTES_MAX:
+        raise ContractError(f"state key must be 1..{STATE_KEY_BYTES_MAX} bytes")
+
+
+# ---- state root ---------------------------------------------------------------
+
+def writes_digest(writes: Iterable[StateWrite]) -> bytes:
+    """sha256 over one block's net writes in (contract, key) order, each
+    length-prefixed so no two different write sets share an encoding."""
+    h = hashlib.sha256(b"govchain:v1:writes:")
+    for contract, key, value in sorted(writes, key=lambda w: (w[0], w[1])):
+        name = contract.encode()
+        h.update(len(name).to_bytes(2, "big") + name + len(key).to_bytes(4, "big") + key)
+        if value is None:
+            h.update(b"\x00")  # tombstone
+        else:
+            h.update(b"\x01" + len(value).to_bytes(4, "big") + value)
+    return h.digest()
+
+
+def state_root(parent_state_root: bytes, writes: Iterable[StateWrite]) -> bytes:
+    """Accumulator hash: sha256(domain || parent_state_root || writes_digest).
+
+    It commits to the whole history of state changes, so two replicas with the
+    same root at height h applied the same writes in the same blocks (S6), at
+    O(writes) cost per block and no extra storage. It is not a Merkle tree over
+    the current state: it cannot prove a single key's value and two histories
+    reaching the same state have different roots. Replacing it with a Merkle
+    tree (IAVL, sparse Merkle) only changes this function and what the ledger
+    stores, not the Executor interface.
+    """
+    return hashlib.sha256(
+        b"govchain:v1:state:" + parent_state_root + writes_digest(writes)
+    ).digest()
+
+
+# ---- executor -------------------------------------------------------------------
+
+class Executor:
+    """Runs committed blocks for one chain. Single-threaded, deterministic."""
+
+    def __init__(
+        self,
+        chain_id: str,
+        registry: ContractRegistry,
+        ledger: "Ledger | StateReader",
+        *,
+        decode_tx: Callable[[Request], "Transaction"] | None = None,
+        verify_tx: Callable[["Transaction"], bool] | None = None,
+    ):
+        if decode_tx is None:
+            # Imported here, not at module level: node.codec imports Receipt.
+            from node.codec import tx_from_request as decode_tx
+        self.chain_id = chain_id
+        self.registry = registry
+        self.ledger = ledger
+        self._decode_tx = decode_tx
+        # Signatures are checked once at admission (DESIGN.md, performance).
+        # A deployment that wants every replica to re-check what a possibly
+        # Byzantine primary proposed passes a (deterministic) verifier here.
+        self._verify_tx = verify_tx
+
+    def execute_block(self, block: CommittedBlock, parent_header: BlockHeader | None) -> BlockResult:
+        proposal = block.proposal
+        height = proposal.seq
+        if proposal.chain_id != self.chain_id:
+            raise ExecutionError(f"block of chain {proposal.chain_id!r} given to {self.chain_id!r}")
+        expected = parent_header.height + 1 if parent_header else 1
+        if height != expected:
+            raise ExecutionError(f"block {height} executed on parent of height {expected - 1}")
+        parent_root = parent_header.state_root if parent_header else EMPTY_STATE_ROOT
+        timestamp_ms = max(proposal.timestamp_ms, parent_header.timestamp_ms if parent_header else 0)
+
+        block_writes: dict[tuple[str, bytes], bytes | None] = {}
+        seen: set[bytes] = set()  # membership only, never iterated
+        receipts: list[Receipt] = []
+        for index, request in enumerate(proposal.requests):
+            if request.id in seen or self.ledger.has_tx(request.id):
+                receipts.append(Receipt(
+                    tx_id=request.id, height=height, index=index, status=DUPLICATE,
+                    message="transaction id already committed",
+                ))
+                continue
+            seen.add(request.id)
+            status, message, output, writes = self._run(request, height, index, timestamp_ms, block_writes)
+            if status == OK:
+                block_writes.update(writes)
+            receipts.append(Receipt(
+                tx_id=request.id, height=height, index=index, status=status,
+                message=message[:MESSAGE_CHARS_MAX], output=output,
+            ))
+
+        state_writes = tuple(sorted(
+            ((contract, key, value) for (contract, key), value in block_writes.items()),
+            key=lambda w: (w[0], w[1]),
+        ))
+        header = make_header(block, parent_header, state_root(parent_root, state_writes))
+        return BlockResult(header=header, receipts=tuple(receipts), state_writes=state_writes)
+
+    def _run(
+        self,
+        request: Request,
+        height: int,
+        index: int,
+        timestamp_ms: int,
+        block_writes: dict[tuple[str, bytes], bytes | None],
+    ) -> tuple[str, str, bytes, dict[tuple[str, bytes], bytes | None]]:
+        try:
+            tx = self._decode_tx(request)
+        except Exception as exc:  # garbage from a Byzantine primary: fail, never raise
+            return FAILED, f"malformed transaction: {_describe(exc)}", b"", {}
+        if tx.id != request.id:
+            return FAILED, "transaction id does not match its request", b"", {}
+        if tx.chain_id != self.chain_id:
+            return FAILED, f"transaction for chain {tx.chain_id!r}", b"", {}
+        if self._verify_tx is not None and not self._verify_tx(tx):
+            return FAILED, "bad transaction signature", b"", {}
+        contract = self.registry.get(tx.contract)
+        if contract is None:
+            return FAILED, f"unknown contract {tx.contract!r}", b"", {}
+        ctx = TxContext(
+            chain_id=self.chain_id, height=height, index=index, timestamp_ms=timestamp_ms,
+            tx_id=request.id, sender=tx.sender, contract=contract.name,
+            block_writes=block_writes, reader=self.ledger,
+        )
+        try:
+            result = contract.execute(ctx, tx)
+            status, message, output = result
+        except MemoryError:
+            raise  # node-local, not a property of the transaction: crash, don't diverge
+        except Exception as exc:
+            return FAILED, _describe(exc), b"", {}
+        if status not in (OK, FAILED) or not isinstance(message, str) or not isinstance(output, bytes):
+            return FAILED, f"contract {contract.name!r} returned an invalid result", b"", {}
+        if status != OK:
+            return FAILED, message, output, {}
+        return OK, message, output, {(contract.name, k): v for k, v in ctx.writes.items()}
+
+
+def _describe(exc: Exception) -> str:
+    if isinstance(exc, ContractError):
+        return str(exc)
+    return f"{type(exc).__name__}: {exc}"

@@ -1,0 +1,283 @@
+"""One chain's ledger: committed blocks, indexes, receipts, application state
+and the consensus core's durable records, in one LevelDB directory.
+
+Key layout (one prefix byte, then big-endian fixed-width integers so keys sort
+by height; see node/storage.py):
+
+    M<name>                   meta: chain id, genesis hash, format, tip height
+    B<u64 height>             committed block (proposal + commit certificate)
+    H<u64 height>             block header (holds the state root)
+    h<block hash>             -> u64 height
+    T<tx id>                  -> u64 height + u32 index of its first (non-DUPLICATE) occurrence
+    R<u64 height><u32 index>  receipt of every transaction, DUPLICATEs included
+    S<u8 len><contract><key>  application state, one namespace per contract
+    P<record key>             consensus durable record (Ready.persist)
+    C<u64 seq>                stable checkpoint (with its 2f+1 proof) per checkpoint seq
+
+Everything one block changes (B, H, h, T, R, S and the tip) is written in a
+single write_batch(sync=True): after a crash (kill -9, power loss) a block is
+either entirely there or entirely absent, and the tip never points past it.
+"""
+from __future__ import annotations
+
+from typing import Iterable
+
+from consensus.block import GENESIS_PARENT, BlockHeader
+from consensus.events import RestoredState, StableCheckpoint, Write
+from consensus.messages import CommittedBlock
+from node import codec
+from node.execution import DUPLICATE, Receipt, StateWrite
+from node.storage import Storage, from_u64, key, u64
+
+FORMAT_VERSION = 1
+
+_META = b"M"
+_BLOCK = b"B"
+_HEADER = b"H"
+_HASH = b"h"
+_TX = b"T"
+_RECEIPT = b"R"
+_STATE = b"S"
+_RECORD = b"P"
+_CHECKPOINT = b"C"
+
+_META_CHAIN = _META + b"chain_id"
+_META_GENESIS = _META + b"genesis_hash"
+_META_FORMAT = _META + b"format"
+_META_TIP = _META + b"tip"
+
+CHECKPOINT_RECORD_KEY = ("checkpoint",)
+
+
+class LedgerError(Exception):
+    """The data on disk cannot be used as this chain's ledger, or a caller
+    tried to write something that would break the hash chain."""
+
+
+def _u32(value: int) -> bytes:
+    return value.to_bytes(4, "big")
+
+
+def _state_key(contract: str, state_key: bytes) -> bytes:
+    name = contract.encode()
+    if not 0 < len(name) < 256:
+        raise ValueError(f"bad contract name {contract!r}")
+    return _STATE + bytes([len(name)]) + name + state_key
+
+
+class Ledger:
+    def __init__(self, path: str, chain_id: str, genesis_hash: bytes):
+        self.path = str(path)
+        self.chain_id = chain_id
+        self.genesis_hash = genesis_hash
+        self._db = Storage(self.path)
+        try:
+            self._pin_genesis()
+            tip = self._db.get(_META_TIP)
+            self._height = from_u64(tip) if tip is not None else 0
+            self._tip_header = self.header(self._height) if self._height else None
+            if self._height and self._tip_header is None:
+                raise LedgerError(f"{self.path}: tip {self._height} has no header; data dir is corrupt")
+        except BaseException:
+            self._db.close()  # release LevelDB's LOCK so the operator can retry
+            raise
+
+    def _pin_genesis(self) -> None:
+        stored_chain = self._db.get(_META_CHAIN)
+        stored_genesis = self._db.get(_META_GENESIS)
+        if stored_chain is None and stored_genesis is None:
+            with self._db.write_batch(sync=True) as b:
+                b.put(_META_CHAIN, self.chain_id.encode())
+                b.put(_META_GENESIS, self.genesis_hash)
+                b.put(_META_FORMAT, u64(FORMAT_VERSION))
+            return
+        if stored_chain is None or stored_genesis is None:
+            raise LedgerError(f"{self.path}: genesis pin is incomplete; data dir is corrupt")
+        if stored_chain.decode() != self.chain_id or stored_genesis != self.genesis_hash:
+            raise LedgerError(
+                f"data dir {self.path} holds chain {stored_chain.decode()!r} with genesis "
+                f"{stored_genesis.hex()}, config says chain {self.chain_id!r} with genesis "
+                f"{self.genesis_hash.hex()}; point data_dir elsewhere or remove it"
+            )
+        fmt = self._db.get(_META_FORMAT)
+        if fmt is None or from_u64(fmt) != FORMAT_VERSION:
+            raise LedgerError(f"{self.path}: unsupported ledger format {fmt!r}, this build reads {FORMAT_VERSION}")
+
+    def close(self) -> None:
+        self._db.close()
+
+    def __enter__(self) -> "Ledger":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # ---- blocks ------------------------------------------------------------
+
+    def commit_block(
+        self,
+        block: CommittedBlock,
+        header: BlockHeader,
+        receipts: Iterable[Receipt],
+        state_writes: Iterable[StateWrite],
+    ) -> None:
+        """Append the next block with everything derived from it, atomically
+        and durably (one write_batch(sync=True))."""
+        height = self._height + 1
+        if header.chain_id != self.chain_id or block.proposal.chain_id != self.chain_id:
+            raise LedgerError(f"block of chain {header.chain_id!r} given to ledger of {self.chain_id!r}")
+        if header.height != height or block.seq != height:
+            raise LedgerError(f"next block must be {height}, got header {header.height} / block {block.seq}")
+        parent_hash = self._tip_header.hash if self._tip_header else GENESIS_PARENT
+        if header.parent_hash != parent_hash:
+            raise LedgerError(f"block {height} does not extend the tip (parent hash mismatch)")
+        if header.proposal_digest != block.proposal.digest or block.certificate.digest != block.proposal.digest:
+            raise LedgerError(f"block {height}: header, proposal and certificate disagree")
+
+        with self._db.write_batch(sync=True) as b:
+            b.put(key(_BLOCK, height), codec.encode_committed_block(block))
+            b.put(key(_HEADER, height), codec.encode_header(header))
+            b.put(_HASH + header.hash, u64(height))
+            for receipt in receipts:
+                if receipt.height != height:
+                    raise LedgerError(f"receipt for height {receipt.height} in block {height}")
+                location = u64(height) + _u32(receipt.index)
+                b.put(_RECEIPT + location, codec.encode_receipt(receipt))
+                if receipt.status != DUPLICATE:  # the index keeps the first occurrence
+                    b.put(_TX + receipt.tx_id, location)
+            for contract, state_key, value in state_writes:
+                k = _state_key(contract, state_key)
+                if value is None:
+                    b.delete(k)
+                else:
+                    b.put(k, value)
+            b.put(_META_TIP, u64(height))
+        self._height = height
+        self._tip_header = header
+
+    @property
+    def height(self) -> int:
+        """Height of the last committed block; 0 for an empty ledger."""
+        return self._height
+
+    @property
+    def tip_header(self) -> BlockHeader | None:
+        return self._tip_header
+
+    def header(self, height: int) -> BlockHeader | None:
+        if not 0 < height <= self._height:
+            return None
+        data = self._db.get(key(_HEADER, height))
+        return codec.decode_header(data) if data is not None else None
+
+    def block(self, height: int) -> CommittedBlock | None:
+        if not 0 < height <= self._height:
+            return None
+        data = self._db.get(key(_BLOCK, height))
+        return codec.decode_committed_block(data) if data is not None else None
+
+    def height_of(self, block_hash: bytes) -> int | None:
+        data = self._db.get(_HASH + block_hash)
+        return from_u64(data) if data is not None else None
+
+    def block_by_hash(self, block_hash: bytes) -> CommittedBlock | None:
+        height = self.height_of(block_hash)
+        return self.block(height) if height is not None else None
+
+    def blocks(self, from_height: int, to_height: int) -> list[CommittedBlock]:
+        """Committed blocks from_height..to_height inclusive, clamped to the
+        tip (state transfer: FetchBlocks / ServeBlocks). The caller caps the
+        range so a reply stays under message_bytes_max."""
+        lo, hi = max(from_height, 1), min(to_height, self._height)
+        if lo > hi:
+            return []
+        return [
+            codec.decode_committed_block(v)
+            for _, v in self._db.scan(_BLOCK, start=key(_BLOCK, lo), stop=key(_BLOCK, hi + 1))
+        ]
+
+    # ---- transactions ------------------------------------------------------
+
+    def has_tx(self, tx_id: bytes) -> bool:
+        return self._db.get(_TX + tx_id) is not None
+
+    def tx_location(self, tx_id: bytes) -> tuple[int, int] | None:
+        """(height, index) of the committed (first) occurrence of tx_id."""
+        data = self._db.get(_TX + tx_id)
+        if data is None:
+            return None
+        return from_u64(data[:8]), int.from_bytes(data[8:], "big")
+
+    def receipt(self, tx_id: bytes) -> Receipt | None:
+        data = self._db.get(_TX + tx_id)
+        if data is None:
+            return None
+        return self._receipt_at(data)
+
+    def receipt_at(self, height: int, index: int) -> Receipt | None:
+        return self._receipt_at(u64(height) + _u32(index))
+
+    def _receipt_at(self, location: bytes) -> Receipt | None:
+        data = self._db.get(_RECEIPT + location)
+        return codec.decode_receipt(data) if data is not None else None
+
+    def block_receipts(self, height: int) -> list[Receipt]:
+        prefix = _RECEIPT + u64(height)
+        return [codec.decode_receipt(v) for _, v in self._db.scan(prefix)]
+
+    # ---- application state -------------------------------------------------
+
+    def state_get(self, contract: str, state_key: bytes) -> bytes | None:
+        return self._db.get(_state_key(contract, state_key))
+
+    def state_items(self, contract: str, prefix: bytes = b"") -> list[tuple[bytes, bytes]]:
+        """(key, value) of one contract's state under `prefix`, in key order."""
+        ns = _state_key(contract, b"")
+        return [(k[len(ns):], v) for k, v in self._db.scan(ns + prefix)]
+
+    # ---- consensus durable records -------------------------------------------
+
+    def persist_records(self, writes: Iterable[Write], sync: bool = True) -> None:
+        """Apply a Ready.persist batch atomically; value None deletes the key.
+        A StableCheckpoint written under ("checkpoint",) is also kept by its
+        seq, so the proof of every checkpoint stays available."""
+        with self._db.write_batch(sync=sync) as b:
+            for w in writes:
+                k = _RECORD + codec.encode_record_key(w.key)
+                if w.value is None:
+                    b.delete(k)
+                    continue
+                data = codec.encode_record(w.key, w.value)
+                b.put(k, data)
+                if tuple(w.key) == CHECKPOINT_RECORD_KEY and isinstance(w.value, StableCheckpoint):
+                    b.put(key(_CHECKPOINT, w.value.seq), data)
+
+    apply_records = persist_records
+
+    def records(self) -> dict:
+        """Every durable consensus record: RecordKey -> Record."""
+        out = {}
+        for k, v in self._db.scan(_RECORD):
+            record_key = codec.decode_record_key(k[len(_RECORD):])
+            out[record_key] = codec.decode_record(record_key, v)
+        return out
+
+    def stable_checkpoint(self, seq: int) -> StableCheckpoint | None:
+        data = self._db.get(key(_CHECKPOINT, seq))
+        return codec.decode_record(CHECKPOINT_RECORD_KEY, data) if data is not None else None
+
+    def stable_checkpoint_seqs(self) -> list[int]:
+        return [from_u64(k[1:]) for k, _ in self._db.scan(_CHECKPOINT)]
+
+    def restored_state(self) -> RestoredState:
+        """What Replica needs after a restart: its records plus the last
+        executed block. `executed_timestamp_ms` is the tip header's timestamp:
+        the tip proposal's timestamp clamped to never go back (it differs only
+        when the tip is a null proposal, whose timestamp is 0)."""
+        tip = self.block(self._height) if self._height else None
+        return RestoredState(
+            records=self.records(),
+            executed_seq=self._height,
+            executed_certificate=tip.certificate if tip else None,
+            executed_timestamp_ms=self._tip_header.timestamp_ms if self._tip_header else 0,
+        )

@@ -1,0 +1,107 @@
+"""A thin plyvel (LevelDB) wrapper: open, prefixed keys, synced write batches.
+
+Key layout convention (DESIGN.md, "Edges are thin"): a short prefix followed
+by big-endian fixed-width integers, so LevelDB's bytewise order is numeric
+order and a range scan over heights is a plain iterator. Nothing in here knows
+what a block or a record is; that is node/ledger.py's job.
+"""
+from __future__ import annotations
+
+from contextlib import contextmanager
+from typing import Iterator, Protocol
+
+import plyvel
+
+U64_BYTES = 8
+U64_MAX = (1 << 64) - 1
+
+
+def u64(value: int) -> bytes:
+    """Big-endian unsigned 8-byte encoding: byte order == numeric order."""
+    if not 0 <= value <= U64_MAX:
+        raise ValueError(f"not a u64: {value}")
+    return value.to_bytes(U64_BYTES, "big")
+
+
+def from_u64(data: bytes) -> int:
+    if len(data) != U64_BYTES:
+        raise ValueError(f"u64 needs {U64_BYTES} bytes, got {len(data)}")
+    return int.from_bytes(data, "big")
+
+
+def key(prefix: bytes, *numbers: int, suffix: bytes = b"") -> bytes:
+    """prefix + u64(n) for each number + suffix, e.g. key(b"B", height)."""
+    return prefix + b"".join(u64(n) for n in numbers) + suffix
+
+
+class Batch(Protocol):
+    def put(self, key: bytes, value: bytes) -> None: ...
+    def delete(self, key: bytes) -> None: ...
+
+
+class Storage:
+    """One LevelDB directory. Not shared between processes (LevelDB's LOCK)."""
+
+    def __init__(self, path: str, *, create_if_missing: bool = True, bloom_filter_bits: int = 10):
+        # The bloom filter makes point lookups of absent keys (has_tx on a new
+        # transaction id: the common case) skip the disk.
+        self._db = plyvel.DB(
+            str(path), create_if_missing=create_if_missing, bloom_filter_bits=bloom_filter_bits
+        )
+        self.path = str(path)
+
+    @property
+    def closed(self) -> bool:
+        return self._db.closed
+
+    def get(self, key: bytes) -> bytes | None:
+        return self._db.get(key)
+
+    def put(self, key: bytes, value: bytes, *, sync: bool = True) -> None:
+        self._db.put(key, value, sync=sync)
+
+    def delete(self, key: bytes, *, sync: bool = True) -> None:
+        self._db.delete(key, sync=sync)
+
+    @contextmanager
+    def write_batch(self, *, sync: bool = True) -> Iterator[Batch]:
+        """All puts/deletes inside the block land atomically when it exits,
+        fsynced when `sync`; if the block raises, nothing is written."""
+        with self._db.write_batch(transaction=True, sync=sync) as batch:
+            yield batch
+
+    def scan(
+        self,
+        prefix: bytes,
+        *,
+        start: bytes | None = None,
+        stop: bytes | None = None,
+        reverse: bool = False,
+    ) -> Iterator[tuple[bytes, bytes]]:
+        """(key, value) pairs under `prefix`, keys in [start, stop) if given
+        (both include the prefix). The iterator is closed when exhausted."""
+        if start is None and stop is None:
+            it = self._db.iterator(prefix=prefix, reverse=reverse)
+        else:
+            upper = stop if stop is not None else _prefix_end(prefix)
+            it = self._db.iterator(start=start or prefix, stop=upper, reverse=reverse)
+        with it:
+            yield from it
+
+    def close(self) -> None:
+        if not self._db.closed:
+            self._db.close()
+
+    def __enter__(self) -> "Storage":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def _prefix_end(prefix: bytes) -> bytes | None:
+    """The smallest key greater than every key starting with `prefix`."""
+    stripped = prefix.rstrip(b"\xff")
+    if not stripped:
+        return None
+    return stripped[:-1] + bytes([stripped[-1] + 1])

@@ -1,0 +1,220 @@
+"""Executor + kv contract on a real LevelDB ledger: duplicates (Fabric
+DUPLICATE_TXID, TESTING.md S5/E3), failed transactions leave no writes, and
+the state root is a deterministic function of the committed blocks (S6)."""
+from __future__ import annotations
+
+import hashlib
+import json
+
+import nacl.signing
+import pytest
+
+from consensus import messages as m
+from node import codec
+from node.contracts import load_contract, registry_for
+from node.execution import (
+    DUPLICATE, EMPTY_STATE_ROOT, FAILED, OK, ContractError, ContractRegistry, ExecutionError,
+    Executor, state_root,
+)
+from node.ledger import Ledger
+from node.tx import Transaction, sign_transaction, verify_signature
+
+CHAIN = "test-chain"
+GENESIS = hashlib.sha256(b"genesis").digest()
+KEY = nacl.signing.SigningKey(bytes(range(32)))
+
+
+_nonce = iter(range(1, 1 << 30))
+
+
+def tx(method: str, contract: str = "kv", chain_id: str = CHAIN, **payload) -> m.Request:
+    t = sign_transaction(KEY, chain_id=chain_id, nonce=next(_nonce), contract=contract, method=method,
+                         payload=json.dumps(payload).encode())
+    return codec.request_from_tx(t)
+
+
+def block(seq: int, requests) -> m.CommittedBlock:
+    proposal = m.Proposal(chain_id=CHAIN, seq=seq, proposer=0, timestamp_ms=1_000 * seq,
+                          requests=tuple(requests))
+    commit = m.Commit(chain_id=CHAIN, view=0, seq=seq, digest=proposal.digest, replica=0, signature=b"s" * 64)
+    cert = m.CommitCertificate(chain_id=CHAIN, view=0, seq=seq, digest=proposal.digest, commits=(commit,))
+    return m.CommittedBlock(proposal=proposal, certificate=cert)
+
+
+class Chain:
+    """A ledger + executor that executes and commits blocks like the shell."""
+
+    def __init__(self, path, registry: ContractRegistry | None = None, **executor_options):
+        self.ledger = Ledger(path, CHAIN, GENESIS)
+        self.executor = Executor(CHAIN, registry or registry_for(["kv"]), self.ledger, **executor_options)
+
+    def run(self, *requests: m.Request):
+        b = block(self.ledger.height + 1, requests)
+        result = self.executor.execute_block(b, self.ledger.tip_header)
+        self.ledger.commit_block(b, result.header, result.receipts, result.state_writes)
+        return result
+
+    def kv(self, key: str) -> str | None:
+        value = self.ledger.state_get("kv", key.encode())
+        return value.decode() if value is not None else None
+
+
+@pytest.fixture
+def chain(tmp_path):
+    c = Chain(tmp_path / "a")
+    yield c
+    c.ledger.close()
+
+
+def statuses(result):
+    return [r.status for r in result.receipts]
+
+
+def test_executor_kv_put_delete_cas(chain):
+    result = chain.run(tx("put", key="a", value="1"), tx("put", key="b", value="2"),
+                       tx("cas", key="a", expected="1", value="3"), tx("delete", key="b"),
+                       tx("cas", key="c", expected=None, value="new"))
+    assert statuses(result) == [OK] * 5
+    assert (chain.kv("a"), chain.kv("b"), chain.kv("c")) == ("3", None, "new")
+    # net writes of the block, sorted, one per key; the delete is a tombstone
+    assert result.state_writes == (("kv", b"a", b"3"), ("kv", b"b", None), ("kv", b"c", b"new"))
+    assert result.header.state_root == state_root(EMPTY_STATE_ROOT, result.state_writes)
+    assert [(r.height, r.index) for r in result.receipts] == [(1, i) for i in range(5)]
+    assert json.loads(result.receipts[3].output) == {"deleted": True}
+
+
+def test_executor_duplicate_tx_is_marked_and_not_executed(chain):
+    first = tx("put", key="k", value="v1")
+    r1 = chain.run(first, first)  # again in the same block
+    assert statuses(r1) == [OK, DUPLICATE]
+    chain.run(tx("put", key="k", value="v2"))
+    r3 = chain.run(first, tx("put", key="other", value="x"))  # replay in a later block
+    assert statuses(r3) == [DUPLICATE, OK]
+    assert chain.kv("k") == "v2"  # the replay did not run
+    assert r3.state_writes == (("kv", b"other", b"x"),)
+    # the index still points at the first occurrence; the DUPLICATE receipt is kept by position
+    assert chain.ledger.tx_location(first.id) == (1, 0)
+    assert chain.ledger.receipt(first.id).status == OK
+    assert chain.ledger.receipt_at(3, 0).status == DUPLICATE
+    assert chain.ledger.receipt_at(1, 1).status == DUPLICATE
+
+
+class Exploding:
+    name = "boom"
+
+    def execute(self, ctx, t):
+        ctx.put(b"half", b"written")
+        if t.method == "fail":
+            return FAILED, "refused", b""
+        raise ContractError("exploded after a write")
+
+
+def test_executor_failed_tx_writes_are_discarded(tmp_path):
+    c = Chain(tmp_path / "a", registry_for(["kv"]))
+    c.executor.registry.register(Exploding())
+    result = c.run(
+        tx("put", key="a", value="1"),
+        tx("cas", key="a", expected="wrong", value="2"),  # mismatch
+        tx("explode", contract="boom"),  # writes, then raises
+        tx("fail", contract="boom"),  # writes, then returns FAILED
+        tx("put", contract="nope", key="a", value="9"),  # unknown contract
+        tx("put", chain_id="elsewhere", key="a", value="9"),  # signed for another chain
+        tx("put", key="a"),  # bad payload: no value
+        tx("frobnicate", key="a"),  # unknown method
+        m.Request(id=hashlib.sha256(b"junk").digest(), body=b"junk"),  # undecodable
+        tx("cas", key="a", expected="1", value="4"),  # sees the first put (block overlay)
+    )
+    assert statuses(result) == [OK] + [FAILED] * 8 + [OK]
+    messages = [r.message for r in result.receipts]
+    assert "cas failed" in messages[1] and messages[2] == "exploded after a write"
+    assert messages[3] == "refused" and "unknown contract 'nope'" in messages[4]
+    assert "elsewhere" in messages[5] and "malformed transaction" in messages[8]
+    assert result.state_writes == (("kv", b"a", b"4"),)
+    assert c.ledger.state_get("boom", b"half") is None and c.kv("a") == "4"
+    # a failed transaction is committed (its id is spent) but changed nothing
+    assert c.ledger.receipt(result.receipts[2].tx_id).status == FAILED
+    c.ledger.close()
+
+
+def test_executor_can_recheck_signatures(tmp_path):
+    c = Chain(tmp_path / "a", verify_tx=verify_signature)
+    good = tx("put", key="a", value="1")
+    forged = codec.request_from_tx(Transaction(
+        chain_id=CHAIN, sender=bytes(KEY.verify_key), nonce=10**9, contract="kv", method="put",
+        payload=json.dumps({"key": "a", "value": "stolen"}).encode(), signature=bytes(64),
+    ))
+    result = c.run(good, forged)
+    assert statuses(result) == [OK, FAILED] and result.receipts[1].message == "bad transaction signature"
+    assert c.kv("a") == "1"
+    c.ledger.close()
+
+
+def test_executor_contracts_only_see_their_own_namespace(chain):
+    class Reader:
+        name = "reader"
+
+        def execute(self, ctx, t):
+            assert ctx.get(b"a") is None  # kv's "a" is not visible here
+            ctx.put(b"a", b"mine")
+            return OK, "", b""
+
+    chain.executor.registry.register(Reader())
+    result = chain.run(tx("put", key="a", value="kv's"), tx("x", contract="reader"))
+    assert statuses(result) == [OK, OK]
+    assert chain.ledger.state_get("reader", b"a") == b"mine" and chain.kv("a") == "kv's"
+
+
+def test_executor_state_root_is_deterministic(tmp_path):
+    def history(path, value_in_block_2):
+        c = Chain(path)
+        roots = [c.run(*reqs).header.state_root for reqs in (
+            [common[0]], [common[1], m.Request(id=b"\x07" * 32, body=b"junk")] + value_in_block_2, [common[2]],
+        )]
+        c.ledger.close()
+        return roots
+
+    common = [tx("put", key="x", value="1"), tx("delete", key="x"), tx("put", key="y", value="2")]
+    v_a, v_b = tx("put", key="z", value="a"), tx("put", key="z", value="b")
+    a = history(tmp_path / "a", [v_a])
+    b = history(tmp_path / "b", [v_a])
+    c = history(tmp_path / "c", [v_b])
+    assert a == b
+    assert c[0] == a[0] and c[1] != a[1] and c[2] != a[2]  # an accumulator: the difference persists
+
+
+def test_executor_same_block_twice_gives_the_same_result(chain):
+    chain.run(tx("put", key="a", value="1"))
+    b = block(2, [tx("cas", key="a", expected="1", value="2"), tx("put", key="b", value="3")])
+    first = chain.executor.execute_block(b, chain.ledger.tip_header)
+    second = chain.executor.execute_block(b, chain.ledger.tip_header)  # execution does not write
+    assert first == second and first.header.hash == second.header.hash
+    assert chain.kv("a") == "1"
+
+
+def test_executor_refuses_a_block_out_of_order(chain):
+    with pytest.raises(ExecutionError, match="height"):
+        chain.executor.execute_block(block(2, []), None)
+    other = m.CommittedBlock(
+        proposal=m.Proposal(chain_id="x", seq=1, proposer=0, timestamp_ms=0),
+        certificate=block(1, []).certificate,
+    )
+    with pytest.raises(ExecutionError, match="chain"):
+        chain.executor.execute_block(other, None)
+
+
+def test_state_root_depends_on_writes_not_their_order():
+    w = [("kv", b"a", b"1"), ("kv", b"b", None), ("z", b"a", b"")]
+    assert state_root(EMPTY_STATE_ROOT, w) == state_root(EMPTY_STATE_ROOT, list(reversed(w)))
+    assert state_root(EMPTY_STATE_ROOT, [("kv", b"b", None)]) != state_root(EMPTY_STATE_ROOT, [("kv", b"b", b"")])
+    assert state_root(EMPTY_STATE_ROOT, [("kv", b"ab", b"c")]) != state_root(EMPTY_STATE_ROOT, [("kv", b"a", b"bc")])
+    assert state_root(EMPTY_STATE_ROOT, []) != state_root(b"\x01" * 32, [])
+
+
+def test_contract_registry_loads_builtins_and_plugins():
+    registry = registry_for(["kv", f"{__name__}:Exploding"])
+    assert registry.names() == ["boom", "kv"]
+    assert load_contract("node.contracts.kv:KvContract").name == "kv"
+    with pytest.raises(ValueError, match="unknown contract 'catalogue'"):
+        load_contract("catalogue")
+    with pytest.raises(ValueError, match="already registered"):
+        registry_for(["kv", "kv"])
