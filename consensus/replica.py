@@ -204,6 +204,10 @@ class Replica:
         if self._ledger_has is not None:
             self._committed_ids.clear()  # the ledger answers for them from now on
 
+    def knows_request(self, request_id: bytes) -> bool:
+        """Pending, proposed or committed: a resubmission would be a replay."""
+        return request_id in self._pending or request_id in self._in_flight or self.is_committed(request_id)
+
     def is_committed(self, request_id: bytes) -> bool:
         if request_id in self._committed_ids:
             return True

@@ -1,0 +1,305 @@
+"""One chain inside a node process.
+
+A single asyncio task owns the chain's Replica and feeds it one event at a
+time; each Ready is handled in the fixed order DESIGN.md prescribes:
+persist (fsync) -> send -> execute and commit blocks (one synced LevelDB
+batch each) -> serve state transfer -> advance. Because nothing awaits in
+between, cancelling the task can never interrupt a write batch.
+
+Client transactions are admitted in batches: whatever arrives while the
+loop is busy is verified together in a worker thread (Ed25519 off the event
+loop) and enters the replica as one RequestsSubmitted event.
+"""
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections import Counter, OrderedDict
+from concurrent.futures import Executor as ThreadPool
+from dataclasses import dataclass
+
+import grpc
+
+from consensus import events as ev
+from consensus import messages as m
+from consensus.replica import Replica
+from node import codec
+from node.crypto import Ed25519Signer, Ed25519Verifier
+from node.execution import ContractRegistry, Executor, Receipt
+from node.genesis import Genesis
+from node.ledger import Ledger
+from node.transport import Transport
+from node.tx import Transaction, validate_shape, verify_signature
+
+log = logging.getLogger("govchain.chain")
+
+VERIFIED_CACHE_MAX = 200_000
+INBOX_PEER_MAX = 20_000
+SERVE_BYTES_MAX = 2 << 20
+
+
+@dataclass(frozen=True)
+class Admission:
+    tx_id: bytes
+    code: grpc.StatusCode
+    error: str = ""
+
+
+def _verify_requests(requests: list[m.Request]) -> list[bytes]:
+    """Ids of the requests that decode to a correctly signed transaction."""
+    good = []
+    for request in requests:
+        try:
+            tx = codec.tx_from_request(request)
+        except codec.CodecError:
+            continue
+        if validate_shape(tx) is None and verify_signature(tx):
+            good.append(request.id)
+    return good
+
+
+class ChainNode:
+    def __init__(self, *, genesis: Genesis, department: str, signing_key, ledger: Ledger,
+                 registry: ContractRegistry, tick_ms: int, transport: Transport, mempool_max: int,
+                 pool: ThreadPool, publisher=None) -> None:
+        self.chain_id = genesis.chain_id
+        self.genesis = genesis
+        self.ledger = ledger
+        self.counters: Counter[str] = Counter()
+        config = genesis.replica_config(department, tick_ms)
+        self.index = config.replica
+        self._departments = [v.department for v in genesis.validators]
+        self._addresses = [v.address for v in genesis.validators]
+        self._transport = transport
+        self._pool = pool
+        self._publisher = publisher
+        self._tick_s = tick_ms / 1000
+        self._mempool_max = mempool_max
+        self._executor = Executor(self.chain_id, registry, ledger)
+        self.replica = Replica(
+            config, Ed25519Signer(signing_key),
+            Ed25519Verifier([v.public_key_bytes for v in genesis.validators]),
+            validate_request=self._validate_request, is_committed=ledger.has_tx,
+            restored=ledger.restored_state())
+        self._inbox: asyncio.Queue[ev.Event] = asyncio.Queue()
+        self._verified: OrderedDict[bytes, None] = OrderedDict()
+        self._waiters: dict[bytes, list[asyncio.Future]] = {}
+        self._admitting: list[tuple[Transaction, asyncio.Future]] = []
+        self._new_block = asyncio.Event()
+        self._tasks: list[asyncio.Task] = []
+        self.stopping = False
+
+    # ---- lifecycle ----------------------------------------------------------
+
+    def start(self) -> None:
+        loop = asyncio.get_running_loop()
+        for i, address in enumerate(self._addresses):
+            if i != self.index:
+                self._transport.link(address)
+        self._tasks = [loop.create_task(self._run(), name=f"chain {self.chain_id}"),
+                       loop.create_task(self._ticker(), name=f"ticker {self.chain_id}")]
+
+    async def stop(self) -> None:
+        self.stopping = True
+        for task in self._tasks:
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        for futures in self._waiters.values():
+            for f in futures:
+                if not f.done():
+                    f.cancel()
+
+    async def _ticker(self) -> None:
+        while True:
+            await asyncio.sleep(self._tick_s)
+            self._inbox.put_nowait(ev.Tick(now_ms=time.time_ns() // 1_000_000))
+
+    async def _run(self) -> None:
+        while True:
+            event = await self._inbox.get()
+            try:
+                self._step(event)
+            except Exception:
+                # A bug, not bad input (the replica never raises on peer data):
+                # stop this chain rather than risk a diverging ledger.
+                log.exception("chain %s stopped: internal error", self.chain_id)
+                raise
+
+    def _step(self, event: ev.Event) -> None:
+        ready = self.replica.step(event)
+        executed = self._handle(ready)
+        for e in executed:
+            self._step(e)
+
+    # ---- the Ready, in order ------------------------------------------------
+
+    def _handle(self, ready: ev.Ready) -> list[ev.BlockExecuted]:
+        if ready.persist:
+            self.ledger.persist_records(ready.persist, sync=ready.sync)
+        for send in ready.messages:
+            self._send(send.message, send.to)
+        executed = [self._commit(block) for block in ready.committed]
+        for serve in ready.serve:
+            self._serve(serve)
+        for reason in ready.dropped:
+            self.counters["dropped: " + reason] += 1
+        self.replica.advance(ready)
+        return executed
+
+    def _send(self, message: m.Message, to: int | None) -> None:
+        envelope = codec.envelope_to_proto(message)
+        targets = range(len(self._addresses)) if to is None else (to,)
+        for i in targets:
+            if i != self.index:
+                self._transport.link(self._addresses[i]).send(envelope)
+
+    def _commit(self, block: m.CommittedBlock) -> ev.BlockExecuted:
+        result = self._executor.execute_block(block, self.ledger.tip_header)
+        self.ledger.commit_block(block, result.header, result.receipts, result.state_writes)
+        for receipt in result.receipts:
+            for future in self._waiters.pop(receipt.tx_id, ()):
+                if not future.done():
+                    future.set_result(receipt)
+        self._new_block.set()
+        self._new_block = asyncio.Event()
+        if self._publisher is not None:
+            self._publisher.publish_block(self.chain_id, block_summary(result.header, result.receipts))
+        return ev.BlockExecuted(seq=block.seq, block_hash=result.header.hash)
+
+    def _serve(self, serve: ev.ServeBlocks) -> None:
+        blocks, size = [], 0
+        for block in self.ledger.blocks(serve.from_seq, serve.to_seq):
+            size += block.proposal.size_bytes + 1024
+            if blocks and size > SERVE_BYTES_MAX:
+                break
+            blocks.append(block)
+        self._send(m.BlocksReply(chain_id=self.chain_id, blocks=tuple(blocks), replica=self.index), serve.to)
+
+    # ---- peer input ---------------------------------------------------------
+
+    def deliver(self, message: m.Message) -> None:
+        """A decoded peer message. Requests it carries are signature-checked in
+        a worker thread first, so the replica's own check is a cache hit."""
+        if self._inbox.qsize() >= INBOX_PEER_MAX:
+            self.counters["dropped: inbox full"] += 1
+            return
+        match message:
+            case m.PrePrepare():
+                requests = message.proposal.requests
+            case m.RequestBatch():
+                requests = message.requests
+            case _:
+                requests = ()
+        unknown = [r for r in requests if r.id not in self._verified]
+        if not unknown:
+            self._inbox.put_nowait(ev.MessageReceived(message=message))
+            return
+        future = asyncio.get_running_loop().run_in_executor(self._pool, _verify_requests, unknown)
+
+        def verified(f: asyncio.Future) -> None:
+            if f.cancelled() or f.exception() is not None:
+                return
+            self._remember(f.result())
+            self._inbox.put_nowait(ev.MessageReceived(message=message))
+
+        future.add_done_callback(verified)
+
+    def _remember(self, ids) -> None:
+        for rid in ids:
+            self._verified[rid] = None
+        while len(self._verified) > VERIFIED_CACHE_MAX:
+            self._verified.popitem(last=False)
+
+    def _validate_request(self, request: m.Request) -> bool:
+        if request.id in self._verified:
+            return True
+        ok = bool(_verify_requests([request]))
+        if ok:
+            self._remember([request.id])
+        return ok
+
+    # ---- client input -------------------------------------------------------
+
+    def admit(self, tx: Transaction) -> asyncio.Future:
+        """Queue one transaction for admission; resolves to an Admission."""
+        future = asyncio.get_running_loop().create_future()
+        if not self._admitting:
+            asyncio.get_running_loop().call_soon(self._flush_admissions)
+        self._admitting.append((tx, future))
+        return future
+
+    def _flush_admissions(self) -> None:
+        batch, self._admitting = self._admitting, []
+        asyncio.get_running_loop().create_task(self._admit_batch(batch))
+
+    async def _admit_batch(self, batch: list[tuple[Transaction, asyncio.Future]]) -> None:
+        results: dict[int, Admission] = {}
+        candidates = []
+        for i, (tx, _) in enumerate(batch):
+            problem = validate_shape(tx)
+            if problem:
+                results[i] = Admission(tx.id, grpc.StatusCode.INVALID_ARGUMENT, problem)
+            else:
+                candidates.append(i)
+        requests = {i: codec.request_from_tx(batch[i][0]) for i in candidates}
+        good = set(await asyncio.get_running_loop().run_in_executor(
+            self._pool, _verify_requests, list(requests.values())))
+        self._remember(good)
+        admitted: list[m.Request] = []
+        seen: set[bytes] = set()
+        for i, request in requests.items():
+            tx_id = request.id
+            if self.stopping:
+                results[i] = Admission(tx_id, grpc.StatusCode.UNAVAILABLE, "node is shutting down; retry on another node")
+            elif tx_id not in good:
+                results[i] = Admission(tx_id, grpc.StatusCode.UNAUTHENTICATED,
+                                       "signature does not match sender key and transaction content")
+            elif tx_id in seen or self.replica.knows_request(tx_id):
+                results[i] = Admission(tx_id, grpc.StatusCode.ALREADY_EXISTS,
+                                       f"transaction {tx_id.hex()} was already submitted (replay)")
+            elif self.replica.pending_count + len(admitted) >= self._mempool_max:
+                self.counters["rejected: mempool full"] += 1
+                results[i] = Admission(tx_id, grpc.StatusCode.RESOURCE_EXHAUSTED,
+                                       f"mempool full ({self._mempool_max} transactions); retry later")
+            else:
+                seen.add(tx_id)
+                admitted.append(request)
+                results[i] = Admission(tx_id, grpc.StatusCode.OK)
+        if admitted:
+            self._inbox.put_nowait(ev.RequestsSubmitted(requests=tuple(admitted)))
+        for i, (_, future) in enumerate(batch):
+            if not future.done():
+                future.set_result(results[i])
+
+    def wait_committed(self, tx_id: bytes) -> asyncio.Future:
+        """Resolves to the Receipt once the transaction's block is on disk."""
+        future = asyncio.get_running_loop().create_future()
+        receipt = self.ledger.receipt(tx_id)
+        if receipt is not None:
+            future.set_result(receipt)
+        else:
+            self._waiters.setdefault(tx_id, []).append(future)
+        return future
+
+    async def wait_for_height(self, height: int) -> None:
+        while self.ledger.height < height:
+            await self._new_block.wait()
+
+    # ---- status -------------------------------------------------------------
+
+    def status(self) -> dict:
+        r = self.replica
+        tip = self.ledger.tip_header
+        peers = sorted(self._departments[i] for i, a in enumerate(self._addresses)
+                       if i != self.index and self._transport.connected(a))
+        return {"chain_id": self.chain_id, "height": self.ledger.height, "view": r.view,
+                "primary": r.primary, "view_changing": r.view_changing, "peers_connected": peers,
+                "mempool": r.pending_count, "head_hash": tip.hash if tip else b"", "replica": self.index}
+
+
+def block_summary(header, receipts: tuple[Receipt, ...]) -> dict:
+    return {"chain": header.chain_id, "height": header.height, "hash": header.hash.hex(),
+            "view": header.view, "proposer": header.proposer, "timestamp_ms": header.timestamp_ms,
+            "txs": len(receipts), "ok": sum(1 for r in receipts if r.status == "OK"),
+            "state_root": header.state_root.hex()}

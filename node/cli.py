@@ -1,0 +1,275 @@
+"""`govchain`: run a node, manage keys, and talk to a node from the shell.
+
+Read commands print a human summary, or one JSON object with --json.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+
+import grpc
+
+from node import codec
+
+DEFAULT_NODE = os.environ.get("GOVCHAIN_NODE", "127.0.0.1:7101")
+
+
+def _print(obj: dict, as_json: bool, human: str) -> None:
+    print(json.dumps(obj, sort_keys=True) if as_json else human)
+
+
+def _receipt_dict(r) -> dict:
+    return {"tx_id": r.tx_id.hex(), "height": r.height, "index": r.index, "status": r.status,
+            "message": r.message, "output": r.output.decode(errors="replace")}
+
+
+# ---- node and keys ----------------------------------------------------------
+
+def cmd_node_run(args) -> int:
+    from node.config import ConfigError, load_config
+    from node.daemon import run
+
+    try:
+        config = load_config(args.config)
+    except ConfigError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except OSError as exc:
+        print(f"error: cannot read config {args.config}: {exc.strerror}; pass --config PATH", file=sys.stderr)
+        return 2
+    return run(config)
+
+
+def cmd_keys_generate(args) -> int:
+    from node.keys import KeyFileError, generate_key_file, public_key_hex
+
+    try:
+        key = generate_key_file(args.out)
+    except KeyFileError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    _print({"file": args.out, "public_key": public_key_hex(key)}, args.json,
+           f"wrote {args.out} (mode 0600)\npublic key: {public_key_hex(key)}")
+    return 0
+
+
+def cmd_keys_show(args) -> int:
+    from node.keys import KeyFileError, load_signing_key, public_key_hex
+
+    try:
+        key = load_signing_key(args.file)
+    except KeyFileError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    _print({"file": args.file, "public_key": public_key_hex(key)}, args.json, public_key_hex(key))
+    return 0
+
+
+# ---- talking to a node ------------------------------------------------------
+
+def _rpc_error(exc: grpc.RpcError, address: str) -> int:
+    code = exc.code()
+    hint = f" (is a node running at {address}? try --node HOST:PORT)" if code == grpc.StatusCode.UNAVAILABLE else ""
+    print(f"error: {code.name}: {exc.details()}{hint}", file=sys.stderr)
+    return 1
+
+
+def _stub(args):
+    from node.client import stub
+
+    return stub(args.node)
+
+
+def cmd_status(args) -> int:
+    from node.pb import client_pb2
+
+    r = _stub(args).Status(client_pb2.StatusRequest(), timeout=args.timeout)
+    chains = {c.chain_id: {"height": c.height, "view": c.view, "primary": c.primary,
+                           "view_changing": c.view_changing, "peers": list(c.peers_connected),
+                           "mempool": c.mempool, "head": c.head_hash.hex(), "replica": c.replica}
+              for c in r.chains}
+    lines = [f"department {r.department} at {args.node}",
+             f"{'chain':<10} {'height':>7} {'view':>5} {'primary':>7} {'peers':>5} {'mempool':>8}  head"]
+    lines += [f"{cid:<10} {c['height']:>7} {c['view']:>5} {c['primary']:>7} {len(c['peers']):>5} "
+              f"{c['mempool']:>8}  {c['head'][:16]}" for cid, c in chains.items()]
+    _print({"department": r.department, "chains": chains}, args.json, "\n".join(lines))
+    return 0
+
+
+def cmd_tx_submit(args) -> int:
+    from node.keys import load_signing_key
+    from node.pb import client_pb2
+    from node.tx import sign_transaction
+
+    key = load_signing_key(args.key)
+    nonce = args.nonce if args.nonce is not None else time.time_ns()
+    tx = sign_transaction(key, chain_id=args.chain, nonce=nonce, contract=args.contract,
+                          method=args.method, payload=args.payload.encode())
+    r = _stub(args).Submit(client_pb2.SubmitRequest(tx=codec.tx_to_proto(tx), wait_commit=args.wait),
+                           timeout=args.timeout)
+    out = {"tx_id": r.tx_id.hex(), "committed": r.committed}
+    human = f"submitted {r.tx_id.hex()}"
+    if r.committed:
+        receipt = codec.receipt_from_proto(r.receipt)
+        out["receipt"] = _receipt_dict(receipt)
+        human += f"\ncommitted at height {receipt.height} index {receipt.index}: {receipt.status} {receipt.message}"
+    elif args.wait:
+        human += "\nnot committed before the timeout; check later with `govchain tx get`"
+    _print(out, args.json, human)
+    return 0
+
+
+def cmd_tx_get(args) -> int:
+    from node.pb import client_pb2
+
+    r = _stub(args).GetTransaction(client_pb2.GetTransactionRequest(chain_id=args.chain, tx_id=bytes.fromhex(args.id)),
+                                   timeout=args.timeout)
+    tx, receipt = codec.tx_from_proto(r.tx), codec.receipt_from_proto(r.receipt)
+    out = {"tx": {"chain_id": tx.chain_id, "sender": tx.sender.hex(), "nonce": tx.nonce, "contract": tx.contract,
+                  "method": tx.method, "payload": tx.payload.decode(errors="replace")},
+           "receipt": _receipt_dict(receipt)}
+    _print(out, args.json, f"{tx.contract}.{tx.method} from {tx.sender.hex()[:16]} nonce {tx.nonce}\n"
+                           f"height {receipt.height} index {receipt.index}: {receipt.status} {receipt.message}")
+    return 0
+
+
+def cmd_block_get(args) -> int:
+    from node.pb import client_pb2
+
+    request = client_pb2.GetBlockRequest(chain_id=args.chain)
+    if args.hash:
+        request.hash = bytes.fromhex(args.hash)
+    else:
+        request.height = args.height
+    r = _stub(args).GetBlock(request, timeout=args.timeout)
+    h, block = codec.from_proto(r.header), codec.from_proto(r.block)
+    out = {"chain_id": h.chain_id, "height": h.height, "hash": h.hash.hex(), "parent_hash": h.parent_hash.hex(),
+           "view": h.view, "proposer": h.proposer, "timestamp_ms": h.timestamp_ms, "tx_root": h.tx_root.hex(),
+           "state_root": h.state_root.hex(), "txs": len(block.proposal.requests),
+           "certificate": {"view": block.certificate.view, "signers": [c.replica for c in block.certificate.commits]},
+           "checkpoint": r.HasField("checkpoint")}
+    _print(out, args.json, "\n".join(f"{k:<13} {v}" for k, v in out.items()))
+    return 0
+
+
+def cmd_state_get(args) -> int:
+    from node.pb import client_pb2
+
+    r = _stub(args).QueryState(client_pb2.QueryStateRequest(chain_id=args.chain, contract=args.contract,
+                                                            key=args.key.encode()), timeout=args.timeout)
+    value = r.value.decode(errors="replace")
+    _print({"found": r.found, "value": value if r.found else None, "height": r.height}, args.json,
+           value if r.found else f"not found (at height {r.height})")
+    return 0 if r.found else 1
+
+
+def cmd_chain_verify(args) -> int:
+    from node.client import blocks_from_ledger, blocks_over_grpc
+    from node.genesis import load_genesis
+    from node.ledger import Ledger
+    from node.verify import verify_chain
+
+    genesis = load_genesis(args.genesis)
+    if args.data_dir:
+        with Ledger(os.path.join(args.data_dir, genesis.chain_id), genesis.chain_id, genesis.hash) as ledger:
+            result = verify_chain(genesis, blocks_from_ledger(ledger))
+    else:
+        result = verify_chain(genesis, blocks_over_grpc(args.node, genesis.chain_id, args.timeout))
+    out = {"chain_id": genesis.chain_id, "ok": result.ok, "height": result.height,
+           "checkpoints": result.checkpoints, "problem": result.problem}
+    human = (f"OK: {genesis.chain_id} verified {result.height} blocks, {result.checkpoints} stable checkpoints"
+             if result.ok else f"BAD: {genesis.chain_id} at height {result.height}: {result.problem}")
+    _print(out, args.json, human)
+    return 0 if result.ok else 3
+
+
+# ---- parser -------------------------------------------------------------------
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="govchain", description="govchain: government data sharing on PBFT chains")
+    sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    def client_opts(sp, json_flag=True):
+        sp.add_argument("--node", default=DEFAULT_NODE, help=f"client address of a node (default {DEFAULT_NODE}, env GOVCHAIN_NODE)")
+        sp.add_argument("--timeout", type=float, default=15.0, help="seconds to wait for the node")
+        if json_flag:
+            sp.add_argument("--json", action="store_true", help="print one JSON object")
+
+    node = sub.add_parser("node", help="run a department node").add_subparsers(dest="action", required=True)
+    run = node.add_parser("run", help="run the node daemon until SIGTERM/SIGINT")
+    run.add_argument("--config", required=True, help="path to node.toml")
+    run.set_defaults(func=cmd_node_run)
+
+    keys = sub.add_parser("keys", help="Ed25519 node and client keys").add_subparsers(dest="action", required=True)
+    gen = keys.add_parser("generate", help="write a new key file (mode 0600, never overwrites)")
+    gen.add_argument("--out", required=True)
+    gen.add_argument("--json", action="store_true")
+    gen.set_defaults(func=cmd_keys_generate)
+    show = keys.add_parser("show", help="print the public key of a key file")
+    show.add_argument("file")
+    show.add_argument("--json", action="store_true")
+    show.set_defaults(func=cmd_keys_show)
+
+    st = sub.add_parser("status", help="chains, heights, views and peers of a node")
+    client_opts(st)
+    st.set_defaults(func=cmd_status)
+
+    tx = sub.add_parser("tx", help="submit or read transactions").add_subparsers(dest="action", required=True)
+    submit = tx.add_parser("submit", help="sign and submit one transaction")
+    client_opts(submit)
+    submit.add_argument("--chain", required=True)
+    submit.add_argument("--key", required=True, help="sender key file")
+    submit.add_argument("--contract", default="kv")
+    submit.add_argument("--method", required=True)
+    submit.add_argument("--payload", default="", help='e.g. \'{"key": "a", "value": "1"}\'')
+    submit.add_argument("--nonce", type=int, help="default: current time in ns")
+    submit.add_argument("--wait", action="store_true", help="wait for commit and print the receipt")
+    submit.set_defaults(func=cmd_tx_submit)
+    get = tx.add_parser("get", help="a committed transaction and its receipt")
+    client_opts(get)
+    get.add_argument("--chain", required=True)
+    get.add_argument("--id", required=True, help="transaction id (hex)")
+    get.set_defaults(func=cmd_tx_get)
+
+    block = sub.add_parser("block", help="read blocks").add_subparsers(dest="action", required=True)
+    bget = block.add_parser("get", help="a block header, certificate and size")
+    client_opts(bget)
+    bget.add_argument("--chain", required=True)
+    which = bget.add_mutually_exclusive_group(required=True)
+    which.add_argument("--height", type=int)
+    which.add_argument("--hash")
+    bget.set_defaults(func=cmd_block_get)
+
+    state = sub.add_parser("state", help="read contract state").add_subparsers(dest="action", required=True)
+    sget = state.add_parser("get", help="one key of a contract's state")
+    client_opts(sget)
+    sget.add_argument("--chain", required=True)
+    sget.add_argument("--contract", default="kv")
+    sget.add_argument("--key", required=True)
+    sget.set_defaults(func=cmd_state_get)
+
+    chain = sub.add_parser("chain", help="whole-chain checks").add_subparsers(dest="action", required=True)
+    verify = chain.add_parser("verify", help="check every hash link, Merkle root and certificate against genesis")
+    client_opts(verify)
+    verify.add_argument("--genesis", required=True, help="the chain's genesis file")
+    verify.add_argument("--data-dir", help="read a stopped node's data dir instead of asking --node")
+    verify.set_defaults(func=cmd_chain_verify)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except grpc.RpcError as exc:
+        return _rpc_error(exc, getattr(args, "node", ""))
+    except (ValueError, OSError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

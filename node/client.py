@@ -1,0 +1,42 @@
+"""Client-side helpers shared by the CLI, scripts and tests."""
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import grpc
+
+from consensus.block import BlockHeader
+from consensus.events import StableCheckpoint
+from consensus.messages import CommittedBlock
+from node import codec
+from node.ledger import Ledger
+from node.pb import client_pb2, client_pb2_grpc
+
+MESSAGE_BYTES_MAX = 64 << 20
+
+
+def channel(address: str) -> grpc.Channel:
+    return grpc.insecure_channel(address, options=[("grpc.max_receive_message_length", MESSAGE_BYTES_MAX),
+                                                   ("grpc.max_send_message_length", MESSAGE_BYTES_MAX)])
+
+
+def stub(address: str) -> client_pb2_grpc.ClientStub:
+    return client_pb2_grpc.ClientStub(channel(address))
+
+
+def blocks_over_grpc(address: str, chain_id: str, timeout_s: float = 10.0
+                     ) -> Iterator[tuple[BlockHeader, CommittedBlock, StableCheckpoint | None]]:
+    client = stub(address)
+    height = client.Status(client_pb2.StatusRequest(), timeout=timeout_s)
+    tip = next((c.height for c in height.chains if c.chain_id == chain_id), None)
+    if tip is None:
+        raise LookupError(f"node {address} does not serve chain {chain_id!r}")
+    for h in range(1, tip + 1):
+        r = client.GetBlock(client_pb2.GetBlockRequest(chain_id=chain_id, height=h), timeout=timeout_s)
+        checkpoint = codec.from_proto(r.checkpoint) if r.HasField("checkpoint") else None
+        yield codec.from_proto(r.header), codec.from_proto(r.block), checkpoint
+
+
+def blocks_from_ledger(ledger: Ledger) -> Iterator[tuple[BlockHeader, CommittedBlock, StableCheckpoint | None]]:
+    for h in range(1, ledger.height + 1):
+        yield ledger.header(h), ledger.block(h), ledger.stable_checkpoint(h)

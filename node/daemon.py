@@ -1,0 +1,209 @@
+"""Wires one department's node: keys, chains, gRPC server, MQTT, signals."""
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+import time
+from concurrent.futures import ThreadPoolExecutor
+
+import grpc
+from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+from grpc_reflection.v1alpha import reflection
+
+from node import codec
+from node.chain import ChainNode
+from node.config import NodeConfig
+from node.contracts import registry_for
+from node.events import EventPublisher
+from node.genesis import load_genesis
+from node.keys import load_signing_key
+from node.ledger import Ledger
+from node.pb import client_pb2, peer_pb2, peer_pb2_grpc, client_pb2_grpc
+from node.service import ClientService
+from node.transport import PeerService, Transport
+
+log = logging.getLogger("govchain.node")
+
+STOP_GRACE_S = 3.0
+STATUS_INTERVAL_S = 5.0
+CONTRACTS = ("kv",)  # the sub-chain contracts register here when they land
+
+
+class StartupError(Exception):
+    """A problem an operator must fix before the node can start."""
+
+
+class RateLimitedLog:
+    """Logs each kind of bad input at most once per interval, with a count."""
+
+    def __init__(self, interval_s: float = 5.0) -> None:
+        self._interval = interval_s
+        self._last: dict[str, float] = {}
+        self._suppressed: dict[str, int] = {}
+
+    def warning(self, kind: str, detail: str) -> None:
+        now = time.monotonic()
+        if now - self._last.get(kind, -1e9) >= self._interval:
+            skipped = self._suppressed.pop(kind, 0)
+            log.warning("%s: %s%s", kind, detail, f" (+{skipped} more)" if skipped else "")
+            self._last[kind] = now
+        else:
+            self._suppressed[kind] = self._suppressed.get(kind, 0) + 1
+
+
+class Node:
+    def __init__(self, config: NodeConfig) -> None:
+        self.config = config
+        self.chains: dict[str, ChainNode] = {}
+        self.bad_input: dict[str, int] = {}
+        self._bad_log = RateLimitedLog()
+        self._ledgers: list[Ledger] = []
+        self._pool = ThreadPoolExecutor(max_workers=2, thread_name_prefix="verify")
+        self._transport = Transport(config.limits.stream_queue_max, config.limits.message_bytes_max)
+        self._publisher = (EventPublisher.from_config(config.mqtt, config.department)
+                           if config.mqtt else None)
+        self._server: grpc.aio.Server | None = None
+        self._health = health.aio.HealthServicer() if hasattr(health, "aio") else None
+        self._stopped = asyncio.Event()
+        self._status_task: asyncio.Task | None = None
+
+    # ---- start --------------------------------------------------------------
+
+    def _open_chains(self) -> None:
+        cfg = self.config
+        try:
+            key = load_signing_key(cfg.key_file)
+        except Exception as exc:
+            raise StartupError(f"key_file {cfg.key_file}: {exc}") from exc
+        for chain_cfg in cfg.chains:
+            try:
+                genesis = load_genesis(chain_cfg.genesis)
+            except Exception as exc:
+                raise StartupError(f"chain {chain_cfg.id}: {exc}") from exc
+            if genesis.chain_id != chain_cfg.id:
+                raise StartupError(f"chain {chain_cfg.id}: genesis {chain_cfg.genesis} is for chain "
+                                   f"{genesis.chain_id!r}; fix [[chains]] id or genesis path")
+            try:
+                validator = genesis.validator(cfg.department)
+            except Exception as exc:
+                raise StartupError(str(exc)) from exc
+            if validator.public_key_bytes != bytes(key.verify_key):
+                raise StartupError(f"chain {genesis.chain_id}: key_file {cfg.key_file} holds public key "
+                                   f"{bytes(key.verify_key).hex()}, genesis names {validator.public_key} "
+                                   f"for {cfg.department}; use the matching key file")
+            try:
+                ledger = Ledger(str(cfg.data_dir / genesis.chain_id), genesis.chain_id, genesis.hash)
+            except Exception as exc:
+                raise StartupError(str(exc)) from exc
+            self._ledgers.append(ledger)
+            self.chains[genesis.chain_id] = ChainNode(
+                genesis=genesis, department=cfg.department, signing_key=key, ledger=ledger,
+                registry=registry_for(CONTRACTS), tick_ms=cfg.tick_ms, transport=self._transport,
+                mempool_max=cfg.limits.mempool_txs_max, pool=self._pool, publisher=self._publisher)
+
+    def _deliver(self, envelope: peer_pb2.PeerEnvelope) -> None:
+        chain = self.chains.get(envelope.chain_id)
+        if chain is None:
+            return self._bad("unknown chain", f"peer message for chain {envelope.chain_id!r}")
+        try:
+            message = codec.envelope_from_proto(envelope)
+        except codec.CodecError as exc:
+            return self._bad("malformed peer message", str(exc))
+        chain.deliver(message)
+
+    def _bad(self, kind: str, detail: str) -> None:
+        self.bad_input[kind] = self.bad_input.get(kind, 0) + 1
+        self._bad_log.warning(kind, detail)
+
+    async def start(self) -> None:
+        cfg = self.config
+        self.config.data_dir.mkdir(parents=True, exist_ok=True)
+        self._open_chains()
+        limit = cfg.limits.message_bytes_max
+        server = grpc.aio.server(
+            options=[("grpc.max_send_message_length", limit), ("grpc.max_receive_message_length", limit),
+                     ("grpc.so_reuseport", 0)],
+            maximum_concurrent_rpcs=cfg.limits.concurrent_rpcs_max)
+        peer_pb2_grpc.add_PeerServicer_to_server(PeerService(self._deliver), server)
+        client_pb2_grpc.add_ClientServicer_to_server(ClientService(cfg.department, self.chains), server)
+        health_pb2_grpc.add_HealthServicer_to_server(self._health, server)
+        names = (peer_pb2.DESCRIPTOR.services_by_name["Peer"].full_name,
+                 client_pb2.DESCRIPTOR.services_by_name["Client"].full_name,
+                 health_pb2.DESCRIPTOR.services_by_name["Health"].full_name,
+                 reflection.SERVICE_NAME)
+        reflection.enable_server_reflection(names, server)
+        for address in {str(cfg.peer_listen), str(cfg.client_listen)}:
+            try:
+                port = server.add_insecure_port(address)
+            except RuntimeError as exc:
+                raise StartupError(f"cannot listen on {address}: {exc}; is another node running there?") from exc
+            if port == 0:
+                raise StartupError(f"cannot listen on {address}; is another node running there?")
+        await server.start()
+        self._server = server
+        if self._publisher is not None:
+            await self._publisher.start()
+        for chain in self.chains.values():
+            chain.start()
+        for name in ("", *names[:2]):
+            await self._health.set(name, health_pb2.HealthCheckResponse.SERVING)
+        self._status_task = asyncio.get_running_loop().create_task(self._heartbeat())
+        log.info("node %s ready: peer %s, client %s, chains %s", cfg.department, cfg.peer_listen,
+                 cfg.client_listen, ", ".join(self.chains))
+
+    async def _heartbeat(self) -> None:
+        while True:
+            if self._publisher is not None:
+                self._publisher.publish_status(self.config.department, self.status())
+            await asyncio.sleep(STATUS_INTERVAL_S)
+
+    def status(self) -> dict:
+        chains = {}
+        for chain_id, chain in self.chains.items():
+            s = chain.status()
+            chains[chain_id] = {**s, "head_hash": s["head_hash"].hex()}
+        return {"department": self.config.department, "up": True, "chains": chains}
+
+    # ---- stop ---------------------------------------------------------------
+
+    async def stop(self) -> None:
+        """Graceful: stop taking work, let RPCs finish, close LevelDB last."""
+        log.info("node %s stopping", self.config.department)
+        for chain in self.chains.values():
+            chain.stopping = True
+        if self._health is not None:
+            await self._health.enter_graceful_shutdown()
+        if self._status_task:
+            self._status_task.cancel()
+        if self._server is not None:
+            await self._server.stop(STOP_GRACE_S)
+        for chain in self.chains.values():
+            await chain.stop()
+        await self._transport.stop()
+        if self._publisher is not None:
+            await self._publisher.stop()
+        for ledger in self._ledgers:
+            ledger.close()
+        self._pool.shutdown(wait=True)
+        log.info("node %s stopped", self.config.department)
+
+    async def run_until_signalled(self) -> None:
+        loop = asyncio.get_running_loop()
+        stop = asyncio.Event()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, stop.set)
+        await self.start()
+        await stop.wait()
+        await self.stop()
+
+
+def run(config: NodeConfig) -> int:
+    logging.basicConfig(level=getattr(logging, config.log_level.upper(), logging.INFO),
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    try:
+        asyncio.run(Node(config).run_until_signalled())
+    except StartupError as exc:
+        log.error("cannot start: %s", exc)
+        return 2
+    return 0

@@ -1,0 +1,242 @@
+"""A local multi-department network on 127.0.0.1: layout and processes.
+
+Used by scripts/cluster, the end-to-end tests and the benchmark, so that all
+three start exactly the same thing. Layout under a root directory:
+
+    network.json            manifest: nodes, ports, chains (stable contract)
+    genesis/<chain>.json    one genesis per chain, shared by all nodes
+    <department>/node.key   Ed25519 key (0600)
+    <department>/node.toml  node config
+    <department>/data/      one LevelDB per chain
+    <department>/node.log   stdout and stderr of the daemon
+    <department>/node.pid
+"""
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import grpc
+
+from node.config import MqttConfig, config_template
+from node.genesis import make_genesis, write_genesis
+from node.keys import generate_key_file, public_key_hex
+
+DEPARTMENTS = (
+    ("housing-registry", "Housing Registry"),
+    ("power-company", "Power Company"),
+    ("public-security", "Public Security Bureau"),
+    ("market-regulation", "Market Regulation Administration"),
+    ("human-resources", "Human Resources and Social Security"),
+    ("tax-bureau", "Tax Bureau"),
+    ("civil-affairs", "Civil Affairs Bureau"),
+    ("education", "Education Commission"),
+    ("health-commission", "Health Commission"),
+    ("natural-resources", "Natural Resources Bureau"),
+)
+SUBCHAINS = ("catalog", "item", "authn", "authz", "cert")
+DEFAULT_CHAINS = (*SUBCHAINS, "demo")
+REPO = Path(__file__).resolve().parent.parent
+
+
+@dataclass(frozen=True)
+class NodeSpec:
+    department: str
+    display_name: str
+    peer_port: int
+    client_port: int
+    home: str  # the department's directory
+
+    @property
+    def client(self) -> str:
+        return f"127.0.0.1:{self.client_port}"
+
+    @property
+    def peer(self) -> str:
+        return f"127.0.0.1:{self.peer_port}"
+
+    @property
+    def config(self) -> Path:
+        return Path(self.home) / "node.toml"
+
+    @property
+    def key(self) -> Path:
+        return Path(self.home) / "node.key"
+
+    @property
+    def data_dir(self) -> Path:
+        return Path(self.home) / "data"
+
+    @property
+    def log(self) -> Path:
+        return Path(self.home) / "node.log"
+
+    @property
+    def pid_file(self) -> Path:
+        return Path(self.home) / "node.pid"
+
+
+def free_ports(count: int) -> list[int]:
+    """Ports the kernel says are free now (all bound at once so they differ)."""
+    socks = []
+    try:
+        for _ in range(count):
+            s = socket.socket()
+            s.bind(("127.0.0.1", 0))
+            socks.append(s)
+        return [s.getsockname()[1] for s in socks]
+    finally:
+        for s in socks:
+            s.close()
+
+
+def create_network(root: Path, *, nodes: int = 4, chains=DEFAULT_CHAINS, mqtt_port: int | None = None,
+                   tick_ms: int = 10, **consensus) -> list[NodeSpec]:
+    if not 1 <= nodes <= len(DEPARTMENTS):
+        raise ValueError(f"--nodes must be between 1 and {len(DEPARTMENTS)}")
+    root = Path(root).resolve()
+    if (root / "network.json").exists():
+        raise FileExistsError(f"{root} already holds a network; use it as is or choose another --dir")
+    ports = free_ports(2 * nodes)
+    specs = [NodeSpec(dept, name, ports[2 * i], ports[2 * i + 1], str(root / dept))
+             for i, (dept, name) in enumerate(DEPARTMENTS[:nodes])]
+    (root / "genesis").mkdir(parents=True, exist_ok=True)
+    keys = {}
+    for spec in specs:
+        Path(spec.home).mkdir(parents=True, exist_ok=True)
+        keys[spec.department] = public_key_hex(generate_key_file(spec.key))
+    for chain in chains:
+        genesis = make_genesis(chain, [(s.department, keys[s.department], s.peer) for s in specs], **consensus)
+        write_genesis(root / "genesis" / f"{chain}.json", genesis)
+    mqtt = MqttConfig(host="127.0.0.1", port=mqtt_port) if mqtt_port else None
+    for spec in specs:
+        text = config_template(spec.department, display_name=spec.display_name, key_file="node.key",
+                               data_dir="data", peer_listen=spec.peer, client_listen=spec.client,
+                               chains=[(c, f"../genesis/{c}.json") for c in chains], tick_ms=tick_ms, mqtt=mqtt)
+        spec.config.write_text(text)
+    manifest = {"chains": list(chains), "nodes": [asdict(s) for s in specs]}
+    (root / "network.json").write_text(json.dumps(manifest, indent=2) + "\n")
+    return specs
+
+
+def load_network(root: Path) -> tuple[list[NodeSpec], list[str]]:
+    path = Path(root) / "network.json"
+    try:
+        manifest = json.loads(path.read_text())
+    except FileNotFoundError:
+        raise FileNotFoundError(f"no network at {root}; create one with `scripts/cluster up --dir {root}`") from None
+    return [NodeSpec(**n) for n in manifest["nodes"]], manifest["chains"]
+
+
+# ---- processes -----------------------------------------------------------------
+
+def pid_of(spec: NodeSpec) -> int | None:
+    """The pid of the node's daemon if it is running."""
+    try:
+        pid = int(spec.pid_file.read_text())
+        os.kill(pid, 0)
+    except (FileNotFoundError, ValueError, ProcessLookupError):
+        return None
+    except PermissionError:
+        return pid
+    try:  # a zombie child is not running
+        with open(f"/proc/{pid}/stat") as f:
+            if f.read().split(") ")[-1].startswith("Z"):
+                return None
+    except OSError:
+        pass
+    return pid
+
+
+def start(spec: NodeSpec, env: dict | None = None) -> int:
+    pid = pid_of(spec)
+    if pid is not None:
+        return pid
+    log = open(spec.log, "ab")
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "node", "node", "run", "--config", str(spec.config)],
+        stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, cwd=REPO,
+        env={**os.environ, "PYTHONPATH": str(REPO), **(env or {})}, start_new_session=True)
+    log.close()
+    spec.pid_file.write_text(str(proc.pid))
+    return proc.pid
+
+
+def signal_node(spec: NodeSpec, sig: int) -> int | None:
+    pid = pid_of(spec)
+    if pid is not None:
+        os.kill(pid, sig)
+    return pid
+
+
+def stop(spec: NodeSpec, timeout_s: float = 10.0) -> str:
+    """SIGTERM, wait, SIGKILL if it hangs. Returns what happened."""
+    pid = signal_node(spec, signal.SIGTERM)
+    if pid is None:
+        return "not running"
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if _reap(pid):
+            return "stopped"
+        time.sleep(0.05)
+    os.kill(pid, signal.SIGKILL)
+    _reap(pid, block=True)
+    return f"killed after {timeout_s:.0f}s"
+
+
+def kill(spec: NodeSpec) -> str:
+    pid = signal_node(spec, signal.SIGKILL)
+    if pid is None:
+        return "not running"
+    _reap(pid, block=True)
+    return "killed"
+
+
+def _reap(pid: int, block: bool = False) -> bool:
+    """True once pid is gone (reaping it if it is our child)."""
+    for _ in range(200 if block else 1):
+        try:
+            done, _ = os.waitpid(pid, 0 if block else os.WNOHANG)
+            if done:
+                return True
+        except ChildProcessError:
+            try:
+                os.kill(pid, 0)
+            except ProcessLookupError:
+                return True
+        if not block:
+            return False
+        time.sleep(0.05)
+    return False
+
+
+def status(spec: NodeSpec, timeout_s: float = 2.0) -> dict | None:
+    """The node's Status as a dict, or None when it does not answer."""
+    from node.client import stub
+    from node.pb import client_pb2
+
+    try:
+        r = stub(spec.client).Status(client_pb2.StatusRequest(), timeout=timeout_s)
+    except grpc.RpcError:
+        return None
+    return {c.chain_id: {"height": c.height, "view": c.view, "primary": c.primary, "view_changing": c.view_changing,
+                         "peers": len(c.peers_connected), "mempool": c.mempool, "head": c.head_hash.hex()}
+            for c in r.chains}
+
+
+def wait_until(predicate, timeout_s: float, interval_s: float = 0.1, what: str = "condition"):
+    deadline = time.monotonic() + timeout_s
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"timed out after {timeout_s:.0f}s waiting for {what}")
+        time.sleep(interval_s)

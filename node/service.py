@@ -1,0 +1,197 @@
+"""Client gRPC API. A thin edge: decode, validate, then await the chain or
+read the ledger. Errors are gRPC statuses with a message a person can act on."""
+from __future__ import annotations
+
+import asyncio
+
+import grpc
+
+from node import codec
+from node.chain import Admission, ChainNode
+from node.pb import client_pb2, client_pb2_grpc
+
+COMMIT_WAIT_DEFAULT_MS = 10_000
+COMMIT_WAIT_MAX_MS = 120_000
+
+
+class ClientService(client_pb2_grpc.ClientServicer):
+    def __init__(self, department: str, chains: dict[str, ChainNode]) -> None:
+        self._department = department
+        self._chains = chains
+
+    # ---- helpers ------------------------------------------------------------
+
+    def _chain_or_error(self, chain_id: str) -> tuple[ChainNode | None, str]:
+        chain = self._chains.get(chain_id)
+        if chain is None:
+            return None, (f"unknown chain {chain_id!r}; this node serves: "
+                          f"{', '.join(sorted(self._chains)) or 'no chains'}")
+        return chain, ""
+
+    async def _chain(self, chain_id: str, context) -> ChainNode:
+        chain, error = self._chain_or_error(chain_id)
+        if chain is None:
+            await context.abort(grpc.StatusCode.FAILED_PRECONDITION, error)
+        if chain.stopping:
+            await context.abort(grpc.StatusCode.UNAVAILABLE, "node is shutting down; retry on another node")
+        return chain
+
+    async def _admit(self, pb_tx) -> tuple[ChainNode | None, Admission]:
+        try:
+            tx = codec.tx_from_proto(pb_tx)
+        except codec.CodecError as exc:
+            return None, Admission(b"", grpc.StatusCode.INVALID_ARGUMENT, f"malformed transaction: {exc}")
+        chain, error = self._chain_or_error(tx.chain_id)
+        if chain is None:
+            return None, Admission(tx.id, grpc.StatusCode.FAILED_PRECONDITION, error)
+        return chain, await chain.admit(tx)
+
+    @staticmethod
+    def _wait_s(timeout_ms: int) -> float:
+        return min(timeout_ms or COMMIT_WAIT_DEFAULT_MS, COMMIT_WAIT_MAX_MS) / 1000
+
+    @staticmethod
+    async def _receipt(chain: ChainNode, tx_id: bytes, wait_s: float):
+        try:
+            return await asyncio.wait_for(chain.wait_committed(tx_id), wait_s)
+        except (asyncio.TimeoutError, asyncio.CancelledError):
+            return None
+
+    @staticmethod
+    def _result(admission: Admission, receipt=None) -> client_pb2.SubmitResult:
+        result = client_pb2.SubmitResult(tx_id=admission.tx_id, code=admission.code.value[0],
+                                         error=admission.error, committed=receipt is not None)
+        if receipt is not None:
+            result.receipt.CopyFrom(codec.receipt_to_proto(receipt))
+        return result
+
+    # ---- submit -------------------------------------------------------------
+
+    async def Submit(self, request, context):
+        chain, admission = await self._admit(request.tx)
+        if admission.code != grpc.StatusCode.OK:
+            await context.abort(admission.code, admission.error)
+        response = client_pb2.SubmitResponse(tx_id=admission.tx_id)
+        if request.wait_commit:
+            receipt = await self._receipt(chain, admission.tx_id, self._wait_s(request.timeout_ms))
+            if receipt is not None:
+                response.committed = True
+                response.receipt.CopyFrom(codec.receipt_to_proto(receipt))
+        return response
+
+    async def SubmitBatch(self, request, context):
+        admitted = await asyncio.gather(*(self._admit(tx) for tx in request.txs))
+        receipts = [None] * len(admitted)
+        if request.wait_commit:
+            wait_s = self._wait_s(request.timeout_ms)
+            receipts = await asyncio.gather(*(
+                self._receipt(chain, a.tx_id, wait_s) if a.code == grpc.StatusCode.OK else _none()
+                for chain, a in admitted))
+        return client_pb2.SubmitBatchResponse(
+            results=[self._result(a, r) for (_, a), r in zip(admitted, receipts)])
+
+    async def SubmitStream(self, request_iterator, context):
+        """Results come back as they are known: admission failures at once,
+        admitted transactions when admitted or, with wait_commit, committed."""
+        out: asyncio.Queue = asyncio.Queue()
+        outstanding = 0
+        reading_done = asyncio.Event()
+
+        async def finish(item_future):
+            out.put_nowait(await item_future)
+
+        async def one(req):
+            chain, admission = await self._admit(req.tx)
+            receipt = None
+            if req.wait_commit and admission.code == grpc.StatusCode.OK:
+                receipt = await self._receipt(chain, admission.tx_id, self._wait_s(req.timeout_ms))
+            return self._result(admission, receipt)
+
+        async def reader():
+            nonlocal outstanding
+            tasks = set()
+            async for req in request_iterator:
+                outstanding += 1
+                # One coroutine per in-flight request of this stream; they are
+                # cheap and end at commit (no task per tx lives beyond that).
+                t = asyncio.ensure_future(finish(one(req)))
+                tasks.add(t)
+                t.add_done_callback(tasks.discard)
+            reading_done.set()
+            out.put_nowait(None)
+
+        read = asyncio.ensure_future(reader())
+        try:
+            sent = 0
+            while True:
+                item = await out.get()
+                if item is None:
+                    if sent >= outstanding:
+                        return
+                    continue
+                sent += 1
+                yield item
+                if reading_done.is_set() and sent >= outstanding:
+                    return
+        finally:
+            read.cancel()
+
+    # ---- reads --------------------------------------------------------------
+
+    def _block_response(self, chain: ChainNode, height: int) -> client_pb2.BlockResponse:
+        ledger = chain.ledger
+        response = client_pb2.BlockResponse(
+            header=codec.to_proto(ledger.header(height)), block=codec.to_proto(ledger.block(height)),
+            receipts=[codec.receipt_to_proto(r) for r in ledger.block_receipts(height)])
+        checkpoint = ledger.stable_checkpoint(height)
+        if checkpoint is not None:
+            response.checkpoint.CopyFrom(codec.to_proto(checkpoint))
+        return response
+
+    async def GetBlock(self, request, context):
+        chain = await self._chain(request.chain_id, context)
+        which = request.WhichOneof("block")
+        if which == "hash":
+            height = chain.ledger.height_of(request.hash)
+            if height is None:
+                await context.abort(grpc.StatusCode.NOT_FOUND, f"no block with hash {request.hash.hex()} on {request.chain_id}")
+        elif which == "height":
+            height = request.height
+            if not 1 <= height <= chain.ledger.height:
+                await context.abort(grpc.StatusCode.NOT_FOUND,
+                                    f"no block at height {height} on {request.chain_id} (height is {chain.ledger.height})")
+        else:
+            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, "give a block height or hash")
+        return self._block_response(chain, height)
+
+    async def GetTransaction(self, request, context):
+        chain = await self._chain(request.chain_id, context)
+        location = chain.ledger.tx_location(request.tx_id)
+        if location is None:
+            await context.abort(grpc.StatusCode.NOT_FOUND,
+                                f"transaction {request.tx_id.hex()} is not committed on {request.chain_id}")
+        height, index = location
+        tx = codec.tx_from_request(chain.ledger.block(height).proposal.requests[index])
+        return client_pb2.TransactionResponse(tx=codec.tx_to_proto(tx),
+                                              receipt=codec.receipt_to_proto(chain.ledger.receipt(request.tx_id)))
+
+    async def QueryState(self, request, context):
+        chain = await self._chain(request.chain_id, context)
+        value = chain.ledger.state_get(request.contract, request.key)
+        return client_pb2.QueryStateResponse(found=value is not None, value=value or b"", height=chain.ledger.height)
+
+    async def StreamBlocks(self, request, context):
+        chain = await self._chain(request.chain_id, context)
+        height = max(1, request.from_height)
+        while not chain.stopping:
+            await chain.wait_for_height(height)
+            yield self._block_response(chain, height)
+            height += 1
+
+    async def Status(self, request, context):
+        chains = [client_pb2.ChainStatus(**c.status()) for _, c in sorted(self._chains.items())]
+        return client_pb2.StatusResponse(department=self._department, chains=chains)
+
+
+async def _none():
+    return None

@@ -1,0 +1,69 @@
+"""Offline verification of a whole chain against its genesis keys.
+
+Independent of the node's commit path: it re-derives every header from the
+certified proposal and checks every link, Merkle root and signature.
+"""
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+from consensus.block import BlockHeader, make_header
+from consensus.certificates import signed_by, valid_committed_block
+from consensus.events import StableCheckpoint
+from consensus.messages import CommittedBlock
+from consensus.quorum import quorum_size
+from node.crypto import Ed25519Verifier
+from node.genesis import Genesis
+
+
+@dataclass(frozen=True)
+class VerifyResult:
+    ok: bool
+    height: int  # blocks verified, or the first bad height
+    checkpoints: int = 0
+    problem: str = ""
+
+
+def verify_chain(genesis: Genesis,
+                 blocks: Iterable[tuple[BlockHeader, CommittedBlock, StableCheckpoint | None]]) -> VerifyResult:
+    n = len(genesis.validators)
+    verifier = Ed25519Verifier([v.public_key_bytes for v in genesis.validators])
+    parent: BlockHeader | None = None
+    checkpoints = 0
+    height = 0
+    for header, block, checkpoint in blocks:
+        height += 1
+        if header.height != height or block.seq != height:
+            return VerifyResult(False, height, checkpoints, f"expected height {height}, found {header.height}")
+        if not valid_committed_block(block, genesis.chain_id, n, verifier):
+            return VerifyResult(False, height, checkpoints, "commit certificate does not verify against genesis keys")
+        expected = make_header(block, parent, header.state_root)
+        if header != expected:
+            diff = [f for f in ("chain_id", "parent_hash", "view", "proposer", "timestamp_ms", "tx_root",
+                                "proposal_digest") if getattr(header, f) != getattr(expected, f)]
+            return VerifyResult(False, height, checkpoints, f"header does not match certified block: {', '.join(diff)}")
+        if checkpoint is not None:
+            problem = _checkpoint_problem(checkpoint, header, n, verifier)
+            if problem:
+                return VerifyResult(False, height, checkpoints, problem)
+            checkpoints += 1
+        parent = header
+    return VerifyResult(True, height, checkpoints)
+
+
+def _checkpoint_problem(cp: StableCheckpoint, header: BlockHeader, n: int, verifier) -> str:
+    """A stable checkpoint signs the block hash, which covers the state root."""
+    if cp.seq != header.height or cp.digest != header.hash:
+        return "stable checkpoint does not match the block hash (state root differs)"
+    signers = set()
+    for vote in cp.proof:
+        if (vote.seq, vote.digest, vote.chain_id) != (cp.seq, cp.digest, header.chain_id):
+            return "stable checkpoint proof holds a vote for something else"
+        if not signed_by(vote, n, verifier):
+            return "stable checkpoint proof has a bad signature"
+        signers.add(vote.replica)
+    if len(signers) < quorum_size(n):
+        return f"stable checkpoint has {len(signers)} signers, needs {quorum_size(n)}"
+    return ""
+
