@@ -1,0 +1,425 @@
+"""Node configuration: one TOML file per department node, read with tomllib
+into frozen dataclasses.
+
+Every bad, missing or unknown value raises ConfigError with a message that
+names the file, the key, what is expected and what was found, e.g.::
+
+    node.toml: [limits] message_bytes_max must be an integer between 1024 and 67108864 (got "big")
+
+Unknown keys are errors (with a "did you mean" hint): a typo such as
+``tick_msec`` must not silently fall back to a default.
+
+Relative paths (``key_file``, ``data_dir``, ``[[chains]] genesis``) resolve
+against the directory of the config file, not the process's working
+directory, so a node behaves the same under systemd, in a container and from
+a shell.
+
+This is the only module that knows how many milliseconds a tick is
+(``tick_ms``); consensus counts ticks (see node.genesis.Genesis.replica_config).
+"""
+from __future__ import annotations
+
+import difflib
+import ipaddress
+import json
+import os
+import re
+import tomllib
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+DEPARTMENT_RE = re.compile(r"[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?")  # a DNS label
+CHAIN_ID_RE = re.compile(r"[a-z0-9-]{1,32}")
+_HOSTNAME_RE = re.compile(
+    r"(?=.{1,253}$)[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*"
+)
+_TOPIC_PREFIX_RE = re.compile(r"[A-Za-z0-9_.-]+(?:/[A-Za-z0-9_.-]+)*")
+_CLIENT_ID_RE = re.compile(r"[A-Za-z0-9_.:-]{1,128}")
+LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
+
+MIB = 1 << 20
+TICK_MS_DEFAULT = 10
+TICK_MS_RANGE = (1, 1000)
+MESSAGE_BYTES_RANGE = (1024, 64 * MIB)
+
+
+class ConfigError(ValueError):
+    """The node configuration is invalid; the message names the key and the fix."""
+
+
+# --------------------------------------------------------------------------- addresses
+
+@dataclass(frozen=True)
+class Address:
+    """A "host:port" endpoint. IPv6 literals are written in brackets: "[::1]:7001"."""
+
+    host: str
+    port: int
+
+    def __str__(self) -> str:
+        return f"[{self.host}]:{self.port}" if ":" in self.host else f"{self.host}:{self.port}"
+
+
+def parse_address(text: object, *, allow_port_zero: bool = True) -> Address:
+    """Parse "host:port" ("[v6]:port" for IPv6). Raises ValueError with the reason.
+
+    Port 0 (let the OS pick) is accepted for listen addresses by default; it is
+    what tests use. Addresses that peers dial should pass allow_port_zero=False.
+    """
+    if not isinstance(text, str):
+        raise ValueError("must be a string \"host:port\"")
+    if text.startswith("["):
+        close = text.find("]")
+        if close < 0 or text[close + 1:close + 2] != ":":
+            raise ValueError('must be "[ipv6]:port" when the host is an IPv6 literal')
+        host, port_text = text[1:close], text[close + 2:]
+        try:
+            ipaddress.IPv6Address(host)
+        except ValueError:
+            raise ValueError(f"{host!r} is not an IPv6 address") from None
+    else:
+        host, sep, port_text = text.rpartition(":")
+        if not sep or not host:
+            raise ValueError('must be "host:port", e.g. "127.0.0.1:7001"')
+        if ":" in host:
+            raise ValueError('IPv6 hosts must be in brackets, e.g. "[::1]:7001"')
+        if not _HOSTNAME_RE.fullmatch(host):
+            raise ValueError(f"{host!r} is not a valid host name or IPv4 address")
+    if not port_text.isdigit() or not port_text.isascii():
+        raise ValueError(f"port {port_text!r} is not a number")
+    port = int(port_text)
+    low = 0 if allow_port_zero else 1
+    if not low <= port <= 65535:
+        raise ValueError(f"port {port} is not in {low}..65535")
+    return Address(host, port)
+
+
+# --------------------------------------------------------------------------- dataclasses
+
+@dataclass(frozen=True, kw_only=True)
+class ChainConfig:
+    id: str
+    genesis: Path  # absolute after load_config
+
+
+@dataclass(frozen=True, kw_only=True)
+class LimitsConfig:
+    message_bytes_max: int = 4 * MIB  # largest gRPC message sent or received
+    mempool_txs_max: int = 100_000  # per chain
+    concurrent_rpcs_max: int = 1_000  # grpc server maximum_concurrent_rpcs
+    stream_queue_max: int = 1_024  # outbound messages buffered per peer stream
+
+
+@dataclass(frozen=True, kw_only=True)
+class MqttConfig:
+    host: str
+    port: int = 1883
+    topic_prefix: str = "govchain"
+    client_id: str | None = None  # default: derived from department and pid
+    queue_max: int = 10_000  # events buffered while the broker is away
+
+
+@dataclass(frozen=True, kw_only=True)
+class NodeConfig:
+    path: Path | None  # the file this came from (None when built in code)
+    department: str
+    display_name: str
+    key_file: Path
+    data_dir: Path
+    peer_listen: Address
+    client_listen: Address  # may equal peer_listen: one server for both
+    tick_ms: int = TICK_MS_DEFAULT
+    log_level: str = "INFO"
+    chains: tuple[ChainConfig, ...] = ()
+    limits: LimitsConfig = field(default_factory=LimitsConfig)
+    mqtt: MqttConfig | None = None
+
+    def chain(self, chain_id: str) -> ChainConfig:
+        for chain in self.chains:
+            if chain.id == chain_id:
+                return chain
+        raise KeyError(chain_id)
+
+    @property
+    def shared_listener(self) -> bool:
+        return self.peer_listen == self.client_listen
+
+
+# --------------------------------------------------------------------------- loading
+
+_TOP_KEYS = ("department", "display_name", "key_file", "data_dir", "peer_listen", "client_listen",
+             "tick_ms", "log_level", "chains", "limits", "mqtt")
+_CHAIN_KEYS = ("id", "genesis")
+_LIMIT_RANGES: dict[str, tuple[int, int]] = {
+    "message_bytes_max": MESSAGE_BYTES_RANGE,
+    "mempool_txs_max": (1, 10_000_000),
+    "concurrent_rpcs_max": (1, 100_000),
+    "stream_queue_max": (1, 1_000_000),
+}
+_MQTT_KEYS = ("host", "port", "topic_prefix", "client_id", "queue_max")
+
+
+def _show(value: object) -> str:
+    """How a bad value appears in messages: TOML-ish, quoted strings, short."""
+    if isinstance(value, bool):
+        text = "true" if value else "false"
+    elif isinstance(value, (str, int, float)):
+        text = json.dumps(value)
+    elif isinstance(value, dict):
+        text = "a table"
+    elif isinstance(value, list):
+        text = "an array"
+    else:
+        text = f"a {type(value).__name__}"
+    return text if len(text) <= 80 else text[:77] + "..."
+
+
+class _Reader:
+    def __init__(self, source: str, base_dir: Path) -> None:
+        self.source = source
+        self.base_dir = base_dir
+
+    def fail(self, where: str, message: str) -> ConfigError:
+        return ConfigError(f"{self.source}: {where}{message}")
+
+    def check_keys(self, table: Mapping[str, Any], allowed: Iterable[str], where: str) -> None:
+        allowed = tuple(allowed)
+        for key in table:
+            if key not in allowed:
+                close = difflib.get_close_matches(key, allowed, n=1)
+                hint = f'did you mean "{close[0]}"?' if close else f"allowed keys: {', '.join(allowed)}"
+                place = f" in {where.strip()}" if where else ""
+                raise ConfigError(f'{self.source}: unknown key "{key}"{place}; {hint}')
+
+    def required(self, table: Mapping[str, Any], key: str, where: str, what: str) -> Any:
+        if key not in table:
+            raise self.fail(where, f"{key} is missing; add {key} = {what}")
+        return table[key]
+
+    def integer(self, table: Mapping[str, Any], key: str, where: str, low: int, high: int, default: int) -> int:
+        value = table.get(key, default)
+        if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
+            raise self.fail(where, f"{key} must be an integer between {low} and {high} (got {_show(value)})")
+        return value
+
+    def string(self, table: Mapping[str, Any], key: str, where: str, *, pattern: re.Pattern[str] | None = None,
+               rule: str = "a non-empty string", default: str | None = None, required_what: str = "") -> str:
+        if default is None:
+            value = self.required(table, key, where, required_what or '"..."')
+        else:
+            value = table.get(key, default)
+        if not isinstance(value, str) or not value or (pattern is not None and not pattern.fullmatch(value)):
+            raise self.fail(where, f"{key} must be {rule} (got {_show(value)})")
+        return value
+
+    def path(self, table: Mapping[str, Any], key: str, where: str, example: str) -> Path:
+        value = self.required(table, key, where, f'"{example}"')
+        if not isinstance(value, str) or not value or "\0" in value:
+            raise self.fail(where, f"{key} must be a non-empty path string, e.g. \"{example}\" (got {_show(value)})")
+        path = Path(value).expanduser()
+        return path if path.is_absolute() else self.base_dir / path
+
+    def address(self, table: Mapping[str, Any], key: str, where: str, default: Address | None = None) -> Address:
+        if default is not None and key not in table:
+            return default
+        value = self.required(table, key, where, '"127.0.0.1:7001"')
+        try:
+            return parse_address(value)
+        except ValueError as exc:
+            raise self.fail(where, f'{key} must be "host:port", e.g. "127.0.0.1:7001": {exc} '
+                                   f"(got {_show(value)})") from None
+
+    def table(self, table: Mapping[str, Any], key: str) -> Mapping[str, Any] | None:
+        value = table.get(key)
+        if value is not None and not isinstance(value, dict):
+            raise self.fail("", f"{key} must be a table: write [{key}] on its own line (got {_show(value)})")
+        return value
+
+
+def load_config(path: str | os.PathLike[str]) -> NodeConfig:
+    """Read and validate a node config file. Raises ConfigError."""
+    path = Path(path)
+    try:
+        with open(path, "rb") as file:
+            data = tomllib.load(file)
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: config file not found") from None
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read config file: {exc.strerror}") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path}: not valid TOML: {exc}") from None
+    except UnicodeDecodeError:
+        raise ConfigError(f"{path}: not valid TOML: the file is not UTF-8") from None
+    return parse_config(data, source=str(path), base_dir=path.resolve().parent, path=path.resolve())
+
+
+def parse_config(data: Mapping[str, Any], *, source: str, base_dir: Path, path: Path | None = None) -> NodeConfig:
+    """Validate an already-parsed TOML document (used by load_config and tests)."""
+    r = _Reader(source, base_dir)
+    r.check_keys(data, _TOP_KEYS, "")
+    department = r.string(data, "department", "", pattern=DEPARTMENT_RE,
+                          rule="a department id: lowercase letters, digits and '-', 1-63 characters, "
+                               "not starting or ending with '-'",
+                          required_what='"housing-registry"')
+    display_name = r.string(data, "display_name", "", default=department,
+                            rule="a non-empty string")
+    key_file = r.path(data, "key_file", "", "node.key")
+    data_dir = r.path(data, "data_dir", "", "data")
+    peer_listen = r.address(data, "peer_listen", "")
+    client_listen = r.address(data, "client_listen", "", default=peer_listen)
+    tick_ms = r.integer(data, "tick_ms", "", *TICK_MS_RANGE, TICK_MS_DEFAULT)
+    log_level_raw = data.get("log_level", "INFO")
+    if not isinstance(log_level_raw, str) or log_level_raw.upper() not in LOG_LEVELS:
+        raise r.fail("", f"log_level must be one of {', '.join(LOG_LEVELS)} (got {_show(log_level_raw)})")
+    log_level = log_level_raw.upper()
+
+    chains_raw = r.required(data, "chains", "", 'one or more [[chains]] tables with id and genesis')
+    if not isinstance(chains_raw, list) or not chains_raw:
+        raise r.fail("", f"chains must be one or more [[chains]] tables, each with id = \"...\" and "
+                         f"genesis = \"path/to/genesis.json\" (got {_show(chains_raw)})")
+    chains: list[ChainConfig] = []
+    for number, chain_raw in enumerate(chains_raw, start=1):
+        where = f"[[chains]] #{number} "
+        if not isinstance(chain_raw, dict):
+            raise r.fail(where, f"must be a table (got {_show(chain_raw)})")
+        r.check_keys(chain_raw, _CHAIN_KEYS, where)
+        chain_id = r.string(chain_raw, "id", where, pattern=CHAIN_ID_RE,
+                            rule="a chain id: 1-32 of lowercase letters, digits and '-'",
+                            required_what='"catalog"')
+        if any(c.id == chain_id for c in chains):
+            raise r.fail(where, f'id "{chain_id}" appears twice; each chain may be listed once')
+        chains.append(ChainConfig(id=chain_id, genesis=r.path(chain_raw, "genesis", where,
+                                                               f"genesis/{chain_id}.json")))
+
+    limits_raw = r.table(data, "limits") or {}
+    r.check_keys(limits_raw, _LIMIT_RANGES, "[limits]")
+    defaults = LimitsConfig()
+    limits = LimitsConfig(**{
+        key: r.integer(limits_raw, key, "[limits] ", low, high, getattr(defaults, key))
+        for key, (low, high) in _LIMIT_RANGES.items()
+    })
+
+    mqtt: MqttConfig | None = None
+    mqtt_raw = r.table(data, "mqtt")
+    if mqtt_raw is not None:
+        where = "[mqtt] "
+        r.check_keys(mqtt_raw, _MQTT_KEYS, "[mqtt]")
+        host = r.string(mqtt_raw, "host", where, required_what='"127.0.0.1" (or remove the [mqtt] table)',
+                        rule="a host name or IP address")
+        if not _HOSTNAME_RE.fullmatch(host):
+            try:
+                ipaddress.ip_address(host)
+            except ValueError:
+                raise r.fail(where, f"host must be a host name or IP address (got {_show(host)})") from None
+        mqtt_defaults = MqttConfig(host=host)
+        client_id = mqtt_raw.get("client_id")
+        if client_id is not None and (not isinstance(client_id, str) or not _CLIENT_ID_RE.fullmatch(client_id)):
+            raise r.fail(where, f"client_id must be 1-128 of letters, digits, '_', '.', ':' and '-' "
+                                f"(got {_show(client_id)})")
+        mqtt = MqttConfig(
+            host=host,
+            port=r.integer(mqtt_raw, "port", where, 1, 65535, mqtt_defaults.port),
+            topic_prefix=r.string(mqtt_raw, "topic_prefix", where, pattern=_TOPIC_PREFIX_RE,
+                                  default=mqtt_defaults.topic_prefix,
+                                  rule="MQTT topic levels separated by '/', without wildcards "
+                                       "(letters, digits, '_', '.', '-'), e.g. \"govchain\""),
+            client_id=client_id,
+            queue_max=r.integer(mqtt_raw, "queue_max", where, 1, 1_000_000, mqtt_defaults.queue_max),
+        )
+
+    return NodeConfig(path=path, department=department, display_name=display_name, key_file=key_file,
+                      data_dir=data_dir, peer_listen=peer_listen, client_listen=client_listen,
+                      tick_ms=tick_ms, log_level=log_level, chains=tuple(chains), limits=limits, mqtt=mqtt)
+
+
+# --------------------------------------------------------------------------- template
+
+def _toml_str(value: str) -> str:
+    # JSON string escapes are a subset of TOML basic-string escapes.
+    return json.dumps(value)
+
+
+def config_template(
+    department: str,
+    *,
+    display_name: str | None = None,
+    key_file: str = "node.key",
+    data_dir: str = "data",
+    peer_listen: str = "127.0.0.1:7001",
+    client_listen: str | None = None,
+    chains: Mapping[str, str] | Iterable[tuple[str, str]] = (("catalog", "genesis/catalog.json"),),
+    tick_ms: int = TICK_MS_DEFAULT,
+    log_level: str = "INFO",
+    limits: LimitsConfig | None = None,
+    mqtt: MqttConfig | None = None,
+) -> str:
+    """Render a commented node.toml that load_config accepts.
+
+    `chains` maps chain id -> genesis path (relative paths resolve against
+    the config file's directory). With mqtt=None the [mqtt] table is written
+    commented out. The result is validated before it is returned, so a bad
+    argument raises ConfigError here rather than at node start.
+    """
+    chain_items = list(chains.items()) if isinstance(chains, Mapping) else list(chains)
+    limits = limits or LimitsConfig()
+    lines = [
+        "# govchain node configuration (TOML).",
+        "# Relative paths resolve against this file's directory. Unknown keys are errors.",
+        "",
+        "# Department id: lowercase letters, digits and '-'. Must match the genesis validators.",
+        f"department = {_toml_str(department)}",
+        f"display_name = {_toml_str(display_name or department)}",
+        "",
+        "# Ed25519 private key (mode 0600; the node refuses a group/world-readable key).",
+        f"key_file = {_toml_str(key_file)}",
+        "# One LevelDB per chain is created under this directory.",
+        f"data_dir = {_toml_str(data_dir)}",
+        "",
+        "# gRPC endpoint for other validators (\"host:port\", IPv6 as \"[::1]:7001\").",
+        f"peer_listen = {_toml_str(peer_listen)}",
+        "# gRPC endpoint for clients; may equal peer_listen to serve both on one port.",
+        f"client_listen = {_toml_str(client_listen or peer_listen)}",
+        "",
+        "# Length of one consensus tick in milliseconds (1..1000); genesis timeouts are",
+        "# given in ms and converted to ticks, rounding up.",
+        f"tick_ms = {tick_ms}",
+        "# DEBUG, INFO, WARNING, ERROR or CRITICAL.",
+        f"log_level = {_toml_str(log_level)}",
+        "",
+        "# Chains this node takes part in; each genesis lists the chain's validators.",
+    ]
+    for chain_id, genesis in chain_items:
+        lines += ["[[chains]]", f"id = {_toml_str(chain_id)}", f"genesis = {_toml_str(str(genesis))}", ""]
+    lines += [
+        "[limits]",
+        f"# Largest gRPC message in bytes ({MESSAGE_BYTES_RANGE[0]}..{MESSAGE_BYTES_RANGE[1]}).",
+        f"message_bytes_max = {limits.message_bytes_max}",
+        "# Pending transactions per chain before new submissions are refused.",
+        f"mempool_txs_max = {limits.mempool_txs_max}",
+        "# Concurrent RPCs the gRPC server accepts.",
+        f"concurrent_rpcs_max = {limits.concurrent_rpcs_max}",
+        "# Outbound messages buffered per peer stream before the oldest are dropped.",
+        f"stream_queue_max = {limits.stream_queue_max}",
+        "",
+        "# Optional best-effort event feed (block summaries, node status) over MQTT.",
+    ]
+    mqtt_lines = [
+        "[mqtt]",
+        f"host = {_toml_str(mqtt.host if mqtt else '127.0.0.1')}",
+        f"port = {mqtt.port if mqtt else 1883}",
+        f"topic_prefix = {_toml_str(mqtt.topic_prefix if mqtt else 'govchain')}",
+    ]
+    if mqtt and mqtt.client_id:
+        mqtt_lines.append(f"client_id = {_toml_str(mqtt.client_id)}")
+    else:
+        mqtt_lines.append(f"# client_id = {_toml_str('govchain-' + department)}")
+    mqtt_lines.append(f"queue_max = {mqtt.queue_max if mqtt else MqttConfig(host='x').queue_max}")
+    lines += mqtt_lines if mqtt else [line if line.startswith("#") else f"# {line}" for line in mqtt_lines]
+    text = "\n".join(lines) + "\n"
+    try:
+        parse_config(tomllib.loads(text), source="config_template", base_dir=Path("."))
+    except tomllib.TOMLDecodeError as exc:  # pragma: no cover - a bug in this function
+        raise ConfigError(f"config_template: rendered invalid TOML: {exc}") from None
+    return text

@@ -1,0 +1,372 @@
+"""Genesis files: the identity of one chain (JSON).
+
+    {
+      "chain_id": "catalog",
+      "validators": [
+        {"department": "housing-registry", "public_key": "<64 hex>", "address": "127.0.0.1:7001"},
+        ...
+      ],
+      "consensus": {"batch_txs_max": 1000, ..., "fetch_blocks_max": 64},
+      "created": "2025-01-01T00:00:00Z"            (optional, informational)
+    }
+
+Rules, and why:
+
+- The validator order is the replica index order (replica i = validators[i]),
+  so it is part of the chain's identity.
+- Every consensus parameter must be written out. Filling a missing one from a
+  code default would let two software versions with different defaults run
+  the "same" genesis with different parameters; make_genesis writes the
+  defaults out explicitly instead.
+- Unknown keys, duplicate JSON keys, floats and booleans where integers are
+  expected are errors: a genesis is security-relevant and must mean one thing.
+- ``Genesis.hash`` is sha256 over a canonical encoding of the parsed values
+  (sorted keys, no whitespace, ASCII, public keys in lowercase hex, "created"
+  omitted when absent), so reformatting the file does not change it while
+  any change of meaning does.
+- Durations are milliseconds here; replica_config converts them to ticks for
+  the consensus core (rounding up, at least one tick).
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import tempfile
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, fields
+from pathlib import Path
+from typing import Any
+
+from nacl.bindings import crypto_core_ed25519_is_valid_point
+
+from consensus.config import ReplicaConfig
+from node.config import CHAIN_ID_RE, DEPARTMENT_RE, parse_address
+
+
+class GenesisError(ValueError):
+    """A genesis file or value is invalid; the message names the field."""
+
+
+@dataclass(frozen=True, kw_only=True)
+class Validator:
+    department: str
+    public_key: str  # 64 lowercase hex characters
+    address: str  # "host:port" other validators dial
+
+    @property
+    def public_key_bytes(self) -> bytes:
+        return bytes.fromhex(self.public_key)
+
+
+@dataclass(frozen=True, kw_only=True)
+class ConsensusParams:
+    """Defaults used by make_genesis only; load_genesis requires every field.
+    They equal ReplicaConfig's tick defaults at the default tick_ms of 10."""
+
+    batch_txs_max: int = 1000
+    batch_bytes_max: int = 1 << 20
+    batch_wait_ms: int = 10
+    checkpoint_interval_blocks: int = 16
+    window_blocks: int = 64
+    in_flight_blocks_max: int = 8
+    request_timeout_ms: int = 1_000
+    view_change_timeout_ms: int = 1_000
+    view_change_timeout_max_ms: int = 8_000
+    status_interval_ms: int = 200
+    retransmit_interval_ms: int = 200
+    pending_requests_max: int = 50_000
+    timestamp_skew_max_ms: int = 60_000
+    fetch_blocks_max: int = 64
+
+
+_PARAM_NAMES = tuple(f.name for f in fields(ConsensusParams))
+_PARAM_MAX = 1 << 40  # sanity bound: keeps values in int64 and rejects obvious garbage
+_VALIDATOR_KEYS = ("department", "public_key", "address")
+_TOP_KEYS = ("chain_id", "validators", "consensus", "created")
+_MS_TO_TICKS = {
+    "batch_wait_ms": "batch_wait_ticks",
+    "request_timeout_ms": "request_timeout_ticks",
+    "view_change_timeout_ms": "view_change_timeout_ticks",
+    "view_change_timeout_max_ms": "view_change_timeout_max_ticks",
+    "status_interval_ms": "status_interval_ticks",
+    "retransmit_interval_ms": "retransmit_interval_ticks",
+}
+
+
+def ms_to_ticks(ms: int, tick_ms: int) -> int:
+    """Milliseconds to ticks, rounding up, at least one tick."""
+    if isinstance(tick_ms, bool) or not isinstance(tick_ms, int) or tick_ms < 1:
+        raise ValueError(f"tick_ms must be a positive integer (got {tick_ms!r})")
+    return max(1, -(-ms // tick_ms))
+
+
+@dataclass(frozen=True, kw_only=True)
+class Genesis:
+    chain_id: str
+    validators: tuple[Validator, ...]
+    consensus: ConsensusParams
+    created: str | None = None
+
+    def to_json_obj(self) -> dict[str, Any]:
+        obj: dict[str, Any] = {
+            "chain_id": self.chain_id,
+            "validators": [
+                {"department": v.department, "public_key": v.public_key, "address": v.address}
+                for v in self.validators
+            ],
+            "consensus": {name: getattr(self.consensus, name) for name in _PARAM_NAMES},
+        }
+        if self.created is not None:
+            obj["created"] = self.created
+        return obj
+
+    def canonical_bytes(self) -> bytes:
+        return json.dumps(self.to_json_obj(), sort_keys=True, separators=(",", ":"),
+                          ensure_ascii=True).encode("ascii")
+
+    @property
+    def hash(self) -> bytes:
+        """sha256 of canonical_bytes(): the chain's identity (32 bytes)."""
+        return hashlib.sha256(self.canonical_bytes()).digest()
+
+    @property
+    def hash_hex(self) -> str:
+        return self.hash.hex()
+
+    def replica_index(self, department: str) -> int:
+        for index, validator in enumerate(self.validators):
+            if validator.department == department:
+                return index
+        raise GenesisError(
+            f"department {department!r} is not a validator of chain {self.chain_id!r} "
+            f"(validators: {', '.join(v.department for v in self.validators)})"
+        )
+
+    def validator(self, department: str) -> Validator:
+        return self.validators[self.replica_index(department)]
+
+    def replica_config(self, department: str, tick_ms: int) -> ReplicaConfig:
+        """The consensus core's parameters for `department`, durations in ticks of tick_ms."""
+        replica = self.replica_index(department)
+        c = self.consensus
+        ticks = {tick_name: ms_to_ticks(getattr(c, ms_name), tick_ms)
+                 for ms_name, tick_name in _MS_TO_TICKS.items()}
+        return ReplicaConfig(
+            chain_id=self.chain_id,
+            validators=len(self.validators),
+            replica=replica,
+            batch_txs_max=c.batch_txs_max,
+            batch_bytes_max=c.batch_bytes_max,
+            checkpoint_interval_blocks=c.checkpoint_interval_blocks,
+            window_blocks=c.window_blocks,
+            in_flight_blocks_max=c.in_flight_blocks_max,
+            pending_requests_max=c.pending_requests_max,
+            timestamp_skew_max_ms=c.timestamp_skew_max_ms,
+            fetch_blocks_max=c.fetch_blocks_max,
+            **ticks,
+        )
+
+
+# --------------------------------------------------------------------------- parsing
+
+def _show(value: object) -> str:
+    if isinstance(value, (str, int, float, bool)) or value is None:
+        text = json.dumps(value)
+    elif isinstance(value, dict):
+        text = "a JSON object"
+    elif isinstance(value, list):
+        text = "a JSON array"
+    else:
+        text = f"a {type(value).__name__}"
+    return text if len(text) <= 80 else text[:77] + "..."
+
+
+def _no_duplicate_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    obj: dict[str, Any] = {}
+    for key, value in pairs:
+        if key in obj:
+            raise GenesisError(f"duplicate key {key!r}")
+        obj[key] = value
+    return obj
+
+
+def _check_keys(source: str, obj: Mapping[str, Any], allowed: tuple[str, ...], where: str) -> None:
+    for key in obj:
+        if key not in allowed:
+            raise GenesisError(f"{source}: unknown field {where}{key!r}; allowed: {', '.join(allowed)}")
+
+
+def genesis_from_obj(obj: object, *, source: str = "genesis") -> Genesis:
+    """Validate a decoded JSON document. Raises GenesisError naming the field."""
+    if not isinstance(obj, dict):
+        raise GenesisError(f"{source}: must be a JSON object (got {_show(obj)})")
+    _check_keys(source, obj, _TOP_KEYS, "")
+    for key in ("chain_id", "validators", "consensus"):
+        if key not in obj:
+            raise GenesisError(f"{source}: {key} is missing")
+
+    chain_id = obj["chain_id"]
+    if not isinstance(chain_id, str) or not CHAIN_ID_RE.fullmatch(chain_id):
+        raise GenesisError(f"{source}: chain_id must match [a-z0-9-]{{1,32}} (got {_show(chain_id)})")
+
+    validators_raw = obj["validators"]
+    if not isinstance(validators_raw, list) or not validators_raw:
+        raise GenesisError(f"{source}: validators must be a non-empty array (got {_show(validators_raw)})")
+    validators: list[Validator] = []
+    seen_departments: set[str] = set()
+    seen_keys: set[str] = set()
+    seen_addresses: set[str] = set()
+    for index, raw in enumerate(validators_raw):
+        where = f"validators[{index}]"
+        if not isinstance(raw, dict):
+            raise GenesisError(f"{source}: {where} must be an object (got {_show(raw)})")
+        _check_keys(source, raw, _VALIDATOR_KEYS, f"{where}.")
+        for key in _VALIDATOR_KEYS:
+            if key not in raw:
+                raise GenesisError(f"{source}: {where}.{key} is missing")
+        department = raw["department"]
+        if not isinstance(department, str) or not DEPARTMENT_RE.fullmatch(department):
+            raise GenesisError(f"{source}: {where}.department must be lowercase letters, digits and '-' "
+                               f"(1-63, not starting or ending with '-') (got {_show(department)})")
+        if department in seen_departments:
+            raise GenesisError(f"{source}: {where}.department {department!r} is listed twice")
+        public_key = raw["public_key"]
+        try:
+            if not isinstance(public_key, str) or len(public_key) != 64:
+                raise ValueError
+            key_bytes = bytes.fromhex(public_key)
+        except ValueError:
+            raise GenesisError(f"{source}: {where}.public_key must be 64 hex characters (32 bytes) "
+                               f"(got {_show(public_key)})") from None
+        public_key = key_bytes.hex()  # normalise case
+        if not crypto_core_ed25519_is_valid_point(key_bytes):
+            raise GenesisError(f"{source}: {where}.public_key is not a valid Ed25519 public key")
+        if public_key in seen_keys:
+            raise GenesisError(f"{source}: {where}.public_key is also used by another validator; "
+                               f"each department needs its own key")
+        address = raw["address"]
+        try:
+            parsed = parse_address(address, allow_port_zero=False)
+        except ValueError as exc:
+            raise GenesisError(f"{source}: {where}.address must be \"host:port\": {exc} "
+                               f"(got {_show(address)})") from None
+        if str(parsed) in seen_addresses:
+            raise GenesisError(f"{source}: {where}.address {address!r} is used by another validator")
+        seen_departments.add(department)
+        seen_keys.add(public_key)
+        seen_addresses.add(str(parsed))
+        validators.append(Validator(department=department, public_key=public_key, address=address))
+
+    consensus_raw = obj["consensus"]
+    if not isinstance(consensus_raw, dict):
+        raise GenesisError(f"{source}: consensus must be an object (got {_show(consensus_raw)})")
+    _check_keys(source, consensus_raw, _PARAM_NAMES, "consensus.")
+    params: dict[str, int] = {}
+    for name in _PARAM_NAMES:
+        if name not in consensus_raw:
+            raise GenesisError(f"{source}: consensus.{name} is missing; every consensus parameter must be "
+                               f"explicit so that all nodes agree on it")
+        value = consensus_raw[name]
+        if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= _PARAM_MAX:
+            raise GenesisError(f"{source}: consensus.{name} must be an integer between 1 and {_PARAM_MAX} "
+                               f"(got {_show(value)})")
+        params[name] = value
+    if params["window_blocks"] < 2 * params["checkpoint_interval_blocks"]:
+        raise GenesisError(f"{source}: consensus.window_blocks ({params['window_blocks']}) must be at least "
+                           f"2 x checkpoint_interval_blocks ({params['checkpoint_interval_blocks']})")
+    if params["view_change_timeout_max_ms"] < params["view_change_timeout_ms"]:
+        raise GenesisError(f"{source}: consensus.view_change_timeout_max_ms must be >= view_change_timeout_ms")
+
+    created = obj.get("created")
+    if created is not None and not isinstance(created, str):
+        raise GenesisError(f"{source}: created must be a string such as \"2025-01-01T00:00:00Z\" "
+                           f"(got {_show(created)})")
+    return Genesis(chain_id=chain_id, validators=tuple(validators), consensus=ConsensusParams(**params),
+                   created=created)
+
+
+def load_genesis(path: str | os.PathLike[str]) -> Genesis:
+    path = Path(path)
+    try:
+        raw = path.read_bytes()
+    except FileNotFoundError:
+        raise GenesisError(f"{path}: genesis file not found") from None
+    except OSError as exc:
+        raise GenesisError(f"{path}: cannot read genesis file: {exc.strerror}") from None
+    try:
+        obj = json.loads(raw.decode("utf-8"), object_pairs_hook=_no_duplicate_keys,
+                         parse_constant=_reject_constant)
+    except GenesisError as exc:
+        raise GenesisError(f"{path}: {exc}") from None
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise GenesisError(f"{path}: not valid JSON: {exc}") from None
+    return genesis_from_obj(obj, source=str(path))
+
+
+def _reject_constant(name: str) -> Any:
+    raise GenesisError(f"{name} is not allowed in a genesis file")
+
+
+def write_genesis(path: str | os.PathLike[str], genesis: Genesis) -> None:
+    """Write `genesis` as indented JSON, atomically (temp file, fsync, rename)."""
+    path = Path(path)
+    text = json.dumps(genesis.to_json_obj(), indent=2, ensure_ascii=False) + "\n"
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent or ".")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as file:
+            file.write(text)
+            file.flush()
+            os.fsync(file.fileno())
+        os.chmod(tmp, 0o644)  # public data; mkstemp creates 0600
+        os.replace(tmp, path)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
+        raise
+
+
+def _public_key_text(key: object) -> object:
+    if isinstance(key, (bytes, bytearray)):
+        return bytes(key).hex()
+    if hasattr(key, "encode") and not isinstance(key, str):  # nacl VerifyKey
+        return bytes(key).hex()  # type: ignore[call-overload]
+    return key
+
+
+def make_genesis(
+    chain_id: str,
+    validators: Iterable[Validator | Mapping[str, Any] | tuple[str, Any, str]],
+    *,
+    created: str | None = None,
+    **params: int,
+) -> Genesis:
+    """Build a validated Genesis. `validators` are Validator objects, dicts, or
+    (department, public_key, address) tuples; a public key may be hex, 32 raw
+    bytes, or a nacl VerifyKey. Consensus parameters not given take the
+    ConsensusParams defaults. Raises GenesisError (TypeError for unknown params)."""
+    unknown = sorted(set(params) - set(_PARAM_NAMES))
+    if unknown:
+        raise TypeError(f"make_genesis() got unknown consensus parameter(s): {', '.join(unknown)}")
+    entries = []
+    for v in validators:
+        if isinstance(v, Validator):
+            entry = {"department": v.department, "public_key": v.public_key, "address": v.address}
+        elif isinstance(v, Mapping):
+            entry = dict(v)
+        else:
+            department, public_key, address = v
+            entry = {"department": department, "public_key": public_key, "address": address}
+        entry["public_key"] = _public_key_text(entry.get("public_key"))
+        entries.append(entry)
+    defaults = ConsensusParams()
+    obj: dict[str, Any] = {
+        "chain_id": chain_id,
+        "validators": entries,
+        "consensus": {name: params.get(name, getattr(defaults, name)) for name in _PARAM_NAMES},
+    }
+    if created is not None:
+        obj["created"] = created
+    return genesis_from_obj(obj, source="make_genesis")

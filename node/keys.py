@@ -1,0 +1,166 @@
+"""Validator key files: one Ed25519 private key per department node.
+
+File format (text, ASCII)::
+
+    # govchain ed25519 private key v1 -- keep secret, mode 0600
+    # public_key 3b6a27bc...   (informational; checked on load if present)
+    9d61b19deffd5a60ba844af492ec2cc44449c5697b326919703bac031cae7f60
+
+The one non-comment line is the 32-byte seed of a PyNaCl ``SigningKey`` in
+lowercase hex. The first line is a fixed header so a file of a different kind
+(a TLS key, a genesis file) is rejected with a clear message instead of being
+misread as a key.
+
+Permissions: a key file that the group or other users may read, write or
+execute is REFUSED, the way OpenSSH refuses an unprotected private key. A
+leaked validator key lets anyone sign votes as that department (equivocate,
+forge commit certificates), and a warning in a log nobody reads protects
+nothing. The error message says how to fix it (``chmod 600``). On Kubernetes
+mount the secret with ``defaultMode: 0400``. The check uses ``fstat`` on the
+opened file, so it checks the file actually read (symlinks are followed, as
+secret mounts use them).
+"""
+from __future__ import annotations
+
+import os
+import stat
+from pathlib import Path
+
+from nacl.exceptions import CryptoError
+from nacl.signing import SigningKey
+
+HEADER = "# govchain ed25519 private key v1 -- keep secret, mode 0600"
+_PUBLIC_KEY_PREFIX = "# public_key "
+_SEED_BYTES = 32
+_FILE_BYTES_MAX = 4096
+
+
+class KeyFileError(Exception):
+    """A key file is missing, unreadable, malformed, unprotected, or would be overwritten."""
+
+
+def public_key_hex(signing_key: SigningKey) -> str:
+    """The 32-byte Ed25519 public key as 64 lowercase hex characters (as in genesis files)."""
+    return bytes(signing_key.verify_key).hex()
+
+
+def _render(signing_key: SigningKey) -> bytes:
+    return (
+        f"{HEADER}\n{_PUBLIC_KEY_PREFIX}{public_key_hex(signing_key)}\n{bytes(signing_key).hex()}\n"
+    ).encode("ascii")
+
+
+def generate_key_file(path: str | os.PathLike[str]) -> SigningKey:
+    """Create a new random key at `path` with mode 0600 and return it.
+
+    Never overwrites: the file is created with O_CREAT|O_EXCL, so an existing
+    key (possibly the only copy of a validator identity) is left untouched and
+    KeyFileError is raised. The parent directory must exist.
+    """
+    path = Path(path)
+    signing_key = SigningKey.generate()
+    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0)
+    try:
+        fd = os.open(path, flags, 0o600)
+    except FileExistsError:
+        raise KeyFileError(
+            f"{path}: key file already exists; refusing to overwrite a private key "
+            f"(move it away first if you really mean to replace it)"
+        ) from None
+    except OSError as exc:
+        raise KeyFileError(f"{path}: cannot create key file: {exc.strerror}") from None
+    try:
+        try:
+            data = _render(signing_key)
+            written = 0
+            while written < len(data):
+                written += os.write(fd, data[written:])
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+    except OSError as exc:
+        # Do not leave a truncated key behind for the next run to trip over.
+        try:
+            os.unlink(path)
+        except OSError:
+            pass
+        raise KeyFileError(f"{path}: cannot write key file: {exc.strerror}") from None
+    return signing_key
+
+
+def load_signing_key(path: str | os.PathLike[str], *, check_permissions: bool = True) -> SigningKey:
+    """Read a key written by `generate_key_file`.
+
+    Raises KeyFileError when the file is missing, not a regular file, readable
+    or writable by group/others (unless ``check_permissions=False``, meant for
+    filesystems without POSIX modes), or not in the expected format.
+    """
+    path = Path(path)
+    try:
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_CLOEXEC", 0))
+    except FileNotFoundError:
+        raise KeyFileError(
+            f"{path}: key file not found (create one with generate_key_file / the keygen command)"
+        ) from None
+    except OSError as exc:
+        raise KeyFileError(f"{path}: cannot open key file: {exc.strerror}") from None
+    try:
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode):
+            raise KeyFileError(f"{path}: key file is not a regular file")
+        mode = stat.S_IMODE(st.st_mode)
+        if check_permissions and mode & 0o077:
+            raise KeyFileError(
+                f"{path}: private key file is accessible by group or others (mode {mode:04o}); "
+                f"refusing to use it. Fix with: chmod 600 {path}"
+            )
+        raw = os.read(fd, _FILE_BYTES_MAX + 1)
+    except OSError as exc:
+        raise KeyFileError(f"{path}: cannot read key file: {exc.strerror}") from None
+    finally:
+        os.close(fd)
+    if len(raw) > _FILE_BYTES_MAX:
+        raise KeyFileError(f"{path}: not a govchain key file (larger than {_FILE_BYTES_MAX} bytes)")
+    return _parse(path, raw)
+
+
+def _parse(path: Path, raw: bytes) -> SigningKey:
+    try:
+        text = raw.decode("ascii")
+    except UnicodeDecodeError:
+        raise KeyFileError(f"{path}: not a govchain key file (not ASCII text)") from None
+    lines = [line.strip() for line in text.splitlines()]
+    if not lines or lines[0] != HEADER:
+        raise KeyFileError(f"{path}: not a govchain key file (first line must be {HEADER!r})")
+    expected_public: str | None = None
+    seeds: list[str] = []
+    for line in lines[1:]:
+        if not line:
+            continue
+        if line.startswith(_PUBLIC_KEY_PREFIX):
+            expected_public = line[len(_PUBLIC_KEY_PREFIX):].strip().lower()
+        elif line.startswith("#"):
+            continue
+        else:
+            seeds.append(line)
+    if len(seeds) != 1:
+        raise KeyFileError(f"{path}: key file must contain exactly one key line (found {len(seeds)})")
+    seed_hex = seeds[0]
+    try:
+        seed = bytes.fromhex(seed_hex)
+    except ValueError:
+        raise KeyFileError(f"{path}: key line is not hex") from None
+    if len(seed) != _SEED_BYTES:
+        raise KeyFileError(
+            f"{path}: key line must be {2 * _SEED_BYTES} hex characters ({_SEED_BYTES} bytes), "
+            f"got {len(seed_hex)} characters"
+        )
+    try:
+        signing_key = SigningKey(seed)
+    except (CryptoError, ValueError, TypeError) as exc:  # pragma: no cover - any 32 bytes is a seed
+        raise KeyFileError(f"{path}: invalid Ed25519 seed: {exc}") from None
+    if expected_public is not None and expected_public != public_key_hex(signing_key):
+        raise KeyFileError(
+            f"{path}: the '# public_key' line does not match the private key (file edited or corrupted)"
+        )
+    return signing_key
