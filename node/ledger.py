@@ -45,6 +45,7 @@ _META_CHAIN = _META + b"chain_id"
 _META_GENESIS = _META + b"genesis_hash"
 _META_FORMAT = _META + b"format"
 _META_TIP = _META + b"tip"
+_META_SYNC = _META + b"sync"
 
 CHECKPOINT_RECORD_KEY = ("checkpoint",)
 
@@ -120,9 +121,12 @@ class Ledger:
         header: BlockHeader,
         receipts: Iterable[Receipt],
         state_writes: Iterable[StateWrite],
+        *,
+        sync: bool = True,
     ) -> None:
-        """Append the next block with everything derived from it, atomically
-        and durably (one write_batch(sync=True))."""
+        """Append the next block with everything derived from it atomically
+        (one write batch). With sync=False the caller must call sync() before
+        it tells anyone the block is committed (group commit)."""
         height = self._height + 1
         if header.chain_id != self.chain_id or block.proposal.chain_id != self.chain_id:
             raise LedgerError(f"block of chain {header.chain_id!r} given to ledger of {self.chain_id!r}")
@@ -134,7 +138,7 @@ class Ledger:
         if header.proposal_digest != block.proposal.digest or block.certificate.digest != block.proposal.digest:
             raise LedgerError(f"block {height}: header, proposal and certificate disagree")
 
-        with self._db.write_batch(sync=True) as b:
+        with self._db.write_batch(sync=sync) as b:
             b.put(key(_BLOCK, height), codec.encode_committed_block(block))
             b.put(key(_HEADER, height), codec.encode_header(header))
             b.put(_HASH + header.hash, u64(height))
@@ -253,6 +257,11 @@ class Ledger:
                     b.put(key(_CHECKPOINT, w.value.seq), data)
 
     apply_records = persist_records
+
+    def sync(self) -> None:
+        """Make every earlier write durable. LevelDB appends all writes to one
+        log, so one synced write fsyncs the unsynced ones before it."""
+        self._db.put(_META_SYNC, b"", sync=True)
 
     def records(self) -> dict:
         """Every durable consensus record: RecordKey -> Record."""

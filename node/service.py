@@ -3,6 +3,7 @@ read the ledger. Errors are gRPC statuses with a message a person can act on."""
 from __future__ import annotations
 
 import asyncio
+import functools
 
 import grpc
 
@@ -15,9 +16,10 @@ COMMIT_WAIT_MAX_MS = 120_000
 
 
 class ClientService(client_pb2_grpc.ClientServicer):
-    def __init__(self, department: str, chains: dict[str, ChainNode]) -> None:
+    def __init__(self, department: str, chains: dict[str, ChainNode], dropped: dict[str, int] | None = None) -> None:
         self._department = department
         self._chains = chains
+        self._dropped = dropped if dropped is not None else {}  # the node's peer-input drop counters (live)
 
     # ---- helpers ------------------------------------------------------------
 
@@ -36,14 +38,21 @@ class ClientService(client_pb2_grpc.ClientServicer):
             await context.abort(grpc.StatusCode.UNAVAILABLE, "node is shutting down; retry on another node")
         return chain
 
-    async def _admit(self, pb_tx) -> tuple[ChainNode | None, Admission]:
+    def _decode(self, pb_tx) -> tuple[ChainNode | None, object, Admission | None]:
+        """(chain, transaction, None), or a refusal that needs no chain."""
         try:
             tx = codec.tx_from_proto(pb_tx)
         except codec.CodecError as exc:
-            return None, Admission(b"", grpc.StatusCode.INVALID_ARGUMENT, f"malformed transaction: {exc}")
+            return None, None, Admission(b"", grpc.StatusCode.INVALID_ARGUMENT, f"malformed transaction: {exc}")
         chain, error = self._chain_or_error(tx.chain_id)
         if chain is None:
-            return None, Admission(tx.id, grpc.StatusCode.FAILED_PRECONDITION, error)
+            return None, tx, Admission(tx.id, grpc.StatusCode.FAILED_PRECONDITION, error)
+        return chain, tx, None
+
+    async def _admit(self, pb_tx) -> tuple[ChainNode | None, Admission]:
+        chain, tx, refusal = self._decode(pb_tx)
+        if refusal is not None:
+            return None, refusal
         return chain, await chain.admit(tx)
 
     @staticmethod
@@ -91,50 +100,56 @@ class ClientService(client_pb2_grpc.ClientServicer):
             results=[self._result(a, r) for (_, a), r in zip(admitted, receipts)])
 
     async def SubmitStream(self, request_iterator, context):
-        """Results come back as they are known: admission failures at once,
-        admitted transactions when admitted or, with wait_commit, committed."""
+        """Results come back as they are known: refusals at once, admitted
+        transactions when admitted or, with wait_commit, when committed.
+        Driven by future callbacks: no task per transaction."""
+        loop = asyncio.get_running_loop()
         out: asyncio.Queue = asyncio.Queue()
-        outstanding = 0
-        reading_done = asyncio.Event()
+        counts = {"read": 0, "answered": 0, "done_reading": False}
 
-        async def finish(item_future):
-            out.put_nowait(await item_future)
+        def answer(admission: Admission, receipt=None) -> None:
+            out.put_nowait(self._result(admission, receipt))
 
-        async def one(req):
-            chain, admission = await self._admit(req.tx)
-            receipt = None
-            if req.wait_commit and admission.code == grpc.StatusCode.OK:
-                receipt = await self._receipt(chain, admission.tx_id, self._wait_s(req.timeout_ms))
-            return self._result(admission, receipt)
+        def on_admitted(chain: ChainNode, wait: bool, wait_s: float, fut: asyncio.Future) -> None:
+            admission = fut.result()
+            if admission.code != grpc.StatusCode.OK or not wait:
+                return answer(admission)
+            committed = chain.wait_committed(admission.tx_id)
+            timer = loop.call_later(wait_s, lambda: committed.done() or committed.cancel())
 
-        async def reader():
-            nonlocal outstanding
-            tasks = set()
-            async for req in request_iterator:
-                outstanding += 1
-                # One coroutine per in-flight request of this stream; they are
-                # cheap and end at commit (no task per tx lives beyond that).
-                t = asyncio.ensure_future(finish(one(req)))
-                tasks.add(t)
-                t.add_done_callback(tasks.discard)
-            reading_done.set()
+            def on_committed(f: asyncio.Future) -> None:
+                timer.cancel()
+                answer(admission, None if f.cancelled() else f.result())
+
+            committed.add_done_callback(on_committed)
+
+        async def read() -> None:
+            try:
+                async for req in request_iterator:
+                    counts["read"] += 1
+                    chain, tx, refusal = self._decode(req.tx)
+                    if refusal is not None:
+                        answer(refusal)
+                        continue
+                    chain.admit(tx).add_done_callback(
+                        functools.partial(on_admitted, chain, req.wait_commit, self._wait_s(req.timeout_ms)))
+            except Exception as exc:  # the request stream broke (e.g. a malformed message): end the RPC
+                out.put_nowait(exc)
+                return
+            counts["done_reading"] = True
             out.put_nowait(None)
 
-        read = asyncio.ensure_future(reader())
+        reader = asyncio.ensure_future(read())
         try:
-            sent = 0
-            while True:
+            while not (counts["done_reading"] and counts["answered"] >= counts["read"]):
                 item = await out.get()
-                if item is None:
-                    if sent >= outstanding:
-                        return
-                    continue
-                sent += 1
-                yield item
-                if reading_done.is_set() and sent >= outstanding:
-                    return
+                if isinstance(item, Exception):
+                    raise item
+                if item is not None:
+                    counts["answered"] += 1
+                    yield item
         finally:
-            read.cancel()
+            reader.cancel()
 
     # ---- reads --------------------------------------------------------------
 
@@ -190,7 +205,7 @@ class ClientService(client_pb2_grpc.ClientServicer):
 
     async def Status(self, request, context):
         chains = [client_pb2.ChainStatus(**c.status()) for _, c in sorted(self._chains.items())]
-        return client_pb2.StatusResponse(department=self._department, chains=chains)
+        return client_pb2.StatusResponse(department=self._department, chains=chains, dropped=self._dropped)
 
 
 async def _none():
