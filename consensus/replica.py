@@ -20,6 +20,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
+from itertools import islice
 
 from consensus import events as ev
 from consensus import messages as m
@@ -358,7 +359,7 @@ class Replica:
         if self._pending and not self._escalated:
             self._escalated = True
             self._escalated_tick = self.ticks
-            oldest = [req for req, _ in list(self._pending.values())[: self.config.batch_txs_max]]
+            oldest = [req for req, _ in islice(self._pending.values(), self.config.batch_txs_max)]
             self._send(self._sign(m.RequestBatch(chain_id=self.config.chain_id, requests=tuple(oldest),
                                                  replica=self._me)))
         else:
@@ -419,13 +420,14 @@ class Replica:
     def _propose(self) -> None:
         cfg = self.config
         batch, size = [], 0
-        for rid in list(self._unproposed):
+        for rid in self._unproposed:
             req = self._pending[rid][0]
             if batch and (len(batch) >= cfg.batch_txs_max or size + len(req.body) > cfg.batch_bytes_max):
                 break
             batch.append(req)
             size += len(req.body)
-            del self._unproposed[rid]
+        for req in batch:
+            del self._unproposed[req.id]
         self._last_timestamp_ms = max(self.now_ms, self._last_timestamp_ms)
         proposal = m.Proposal(chain_id=cfg.chain_id, seq=self._next_seq, proposer=self._me,
                               timestamp_ms=self._last_timestamp_ms, requests=tuple(batch))
@@ -806,7 +808,7 @@ class Replica:
             if mine is not None:
                 self._send(mine)
         if not self.is_primary and self._unproposed:
-            oldest = list(self._unproposed)[: self.config.batch_txs_max]
+            oldest = islice(self._unproposed, self.config.batch_txs_max)
             self._forward([self._pending[rid][0] for rid in oldest])
 
     _HANDLERS = {
