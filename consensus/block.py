@@ -2,8 +2,10 @@
 
 PBFT agrees on the Proposal (its digest is what the commit certificate signs).
 The header adds what every replica derives deterministically once the block is
-final: the parent hash, the view of the certificate and the state root after
-execution. The timestamp is the proposer's, clamped so it never goes back.
+final: the parent hash and the state root after execution. The timestamp is
+the proposer's, clamped so it never goes back. The view is deliberately left
+out: after a view change two correct replicas may hold certificates of
+different views for the same proposal, and their blocks must still be equal.
 """
 from __future__ import annotations
 
@@ -21,7 +23,6 @@ class BlockHeader:
     chain_id: str
     height: int
     parent_hash: bytes
-    view: int
     proposer: int
     timestamp_ms: int
     tx_root: bytes
@@ -34,7 +35,7 @@ class BlockHeader:
         return hashlib.sha256(
             b"govchain:v1:block:" + len(chain).to_bytes(2, "big") + chain
             + self.height.to_bytes(8, "big") + self.parent_hash
-            + self.view.to_bytes(8, "big") + self.proposer.to_bytes(4, "big")
+            + self.proposer.to_bytes(4, "big")
             + self.timestamp_ms.to_bytes(8, "big") + self.tx_root + self.state_root
             + self.proposal_digest
         ).digest()
@@ -46,7 +47,6 @@ def make_header(block: CommittedBlock, parent: BlockHeader | None, state_root: b
         chain_id=p.chain_id,
         height=p.seq,
         parent_hash=parent.hash if parent else GENESIS_PARENT,
-        view=block.certificate.view,
         proposer=p.proposer,
         timestamp_ms=max(p.timestamp_ms, parent.timestamp_ms if parent else 0),
         tx_root=p.tx_root,

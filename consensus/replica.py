@@ -89,6 +89,11 @@ def new_view_pre_prepares(
     return min_s, out
 
 
+def _size(request: m.Request) -> int:
+    """A request's share of batch_bytes_max, counted as Proposal.size_bytes does."""
+    return len(request.body) + len(request.id)
+
+
 def _with_signature(msg, signer: Signer):
     return replace(msg, signature=signer.sign(signable(msg)))
 
@@ -375,6 +380,9 @@ class Replica:
             if len(self._pending) >= self.config.pending_requests_max:
                 self._drop("pending requests full")
                 continue
+            if _size(req) > self.config.batch_bytes_max:
+                self._drop("request larger than a batch")
+                continue
             if forwarded_by is not None and not self._validate_request(req):
                 self._drop("invalid request")
                 continue
@@ -405,8 +413,8 @@ class Replica:
     # ---- normal case: primary (§4.2) ---------------------------------------
 
     def _maybe_propose(self, *, on_arrival: bool = False) -> None:
-        if not self.is_primary:
-            return
+        if not self.is_primary or self.executed_seq < self._view_floor:
+            return  # below the floor we cannot yet tell which requests are committed
         cfg = self.config
         while (self._unproposed and self._next_seq <= self.high_watermark
                and self._next_seq - 1 - self.executed_seq < cfg.in_flight_blocks_max):
@@ -422,10 +430,10 @@ class Replica:
         batch, size = [], 0
         for rid in self._unproposed:
             req = self._pending[rid][0]
-            if batch and (len(batch) >= cfg.batch_txs_max or size + len(req.body) > cfg.batch_bytes_max):
+            if batch and (len(batch) >= cfg.batch_txs_max or size + _size(req) > cfg.batch_bytes_max):
                 break
             batch.append(req)
-            size += len(req.body)
+            size += _size(req)
         for req in batch:
             del self._unproposed[req.id]
         self._last_timestamp_ms = max(self.now_ms, self._last_timestamp_ms)
@@ -446,13 +454,15 @@ class Replica:
             return self._drop("pre-prepare not from primary")
         if not self._in_window(pp.seq):
             return self._drop("outside watermarks")
+        if self.executed_seq < self._view_floor:
+            return  # cannot check for committed requests yet; the primary retransmits
         slot = self._slots.get(pp.seq)
-        if slot is not None and slot.pre_prepare is not None:
-            if slot.pre_prepare.digest != pp.digest:
-                self._drop("conflicting pre-prepare")
+        if slot is not None and slot.pre_prepare is not None and slot.pre_prepare.digest == pp.digest:
             return  # a retransmission
         if not self._verified(pp):
             return
+        if slot is not None and slot.pre_prepare is not None:
+            return self._drop("conflicting pre-prepare")
         problem = self._proposal_problem(pp)
         if problem:
             return self._drop(problem)
@@ -504,12 +514,12 @@ class Replica:
         slot = self._slot(vote.seq)
         votes = slot.prepares if is_prepare else slot.commits
         known = votes.get(vote.replica)
-        if known is not None:
-            if known.digest != vote.digest:
-                self._drop("double vote")
-            return
+        if known is not None and known.digest == vote.digest:
+            return  # a retransmission
         if not self._verified(vote):
             return
+        if known is not None:
+            return self._drop("double vote")
         votes[vote.replica] = vote
         if is_prepare:
             self._check_prepared(slot)
@@ -598,10 +608,17 @@ class Replica:
         self._check_stable(c.seq)
 
     def _check_stable(self, seq: int) -> None:
-        own = self._own_checkpoint.get(seq)
-        if own is None or seq <= self.stable.seq:
+        if seq <= self.stable.seq or seq > self.executed_seq:
             return
         votes = self._checkpoints.get(seq, {})
+        own = self._own_checkpoint.get(seq)
+        if own is None:
+            # Restarted since executing seq: a quorum's digest stands in for ours
+            # (it holds f+1 correct replicas, which executed the same blocks).
+            digests = [c.digest for c in votes.values()]
+            own = next((d for d in digests if digests.count(d) >= self._quorum), None)
+            if own is None:
+                return
         matching = sorted((c for c in votes.values() if c.digest == own), key=lambda c: c.replica)
         if len(matching) < self._quorum:
             if len(votes) - len(matching) >= self._quorum:

@@ -330,6 +330,6 @@ class ChainNode:
 
 def block_summary(header, receipts: tuple[Receipt, ...]) -> dict:
     return {"chain": header.chain_id, "height": header.height, "hash": header.hash.hex(),
-            "view": header.view, "proposer": header.proposer, "timestamp_ms": header.timestamp_ms,
+            "proposer": header.proposer, "timestamp_ms": header.timestamp_ms,
             "txs": len(receipts), "ok": sum(1 for r in receipts if r.status == "OK"),
             "state_root": header.state_root.hex()}

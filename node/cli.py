@@ -89,13 +89,17 @@ def cmd_status(args) -> int:
     r = _stub(args).Status(client_pb2.StatusRequest(), timeout=args.timeout)
     chains = {c.chain_id: {"height": c.height, "view": c.view, "primary": c.primary,
                            "view_changing": c.view_changing, "peers": list(c.peers_connected),
-                           "mempool": c.mempool, "head": c.head_hash.hex(), "replica": c.replica}
+                           "mempool": c.mempool, "head": c.head_hash.hex(), "replica": c.replica,
+                           "dropped": dict(sorted(c.dropped.items()))}
               for c in r.chains}
     lines = [f"department {r.department} at {args.node}",
              f"{'chain':<10} {'height':>7} {'view':>5} {'primary':>7} {'peers':>5} {'mempool':>8}  head"]
     lines += [f"{cid:<10} {c['height']:>7} {c['view']:>5} {c['primary']:>7} {len(c['peers']):>5} "
               f"{c['mempool']:>8}  {c['head'][:16]}" for cid, c in chains.items()]
-    _print({"department": r.department, "chains": chains}, args.json, "\n".join(lines))
+    if r.dropped:
+        lines.append("dropped peer input: " + ", ".join(f"{k} {v}" for k, v in sorted(r.dropped.items())))
+    _print({"department": r.department, "chains": chains, "dropped": dict(sorted(r.dropped.items()))},
+           args.json, "\n".join(lines))
     return 0
 
 
@@ -147,7 +151,7 @@ def cmd_block_get(args) -> int:
     r = _stub(args).GetBlock(request, timeout=args.timeout)
     h, block = codec.from_proto(r.header), codec.from_proto(r.block)
     out = {"chain_id": h.chain_id, "height": h.height, "hash": h.hash.hex(), "parent_hash": h.parent_hash.hex(),
-           "view": h.view, "proposer": h.proposer, "timestamp_ms": h.timestamp_ms, "tx_root": h.tx_root.hex(),
+           "proposer": h.proposer, "timestamp_ms": h.timestamp_ms, "tx_root": h.tx_root.hex(),
            "state_root": h.state_root.hex(), "txs": len(block.proposal.requests),
            "certificate": {"view": block.certificate.view, "signers": [c.replica for c in block.certificate.commits]},
            "checkpoint": r.HasField("checkpoint")}

@@ -397,7 +397,7 @@ def _stable_checkpoint_from_pb(pb: consensus_pb2.StableCheckpoint) -> StableChec
 
 def _header_to_pb(h: BlockHeader) -> consensus_pb2.BlockHeader:
     return consensus_pb2.BlockHeader(
-        chain_id=h.chain_id, height=h.height, parent_hash=h.parent_hash, view=h.view,
+        chain_id=h.chain_id, height=h.height, parent_hash=h.parent_hash,
         proposer=h.proposer, timestamp_ms=h.timestamp_ms, tx_root=h.tx_root,
         state_root=h.state_root, proposal_digest=h.proposal_digest,
     )
@@ -406,7 +406,7 @@ def _header_to_pb(h: BlockHeader) -> consensus_pb2.BlockHeader:
 def _header_from_pb(pb: consensus_pb2.BlockHeader) -> BlockHeader:
     return BlockHeader(
         chain_id=_chain_id(pb.chain_id), height=_int(pb.height, "height"),
-        parent_hash=_digest(pb.parent_hash, "parent_hash"), view=_int(pb.view, "view"),
+        parent_hash=_digest(pb.parent_hash, "parent_hash"),
         proposer=pb.proposer, timestamp_ms=_int(pb.timestamp_ms, "timestamp_ms"),
         tx_root=_digest(pb.tx_root, "tx_root"), state_root=_digest(pb.state_root, "state_root"),
         proposal_digest=_digest(pb.proposal_digest, "proposal_digest"),

@@ -40,7 +40,7 @@ def verify_chain(genesis: Genesis,
             return VerifyResult(False, height, checkpoints, "commit certificate does not verify against genesis keys")
         expected = make_header(block, parent, header.state_root)
         if header != expected:
-            diff = [f for f in ("chain_id", "parent_hash", "view", "proposer", "timestamp_ms", "tx_root",
+            diff = [f for f in ("chain_id", "parent_hash", "proposer", "timestamp_ms", "tx_root",
                                 "proposal_digest") if getattr(header, f) != getattr(expected, f)]
             return VerifyResult(False, height, checkpoints, f"header does not match certified block: {', '.join(diff)}")
         if checkpoint is not None:

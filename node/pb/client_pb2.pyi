@@ -173,7 +173,14 @@ class StatusRequest(_message.Message):
     def __init__(self) -> None: ...
 
 class ChainStatus(_message.Message):
-    __slots__ = ("chain_id", "height", "view", "primary", "view_changing", "peers_connected", "mempool", "head_hash", "replica")
+    __slots__ = ("chain_id", "height", "view", "primary", "view_changing", "peers_connected", "mempool", "head_hash", "replica", "dropped")
+    class DroppedEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: str
+        value: int
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[int] = ...) -> None: ...
     CHAIN_ID_FIELD_NUMBER: _ClassVar[int]
     HEIGHT_FIELD_NUMBER: _ClassVar[int]
     VIEW_FIELD_NUMBER: _ClassVar[int]
@@ -183,6 +190,7 @@ class ChainStatus(_message.Message):
     MEMPOOL_FIELD_NUMBER: _ClassVar[int]
     HEAD_HASH_FIELD_NUMBER: _ClassVar[int]
     REPLICA_FIELD_NUMBER: _ClassVar[int]
+    DROPPED_FIELD_NUMBER: _ClassVar[int]
     chain_id: str
     height: int
     view: int
@@ -192,12 +200,22 @@ class ChainStatus(_message.Message):
     mempool: int
     head_hash: bytes
     replica: int
-    def __init__(self, chain_id: _Optional[str] = ..., height: _Optional[int] = ..., view: _Optional[int] = ..., primary: _Optional[int] = ..., view_changing: _Optional[bool] = ..., peers_connected: _Optional[_Iterable[str]] = ..., mempool: _Optional[int] = ..., head_hash: _Optional[bytes] = ..., replica: _Optional[int] = ...) -> None: ...
+    dropped: _containers.ScalarMap[str, int]
+    def __init__(self, chain_id: _Optional[str] = ..., height: _Optional[int] = ..., view: _Optional[int] = ..., primary: _Optional[int] = ..., view_changing: _Optional[bool] = ..., peers_connected: _Optional[_Iterable[str]] = ..., mempool: _Optional[int] = ..., head_hash: _Optional[bytes] = ..., replica: _Optional[int] = ..., dropped: _Optional[_Mapping[str, int]] = ...) -> None: ...
 
 class StatusResponse(_message.Message):
-    __slots__ = ("department", "chains")
+    __slots__ = ("department", "chains", "dropped")
+    class DroppedEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: str
+        value: int
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[int] = ...) -> None: ...
     DEPARTMENT_FIELD_NUMBER: _ClassVar[int]
     CHAINS_FIELD_NUMBER: _ClassVar[int]
+    DROPPED_FIELD_NUMBER: _ClassVar[int]
     department: str
     chains: _containers.RepeatedCompositeFieldContainer[ChainStatus]
-    def __init__(self, department: _Optional[str] = ..., chains: _Optional[_Iterable[_Union[ChainStatus, _Mapping]]] = ...) -> None: ...
+    dropped: _containers.ScalarMap[str, int]
+    def __init__(self, department: _Optional[str] = ..., chains: _Optional[_Iterable[_Union[ChainStatus, _Mapping]]] = ..., dropped: _Optional[_Mapping[str, int]] = ...) -> None: ...

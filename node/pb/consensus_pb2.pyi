@@ -251,11 +251,10 @@ class StableCheckpoint(_message.Message):
     def __init__(self, seq: _Optional[int] = ..., digest: _Optional[bytes] = ..., proof: _Optional[_Iterable[_Union[Checkpoint, _Mapping]]] = ...) -> None: ...
 
 class BlockHeader(_message.Message):
-    __slots__ = ("chain_id", "height", "parent_hash", "view", "proposer", "timestamp_ms", "tx_root", "state_root", "proposal_digest")
+    __slots__ = ("chain_id", "height", "parent_hash", "proposer", "timestamp_ms", "tx_root", "state_root", "proposal_digest")
     CHAIN_ID_FIELD_NUMBER: _ClassVar[int]
     HEIGHT_FIELD_NUMBER: _ClassVar[int]
     PARENT_HASH_FIELD_NUMBER: _ClassVar[int]
-    VIEW_FIELD_NUMBER: _ClassVar[int]
     PROPOSER_FIELD_NUMBER: _ClassVar[int]
     TIMESTAMP_MS_FIELD_NUMBER: _ClassVar[int]
     TX_ROOT_FIELD_NUMBER: _ClassVar[int]
@@ -264,10 +263,9 @@ class BlockHeader(_message.Message):
     chain_id: str
     height: int
     parent_hash: bytes
-    view: int
     proposer: int
     timestamp_ms: int
     tx_root: bytes
     state_root: bytes
     proposal_digest: bytes
-    def __init__(self, chain_id: _Optional[str] = ..., height: _Optional[int] = ..., parent_hash: _Optional[bytes] = ..., view: _Optional[int] = ..., proposer: _Optional[int] = ..., timestamp_ms: _Optional[int] = ..., tx_root: _Optional[bytes] = ..., state_root: _Optional[bytes] = ..., proposal_digest: _Optional[bytes] = ...) -> None: ...
+    def __init__(self, chain_id: _Optional[str] = ..., height: _Optional[int] = ..., parent_hash: _Optional[bytes] = ..., proposer: _Optional[int] = ..., timestamp_ms: _Optional[int] = ..., tx_root: _Optional[bytes] = ..., state_root: _Optional[bytes] = ..., proposal_digest: _Optional[bytes] = ...) -> None: ...

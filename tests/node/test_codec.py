@@ -79,7 +79,7 @@ messages = st.one_of(*MESSAGE_STRATEGIES.values())
 
 view_records = st.builds(ViewRecord, view=u63, changing=st.booleans())
 stable_checkpoints = st.builds(StableCheckpoint, seq=u63, digest=digest, proof=tuples(checkpoints))
-headers = st.builds(BlockHeader, chain_id=chain_id, height=u63, parent_hash=digest, view=u63,
+headers = st.builds(BlockHeader, chain_id=chain_id, height=u63, parent_hash=digest,
                     proposer=u32, timestamp_ms=u63, tx_root=digest, state_root=digest,
                     proposal_digest=digest)
 receipts = st.builds(Receipt, tx_id=digest, height=u63, index=u32,
