@@ -49,6 +49,11 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--safety-ms", type=int, default=SimOptions.safety_ms, help="virtual ms with faults")
     p.add_argument("--liveness-ms", type=int, default=SimOptions.liveness_ms,
                    help="virtual ms allowed to converge after faults stop")
+    p.add_argument("--workarounds", nargs="?", const=True, default=False,
+                   type=lambda s: tuple(s.split(",")), metavar="F1,F2",
+                   help="shell-side workarounds for the replica findings F1/F2 in docs/simulator.md "
+                        "(headers hashed as if certified in view 0; own checkpoints re-fed after restart); "
+                        "every invariant stays on")
     p.add_argument("--verbose", "-v", action="store_true", help="print per-seed lines in a batch")
     g = p.add_argument_group("explicit faults (override the profile)")
     g.add_argument("--loss", type=float, help="message loss probability")
@@ -85,7 +90,8 @@ def options(args, seed: int) -> SimOptions:
         if value is not None and value is not False:
             overrides[key] = value
     return SimOptions(seed=seed, nodes=args.nodes, faults=args.faults, overrides=overrides, crypto=args.crypto,
-                      safety_ms=args.safety_ms, liveness_ms=args.liveness_ms)
+                      safety_ms=args.safety_ms, liveness_ms=args.liveness_ms,
+                      workarounds=args.workarounds)
 
 
 def main(argv=None) -> int:
@@ -117,7 +123,8 @@ def main(argv=None) -> int:
             print(f"seed {seed}: {result.status} height={result.height} {result.profile.describe()}")
         if result.status != "ok":
             failures.append(result)
-            print(f"seed {seed}: {result.status}: {result.detail.strip().splitlines()[-1]}")
+            lines = result.detail.strip().splitlines()
+            print(f"seed {seed}: {result.status}: {lines[-1] if result.status == 'crash' else lines[0]}")
             print(f"  profile: {result.profile.describe()}")
             print(f"  replay: {result.replay}")
         if i % 10 == 0 or i == total:

@@ -25,6 +25,10 @@ def _h(b: bytes) -> str:
     return b.hex()[:12]
 
 
+def _v(x) -> str:
+    return _h(x) if isinstance(x, bytes) else str(x)
+
+
 class Checker:
     def __init__(self, *, n: int, chain_id: str, verifier, correct: list[bool],
                  registry: dict[bytes, bytes]) -> None:
@@ -34,7 +38,7 @@ class Checker:
         self.correct = correct
         self.registry = registry  # request id -> body, every request a client created
         self.proposal_at: dict[int, tuple[bytes, int]] = {}  # height -> (proposal digest, first node)
-        self.header_at: dict[int, tuple[bytes, int]] = {}  # height -> (header hash, first node)
+        self.header_at: dict[int, tuple] = {}  # height -> (header, first node)
         self.votes: dict[tuple, bytes] = {}  # (replica, kind, view, seq) -> digest
         self.executed: list[dict[bytes, int]] = [dict() for _ in range(n)]
         self.commits = 0
@@ -91,11 +95,15 @@ class Checker:
         for rid in entry.duplicates:
             if rid not in done:
                 raise SafetyViolation("executed-once", f"node {node} seq {seq}: {_h(rid)} skipped, never run")
-        hfirst = self.header_at.setdefault(seq, (header.hash, node))
-        if hfirst[0] != header.hash:
+        hfirst = self.header_at.setdefault(seq, (header, node))
+        if hfirst[0].hash != header.hash:
+            other = hfirst[0]
+            diff = [f"{k}: node {hfirst[1]}={_v(getattr(other, k))} node {node}={_v(getattr(header, k))}"
+                    for k in ("parent_hash", "view", "proposer", "timestamp_ms", "tx_root", "state_root")
+                    if getattr(other, k) != getattr(header, k)]
             raise SafetyViolation(
-                "identical-ledgers", f"seq {seq}: node {hfirst[1]} header {_h(hfirst[0])}, "
-                f"node {node} {_h(header.hash)} (same proposal, different header: view/state root)")
+                    "identical-ledgers", f"seq {seq}: same proposal {_h(digest)}, different headers: "
+                    + "; ".join(diff))
 
     def on_restart(self, node: int, ledger_height: int, replica_executed_seq: int, before: int) -> None:
         if not self.correct[node]:

@@ -20,7 +20,7 @@ class Clients:
         self.requests_per_s = requests_per_s
         self.retry_ms = retry_ms
         self.registry: dict[bytes, bytes] = {}
-        self.submitted_at: dict[bytes, int] = {}
+        self.outstanding: dict[bytes, None] = {}  # not yet executed by any correct replica (insertion order)
         self._counter = 0
         self._next_retry = retry_ms
 
@@ -34,6 +34,7 @@ class Clients:
             body = b"tx:%d:" % self._counter + self.rng.randbytes(8)
             rid = hashlib.sha256(body).digest()
             self.registry[rid] = body
+            self.outstanding[rid] = None
             out.append(m.Request(id=rid, body=body))
         return tuple(out)
 
@@ -55,5 +56,6 @@ class Clients:
         if now_ms < self._next_retry:
             return ()
         self._next_retry = now_ms + self.retry_ms
-        return tuple(m.Request(id=rid, body=body) for rid, body in self.registry.items()
-                     if not executed_anywhere(rid))
+        for rid in [r for r in self.outstanding if executed_anywhere(r)]:
+            del self.outstanding[rid]
+        return tuple(m.Request(id=rid, body=self.registry[rid]) for rid in self.outstanding)

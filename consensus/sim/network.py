@@ -42,10 +42,11 @@ class Network:
             return
         copies = 2 if f.duplicate and rng.random() < f.duplicate else 1
         for _ in range(copies):
+            # random() is several times cheaper than randint() on this hot path
             if f.slow and rng.random() < f.slow:
-                delay = rng.randint(f.delay_ms_max, f.slow_ms_max)
+                delay = f.delay_ms_max + int(rng.random() * (f.slow_ms_max - f.delay_ms_max + 1))
             else:
-                delay = rng.randint(f.delay_ms_min, f.delay_ms_max)
+                delay = f.delay_ms_min + int(rng.random() * (f.delay_ms_max - f.delay_ms_min + 1))
             self._order += 1
             heapq.heappush(self._queue, (now_ms + delay, self._order, src, dst, msg))
 

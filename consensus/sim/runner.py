@@ -56,6 +56,9 @@ class SimOptions:
     script: list | None = None  # explicit FaultEvents instead of the drawn schedule (scenario tests)
     max_blocks: int = 0  # stop the safety phase early at this height (bench)
     trace: bool = True
+    # Shell-side workarounds for replica findings (docs/simulator.md): True = all,
+    # or a tuple of finding ids such as ("F1",).
+    workarounds: bool | tuple = False
 
     def replay_command(self) -> str:
         cmd = f"python -m consensus.sim --seed {self.seed} --nodes {self.nodes}"
@@ -75,6 +78,10 @@ class SimOptions:
             cmd += f" --safety-ms {self.safety_ms}"
         if self.liveness_ms != SimOptions.liveness_ms:
             cmd += f" --liveness-ms {self.liveness_ms}"
+        if self.workarounds is True:
+            cmd += " --workarounds"
+        elif self.workarounds:
+            cmd += f" --workarounds {','.join(self.workarounds)}"
         if self.overrides.get("byzantine", 0) > (self.nodes - 1) // 3:
             cmd += " --allow-over-f"
         if self.script is not None:
@@ -151,7 +158,8 @@ class Simulation:
         self.nodes = [
             SimNode(i, config=ReplicaConfig(chain_id="sim", validators=n, replica=i, **cfg),
                     signer=signers[i], verifier=self.verifier, validate_request=self.clients.validate,
-                    replica_factory=factory, send=self._send, checker=self.checker, trace=self.trace)
+                    replica_factory=factory, send=self._send, checker=self.checker, trace=self.trace,
+                    workarounds=_findings(opts.workarounds))
             for i in range(n)
         ]
         self.skew = [rng_clock.randint(-p.skew_ms_max, p.skew_ms_max) if p.skew_ms_max else 0
@@ -267,7 +275,21 @@ class Simulation:
             if reason is None:
                 return
             if self.now >= deadline:
-                raise LivenessViolation(f"after {self.opts.liveness_ms} ms of calm: {reason}")
+                raise LivenessViolation(f"after {self.opts.liveness_ms} ms of calm: {reason}\n"
+                                        + self.describe_nodes())
+
+    def describe_nodes(self) -> str:
+        lines = []
+        for nd in self.nodes:
+            r = nd.replica
+            role = "byzantine" if not self.correct[nd.index] else "correct"
+            if r is None:
+                lines.append(f"  node {nd.index} ({role}): down, ledger {nd.ledger.height}")
+                continue
+            lines.append(
+                f"  node {nd.index} ({role}): ledger {nd.ledger.height} view {r.view} changing {r.view_changing} "
+                f"stable {r.stable.seq} pending {r.pending_count} dropped {dict(sorted(nd.dropped.items()))}")
+        return "\n".join(lines)
 
     def run(self) -> Result:
         status, detail = "ok", ""
@@ -299,6 +321,10 @@ class Simulation:
                       profile=self.profile, replay=self.opts.replay_command(), height=self.height(),
                       commits=self.checker.commits, max_view=max(views, default=0), virtual_ms=self.now,
                       stats=stats)
+
+
+def _findings(w) -> tuple:
+    return ("F1", "F2") if w is True else tuple(w or ())
 
 
 class _NoTrace:

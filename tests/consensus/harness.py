@@ -36,9 +36,15 @@ def request(i: int) -> m.Request:
 
 
 class Cluster:
-    def __init__(self, n: int = 4, **params) -> None:
+    """`ledger_dedup=True` gives every replica an `is_committed` callback backed by
+    this harness's ledger, as the node does; by default a replica remembers
+    committed request ids itself (and forgets them on restart)."""
+
+    def __init__(self, n: int = 4, *, ledger_dedup: bool = False, **params) -> None:
         self.n = n
         self.params = params
+        self.ledger_dedup = ledger_dedup
+        self.ledger_ids: list[set[bytes]] = [set() for _ in range(n)]
         self.replicas = [self._make(i) for i in range(n)]
         self.ledgers: list[list[m.CommittedBlock]] = [[] for _ in range(n)]
         self.headers: list[list] = [[] for _ in range(n)]
@@ -51,7 +57,8 @@ class Cluster:
 
     def _make(self, i: int, restored: ev.RestoredState | None = None) -> Replica:
         cfg = ReplicaConfig(chain_id=CHAIN, validators=self.n, replica=i, **self.params)
-        return Replica(cfg, KeyedHashSigner(i), KeyedHashVerifier(), restored=restored)
+        is_committed = self.ledger_ids[i].__contains__ if self.ledger_dedup else None
+        return Replica(cfg, KeyedHashSigner(i), KeyedHashVerifier(), is_committed=is_committed, restored=restored)
 
     def handle(self, i: int, ready: ev.Ready) -> None:
         for w in ready.persist:
@@ -69,11 +76,14 @@ class Cluster:
             parent = self.headers[i][-1] if self.headers[i] else None
             header = make_header(block, parent, b"\0" * 32)
             self.ledgers[i].append(block)
+            self.ledger_ids[i].update(r.id for r in block.proposal.requests)
             self.headers[i].append(header)
             executed.append(ev.BlockExecuted(seq=block.seq, block_hash=header.hash))
         for s in ready.serve:
             blocks = tuple(b for b in self.ledgers[i] if s.from_seq <= b.seq <= s.to_seq)
-            self.queue.append((i, s.to, m.BlocksReply(chain_id=CHAIN, blocks=blocks, replica=i)))
+            reply = m.BlocksReply(chain_id=CHAIN, blocks=blocks, replica=i)
+            self.sent.append((i, reply))  # sent by the shell on the replica's behalf
+            self.queue.append((i, s.to, reply))
         self.replicas[i].advance(ready)
         for e in executed:
             self.step(i, e)
@@ -127,3 +137,20 @@ class Cluster:
         for ledger in self.ledgers:
             for a, b in zip(ledger, longest):
                 assert a.proposal.digest == b.proposal.digest, f"disagreement at height {a.seq}"
+
+    # ---- conveniences (additive; the API above is unchanged) ---------------
+
+    def tick_until(self, done, max_ticks: int = 500) -> int:
+        """Tick until `done()` holds; returns the number of ticks it took."""
+        for t in range(1, max_ticks + 1):
+            self.tick()
+            if done():
+                return t
+        raise AssertionError(f"condition not reached within {max_ticks} ticks")
+
+    def up(self) -> list[int]:
+        return [i for i in range(self.n) if i not in self.down]
+
+    def inject(self, to: int, msg: m.Message) -> ev.Ready:
+        """Deliver a hand-made message directly (e.g. one forged by a test)."""
+        return self.step(to, ev.MessageReceived(message=msg))

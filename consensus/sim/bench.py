@@ -1,0 +1,40 @@
+"""`python -m consensus.sim --bench`: simulated committed blocks per
+wall-clock second on a fault-free network with the cheap signer.
+
+The only module of the simulator that reads a clock, and only to report the
+speed of the simulator itself; the simulation never sees it.
+"""
+from __future__ import annotations
+
+from consensus.sim.runner import SimOptions, Simulation
+
+SIZES = (4, 7, 16, 31)
+
+
+def measure(nodes: int, blocks: int, requests_per_s: int = 2000, seed: int = 1) -> tuple[int, int, float]:
+    """Run until `blocks` blocks are committed; return (blocks, requests, seconds)."""
+    import time  # lazily: wall clock for the report only
+
+    opts = SimOptions(seed=seed, nodes=nodes, faults="none", overrides={"requests_per_s": requests_per_s},
+                      safety_ms=10**9, max_blocks=blocks, trace=True)
+    sim = Simulation(opts)
+    for node in sim.nodes:
+        node.start()
+    start = time.perf_counter()
+    sim.safety_phase()
+    elapsed = time.perf_counter() - start
+    if sim.checker.commits == 0:
+        raise RuntimeError("benchmark committed nothing")
+    return sim.height(), sim.nodes[0].ledger.height and len(sim.nodes[0].ledger.executed_ids), elapsed
+
+
+def main() -> int:
+    print("simulated PBFT, fault-free, keyed-BLAKE2b signer, checker and trace on, one process")
+    print(f"{'n':>3} {'load req/s':>10} {'blocks':>7} {'tx/block':>8} {'wall s':>7} {'blocks/s':>9} {'tx/s':>8}")
+    for n in SIZES:
+        target = {4: 2000, 7: 800, 16: 200, 31: 60}[n]
+        for load in (300, 2000):  # light blocks (~4 tx) and loaded blocks (~25 tx)
+            blocks, txs, secs = measure(n, target, requests_per_s=load)
+            print(f"{n:>3} {load:>10} {blocks:>7} {txs / blocks:>8.1f} {secs:>7.2f} {blocks / secs:>9.0f} "
+                  f"{txs / secs:>8.0f}", flush=True)
+    return 0
