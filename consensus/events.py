@@ -116,3 +116,6 @@ class RestoredState:
     executed_seq: int = 0
     executed_certificate: m.CommitCertificate | None = None
     executed_timestamp_ms: int = 0
+    # seq -> block hash for executed blocks above the stable checkpoint, so a
+    # restarted replica can vote for the checkpoints it already passed.
+    executed_hashes: dict = field(default_factory=dict)

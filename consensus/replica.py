@@ -256,6 +256,12 @@ class Replica:
         stable = records.get(CHECKPOINT_KEY)
         if stable is not None:
             self.stable = stable
+        interval = self.config.checkpoint_interval_blocks
+        for seq, block_hash in sorted(r.executed_hashes.items()):
+            if self.stable.seq < seq <= self.executed_seq and seq % interval == 0:
+                self._own_checkpoint[seq] = block_hash
+                self._checkpoints.setdefault(seq, {})[self._me] = self._sign(m.Checkpoint(
+                    chain_id=self.config.chain_id, seq=seq, digest=block_hash, replica=self._me))
         for key in sorted(k for k in records if k[0] in ("pre_prepare", "prepared")):
             seq = key[1]
             if seq <= self.executed_seq:
@@ -418,10 +424,14 @@ class Replica:
         cfg = self.config
         while (self._unproposed and self._next_seq <= self.high_watermark
                and self._next_seq - 1 - self.executed_seq < cfg.in_flight_blocks_max):
+            # Batch while the pipeline is busy: an idle pipeline proposes at
+            # once (low latency); a busy one lets the batch fill up to the
+            # size limit or the wait limit (fewer votes per transaction).
             oldest = next(iter(self._unproposed))
             full = len(self._unproposed) >= cfg.batch_txs_max
-            waited = self.ticks - self._pending[oldest][1] >= cfg.batch_wait_ticks
-            if not full and (on_arrival or not waited):
+            idle = self._next_seq - 1 == self.executed_seq
+            waited = self.ticks - self._pending[oldest][1] >= cfg.batch_wait_ticks and not on_arrival
+            if not (full or idle or waited):
                 return
             self._propose()
 
@@ -553,6 +563,7 @@ class Replica:
                                    commits=tuple(matching[: self._quorum]))
         slot.decided = m.CommittedBlock(proposal=pp.proposal, certificate=cert)
         self._execute_decided()
+        self._maybe_propose()  # a slot in the pipeline freed up
 
     # ---- execution --------------------------------------------------------
 
@@ -788,6 +799,7 @@ class Replica:
         if applied:
             self._fetch_until_tick = -1
             self._execute_decided()
+            self._maybe_propose()
             if len(msg.blocks) == self.config.fetch_blocks_max:  # probably more to come
                 self._fetch(msg.replica, self.executed_seq + self.config.fetch_blocks_max)
 

@@ -46,6 +46,7 @@ _META_GENESIS = _META + b"genesis_hash"
 _META_FORMAT = _META + b"format"
 _META_TIP = _META + b"tip"
 _META_SYNC = _META + b"sync"
+RESTORED_HASHES_MAX = 1024  # recent block hashes a restarted replica may vote checkpoints for
 
 CHECKPOINT_RECORD_KEY = ("checkpoint",)
 
@@ -284,9 +285,13 @@ class Ledger:
         the tip proposal's timestamp clamped to never go back (it differs only
         when the tip is a null proposal, whose timestamp is 0)."""
         tip = self.block(self._height) if self._height else None
+        records = self.records()
+        stable = records.get(CHECKPOINT_RECORD_KEY)
+        first = max(stable.seq if stable else 0, self._height - RESTORED_HASHES_MAX) + 1
         return RestoredState(
-            records=self.records(),
+            records=records,
             executed_seq=self._height,
             executed_certificate=tip.certificate if tip else None,
             executed_timestamp_ms=self._tip_header.timestamp_ms if self._tip_header else 0,
+            executed_hashes={h: self.header(h).hash for h in range(first, self._height + 1)},
         )

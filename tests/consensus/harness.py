@@ -125,6 +125,7 @@ class Cluster:
             executed_seq=tip.seq if tip else 0,
             executed_certificate=tip.certificate if tip else None,
             executed_timestamp_ms=tip.proposal.timestamp_ms if tip else 0,
+            executed_hashes={h.height: h.hash for h in self.headers[i]},
         )
         self.replicas[i] = self._make(i, restored)
 
