@@ -1,0 +1,65 @@
+#!/usr/bin/env python3
+"""Container health check: ask the node's grpc.health.v1 service.
+
+    python healthcheck.py [--config /etc/govchain/node.toml] [--address HOST:PORT]
+                          [--service NAME] [--timeout SECONDS]
+
+Exit 0 when the node answers SERVING, 1 otherwise (Docker's HEALTHCHECK
+convention). Without --address the port is client_listen from the node's own
+config file, so the check always probes the port the node really listens on;
+a wildcard listen host (0.0.0.0, ::) is dialled on loopback.
+
+The node reports SERVING for "" (the whole server) once it has opened its
+chains and started gRPC, and NOT_SERVING while it shuts down.
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+
+DEFAULT_CONFIG = "/etc/govchain/node.toml"
+_WILDCARD = {"0.0.0.0": "127.0.0.1", "::": "::1", "[::]": "::1"}
+
+
+def target_address(config_path: str) -> str:
+    """host:port to dial for the node configured in config_path."""
+    from node.config import load_config  # the installed govchain package
+
+    listen = load_config(config_path).client_listen
+    host = _WILDCARD.get(listen.host, listen.host)
+    return f"[{host}]:{listen.port}" if ":" in host else f"{host}:{listen.port}"
+
+
+def check(address: str, service: str = "", timeout_s: float = 3.0) -> tuple[bool, str]:
+    import grpc
+    from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+    try:
+        with grpc.insecure_channel(address) as channel:
+            response = health_pb2_grpc.HealthStub(channel).Check(
+                health_pb2.HealthCheckRequest(service=service), timeout=timeout_s)
+    except grpc.RpcError as exc:
+        return False, f"{address}: {exc.code().name}: {exc.details()}"
+    status = health_pb2.HealthCheckResponse.ServingStatus.Name(response.status)
+    return response.status == health_pb2.HealthCheckResponse.SERVING, f"{address}: {status}"
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--config", default=DEFAULT_CONFIG, help=f"node.toml (default {DEFAULT_CONFIG})")
+    parser.add_argument("--address", help="HOST:PORT to check instead of client_listen from --config")
+    parser.add_argument("--service", default="", help='health service name (default "": the whole node)')
+    parser.add_argument("--timeout", type=float, default=3.0, help="seconds (default 3)")
+    args = parser.parse_args(argv)
+    try:
+        address = args.address or target_address(args.config)
+    except Exception as exc:  # ConfigError, import errors: unhealthy, say why
+        print(f"unhealthy: {exc}", file=sys.stderr)
+        return 1
+    ok, detail = check(address, args.service, args.timeout)
+    print(("healthy: " if ok else "unhealthy: ") + detail, file=sys.stdout if ok else sys.stderr)
+    return 0 if ok else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
