@@ -227,7 +227,8 @@ def status(spec: NodeSpec, timeout_s: float = 2.0) -> dict | None:
     except grpc.RpcError:
         return None
     return {c.chain_id: {"height": c.height, "view": c.view, "primary": c.primary, "view_changing": c.view_changing,
-                         "peers": len(c.peers_connected), "mempool": c.mempool, "head": c.head_hash.hex()}
+                         "peers": len(c.peers_connected), "mempool": c.mempool, "head": c.head_hash.hex(),
+                         "dropped": dict(c.dropped)}
             for c in r.chains}
 
 
