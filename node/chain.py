@@ -20,6 +20,7 @@ import asyncio
 import logging
 import time
 from collections import Counter, OrderedDict
+from collections.abc import Callable
 from concurrent.futures import Executor as ThreadPool
 from dataclasses import dataclass, field
 
@@ -77,7 +78,8 @@ def _verify_requests(requests: list[m.Request]) -> list[bytes]:
 class ChainNode:
     def __init__(self, *, genesis: Genesis, department: str, signing_key, ledger: Ledger,
                  registry: ContractRegistry, tick_ms: int, transport: Transport, mempool_max: int,
-                 pool: ThreadPool, publisher=None) -> None:
+                 pool: ThreadPool, publisher=None,
+                 log_drop: Callable[[str, str], None] = lambda kind, detail: None) -> None:
         self.chain_id = genesis.chain_id
         self.genesis = genesis
         self.ledger = ledger
@@ -89,6 +91,7 @@ class ChainNode:
         self._transport = transport
         self._pool = pool
         self._publisher = publisher
+        self._log_drop = log_drop
         self._tick_s = tick_ms / 1000
         self._mempool_max = mempool_max
         self._executor = Executor(self.chain_id, registry, ledger)
@@ -160,6 +163,7 @@ class ChainNode:
                 self._serve(serve, group)
             for reason in ready.dropped:
                 self.counters["dropped: " + reason] += 1
+                self._log_drop(reason, f"chain {self.chain_id}: peer message dropped")
             self.replica.advance(ready)
         return group
 

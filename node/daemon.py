@@ -169,7 +169,8 @@ class Node:
             self.chains[genesis.chain_id] = ChainNode(
                 genesis=genesis, department=cfg.department, signing_key=key, ledger=ledger,
                 registry=registry_for(CONTRACTS), tick_ms=cfg.tick_ms, transport=self._transport,
-                mempool_max=cfg.limits.mempool_txs_max, pool=self._pool, publisher=self._publisher)
+                mempool_max=cfg.limits.mempool_txs_max, pool=self._pool, publisher=self._publisher,
+                log_drop=self._bad_log.warning)
 
     def _deliver(self, envelope: peer_pb2.PeerEnvelope) -> None:
         chain = self.chains.get(envelope.chain_id)
