@@ -7,6 +7,44 @@ from consensus.quorum import has_quorum, quorum_size
 from consensus.signing import Verifier, signable
 
 
+class VerifiedCache:
+    """A Verifier that remembers the signatures it has already accepted.
+
+    The same signed message reaches a replica many times: retransmitted, and
+    inside certificates (a commit certificate in every ViewChange, prepared
+    certificates in ViewChanges, 2f+1 ViewChanges in a NewView, blocks in
+    state transfer). A hit needs the same signature AND the same replica and
+    signed bytes, never the signature alone: a valid signature copied onto
+    other content misses, is checked and rejected as usual, and does not
+    displace the entry. Only acceptances are kept, so garbage cannot fill
+    it; it forgets everything when it reaches `size_max` or when the owner
+    calls `clear()`. A memo of a pure function: it never changes an answer,
+    so runs stay deterministic.
+    """
+
+    def __init__(self, verifier: Verifier, size_max: int) -> None:
+        self._verifier = verifier
+        self._size_max = size_max
+        self._accepted: dict[bytes, tuple[int, bytes]] = {}  # signature -> (replica, signed bytes)
+
+    def __len__(self) -> int:
+        return len(self._accepted)
+
+    def verify(self, replica: int, data: bytes, signature: bytes) -> bool:
+        known = self._accepted.get(signature)
+        if known is not None and known[0] == replica and known[1] == data:
+            return True
+        if not self._verifier.verify(replica, data, signature):
+            return False
+        if len(self._accepted) >= self._size_max:
+            self._accepted.clear()
+        self._accepted[signature] = (replica, data)
+        return True
+
+    def clear(self) -> None:
+        self._accepted.clear()
+
+
 def signed_by(msg: m.Message, n: int, verifier: Verifier) -> bool:
     return 0 <= msg.replica < n and verifier.verify(msg.replica, signable(msg), msg.signature)
 

@@ -19,12 +19,13 @@ Departures from the paper, each for a reason:
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from itertools import islice
 
 from consensus import events as ev
 from consensus import messages as m
 from consensus.certificates import (
+    VerifiedCache,
     signed_by,
     valid_commit_certificate,
     valid_committed_block,
@@ -32,8 +33,9 @@ from consensus.certificates import (
 )
 from consensus.config import ReplicaConfig
 from consensus.quorum import quorum_size, weak_quorum_size
-from consensus.signing import Signer, Verifier, signable
+from consensus.signing import Signer, Verifier, with_signature
 
+_NOTHING = ev.Ready()
 VIEW_KEY = ("view",)
 CHECKPOINT_KEY = ("checkpoint",)
 
@@ -84,7 +86,7 @@ def new_view_pre_prepares(
         pp = m.PrePrepare(chain_id=config.chain_id, view=view, seq=seq, digest=proposal.digest,
                           proposal=proposal, replica=primary)
         if signer is not None:
-            pp = _with_signature(pp, signer)
+            pp = with_signature(pp, signer)
         out.append(pp)
     return min_s, out
 
@@ -92,10 +94,6 @@ def new_view_pre_prepares(
 def _size(request: m.Request) -> int:
     """A request's share of batch_bytes_max, counted as Proposal.size_bytes does."""
     return len(request.body) + len(request.id)
-
-
-def _with_signature(msg, signer: Signer):
-    return replace(msg, signature=signer.sign(signable(msg)))
 
 
 class Replica:
@@ -111,7 +109,9 @@ class Replica:
     ) -> None:
         self.config = config
         self._signer = signer
-        self._verifier = verifier
+        # Signatures already checked are not checked again (certificates carry
+        # votes we verified on arrival); forgotten at every stable checkpoint.
+        self._verifier = VerifiedCache(verifier, max(1024, 2 * config.validators * config.window_blocks))
         self._validate_request = validate_request or (lambda r: True)
         self._ledger_has = is_committed
         self._committed_ids: set[bytes] = set()  # ids committed since the last advance (or ever, without a ledger)
@@ -193,11 +193,14 @@ class Replica:
                 self._on_block_executed(event)
             case _:
                 raise MisuseError(f"unknown event {type(event).__name__}")
-        ready = ev.Ready(
-            persist=tuple(self._persist), sync=self._sync, messages=tuple(self._out),
-            committed=tuple(self._committed), serve=tuple(self._serve), dropped=tuple(self._dropped),
-        )
-        self._reset_outbox()
+        if self._persist or self._out or self._committed or self._serve or self._dropped:
+            ready = ev.Ready(
+                persist=tuple(self._persist), sync=self._sync, messages=tuple(self._out),
+                committed=tuple(self._committed), serve=tuple(self._serve), dropped=tuple(self._dropped),
+            )
+            self._reset_outbox()
+        else:
+            ready = _NOTHING  # most steps produce nothing: share one empty, immutable Ready
         self._ready = ready
         self._awaiting_advance = True
         return ready
@@ -237,7 +240,7 @@ class Replica:
         self._out.append(ev.Send(to=to, message=msg))
 
     def _sign(self, msg):
-        return _with_signature(msg, self._signer)
+        return with_signature(msg, self._signer)
 
     def _drop(self, reason: str) -> None:
         self.counters[reason] = self.counters.get(reason, 0) + 1
@@ -649,6 +652,7 @@ class Replica:
             del self._checkpoints[seq]
         for seq in [s for s in self._own_checkpoint if s < low]:
             del self._own_checkpoint[seq]
+        self._verifier.clear()
 
     # ---- view change (§4.4) -----------------------------------------------
 

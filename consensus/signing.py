@@ -41,8 +41,42 @@ def _view_change_digest(vc: m.ViewChange) -> bytes:
     return hashlib.sha256(signable(vc) + vc.signature).digest()
 
 
+_NO_DICT: dict = {}
+_MEMO = "_signable_bytes"  # per-object memo, stored like functools.cached_property stores its value
+
+
 def signable(msg: m.Message) -> bytes:
-    """The bytes a sender signs: chain id + message type + content."""
+    """The bytes a sender signs: chain id + message type + content.
+
+    Memoized on the message object: messages are frozen dataclasses (no
+    slots), so the bytes cannot go stale, and `dataclasses.replace` builds a
+    new object without the memo. One object is signed once and verified by
+    every receiver, by certificates that carry it, and by the simulator's
+    checker; the bytes are computed once. The signature is not part of them.
+    """
+    memo = getattr(msg, "__dict__", _NO_DICT).get(_MEMO)
+    if memo is not None:
+        return memo
+    data = _signable(msg)
+    msg.__dict__[_MEMO] = data
+    return data
+
+
+def with_signature(msg, signer: Signer):
+    """A copy of `msg` signed by `signer`, carrying the memoized bytes along."""
+    data = signable(msg)
+    # dataclasses.replace() without its generic per-field machinery: messages
+    # have no __post_init__, so a copy of the fields with a new signature is
+    # exactly what replace() would build.
+    signed = object.__new__(type(msg))
+    fields = signed.__dict__
+    fields.update(msg.__dict__)
+    fields["signature"] = signer.sign(data)
+    fields[_MEMO] = data
+    return signed
+
+
+def _signable(msg: m.Message) -> bytes:
     head = _header(msg.chain_id, type(msg).__name__)
     match msg:
         case m.PrePrepare() | m.Prepare() | m.Commit():

@@ -44,16 +44,9 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--faults", choices=("swarm", "none"), default="swarm",
                    help="swarm: the seed draws the fault profile (default); none: a clean network. "
                         "Options below override single fields of either.")
-    p.add_argument("--crypto", choices=("hash", "ed25519"), default="hash",
-                   help="hash: keyed BLAKE2b (fast, default); ed25519: PyNaCl")
     p.add_argument("--safety-ms", type=int, default=SimOptions.safety_ms, help="virtual ms with faults")
     p.add_argument("--liveness-ms", type=int, default=SimOptions.liveness_ms,
                    help="virtual ms allowed to converge after faults stop")
-    p.add_argument("--workarounds", nargs="?", const=True, default=False,
-                   type=lambda s: tuple(s.split(",")), metavar="F1,F2",
-                   help="shell-side workarounds for the replica findings F1/F2 in docs/simulator.md "
-                        "(headers hashed as if certified in view 0; own checkpoints re-fed after restart); "
-                        "every invariant stays on")
     p.add_argument("--verbose", "-v", action="store_true", help="print per-seed lines in a batch")
     g = p.add_argument_group("explicit faults (override the profile)")
     g.add_argument("--loss", type=float, help="message loss probability")
@@ -89,9 +82,8 @@ def options(args, seed: int) -> SimOptions:
         value = getattr(args, key)
         if value is not None and value is not False:
             overrides[key] = value
-    return SimOptions(seed=seed, nodes=args.nodes, faults=args.faults, overrides=overrides, crypto=args.crypto,
-                      safety_ms=args.safety_ms, liveness_ms=args.liveness_ms,
-                      workarounds=args.workarounds)
+    return SimOptions(seed=seed, nodes=args.nodes, faults=args.faults, overrides=overrides,
+                      safety_ms=args.safety_ms, liveness_ms=args.liveness_ms)
 
 
 def main(argv=None) -> int:

@@ -25,11 +25,11 @@ import random
 from collections import deque
 
 from consensus import messages as m
-from consensus.signing import signable
+from consensus.signing import with_signature
 
 
 def _resign(msg, signer):
-    return dataclasses.replace(msg, signature=signer.sign(signable(msg)))
+    return with_signature(msg, signer)
 
 
 class Collusion:

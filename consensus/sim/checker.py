@@ -7,8 +7,13 @@ to the invariants; Byzantine ones may do anything.
 """
 from __future__ import annotations
 
+from dataclasses import fields
+
 from consensus import messages as m
-from consensus.certificates import valid_committed_block
+from consensus.block import BlockHeader
+from consensus.certificates import VerifiedCache, valid_committed_block
+
+_HEADER_FIELDS = tuple(f.name for f in fields(BlockHeader))
 
 
 class SafetyViolation(Exception):
@@ -34,7 +39,10 @@ class Checker:
                  registry: dict[bytes, bytes]) -> None:
         self.n = n
         self.chain_id = chain_id
-        self.verifier = verifier  # the sim's own, independent of the replica's code path
+        # The sim's own verifier, independent of the replica's; every node's
+        # certificate for a height holds the same Commit objects, so remember
+        # what was already accepted (exact (signature, replica, bytes) only).
+        self.verifier = VerifiedCache(verifier, 1 << 16)
         self.correct = correct
         self.registry = registry  # request id -> body, every request a client created
         self.proposal_at: dict[int, tuple[bytes, int]] = {}  # height -> (proposal digest, first node)
@@ -99,8 +107,8 @@ class Checker:
         if hfirst[0].hash != header.hash:
             other = hfirst[0]
             diff = [f"{k}: node {hfirst[1]}={_v(getattr(other, k))} node {node}={_v(getattr(header, k))}"
-                    for k in ("parent_hash", "view", "proposer", "timestamp_ms", "tx_root", "state_root")
-                    if getattr(other, k) != getattr(header, k)]
+                    for k in _HEADER_FIELDS if getattr(other, k) != getattr(header, k)]
+            diff = diff or [f"equal fields, hashes {_h(other.hash)} and {_h(header.hash)}"]
             raise SafetyViolation(
                     "identical-ledgers", f"seq {seq}: same proposal {_h(digest)}, different headers: "
                     + "; ".join(diff))

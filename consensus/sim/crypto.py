@@ -1,10 +1,12 @@
 """Signers and verifiers for simulated replicas.
 
-The default is a keyed BLAKE2b MAC: two orders of magnitude cheaper than
-Ed25519 and still unforgeable without the secret, so a Byzantine node that
-signs with its own key while claiming another replica's index is rejected
-exactly as it would be with real signatures. `ed25519` uses PyNaCl (imported
-lazily so the pure core never depends on it).
+A keyed BLAKE2b MAC: two orders of magnitude cheaper than Ed25519 and still
+unforgeable without the secret, so a Byzantine node that signs with its own
+key while claiming another replica's index is rejected exactly as it would be
+with real signatures. Real Ed25519 (node.crypto, PyNaCl) is exercised by the
+node tests; consensus/ never imports nacl (DESIGN.md rule 1). A test may
+still run the simulator with Ed25519 by passing its own `key_factory` to
+`runner.Simulation` (see tests/sim/test_determinism.py).
 """
 from __future__ import annotations
 
@@ -12,63 +14,42 @@ import hashlib
 import random
 
 
+def _keyed(secret: bytes):
+    # Copying a keyed state is about twice as fast as keying a new one per call.
+    return hashlib.blake2b(key=secret, digest_size=16)
+
+
 class HashSigner:
     def __init__(self, secret: bytes) -> None:
-        self._secret = secret
+        self._keyed = _keyed(secret)
 
     def sign(self, data: bytes) -> bytes:
-        return hashlib.blake2b(data, key=self._secret, digest_size=16).digest()
+        h = self._keyed.copy()
+        h.update(data)
+        return h.digest()
 
 
 class HashVerifier:
     def __init__(self, secrets: list[bytes]) -> None:
-        self._secrets = list(secrets)
+        self._keyed = [_keyed(s) for s in secrets]
 
     def verify(self, replica: int, data: bytes, signature: bytes) -> bool:
-        if not 0 <= replica < len(self._secrets):
+        if not 0 <= replica < len(self._keyed):
             return False
-        return hashlib.blake2b(data, key=self._secrets[replica], digest_size=16).digest() == signature
+        h = self._keyed[replica].copy()
+        h.update(data)
+        return h.digest() == signature
 
 
-class Ed25519Signer:
-    def __init__(self, seed: bytes) -> None:
-        from nacl.signing import SigningKey  # lazy: only the ed25519 option pays for it
+def make_keys(n: int, rng: random.Random):
+    """Return (signers, verifier) for n replicas, keys derived from `rng`.
 
-        self._key = SigningKey(seed)
-        self.verify_key = self._key.verify_key
-
-    def sign(self, data: bytes) -> bytes:
-        return self._key.sign(data).signature
+    This is the default key factory of the simulator; any callable with the
+    same signature (n, rng) -> (signers, verifier) can replace it."""
+    secrets = [rng.randbytes(32) for _ in range(n)]
+    return [HashSigner(s) for s in secrets], HashVerifier(secrets)
 
 
-class Ed25519Verifier:
-    def __init__(self, verify_keys: list) -> None:
-        from nacl.exceptions import BadSignatureError
-
-        self._keys = list(verify_keys)
-        self._bad = BadSignatureError
-
-    def verify(self, replica: int, data: bytes, signature: bytes) -> bool:
-        if not 0 <= replica < len(self._keys) or len(signature) != 64:
-            return False
-        try:
-            self._keys[replica].verify(data, signature)
-        except self._bad:
-            return False
-        return True
-
-
-def make_keys(n: int, rng: random.Random, kind: str = "hash"):
-    """Return (signers, verifier) for n replicas, keys derived from `rng`."""
-    if kind == "hash":
-        secrets = [rng.randbytes(32) for _ in range(n)]
-        return [HashSigner(s) for s in secrets], HashVerifier(secrets)
-    if kind == "ed25519":
-        signers = [Ed25519Signer(rng.randbytes(32)) for _ in range(n)]
-        return signers, Ed25519Verifier([s.verify_key for s in signers])
-    raise ValueError(f"unknown crypto {kind!r}")
-
-
-def wrong_key_signer(rng: random.Random, kind: str = "hash"):
+def wrong_key_signer(rng: random.Random) -> HashSigner:
     """A key that belongs to nobody: what a forger signs with."""
-    return HashSigner(rng.randbytes(32)) if kind == "hash" else Ed25519Signer(rng.randbytes(32))
+    return make_keys(1, rng)[0][0]

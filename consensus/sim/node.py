@@ -18,7 +18,7 @@ from consensus.sim.storage import Ledger, Storage
 
 class SimNode:
     def __init__(self, index: int, *, config, signer, verifier, validate_request, replica_factory,
-                 send, checker, trace, workarounds: tuple = ()) -> None:
+                 send, checker, trace) -> None:
         self.index = index
         self.config = config
         self.signer = signer
@@ -29,8 +29,7 @@ class SimNode:
         self.checker = checker
         self.trace = trace
         self.storage = Storage()
-        self.workarounds = workarounds
-        self.ledger = Ledger(normalize_header_view="F1" in workarounds)
+        self.ledger = Ledger()
         self.replica = None
         self.paused = False
         self.inbox: deque = deque()  # messages that arrived while paused
@@ -52,6 +51,7 @@ class SimNode:
                 executed_seq=self.ledger.height,
                 executed_certificate=tip.block.certificate if tip else None,
                 executed_timestamp_ms=tip.block.proposal.timestamp_ms if tip else 0,
+                executed_hashes={e.header.height: e.header.hash for e in self.ledger.entries[-1024:]},
             )
         ledger_ids = self.ledger.executed_ids
         self.replica = self._factory(self.config, self.signer, self.verifier, self.validate_request, restored,
@@ -59,18 +59,6 @@ class SimNode:
         if self.crashes:
             self.checker.on_restart(self.index, self.ledger.height, self.replica.executed_seq,
                                     self.ledger.height)
-            if "F2" in self.workarounds:
-                self._refeed_checkpoints()
-
-    def _refeed_checkpoints(self) -> None:
-        """Workaround for finding F2: a restarted replica forgets the block
-        hashes of its own checkpoints, so tell it again (recent window only)."""
-        interval = self.config.checkpoint_interval_blocks
-        tip = self.ledger.height
-        first = max(interval, tip - 2 * self.config.window_blocks)
-        for seq in range(first - first % interval, tip + 1, interval):
-            if seq >= interval:
-                self.step(ev.BlockExecuted(seq=seq, block_hash=self.ledger.entries[seq - 1].header.hash))
 
     def crash(self) -> None:
         self.replica = None

@@ -19,7 +19,7 @@ from consensus.quorum import max_faulty
 from consensus.sim.byzantine import Byzantine, Collusion
 from consensus.sim.checker import Checker, LivenessViolation, SafetyViolation
 from consensus.sim.clients import Clients
-from consensus.sim.crypto import make_keys, wrong_key_signer
+from consensus.sim.crypto import make_keys
 from consensus.sim.faults import FaultEvent, FaultProfile, assign_byzantine, schedule, swarm
 from consensus.sim.network import LinkFaults, Network
 from consensus.sim.node import SimNode
@@ -48,7 +48,6 @@ class SimOptions:
     nodes: int = 4
     faults: str = "swarm"  # swarm | none
     overrides: dict = field(default_factory=dict)  # FaultProfile field -> value (explicit CLI options)
-    crypto: str = "hash"  # hash | ed25519
     safety_ms: int = 4000
     liveness_ms: int = 60_000
     tick_ms: int = 10
@@ -56,9 +55,6 @@ class SimOptions:
     script: list | None = None  # explicit FaultEvents instead of the drawn schedule (scenario tests)
     max_blocks: int = 0  # stop the safety phase early at this height (bench)
     trace: bool = True
-    # Shell-side workarounds for replica findings (docs/simulator.md): True = all,
-    # or a tuple of finding ids such as ("F1",).
-    workarounds: bool | tuple = False
 
     def replay_command(self) -> str:
         cmd = f"python -m consensus.sim --seed {self.seed} --nodes {self.nodes}"
@@ -72,16 +68,10 @@ class SimOptions:
                 cmd += f" {flag} {','.join(str(v) for v in value)}"
             else:
                 cmd += f" {flag} {value}"
-        if self.crypto != "hash":
-            cmd += f" --crypto {self.crypto}"
         if self.safety_ms != SimOptions.safety_ms:
             cmd += f" --safety-ms {self.safety_ms}"
         if self.liveness_ms != SimOptions.liveness_ms:
             cmd += f" --liveness-ms {self.liveness_ms}"
-        if self.workarounds is True:
-            cmd += " --workarounds"
-        elif self.workarounds:
-            cmd += f" --workarounds {','.join(self.workarounds)}"
         if self.overrides.get("byzantine", 0) > (self.nodes - 1) // 3:
             cmd += " --allow-over-f"
         if self.script is not None:
@@ -115,22 +105,28 @@ def _default_factory(config, signer, verifier, validate, restored, is_committed)
                    restored=restored)
 
 
-_NAMES: dict = {}
+_HEADS: dict = {}
 
 
 def fingerprint(src: int, dst: int, msg) -> bytes:
     """Cheap, content-identifying bytes of a delivered message for the trace."""
-    name = _NAMES.get(type(msg))
-    if name is None:
-        name = _NAMES[type(msg)] = type(msg).__name__.encode()
-    head = b"%d>%d:" % (src, dst) + name
-    if isinstance(msg, m.BlocksReply):
+    key = (src, dst, type(msg))
+    head = _HEADS.get(key)
+    if head is None:
+        head = _HEADS[key] = b"%d>%d:" % (src, dst) + type(msg).__name__.encode()
+    if type(msg) is m.BlocksReply:
         return head + b"".join(b.certificate.digest for b in msg.blocks)
     return head + msg.signature
 
 
 class Simulation:
-    def __init__(self, opts: SimOptions, replica_factory=None) -> None:
+    """One cluster. `replica_factory` swaps the Replica (tests); `key_factory`
+    (n, rng) -> (signers, verifier) swaps the signature scheme (default: the
+    keyed-BLAKE2b `crypto.make_keys`; a test may inject Ed25519 from node.crypto,
+    which consensus/ itself must never import). The forger's key is one more
+    key from the same factory, drawn from the Byzantine RNG."""
+
+    def __init__(self, opts: SimOptions, replica_factory=None, key_factory=None) -> None:
         self.opts = opts
         n = self.n = opts.nodes
         f = max_faulty(n)
@@ -146,20 +142,20 @@ class Simulation:
         byz_nodes = list(p.byzantine_nodes)
         self.correct = [i not in byz_nodes for i in range(n)]
 
-        signers, self.verifier = make_keys(n, rng_keys, opts.crypto)
+        keys = key_factory or make_keys
+        signers, self.verifier = keys(n, rng_keys)
         self.net = Network(n, rng_net, LinkFaults(loss=p.loss, duplicate=p.duplicate,
                                                   delay_ms_max=p.delay_ms_max, slow=p.slow))
         self.clients = Clients(rng_clients, n, p.requests_per_s)
         self.checker = Checker(n=n, chain_id="sim", verifier=self.verifier, correct=self.correct,
                                registry=self.clients.registry)
-        self.trace = hashlib.sha256() if opts.trace else _NoTrace()
+        self.trace = _Trace() if opts.trace else _NoTrace()
         factory = replica_factory or _default_factory
         cfg = {**SIM_CONFIG, **opts.config}
         self.nodes = [
             SimNode(i, config=ReplicaConfig(chain_id="sim", validators=n, replica=i, **cfg),
                     signer=signers[i], verifier=self.verifier, validate_request=self.clients.validate,
-                    replica_factory=factory, send=self._send, checker=self.checker, trace=self.trace,
-                    workarounds=_findings(opts.workarounds))
+                    replica_factory=factory, send=self._send, checker=self.checker, trace=self.trace)
             for i in range(n)
         ]
         self.skew = [rng_clock.randint(-p.skew_ms_max, p.skew_ms_max) if p.skew_ms_max else 0
@@ -169,7 +165,7 @@ class Simulation:
         for idx, behaviour in zip(byz_nodes, p.behaviours):
             self.byzantine[idx] = Byzantine(
                 self.nodes[idx], tuple(behaviour.split("+")), rng=random.Random(rng_byz.getrandbits(64)),
-                n=n, chain_id="sim", forger=wrong_key_signer(rng_byz, opts.crypto),
+                n=n, chain_id="sim", forger=keys(1, rng_byz)[0][0],
                 collusion=collusion, send_raw=self._send_raw)
         correct_idx = [i for i in range(n) if self.correct[i]]
         self.events: list[FaultEvent] = (list(opts.script) if opts.script is not None
@@ -240,6 +236,7 @@ class Simulation:
                 b = byz.get(node.index) if byz else None
                 if b is not None:
                     b.on_tick()
+        trace.flush()
         self.now = now + tick_ms
 
     # ---- phases ----------------------------------------------------------
@@ -323,17 +320,36 @@ class Simulation:
                       stats=stats)
 
 
-def _findings(w) -> tuple:
-    return ("F1", "F2") if w is True else tuple(w or ())
+class _Trace:
+    """sha256 over every delivery and commit, in order. Parts are buffered and
+    hashed once per virtual tick: the digest is the same as one update() per
+    part (sha256 is a stream), for far fewer calls into hashlib."""
+
+    def __init__(self) -> None:
+        self._sha = hashlib.sha256()
+        self._parts: list[bytes] = []
+        self.update = self._parts.append
+
+    def flush(self) -> None:
+        if self._parts:
+            self._sha.update(b"".join(self._parts))
+            self._parts.clear()
+
+    def hexdigest(self) -> str:
+        self.flush()
+        return self._sha.hexdigest()
 
 
 class _NoTrace:
     def update(self, data: bytes) -> None:
         pass
 
+    def flush(self) -> None:
+        pass
+
     def hexdigest(self) -> str:
         return "-"
 
 
-def run(opts: SimOptions, replica_factory=None) -> Result:
-    return Simulation(opts, replica_factory).run()
+def run(opts: SimOptions, replica_factory=None, key_factory=None) -> Result:
+    return Simulation(opts, replica_factory, key_factory).run()

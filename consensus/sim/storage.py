@@ -7,7 +7,6 @@ always durable because the real node writes each block with sync=True.
 """
 from __future__ import annotations
 
-import dataclasses
 import hashlib
 from dataclasses import dataclass
 
@@ -73,11 +72,7 @@ class Ledger:
     the same request can legitimately be ordered twice.
     """
 
-    def __init__(self, normalize_header_view: bool = False) -> None:
-        # Workaround for finding F1: make_header() puts the certificate's view
-        # in the hash, so two correct nodes that committed the same proposal
-        # in different views disagree on every later hash and checkpoint.
-        self.normalize_header_view = normalize_header_view
+    def __init__(self) -> None:
         self.entries: list[LedgerEntry] = []
         self.executed_ids: dict[bytes, int] = {}  # request id -> height that executed it
 
@@ -100,10 +95,7 @@ class Ledger:
                 executed.append(r.id)
         prev_root = parent.header.state_root if parent else bytes(32)
         state_root = hashlib.sha256(prev_root + b"".join(executed)).digest()
-        hashed = block
-        if self.normalize_header_view:
-            hashed = dataclasses.replace(block, certificate=dataclasses.replace(block.certificate, view=0))
-        header = make_header(hashed, parent.header if parent else None, state_root)
+        header = make_header(block, parent.header if parent else None, state_root)
         entry = LedgerEntry(block, header, tuple(executed), tuple(duplicates))
         self.entries.append(entry)
         return entry

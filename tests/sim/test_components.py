@@ -63,13 +63,6 @@ def test_signer_rejects_wrong_key_forgery():
     assert not verifier.verify(2, signable(p), wrong_key_signer(random.Random(2)).sign(signable(p)))
 
 
-def test_ed25519_signer_round_trips():
-    signers, verifier = make_keys(2, random.Random(1), "ed25519")
-    data = b"govchain"
-    assert verifier.verify(1, data, signers[1].sign(data))
-    assert not verifier.verify(0, data, signers[1].sign(data))
-
-
 def _checker(n=4, correct=None):
     _, verifier = make_keys(n, random.Random(1))
     return Checker(n=n, chain_id="sim", verifier=verifier, correct=correct or [True] * n, registry={})
@@ -130,3 +123,80 @@ def test_checker_rejects_certificate_signed_with_wrong_keys():
     c = Checker(n=4, chain_id="sim", verifier=verifier, correct=[True] * 4, registry={})
     with pytest.raises(SafetyViolation, match="certificate"):
         c.on_commit(0, Ledger().append(_committed(forged, 1)), None)
+
+
+# ---- signature caching in the core (consensus.signing / consensus.certificates) ---------------
+
+class _CountingVerifier:
+    def __init__(self, inner) -> None:
+        self.inner, self.calls = inner, 0
+
+    def verify(self, replica, data, signature):
+        self.calls += 1
+        return self.inner.verify(replica, data, signature)
+
+
+def test_verified_cache_never_accepts_a_signature_copied_onto_other_content():
+    from consensus.certificates import VerifiedCache
+
+    signers, verifier = make_keys(4, random.Random(1))
+    inner = _CountingVerifier(verifier)
+    cache = VerifiedCache(inner, size_max=8)
+    p = m.Prepare(chain_id="sim", view=0, seq=1, digest=b"a" * 32, replica=1)
+    sig = signers[1].sign(signable(p))
+    assert cache.verify(1, signable(p), sig) and cache.verify(1, signable(p), sig)
+    assert inner.calls == 1  # the second check was a hit
+    other = m.Prepare(chain_id="sim", view=0, seq=1, digest=b"b" * 32, replica=1)
+    assert not cache.verify(1, signable(other), sig)  # same signature, other bytes
+    assert not cache.verify(2, signable(p), sig)  # same bytes and signature, other replica
+    assert not cache.verify(1, signable(other), sig)  # rejections are not remembered
+    assert inner.calls == 4
+    assert cache.verify(1, signable(p), sig) and inner.calls == 4  # the good entry survived
+
+
+def test_verified_cache_is_bounded():
+    from consensus.certificates import VerifiedCache
+
+    signers, verifier = make_keys(2, random.Random(1))
+    cache = VerifiedCache(verifier, size_max=4)
+    for seq in range(1, 20):
+        c = m.Commit(chain_id="sim", view=0, seq=seq, digest=bytes(32), replica=0)
+        assert cache.verify(0, signable(c), signers[0].sign(signable(c)))
+        assert len(cache) <= 4
+    cache.clear()
+    assert len(cache) == 0
+
+
+def test_signable_memo_never_goes_stale():
+    import dataclasses
+
+    from consensus.signing import with_signature
+
+    signers, _ = make_keys(2, random.Random(1))
+    p = m.Prepare(chain_id="sim", view=0, seq=1, digest=b"a" * 32, replica=1)
+    first = signable(p)
+    q = dataclasses.replace(p, digest=b"b" * 32)
+    assert signable(q) != first and signable(p) is first
+    signed = with_signature(p, signers[1])
+    fresh = m.Prepare(chain_id="sim", view=0, seq=1, digest=b"a" * 32, replica=1, signature=signed.signature)
+    assert signed == fresh and signable(signed) == signable(fresh) == first
+    assert signed.signature == signers[1].sign(first) and p.signature == b""
+    tampered = dataclasses.replace(signed, digest=b"c" * 32)  # keeps the signature, not the memo
+    assert signable(tampered) != first
+
+
+def test_replica_rejects_a_verified_signature_replayed_on_another_digest():
+    # Byzantine replica copies replica 1's valid Prepare signature onto a Prepare
+    # for another digest after replica 2 has verified (and cached) the original.
+    from consensus.config import ReplicaConfig
+    from consensus.replica import Replica
+
+    signers, verifier = make_keys(4, random.Random(1))
+    r = Replica(ReplicaConfig(chain_id="sim", validators=4, replica=2), signers[2], verifier)
+    good = m.Prepare(chain_id="sim", view=0, seq=1, digest=b"a" * 32, replica=1)
+    good = m.Prepare(chain_id="sim", view=0, seq=1, digest=b"a" * 32, replica=1,
+                     signature=signers[1].sign(signable(good)))
+    forged = m.Prepare(chain_id="sim", view=0, seq=1, digest=b"b" * 32, replica=1, signature=good.signature)
+    for msg in (good, forged):
+        r.advance(r.step(ev.MessageReceived(message=msg)))
+    assert r.counters.get("bad signature") == 1 and "double vote" not in r.counters

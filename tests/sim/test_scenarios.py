@@ -1,9 +1,5 @@
 """Targeted scenarios over the real replica (PBFT §4.2 normal case, §4.3
 checkpoints and garbage collection, §4.4 view change, state transfer).
-
-They run with the shell-side workarounds for findings F1/F2
-(docs/simulator.md) so that they test the mechanism named in each test;
-tests/sim/test_findings.py keeps the findings themselves visible.
 """
 from __future__ import annotations
 
@@ -14,7 +10,7 @@ from consensus.sim.runner import SimOptions, Simulation, run
 
 def _opts(seed=1, nodes=4, script=(), **overrides):
     return SimOptions(seed=seed, nodes=nodes, faults="none", overrides=overrides, script=list(script),
-                      safety_ms=3000, liveness_ms=30_000, workarounds=True)
+                      safety_ms=3000, liveness_ms=30_000)
 
 
 def _ok(result):

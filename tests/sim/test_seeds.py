@@ -15,7 +15,7 @@ from consensus.sim.runner import SimOptions, run
 def _sweep(nodes, seeds):
     bad = []
     for seed in seeds:
-        res = run(SimOptions(seed=seed, nodes=nodes, safety_ms=2500, workarounds=True))
+        res = run(SimOptions(seed=seed, nodes=nodes, safety_ms=2500))
         if res.status != "ok":
             bad.append(f"{res.status}: {res.detail.strip().splitlines()[0]}\n  replay: {res.replay}")
     assert not bad, "\n".join(bad)
