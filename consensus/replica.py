@@ -91,6 +91,10 @@ def new_view_pre_prepares(
     return min_s, out
 
 
+def _by_replica(msg) -> int:
+    return msg.replica
+
+
 def _size(request: m.Request) -> int:
     """A request's share of batch_bytes_max, counted as Proposal.size_bytes does."""
     return len(request.body) + len(request.id)
@@ -182,17 +186,10 @@ class Replica:
     def step(self, event: ev.Event) -> ev.Ready:
         if self._awaiting_advance:
             raise MisuseError("step() called before advance() of the previous Ready")
-        match event:
-            case ev.Tick():
-                self._on_tick(event)
-            case ev.MessageReceived():
-                self._on_message(event.message)
-            case ev.RequestsSubmitted():
-                self._on_requests(event.requests, forwarded_by=None)
-            case ev.BlockExecuted():
-                self._on_block_executed(event)
-            case _:
-                raise MisuseError(f"unknown event {type(event).__name__}")
+        handler = self._EVENTS.get(type(event))
+        if handler is None:
+            raise MisuseError(f"unknown event {type(event).__name__}")
+        handler(self, event)
         if self._persist or self._out or self._committed or self._serve or self._dropped:
             ready = ev.Ready(
                 persist=tuple(self._persist), sync=self._sync, messages=tuple(self._out),
@@ -543,10 +540,10 @@ class Replica:
         pp = slot.pre_prepare
         if pp is None or slot.sent_commit:
             return
-        matching = sorted((p for p in slot.prepares.values() if p.digest == pp.digest and p.replica != pp.replica),
-                          key=lambda p: p.replica)
+        matching = [p for p in slot.prepares.values() if p.digest == pp.digest and p.replica != pp.replica]
         if len(matching) < self._quorum - 1:
             return
+        matching.sort(key=_by_replica)  # the certificate is the same whichever votes came first
         slot.prepared = m.PreparedCertificate(pre_prepare=pp, prepares=tuple(matching[: self._quorum - 1]))
         slot.sent_commit = True
         self._write(("prepared", slot.seq), slot.prepared)
@@ -559,9 +556,10 @@ class Replica:
         pp = slot.pre_prepare
         if pp is None or not slot.sent_commit or slot.decided is not None:
             return
-        matching = sorted((c for c in slot.commits.values() if c.digest == pp.digest), key=lambda c: c.replica)
+        matching = [c for c in slot.commits.values() if c.digest == pp.digest]
         if len(matching) < self._quorum:
             return
+        matching.sort(key=_by_replica)
         cert = m.CommitCertificate(chain_id=pp.chain_id, view=pp.view, seq=pp.seq, digest=pp.digest,
                                    commits=tuple(matching[: self._quorum]))
         slot.decided = m.CommittedBlock(proposal=pp.proposal, certificate=cert)
@@ -843,6 +841,13 @@ class Replica:
         if not self.is_primary and self._unproposed:
             oldest = islice(self._unproposed, self.config.batch_txs_max)
             self._forward([self._pending[rid][0] for rid in oldest])
+
+    _EVENTS = {
+        ev.Tick: _on_tick,
+        ev.MessageReceived: lambda self, e: self._on_message(e.message),
+        ev.RequestsSubmitted: lambda self, e: self._on_requests(e.requests, forwarded_by=None),
+        ev.BlockExecuted: _on_block_executed,
+    }
 
     _HANDLERS = {
         m.PrePrepare: _on_pre_prepare,

@@ -6,6 +6,7 @@ may use a cheap keyed hash, which still makes forgeries detectable.
 """
 from __future__ import annotations
 
+import functools
 import hashlib
 from typing import Protocol
 
@@ -24,6 +25,7 @@ def _u64(value: int) -> bytes:
     return value.to_bytes(8, "big")
 
 
+@functools.lru_cache(maxsize=256)
 def _header(chain_id: str, kind: str) -> bytes:
     chain = chain_id.encode()
     return b"govchain:v1:" + len(chain).to_bytes(2, "big") + chain + b":" + kind.encode() + b":"
