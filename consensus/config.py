@@ -18,9 +18,9 @@ class ReplicaConfig:
     checkpoint_interval_blocks: int = 16
     window_blocks: int = 64  # high watermark = stable checkpoint + window
     in_flight_blocks_max: int = 8
-    request_timeout_ticks: int = 100
-    view_change_timeout_ticks: int = 100
-    view_change_timeout_max_ticks: int = 800
+    request_timeout_ticks: int = 200
+    view_change_timeout_ticks: int = 200
+    view_change_timeout_max_ticks: int = 1600
     status_interval_ticks: int = 20
     retransmit_interval_ticks: int = 20
     pending_requests_max: int = 50_000

@@ -267,38 +267,41 @@ class ChainNode:
         asyncio.get_running_loop().create_task(self._admit_batch(batch))
 
     async def _admit_batch(self, batch: list[tuple[Transaction, asyncio.Future]]) -> None:
+        """Cheap checks first (shape, replay, room in the mempool), so refused
+        load costs no signature check; then one pooled verification."""
         results: dict[int, Admission] = {}
-        candidates = []
+        candidates: dict[int, m.Request] = {}
+        seen: set[bytes] = set()
+        room = self._mempool_max - self.replica.pending_count
         for i, (tx, _) in enumerate(batch):
             problem = validate_shape(tx)
             if problem:
                 results[i] = Admission(tx.id, grpc.StatusCode.INVALID_ARGUMENT, problem)
-            else:
-                candidates.append(i)
-        requests = {i: codec.request_from_tx(batch[i][0]) for i in candidates}
-        good = set(await asyncio.get_running_loop().run_in_executor(
-            self._pool, _verify_requests, list(requests.values())))
-        self._remember(good)
-        admitted: list[m.Request] = []
-        seen: set[bytes] = set()
-        for i, request in requests.items():
-            tx_id = request.id
+                continue
+            tx_id = tx.id
             if self.stopping:
                 results[i] = Admission(tx_id, grpc.StatusCode.UNAVAILABLE, "node is shutting down; retry on another node")
-            elif tx_id not in good:
-                results[i] = Admission(tx_id, grpc.StatusCode.UNAUTHENTICATED,
-                                       "signature does not match sender key and transaction content")
             elif tx_id in seen or self.replica.knows_request(tx_id):
                 results[i] = Admission(tx_id, grpc.StatusCode.ALREADY_EXISTS,
                                        f"transaction {tx_id.hex()} was already submitted (replay)")
-            elif self.replica.pending_count + len(admitted) >= self._mempool_max:
+            elif len(candidates) >= room:
                 self.counters["rejected: mempool full"] += 1
                 results[i] = Admission(tx_id, grpc.StatusCode.RESOURCE_EXHAUSTED,
                                        f"mempool full ({self._mempool_max} transactions); retry later")
             else:
                 seen.add(tx_id)
+                candidates[i] = codec.request_from_tx(tx)
+        good = set(await asyncio.get_running_loop().run_in_executor(
+            self._pool, _verify_requests, list(candidates.values()))) if candidates else set()
+        self._remember(good)
+        admitted = []
+        for i, request in candidates.items():
+            if request.id in good:
                 admitted.append(request)
-                results[i] = Admission(tx_id, grpc.StatusCode.OK)
+                results[i] = Admission(request.id, grpc.StatusCode.OK)
+            else:
+                results[i] = Admission(request.id, grpc.StatusCode.UNAUTHENTICATED,
+                                       "signature does not match sender key and transaction content")
         if admitted:
             self._inbox.put_nowait(ev.RequestsSubmitted(requests=tuple(admitted)))
         for i, (_, future) in enumerate(batch):

@@ -107,7 +107,7 @@ class ChainConfig:
 @dataclass(frozen=True, kw_only=True)
 class LimitsConfig:
     message_bytes_max: int = 4 * MIB  # largest gRPC message sent or received
-    mempool_txs_max: int = 100_000  # per chain
+    mempool_txs_max: int = 4_000  # per chain: bounds queueing delay; excess load is refused (RESOURCE_EXHAUSTED)
     concurrent_rpcs_max: int = 1_000  # grpc server maximum_concurrent_rpcs
     stream_queue_max: int = 1_024  # outbound messages buffered per peer stream
 

@@ -70,9 +70,9 @@ class ConsensusParams:
     checkpoint_interval_blocks: int = 16
     window_blocks: int = 64
     in_flight_blocks_max: int = 8
-    request_timeout_ms: int = 1_000
-    view_change_timeout_ms: int = 1_000
-    view_change_timeout_max_ms: int = 8_000
+    request_timeout_ms: int = 2_000
+    view_change_timeout_ms: int = 2_000
+    view_change_timeout_max_ms: int = 16_000
     status_interval_ms: int = 200
     retransmit_interval_ms: int = 200
     pending_requests_max: int = 50_000
