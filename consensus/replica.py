@@ -12,6 +12,12 @@ Departures from the paper, each for a reason:
   quorum reached v; otherwise it keeps re-sending its ViewChange. An isolated
   replica therefore stays at most one view ahead instead of inflating its
   view forever, and the f+1 rule (§4.5.2) still pulls everyone forward.
+- The request timeout stretches to 4x the recent block latency (capped at
+  view_change_timeout_max_ticks): under overload a slow but progressing
+  cluster keeps its view instead of sliding into view-change storms
+  (Aardvark, NSDI'09). The paper's per-request timer is folded into one
+  progress timer: a primary that keeps committing but censors one request
+  is not yet replaced.
 - Lost messages are re-sent on a timer (the paper assumes retransmission),
   and a periodic Status lets lagging replicas fetch certified blocks and lets
   replicas in an old view receive the current NewView.
@@ -148,6 +154,7 @@ class Replica:
         self._view_change_attempts = 0
         self._last_progress_tick = 0
         self._escalated = False  # waiting requests were sent to every replica
+        self._block_latency_ticks = 0  # recent PrePrepare-accepted -> executed latency (peak, slow decay)
         self._escalated_tick = 0
         self._checkpoints: dict[int, dict[int, m.Checkpoint]] = {}  # seq -> replica -> vote
         self._own_checkpoint: dict[int, bytes] = {}  # seq -> our executed block hash
@@ -335,7 +342,7 @@ class Replica:
                     self._view_started_tick = self.ticks
         else:
             stalled = self._stalled_since()
-            if stalled is not None and self.ticks - stalled >= cfg.request_timeout_ticks:
+            if stalled is not None and self.ticks - stalled >= self._request_timeout():
                 self._on_request_timeout()
             else:
                 self._maybe_propose()
@@ -344,6 +351,14 @@ class Replica:
                                            executed_seq=self.executed_seq, replica=self._me)))
         if self.ticks % cfg.retransmit_interval_ticks == 0:
             self._retransmit()
+
+    def _request_timeout(self) -> int:
+        """The configured timeout, stretched to 4x the recent block latency:
+        an overloaded cluster that still commits, only slowly, must not be
+        pushed into view changes that would make it slower (Aardvark's lesson).
+        Capped, so a slow primary cannot stretch it without bound."""
+        cfg = self.config
+        return min(max(cfg.request_timeout_ticks, 4 * self._block_latency_ticks), cfg.view_change_timeout_max_ticks)
 
     def _view_change_timeout(self) -> int:
         cfg = self.config
@@ -589,6 +604,10 @@ class Replica:
             self._in_flight.pop(req.id, None)
         slot = self._slots.get(block.seq)
         if slot is not None:  # executed: only the vote bookkeeping remains until GC
+            if slot.pre_prepare is not None:
+                latency = self.ticks - slot.accepted_tick
+                # Up at once, down slowly: a timeout must follow a slowdown now.
+                self._block_latency_ticks = max(latency, (3 * self._block_latency_ticks + latency) // 4)
             slot.decided = slot.prepared = None
         self._last_progress_tick = self.ticks
         self._view_change_attempts = 0

@@ -1052,3 +1052,42 @@ def test_replica_serves_fetch_blocks_only_for_executed_range() -> None:
     assert ready.serve == (ev.ServeBlocks(to=2, from_seq=2, to_seq=3),)
     ready = deliver(rep, sign(m.FetchBlocks(chain_id=CHAIN, from_seq=4, to_seq=9, replica=2)))
     assert ready.serve == ()
+
+
+# ==== adaptive request timeout (departure from the paper; Aardvark) =============================
+
+def test_backup_slow_but_progressing_cluster_keeps_its_view() -> None:
+    """Clement et al., Aardvark (NSDI'09): a timeout tuned for a fast cluster
+    turns overload into view-change storms. The request timeout stretches to
+    4x the recent block latency, so blocks that slow down gradually to 4x the
+    configured timeout commit without a view change; with a fixed timeout the
+    cluster would change views once a block took over 2x it (escalate, then
+    change)."""
+    c = Cluster(4, request_timeout_ticks=10, view_change_timeout_ticks=10,
+                view_change_timeout_max_ticks=400, retransmit_interval_ticks=1)
+    for k, latency in enumerate(range(4, 44, 4)):
+        c.drop = lambda frm, to, msg: isinstance(msg, m.Commit)  # commits lost until released
+        c.submit(0, request(500 + k))
+        c.tick(latency)
+        c.drop = lambda frm, to, msg: False
+        c.tick(2)
+        assert all(len(x) == k + 1 for x in c.ledgers), f"block {k + 1} (latency {latency}) did not commit"
+    assert latency == 40 and [r.view for r in c.replicas] == [0, 0, 0, 0]
+
+
+def test_backup_stretched_timeout_still_replaces_a_crashed_primary() -> None:
+    """OSDI'99 §4.4 liveness: the stretch is capped at
+    view_change_timeout_max_ticks, so after a slow period a crashed primary
+    is still replaced."""
+    c = Cluster(4, request_timeout_ticks=10, view_change_timeout_ticks=10,
+                view_change_timeout_max_ticks=60, retransmit_interval_ticks=1)
+    for k, latency in enumerate(range(4, 44, 4)):
+        c.drop = lambda frm, to, msg: isinstance(msg, m.Commit)
+        c.submit(0, request(600 + k))
+        c.tick(latency)
+        c.drop = lambda frm, to, msg: False
+        c.tick(2)
+    c.crash(0)
+    c.submit(1, request(700))
+    c.tick_until(lambda: all(request(700).id in ids_of(c.ledgers[i]) for i in (1, 2, 3)), 400)
+    assert all(c.replicas[i].view >= 1 for i in (1, 2, 3))
