@@ -56,13 +56,10 @@ Event = MessageReceived | RequestsSubmitted | Tick | BlockExecuted
 class ViewRecord:
     view: int
     changing: bool  # True while waiting for the NewView of `view`
+    floor: int = 0  # min-s of the view's NewView: seqs at or below are decided elsewhere
 
 
-@dataclass(**FROZEN)
-class StableCheckpoint:
-    seq: int
-    digest: bytes
-    proof: tuple[m.Checkpoint, ...]
+StableCheckpoint = m.StableCheckpoint
 
 
 RecordKey = tuple
@@ -114,7 +111,6 @@ class RestoredState:
 
     records: dict = field(default_factory=dict)  # RecordKey -> Record
     executed_seq: int = 0
-    executed_certificate: m.CommitCertificate | None = None
     executed_timestamp_ms: int = 0
     # seq -> block hash for executed blocks above the stable checkpoint, so a
     # restarted replica can vote for the checkpoints it already passed.

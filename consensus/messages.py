@@ -46,7 +46,11 @@ class Proposal:
 
     @cached_property
     def tx_root(self) -> bytes:
-        return merkle_root([r.id for r in self.requests])
+        """Merkle root over the requests. A leaf is the id followed by the
+        body's hash, so the digest pins every byte a replica will execute:
+        a faulty primary or state-transfer peer cannot ship other bytes
+        under the same ids."""
+        return merkle_root([tx_leaf(r) for r in self.requests])
 
     @cached_property
     def digest(self) -> bytes:
@@ -62,6 +66,10 @@ class Proposal:
     @cached_property
     def size_bytes(self) -> int:
         return sum(len(r.body) + len(r.id) for r in self.requests)
+
+
+def tx_leaf(request: Request) -> bytes:
+    return request.id + sha256(request.body)
 
 
 def null_proposal(chain_id: str, seq: int, proposer: int) -> Proposal:
@@ -155,18 +163,26 @@ class CommittedBlock:
 
 
 @dataclass(**FROZEN)
-class ViewChange:
-    """Sent by a replica moving to `view` (§4.4).
+class StableCheckpoint:
+    """A checkpoint with its proof: 2f+1 signed Checkpoints for (seq, digest).
+    seq 0 (the genesis) needs no proof."""
 
-    Instead of a checkpoint proof it carries the commit certificate of the last
-    block it executed: it proves the same thing (every block up to
-    `executed_seq` is final) and lets a lagging replica fetch those blocks.
-    """
+    seq: int
+    digest: bytes
+    proof: tuple[Checkpoint, ...]
+
+
+GENESIS_CHECKPOINT = StableCheckpoint(seq=0, digest=b"", proof=())
+
+
+@dataclass(**FROZEN)
+class ViewChange:
+    """Sent by a replica moving to `view` (§4.4): its stable checkpoint with
+    the proof, and a prepared certificate for every seq above it."""
 
     chain_id: str
     view: int
-    executed_seq: int
-    executed_certificate: CommitCertificate | None
+    checkpoint: StableCheckpoint
     prepared: tuple[PreparedCertificate, ...]
     replica: int
     signature: bytes = field(default=b"", compare=False)

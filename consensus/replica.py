@@ -5,9 +5,6 @@ send, apply) and calls `advance(ready)` before the next step. No I/O, no
 clock, no global randomness: the same inputs always give the same outputs.
 
 Departures from the paper, each for a reason:
-- A ViewChange proves its low point with the commit certificate of the last
-  block the replica executed instead of a checkpoint proof: equally strong,
-  and it names a block a lagging replica can fetch (state transfer).
 - A replica waiting for a NewView moves past view v on timeout only after a
   quorum reached v; otherwise it keeps re-sending its ViewChange. An isolated
   replica therefore stays at most one view ahead instead of inflating its
@@ -70,11 +67,11 @@ class Slot:
 def new_view_pre_prepares(
     config: ReplicaConfig, view: int, view_changes: tuple[m.ViewChange, ...], signer: Signer | None
 ) -> tuple[int, list[m.PrePrepare]]:
-    """The paper's O set (§4.4): for every seq above the highest executed
-    block among the ViewChanges, the prepared proposal of the highest view,
-    or a null proposal. Returns (min_s, pre-prepares). With signer None the
-    PrePrepares are unsigned, for comparison with a received NewView."""
-    min_s = max(vc.executed_seq for vc in view_changes)
+    """The paper's O set (§4.4): for every seq above the highest stable
+    checkpoint among the ViewChanges, the prepared proposal of the highest
+    view, or a null proposal. Returns (min_s, pre-prepares). With signer None
+    the PrePrepares are unsigned, for comparison with a received NewView."""
+    min_s = max(vc.checkpoint.seq for vc in view_changes)
     best: dict[int, m.PreparedCertificate] = {}
     for vc in view_changes:
         for pc in vc.prepared:
@@ -135,9 +132,8 @@ class Replica:
         self.view = 0
         self.view_changing = False
         self.executed_seq = 0
-        self.executed_certificate: m.CommitCertificate | None = None
         self.executed_timestamp_ms = 0
-        self.stable = ev.StableCheckpoint(seq=0, digest=b"", proof=())
+        self.stable = m.GENESIS_CHECKPOINT
         self._slots: dict[int, Slot] = {}
         self._next_seq = 1  # primary only: next sequence number to assign
         self._last_timestamp_ms = 0
@@ -254,12 +250,12 @@ class Replica:
 
     def _restore(self, r: ev.RestoredState) -> None:
         self.executed_seq = r.executed_seq
-        self.executed_certificate = r.executed_certificate
         self.executed_timestamp_ms = self._last_timestamp_ms = r.executed_timestamp_ms
         records = r.records
         view_record = records.get(VIEW_KEY)
         if view_record is not None:
             self.view, self.view_changing = view_record.view, view_record.changing
+            self._view_floor = view_record.floor
         stable = records.get(CHECKPOINT_KEY)
         if stable is not None:
             self.stable = stable
@@ -271,27 +267,28 @@ class Replica:
                     chain_id=self.config.chain_id, seq=seq, digest=block_hash, replica=self._me))
         for key in sorted(k for k in records if k[0] in ("pre_prepare", "prepared")):
             seq = key[1]
-            if seq <= self.executed_seq:
+            if seq <= self.stable.seq:
                 continue
             slot = self._slot(seq)
             record = records[key]
             if key[0] == "prepared":
-                slot.prepared = record
-            elif record.view == self.view and not self.view_changing:
+                slot.prepared = record  # kept until garbage collection: ViewChanges carry it
+            elif record.view == self.view and not self.view_changing and seq > self.executed_seq:
                 slot.pre_prepare = record
                 for req in record.proposal.requests:
                     self._in_flight[req.id] = seq
         for slot in self._slots.values():
             # Our own votes are deterministic: rebuilding them re-signs the same bytes.
             pp = slot.pre_prepare
-            if pp is None:
+            if pp is None or slot.seq <= self.executed_seq:
                 continue
             if pp.replica != self._me:
                 slot.prepares[self._me] = self._vote(m.Prepare, pp)
             if slot.prepared is not None and slot.prepared.view == self.view:
                 slot.sent_commit = True
                 slot.commits[self._me] = self._vote(m.Commit, pp)
-        self._next_seq = max([self.executed_seq, *(s.seq for s in self._slots.values() if s.pre_prepare)]) + 1
+        self._next_seq = max([self.executed_seq, self._view_floor,
+                              *(s.seq for s in self._slots.values() if s.pre_prepare)]) + 1
         if self.view_changing:
             self._view_changes[self._me] = self._make_view_change()
 
@@ -507,7 +504,11 @@ class Replica:
                 return "duplicate request in proposal"
             seen.add(req.id)
         for req in p.requests:
-            if req.id not in self._pending and not self._validate_request(req):
+            known = self._pending.get(req.id)
+            if known is not None:
+                if known[0].body != req.body:
+                    return "request body differs from the one submitted"
+            elif not self._validate_request(req):
                 return "invalid request in proposal"
         return None
 
@@ -593,7 +594,6 @@ class Replica:
     def _execute(self, block: m.CommittedBlock) -> None:
         self._committed.append(block)
         self.executed_seq = block.seq
-        self.executed_certificate = block.certificate
         self.executed_timestamp_ms = max(self.executed_timestamp_ms, block.proposal.timestamp_ms)
         self._last_timestamp_ms = max(self._last_timestamp_ms, self.executed_timestamp_ms)
         self._next_seq = max(self._next_seq, block.seq + 1)
@@ -603,12 +603,12 @@ class Replica:
             self._unproposed.pop(req.id, None)
             self._in_flight.pop(req.id, None)
         slot = self._slots.get(block.seq)
-        if slot is not None:  # executed: only the vote bookkeeping remains until GC
+        if slot is not None:  # executed; the prepared certificate stays for ViewChanges until GC
             if slot.pre_prepare is not None:
                 latency = self.ticks - slot.accepted_tick
                 # Up at once, down slowly: a timeout must follow a slowdown now.
                 self._block_latency_ticks = max(latency, (3 * self._block_latency_ticks + latency) // 4)
-            slot.decided = slot.prepared = None
+            slot.decided = None
         self._last_progress_tick = self.ticks
         self._view_change_attempts = 0
         self._escalated = False
@@ -655,7 +655,7 @@ class Replica:
             if len(votes) - len(matching) >= self._quorum:
                 self._drop("checkpoint digest differs from ours")
             return
-        self.stable = ev.StableCheckpoint(seq=seq, digest=own, proof=tuple(matching[: self._quorum]))
+        self.stable = m.StableCheckpoint(seq=seq, digest=own, proof=tuple(matching[: self._quorum]))
         self._write(CHECKPOINT_KEY, self.stable)
         self._collect_garbage()
 
@@ -675,10 +675,9 @@ class Replica:
 
     def _make_view_change(self) -> m.ViewChange:
         prepared = tuple(s.prepared for _, s in sorted(self._slots.items())
-                         if s.prepared is not None and s.seq > self.executed_seq)
-        return self._sign(m.ViewChange(
-            chain_id=self.config.chain_id, view=self.view, executed_seq=self.executed_seq,
-            executed_certificate=self.executed_certificate, prepared=prepared, replica=self._me))
+                         if s.prepared is not None and s.seq > self.stable.seq)
+        return self._sign(m.ViewChange(chain_id=self.config.chain_id, view=self.view, checkpoint=self.stable,
+                                       prepared=prepared, replica=self._me))
 
     def _start_view_change(self, view: int) -> None:
         self.view = view
@@ -687,7 +686,7 @@ class Replica:
         self._new_view = None
         for slot in self._slots.values():
             slot.reset_view()
-        self._write(VIEW_KEY, ev.ViewRecord(view=view, changing=True))
+        self._write(VIEW_KEY, ev.ViewRecord(view=view, changing=True, floor=self._view_floor))
         vc = self._make_view_change()
         self._view_changes[self._me] = vc
         self._send(vc)
@@ -696,20 +695,30 @@ class Replica:
     def _valid_view_change(self, vc: m.ViewChange) -> bool:
         if vc.chain_id != self.config.chain_id or not signed_by(vc, self._n, self._verifier):
             return False
-        cert = vc.executed_certificate
-        if vc.executed_seq == 0:
-            if cert is not None:
-                return False
-        elif cert is None or cert.seq != vc.executed_seq or cert.chain_id != vc.chain_id \
-                or not valid_commit_certificate(cert, self._n, self._verifier):
+        if not self._valid_checkpoint(vc.checkpoint):
             return False
         seqs = [pc.seq for pc in vc.prepared]
         if len(set(seqs)) != len(seqs) or len(seqs) > 2 * self.config.window_blocks:
             return False
         return all(
-            pc.seq > vc.executed_seq and pc.view < vc.view and pc.pre_prepare.chain_id == vc.chain_id
+            pc.seq > vc.checkpoint.seq and pc.view < vc.view and pc.pre_prepare.chain_id == vc.chain_id
             and valid_prepared_certificate(pc, self._n, self.config.primary(pc.view), self._verifier)
             for pc in vc.prepared)
+
+    def _valid_checkpoint(self, cp: m.StableCheckpoint) -> bool:
+        """Genesis, or 2f+1 distinct validators signed Checkpoint(seq, digest) (§4.3)."""
+        if cp.seq == 0:
+            return cp.digest == b"" and not cp.proof
+        if cp.seq % self.config.checkpoint_interval_blocks or len(cp.digest) != 32:
+            return False
+        signers = set()
+        for c in cp.proof:
+            if (c.chain_id, c.seq, c.digest) != (self.config.chain_id, cp.seq, cp.digest) or c.replica in signers:
+                return False
+            if not signed_by(c, self._n, self._verifier):
+                return False
+            signers.add(c.replica)
+        return len(signers) >= self._quorum
 
     def _on_view_change(self, vc: m.ViewChange) -> None:
         if vc.view < self.view or (vc.view == self.view and not self.view_changing):
@@ -767,18 +776,19 @@ class Replica:
         self._escalated = False
         for slot in self._slots.values():
             slot.reset_view()
-        self._write(VIEW_KEY, ev.ViewRecord(view=nv.view, changing=False))
+        best = max(nv.view_changes, key=lambda vc: (vc.checkpoint.seq, vc.replica))
+        self._view_floor = best.checkpoint.seq
+        self._write(VIEW_KEY, ev.ViewRecord(view=nv.view, changing=False, floor=self._view_floor))
         self._in_flight = {rid: s.seq for s in self._slots.values() if s.decided
                            for rid in (r.id for r in s.decided.proposal.requests)}
-        best = max(nv.view_changes, key=lambda vc: (vc.executed_seq, vc.replica))
-        self._view_floor = best.executed_seq
         for pp in nv.pre_prepares:
             if pp.seq > self.executed_seq:
                 self._accept_pre_prepare(pp)
         self._unproposed = {rid: None for rid in self._pending if rid not in self._in_flight}
         self._next_seq = max([self.executed_seq, self._view_floor, *(pp.seq for pp in nv.pre_prepares)]) + 1
-        if best.executed_seq > self.executed_seq:
-            self._fetch(best.replica, best.executed_seq)
+        if self._view_floor > self.executed_seq:
+            # 2f+1 replicas executed up to the floor: the checkpoint's signers have the blocks.
+            self._fetch(best.replica, self._view_floor)
         if self.is_primary:
             self._maybe_propose()
         elif self._unproposed:

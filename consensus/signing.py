@@ -86,9 +86,8 @@ def _signable(msg: m.Message) -> bytes:
         case m.Checkpoint():
             body = _u64(msg.seq) + msg.digest
         case m.ViewChange():
-            cert = msg.executed_certificate
-            body = _u64(msg.view) + _u64(msg.executed_seq)
-            body += (_u64(cert.view) + _u64(cert.seq) + cert.digest) if cert else b"-"
+            cp = msg.checkpoint
+            body = _u64(msg.view) + _u64(cp.seq) + len(cp.digest).to_bytes(1, "big") + cp.digest
             body += b"".join(_prepared_summary(p) for p in msg.prepared)
         case m.NewView():
             body = _u64(msg.view)

@@ -275,22 +275,17 @@ def _checkpoint_from_pb(pb: consensus_pb2.Checkpoint) -> m.Checkpoint:
 
 
 def _view_change_to_pb(x: m.ViewChange) -> consensus_pb2.ViewChange:
-    cert = x.executed_certificate
     return consensus_pb2.ViewChange(
-        chain_id=x.chain_id, view=x.view, executed_seq=x.executed_seq,
-        executed_certificate=_commit_certificate_to_pb(cert) if cert is not None else None,
+        chain_id=x.chain_id, view=x.view, checkpoint=_stable_checkpoint_to_pb(x.checkpoint),
         prepared=[_prepared_certificate_to_pb(p) for p in x.prepared],
         replica=x.replica, signature=x.signature,
     )
 
 
 def _view_change_from_pb(pb: consensus_pb2.ViewChange) -> m.ViewChange:
-    cert = None
-    if pb.HasField("executed_certificate"):
-        cert = _sub(_commit_certificate_from_pb, pb, "executed_certificate")
     return m.ViewChange(
         chain_id=_chain_id(pb.chain_id), view=_int(pb.view, "view"),
-        executed_seq=_int(pb.executed_seq, "executed_seq"), executed_certificate=cert,
+        checkpoint=_sub(_stable_checkpoint_from_pb, pb, "checkpoint"),
         prepared=_each(_prepared_certificate_from_pb, pb.prepared, "prepared"),
         replica=pb.replica, signature=_signature(pb.signature),
     )
@@ -375,11 +370,11 @@ def _blocks_reply_from_pb(pb: consensus_pb2.BlocksReply) -> m.BlocksReply:
 # ---- durable records, headers -------------------------------------------------
 
 def _view_record_to_pb(x: ViewRecord) -> consensus_pb2.ViewRecord:
-    return consensus_pb2.ViewRecord(view=x.view, changing=x.changing)
+    return consensus_pb2.ViewRecord(view=x.view, changing=x.changing, floor=x.floor)
 
 
 def _view_record_from_pb(pb: consensus_pb2.ViewRecord) -> ViewRecord:
-    return ViewRecord(view=_int(pb.view, "view"), changing=pb.changing)
+    return ViewRecord(view=_int(pb.view, "view"), changing=pb.changing, floor=_int(pb.floor, "floor"))
 
 
 def _stable_checkpoint_to_pb(x: StableCheckpoint) -> consensus_pb2.StableCheckpoint:
@@ -389,8 +384,9 @@ def _stable_checkpoint_to_pb(x: StableCheckpoint) -> consensus_pb2.StableCheckpo
 
 
 def _stable_checkpoint_from_pb(pb: consensus_pb2.StableCheckpoint) -> StableCheckpoint:
+    seq = _int(pb.seq, "seq")
     return StableCheckpoint(
-        seq=_int(pb.seq, "seq"), digest=_digest(pb.digest),
+        seq=seq, digest=b"" if seq == 0 and not pb.digest else _digest(pb.digest),  # genesis has no digest
         proof=_each(_checkpoint_from_pb, pb.proof, "proof"),
     )
 

@@ -284,14 +284,12 @@ class Ledger:
         executed block. `executed_timestamp_ms` is the tip header's timestamp:
         the tip proposal's timestamp clamped to never go back (it differs only
         when the tip is a null proposal, whose timestamp is 0)."""
-        tip = self.block(self._height) if self._height else None
         records = self.records()
         stable = records.get(CHECKPOINT_RECORD_KEY)
         first = max(stable.seq if stable else 0, self._height - RESTORED_HASHES_MAX) + 1
         return RestoredState(
             records=records,
             executed_seq=self._height,
-            executed_certificate=tip.certificate if tip else None,
             executed_timestamp_ms=self._tip_header.timestamp_ms if self._tip_header else 0,
             executed_hashes={h: self.header(h).hash for h in range(first, self._height + 1)},
         )

@@ -166,8 +166,8 @@ class Byzantine:
             old = self.seen[rng.randrange(len(self.seen))]
             self.send_raw(self.index, rng.choice(self._others()), old)
         if "huge_view" in b and rng.random() < 0.02:
-            vc = m.ViewChange(chain_id=self.chain_id, view=2**60 + rng.randrange(1000), executed_seq=0,
-                              executed_certificate=None, prepared=(), replica=self.index)
+            vc = m.ViewChange(chain_id=self.chain_id, view=2**60 + rng.randrange(1000),
+                              checkpoint=m.GENESIS_CHECKPOINT, prepared=(), replica=self.index)
             self.send_raw(self.index, None, _resign(vc, self.signer))
             st = m.Status(chain_id=self.chain_id, view=2**60, executed_seq=2**40, replica=self.index)
             self.send_raw(self.index, None, _resign(st, self.signer))

@@ -49,7 +49,6 @@ class SimNode:
             restored = ev.RestoredState(
                 records=self.storage.durable_records(),
                 executed_seq=self.ledger.height,
-                executed_certificate=tip.block.certificate if tip else None,
                 executed_timestamp_ms=tip.block.proposal.timestamp_ms if tip else 0,
                 executed_hashes={e.header.height: e.header.hash for e in self.ledger.entries[-1024:]},
             )

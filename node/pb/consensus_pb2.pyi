@@ -123,22 +123,20 @@ class CommittedBlock(_message.Message):
     def __init__(self, proposal: _Optional[_Union[Proposal, _Mapping]] = ..., certificate: _Optional[_Union[CommitCertificate, _Mapping]] = ...) -> None: ...
 
 class ViewChange(_message.Message):
-    __slots__ = ("chain_id", "view", "executed_seq", "executed_certificate", "prepared", "replica", "signature")
+    __slots__ = ("chain_id", "view", "checkpoint", "prepared", "replica", "signature")
     CHAIN_ID_FIELD_NUMBER: _ClassVar[int]
     VIEW_FIELD_NUMBER: _ClassVar[int]
-    EXECUTED_SEQ_FIELD_NUMBER: _ClassVar[int]
-    EXECUTED_CERTIFICATE_FIELD_NUMBER: _ClassVar[int]
+    CHECKPOINT_FIELD_NUMBER: _ClassVar[int]
     PREPARED_FIELD_NUMBER: _ClassVar[int]
     REPLICA_FIELD_NUMBER: _ClassVar[int]
     SIGNATURE_FIELD_NUMBER: _ClassVar[int]
     chain_id: str
     view: int
-    executed_seq: int
-    executed_certificate: CommitCertificate
+    checkpoint: StableCheckpoint
     prepared: _containers.RepeatedCompositeFieldContainer[PreparedCertificate]
     replica: int
     signature: bytes
-    def __init__(self, chain_id: _Optional[str] = ..., view: _Optional[int] = ..., executed_seq: _Optional[int] = ..., executed_certificate: _Optional[_Union[CommitCertificate, _Mapping]] = ..., prepared: _Optional[_Iterable[_Union[PreparedCertificate, _Mapping]]] = ..., replica: _Optional[int] = ..., signature: _Optional[bytes] = ...) -> None: ...
+    def __init__(self, chain_id: _Optional[str] = ..., view: _Optional[int] = ..., checkpoint: _Optional[_Union[StableCheckpoint, _Mapping]] = ..., prepared: _Optional[_Iterable[_Union[PreparedCertificate, _Mapping]]] = ..., replica: _Optional[int] = ..., signature: _Optional[bytes] = ...) -> None: ...
 
 class NewView(_message.Message):
     __slots__ = ("chain_id", "view", "view_changes", "pre_prepares", "replica", "signature")
@@ -233,12 +231,14 @@ class ConsensusMessage(_message.Message):
     def __init__(self, pre_prepare: _Optional[_Union[PrePrepare, _Mapping]] = ..., prepare: _Optional[_Union[Prepare, _Mapping]] = ..., commit: _Optional[_Union[Commit, _Mapping]] = ..., checkpoint: _Optional[_Union[Checkpoint, _Mapping]] = ..., view_change: _Optional[_Union[ViewChange, _Mapping]] = ..., new_view: _Optional[_Union[NewView, _Mapping]] = ..., request_batch: _Optional[_Union[RequestBatch, _Mapping]] = ..., status: _Optional[_Union[Status, _Mapping]] = ..., fetch_blocks: _Optional[_Union[FetchBlocks, _Mapping]] = ..., blocks_reply: _Optional[_Union[BlocksReply, _Mapping]] = ...) -> None: ...
 
 class ViewRecord(_message.Message):
-    __slots__ = ("view", "changing")
+    __slots__ = ("view", "changing", "floor")
     VIEW_FIELD_NUMBER: _ClassVar[int]
     CHANGING_FIELD_NUMBER: _ClassVar[int]
+    FLOOR_FIELD_NUMBER: _ClassVar[int]
     view: int
     changing: bool
-    def __init__(self, view: _Optional[int] = ..., changing: _Optional[bool] = ...) -> None: ...
+    floor: int
+    def __init__(self, view: _Optional[int] = ..., changing: _Optional[bool] = ..., floor: _Optional[int] = ...) -> None: ...
 
 class StableCheckpoint(_message.Message):
     __slots__ = ("seq", "digest", "proof")

@@ -123,7 +123,6 @@ class Cluster:
         restored = ev.RestoredState(
             records=dict(self.durable[i]),
             executed_seq=tip.seq if tip else 0,
-            executed_certificate=tip.certificate if tip else None,
             executed_timestamp_ms=tip.proposal.timestamp_ms if tip else 0,
             executed_hashes={h.height: h.hash for h in self.headers[i]},
         )

@@ -90,9 +90,9 @@ def prepared_cert(seq: int, reqs=(), *, view: int = 0, n: int = 4) -> m.Prepared
     return m.PreparedCertificate(pre_prepare=pp, prepares=tuple(vote(m.Prepare, pp, r) for r in backups))
 
 
-def view_change(replica: int, view: int, prepared=(), executed_seq: int = 0,
-                cert: m.CommitCertificate | None = None) -> m.ViewChange:
-    return sign(m.ViewChange(chain_id=CHAIN, view=view, executed_seq=executed_seq, executed_certificate=cert,
+def view_change(replica: int, view: int, prepared=(),
+                checkpoint: m.StableCheckpoint = m.GENESIS_CHECKPOINT) -> m.ViewChange:
+    return sign(m.ViewChange(chain_id=CHAIN, view=view, checkpoint=checkpoint,
                              prepared=tuple(prepared), replica=replica))
 
 
@@ -725,7 +725,9 @@ def _garbage(rep_me: int = 1):
         (sign(m.RequestBatch(chain_id=CHAIN, requests=(request(1),), replica=2), key=0), "bad signature"),
         (m.BlocksReply(chain_id=CHAIN, blocks=(committed_block(1, signers=(0, 2)),), replica=2),
          "block with invalid certificate"),
-        (replace(view_change(2, 1), executed_seq=3), "invalid view-change"),
+        # a checkpoint claimed without its 2f+1 proof
+        (view_change(2, 1, checkpoint=m.StableCheckpoint(seq=16, digest=b"\x01" * 32, proof=())),
+         "invalid view-change"),
     ]
 
 
@@ -768,8 +770,10 @@ PREPARED = st.builds(m.PreparedCertificate, pre_prepare=PRE_PREPARE,
                      prepares=st.lists(_vote_st(m.Prepare), max_size=3).map(tuple))
 COMMIT_CERT = st.builds(m.CommitCertificate, chain_id=CHAIN_ID, view=NUM, seq=NUM, digest=DIGEST,
                         commits=st.lists(_vote_st(m.Commit), max_size=4).map(tuple))
-VIEW_CHANGE = st.builds(m.ViewChange, chain_id=CHAIN_ID, view=NUM, executed_seq=NUM,
-                        executed_certificate=st.none() | COMMIT_CERT,
+CHECKPOINT = st.builds(m.Checkpoint, chain_id=CHAIN_ID, seq=NUM, digest=DIGEST, replica=REPLICA, signature=SIG)
+VIEW_CHANGE = st.builds(m.ViewChange, chain_id=CHAIN_ID, view=NUM,
+                        checkpoint=st.builds(m.StableCheckpoint, seq=NUM, digest=DIGEST,
+                                             proof=st.lists(CHECKPOINT, max_size=3).map(tuple)),
                         prepared=st.lists(PREPARED, max_size=2).map(tuple), replica=REPLICA, signature=SIG)
 GARBAGE = st.one_of(
     PRE_PREPARE, _vote_st(m.Prepare), _vote_st(m.Commit),
@@ -1091,3 +1095,66 @@ def test_backup_stretched_timeout_still_replaces_a_crashed_primary() -> None:
     c.submit(1, request(700))
     c.tick_until(lambda: all(request(700).id in ids_of(c.ledgers[i]) for i in (1, 2, 3)), 400)
     assert all(c.replicas[i].view >= 1 for i in (1, 2, 3))
+
+
+# ==== regressions from the code review =========================================================
+
+def test_backup_rejects_state_transfer_block_with_swapped_body() -> None:
+    """TOCS'02 §6.2 (state transfer) / TESTING.md S1, S6: a certified block
+    whose request bodies were swapped under the same ids is rejected: the
+    proposal digest covers every body, so the certificate no longer matches."""
+    c = Cluster(4)
+    c.crash(3)
+    c.submit(0, request(1))
+    c.tick_until(lambda: len(c.ledgers[0]) >= 1)
+    good = c.ledgers[0][0]
+    fake = m.Request(id=good.proposal.requests[0].id, body=b"garbage")
+    swapped = m.CommittedBlock(proposal=replace(good.proposal, requests=(fake,)), certificate=good.certificate)
+    assert swapped.proposal.digest != good.proposal.digest
+    c.down.discard(3)
+    c.inject(3, m.BlocksReply(chain_id=CHAIN, blocks=(swapped,), replica=1))
+    assert c.replicas[3].executed_seq == 0 and not c.ledgers[3]
+    assert c.replicas[3].counters["block with invalid certificate"] == 1
+
+
+def test_backup_rejects_pre_prepare_whose_body_differs_from_the_submitted_one() -> None:
+    """OSDI'99 §4.2: a faulty primary cannot pair a request id a backup holds
+    with other bytes (which would poison the id with a failed transaction)."""
+    rep = make_replica(me=1)
+    rep.advance(rep.step(ev.RequestsSubmitted(requests=(request(1),))))
+    forged = m.Request(id=request(1).id, body=b"other bytes")
+    ready = deliver(rep, pre_prepare(1, (forged,)))
+    assert not sent(ready, m.Prepare)
+    assert rep.counters["request body differs from the one submitted"] == 1
+
+
+def test_replica_restart_after_view_change_never_commits_a_second_block_at_a_height() -> None:
+    """OSDI'99 §4.4 + TESTING.md A3 (power loss of all nodes): seq 1 commits
+    only at replica 3, the cluster moves to view 1, then every replica
+    restarts. The prepared certificates kept until garbage collection carry
+    seq 1 into the new view and the view record keeps the NewView floor, so
+    no quorum can put another block at height 1."""
+    c = Cluster(4, request_timeout_ticks=20, view_change_timeout_ticks=20)
+
+    def lossy(frm, to, msg):
+        return ((isinstance(msg, m.Commit) and msg.seq == 1 and to != 3)
+                or (isinstance(msg, m.ViewChange) and frm == 0 and to == 1)
+                or isinstance(msg, m.FetchBlocks | m.BlocksReply))
+
+    c.drop = lossy
+    c.submit(0, request(1))
+    c.deliver_all()
+    assert [r.executed_seq for r in c.replicas] == [0, 0, 0, 1]
+    c.tick_until(lambda: all(r.view == 1 and not r.view_changing for r in c.replicas), 400)
+    for i in range(4):
+        c.crash(i)
+    for i in range(3):
+        c.restart(i)
+    c.queue.clear()
+    c.drop = lambda frm, to, msg: False
+    c.submit(1, request(2))
+    c.tick(5)
+    c.restart(3)
+    c.tick_until(lambda: all(request(2).id in ids_of(x) for x in c.ledgers), 400)
+    c.assert_agreement()
+    assert all(x[0].proposal.requests[0].id == request(1).id for x in c.ledgers)

@@ -54,9 +54,10 @@ prepared_certificates = st.builds(m.PreparedCertificate, pre_prepare=pre_prepare
 commit_certificates = st.builds(m.CommitCertificate, chain_id=chain_id, view=u63, seq=u63,
                                 digest=digest, commits=tuples(commits))
 committed_blocks = st.builds(m.CommittedBlock, proposal=proposals, certificate=commit_certificates)
+stable_checkpoints = st.builds(m.StableCheckpoint, seq=u63.filter(bool), digest=digest,
+                               proof=tuples(checkpoints)) | st.just(m.GENESIS_CHECKPOINT)
 view_changes = st.builds(
-    m.ViewChange, chain_id=chain_id, view=u63, executed_seq=u63,
-    executed_certificate=st.none() | commit_certificates,
+    m.ViewChange, chain_id=chain_id, view=u63, checkpoint=stable_checkpoints,
     prepared=tuples(prepared_certificates, 2), replica=u32, signature=signature,
 )
 new_views = st.builds(m.NewView, chain_id=chain_id, view=u63, view_changes=tuples(view_changes, 2),
@@ -298,7 +299,7 @@ def test_codec_decode_rejects_malformed_fields_with_path(overrides, words):
 
 
 def test_codec_decode_nested_path_in_new_view():
-    vc = m.ViewChange(chain_id="c", view=1, executed_seq=0, executed_certificate=None, prepared=(), replica=1)
+    vc = m.ViewChange(chain_id="c", view=1, checkpoint=m.GENESIS_CHECKPOINT, prepared=(), replica=1)
     nv = codec.message_to_proto(m.NewView(chain_id="c", view=1, view_changes=(vc, vc), pre_prepares=(),
                                           replica=1))
     nv.new_view.view_changes[1].prepared.add()  # a PreparedCertificate without its PrePrepare

@@ -200,7 +200,7 @@ def test_ledger_restored_state(tmp_path):
         ledger.persist_records([ev.Write(key=("view",), value=ev.ViewRecord(view=1, changing=False))])
         restored = ledger.restored_state()
         assert restored.executed_seq == 2
-        assert restored.executed_certificate == ledger.block(2).certificate
+        assert restored.executed_hashes == {1: ledger.header(1).hash, 2: ledger.header(2).hash}
         assert restored.executed_timestamp_ms == 2_000
         assert restored.records == {("view",): ev.ViewRecord(view=1, changing=False)}
         # a null proposal at the tip (timestamp 0) does not move time back
@@ -227,6 +227,6 @@ def test_ledger_committed_data_survives_kill_without_close(tmp_path):
         assert ledger.height == 3
         assert ledger.block(3).seq == 3 and ledger.header(3).parent_hash == ledger.header(2).hash
         assert ledger.records() == {("view",): ev.ViewRecord(view=3, changing=True)}
-        assert ledger.restored_state().executed_certificate == ledger.block(3).certificate
+        assert ledger.restored_state().executed_hashes[3] == ledger.header(3).hash
         commit_blocks(ledger, 1)  # and the chain goes on from there
         assert ledger.height == 4
