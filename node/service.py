@@ -13,6 +13,7 @@ from node.pb import client_pb2, client_pb2_grpc
 
 COMMIT_WAIT_DEFAULT_MS = 10_000
 COMMIT_WAIT_MAX_MS = 120_000
+STREAM_UNANSWERED_MAX = 10_000  # per SubmitStream
 
 
 class ClientService(client_pb2_grpc.ClientServicer):
@@ -63,8 +64,8 @@ class ClientService(client_pb2_grpc.ClientServicer):
     async def _receipt(chain: ChainNode, tx_id: bytes, wait_s: float):
         try:
             return await asyncio.wait_for(chain.wait_committed(tx_id), wait_s)
-        except (asyncio.TimeoutError, asyncio.CancelledError):
-            return None
+        except asyncio.TimeoutError:
+            return None  # not committed yet: the client can ask again with GetTransaction
 
     @staticmethod
     def _result(admission: Admission, receipt=None) -> client_pb2.SubmitResult:
@@ -105,6 +106,7 @@ class ClientService(client_pb2_grpc.ClientServicer):
         Driven by future callbacks: no task per transaction."""
         loop = asyncio.get_running_loop()
         out: asyncio.Queue = asyncio.Queue()
+        unanswered = asyncio.Semaphore(STREAM_UNANSWERED_MAX)
         counts = {"read": 0, "answered": 0, "done_reading": False}
 
         def answer(admission: Admission, receipt=None) -> None:
@@ -126,6 +128,9 @@ class ClientService(client_pb2_grpc.ClientServicer):
         async def read() -> None:
             try:
                 async for req in request_iterator:
+                    # Back-pressure: a client that writes but does not read
+                    # stops being read once this many answers are waiting.
+                    await unanswered.acquire()
                     counts["read"] += 1
                     chain, tx, refusal = self._decode(req.tx)
                     if refusal is not None:
@@ -148,6 +153,7 @@ class ClientService(client_pb2_grpc.ClientServicer):
                 if item is not None:
                     counts["answered"] += 1
                     yield item
+                    unanswered.release()
         finally:
             reader.cancel()
 
