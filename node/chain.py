@@ -63,7 +63,9 @@ class Admission:
 
 
 def _verify_requests(requests: list[m.Request]) -> list[bytes]:
-    """Ids of the requests that decode to a correctly signed transaction."""
+    """Keys (id and body hash, m.tx_leaf) of the requests that decode to a
+    correctly signed transaction. Keyed by the body too, so a cached id never
+    vouches for other bytes under it."""
     good = []
     for request in requests:
         try:
@@ -71,7 +73,7 @@ def _verify_requests(requests: list[m.Request]) -> list[bytes]:
         except codec.CodecError:
             continue
         if validate_shape(tx) is None and verify_signature(tx):
-            good.append(request.id)
+            good.append(m.tx_leaf(request))
     return good
 
 
@@ -224,7 +226,7 @@ class ChainNode:
                 requests = message.requests
             case _:
                 requests = ()
-        unknown = [r for r in requests if r.id not in self._verified]
+        unknown = [r for r in requests if m.tx_leaf(r) not in self._verified]
         if not unknown:
             self._inbox.put_nowait(ev.MessageReceived(message=message))
             return
@@ -238,18 +240,19 @@ class ChainNode:
 
         future.add_done_callback(verified)
 
-    def _remember(self, ids) -> None:
-        for rid in ids:
-            self._verified[rid] = None
+    def _remember(self, keys) -> None:
+        for key in keys:
+            self._verified[key] = None
         while len(self._verified) > VERIFIED_CACHE_MAX:
             self._verified.popitem(last=False)
 
     def _validate_request(self, request: m.Request) -> bool:
-        if request.id in self._verified:
+        key = m.tx_leaf(request)
+        if key in self._verified:
             return True
         ok = bool(_verify_requests([request]))
         if ok:
-            self._remember([request.id])
+            self._remember([key])
         return ok
 
     # ---- client input -------------------------------------------------------
@@ -296,7 +299,7 @@ class ChainNode:
         self._remember(good)
         admitted = []
         for i, request in candidates.items():
-            if request.id in good:
+            if m.tx_leaf(request) in good:
                 admitted.append(request)
                 results[i] = Admission(request.id, grpc.StatusCode.OK)
             else:
