@@ -141,6 +141,7 @@ class Replica:
         # requests: id -> (request, arrival tick); unproposed keeps arrival order
         self._pending: dict[bytes, tuple[m.Request, int]] = {}
         self._unproposed: dict[bytes, None] = {}
+        self._to_forward: list[m.Request] = []  # our clients' requests, sent to the primary each tick
         self._in_flight: dict[bytes, int] = {}  # request id -> seq of an accepted PrePrepare
 
         self._view_changes: dict[int, m.ViewChange] = {}  # latest per replica
@@ -343,6 +344,7 @@ class Replica:
                 self._on_request_timeout()
             else:
                 self._maybe_propose()
+                self._flush_forward()
         if self.ticks % cfg.status_interval_ticks == 0:
             self._send(self._sign(m.Status(chain_id=cfg.chain_id, view=self.view,
                                            executed_seq=self.executed_seq, replica=self._me)))
@@ -412,7 +414,17 @@ class Replica:
         if self.is_primary:
             self._maybe_propose(on_arrival=True)
         elif forwarded_by is None:
-            self._forward(fresh)
+            # Forward once per tick (or per full batch), not per arrival:
+            # one signed message then carries many requests.
+            self._to_forward.extend(fresh)
+            if len(self._to_forward) >= self.config.batch_txs_max:
+                self._flush_forward()
+
+    def _flush_forward(self) -> None:
+        waiting = [r for r in self._to_forward if r.id in self._unproposed]
+        self._to_forward = []
+        if waiting and not self.view_changing and not self.is_primary:
+            self._forward(waiting)
 
     def _forward(self, requests: list[m.Request]) -> None:
         step = self.config.batch_txs_max

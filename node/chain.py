@@ -188,7 +188,7 @@ class ChainNode:
                     self._publisher.publish_block(self.chain_id, block_summary(header, receipts))
 
     def _send(self, message: m.Message, to: int | None) -> None:
-        envelope = codec.envelope_to_proto(message)
+        envelope = codec.envelope_to_proto(message).SerializeToString()
         targets = range(len(self._addresses)) if to is None else (to,)
         for i in targets:
             if i != self.index:

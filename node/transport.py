@@ -18,6 +18,7 @@ from node.pb import peer_pb2, peer_pb2_grpc
 
 log = logging.getLogger("govchain.transport")
 
+DELIVER_METHOD = "/govchain.v1.Peer/Deliver"
 BACKOFF_MIN_S = 0.05
 BACKOFF_MAX_S = 1.0
 
@@ -27,7 +28,7 @@ class PeerLink:
 
     def __init__(self, address: str, queue_max: int, message_bytes_max: int) -> None:
         self.address = address
-        self.queue: asyncio.Queue[peer_pb2.PeerEnvelope] = asyncio.Queue(maxsize=queue_max)
+        self.queue: asyncio.Queue[bytes] = asyncio.Queue(maxsize=queue_max)
         self.connected = False
         self.dropped = 0
         self.sent = 0
@@ -42,7 +43,8 @@ class PeerLink:
             self._task.cancel()
             await asyncio.gather(self._task, return_exceptions=True)
 
-    def send(self, envelope: peer_pb2.PeerEnvelope) -> None:
+    def send(self, envelope: bytes) -> None:
+        """A serialized PeerEnvelope: a broadcast is serialized once, not once per peer."""
         try:
             self.queue.put_nowait(envelope)
         except asyncio.QueueFull:
@@ -68,7 +70,10 @@ class PeerLink:
                     await asyncio.wait_for(channel.channel_ready(), timeout=BACKOFF_MAX_S * 2)
                     self.connected = True
                     backoff = BACKOFF_MIN_S
-                    await peer_pb2_grpc.PeerStub(channel).Deliver(self._outgoing())
+                    # Requests are already-serialized envelopes (no request serializer).
+                    deliver = channel.stream_unary(DELIVER_METHOD,
+                                                   response_deserializer=peer_pb2.DeliverAck.FromString)
+                    await deliver(self._outgoing())
             except asyncio.CancelledError:
                 raise
             except (grpc.aio.AioRpcError, asyncio.TimeoutError, OSError) as exc:
