@@ -32,6 +32,7 @@ from consensus.replica import Replica
 from node import codec
 from node.crypto import Ed25519Signer, Ed25519Verifier
 from node.execution import ContractRegistry, Executor, Receipt
+from node.failpoints import fail_point
 from node.genesis import Genesis
 from node.ledger import Ledger
 from node.transport import Transport
@@ -81,7 +82,8 @@ class ChainNode:
     def __init__(self, *, genesis: Genesis, department: str, signing_key, ledger: Ledger,
                  registry: ContractRegistry, tick_ms: int, transport: Transport, mempool_max: int,
                  pool: ThreadPool, publisher=None,
-                 log_drop: Callable[[str, str], None] = lambda kind, detail: None) -> None:
+                 log_drop: Callable[[str, str], None] = lambda kind, detail: None,
+                 on_failure: Callable[[BaseException], None] = lambda exc: None) -> None:
         self.chain_id = genesis.chain_id
         self.genesis = genesis
         self.ledger = ledger
@@ -94,6 +96,7 @@ class ChainNode:
         self._pool = pool
         self._publisher = publisher
         self._log_drop = log_drop
+        self._on_failure = on_failure
         self._tick_s = tick_ms / 1000
         self._mempool_max = mempool_max
         self._executor = Executor(self.chain_id, registry, ledger)
@@ -141,13 +144,14 @@ class ChainNode:
             while not self._inbox.empty() and len(events) < GROUP_EVENTS_MAX:
                 events.append(self._inbox.get_nowait())
             try:
-                group = self._step_group(events)
-            except Exception:
-                # A bug, not bad input (the replica never raises on peer data):
-                # stop this chain rather than risk a diverging ledger.
+                await self._release(self._step_group(events))
+            except Exception as exc:
+                # A bug or a failing disk, never bad input (the replica does not
+                # raise on peer data): fail-stop rather than risk a diverging
+                # ledger or acknowledging what was not written.
                 log.exception("chain %s stopped: internal error", self.chain_id)
+                self._on_failure(exc)
                 raise
-            await self._release(group)
 
     def _step_group(self, events: list[ev.Event]) -> "Group":
         """Step every event and write what each Ready persists, unsynced.
@@ -157,6 +161,7 @@ class ChainNode:
             ready = self.replica.step(events.pop(0))
             if ready.persist:
                 self.ledger.persist_records(ready.persist, sync=False)
+                fail_point("persist")
                 group.sync = group.sync or ready.sync
             group.messages.extend((send.message, send.to) for send in ready.messages)
             for block in ready.committed:
@@ -173,13 +178,17 @@ class ChainNode:
         """Group commit: one fsync for the whole group, in a worker thread so
         the loop keeps reading the network; then send and acknowledge."""
         if group.sync or group.receipts:
+            fail_point("before-sync")
             await asyncio.get_running_loop().run_in_executor(self._pool, self.ledger.sync)
+            fail_point("after-sync")
         for message, to in group.messages:
             self._send(message, to)
         for receipt in group.receipts:
             for future in self._waiters.pop(receipt.tx_id, ()):
                 if not future.done():
                     future.set_result(receipt)
+        if group.receipts:
+            fail_point("after-ack")
         if group.blocks:
             self._new_block.set()
             self._new_block = asyncio.Event()
@@ -197,6 +206,7 @@ class ChainNode:
     def _commit(self, block: m.CommittedBlock, group: "Group") -> ev.BlockExecuted:
         result = self._executor.execute_block(block, self.ledger.tip_header)
         self.ledger.commit_block(block, result.header, result.receipts, result.state_writes, sync=False)
+        fail_point("commit-block")
         group.receipts.extend(result.receipts)
         group.blocks.append((result.header, result.receipts))
         return ev.BlockExecuted(seq=block.seq, block_hash=result.header.hash)

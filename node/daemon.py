@@ -134,7 +134,8 @@ class Node:
                            if config.mqtt else None)
         self._server: grpc.aio.Server | None = None
         self._health = health.aio.HealthServicer() if hasattr(health, "aio") else None
-        self._stopped = asyncio.Event()
+        self._stop_requested = asyncio.Event()
+        self.failure: BaseException | None = None
         self._status_task: asyncio.Task | None = None
 
     # ---- start --------------------------------------------------------------
@@ -170,7 +171,7 @@ class Node:
                 genesis=genesis, department=cfg.department, signing_key=key, ledger=ledger,
                 registry=registry_for(CONTRACTS), tick_ms=cfg.tick_ms, transport=self._transport,
                 mempool_max=cfg.limits.mempool_txs_max, pool=self._pool, publisher=self._publisher,
-                log_drop=self._bad_log.warning)
+                log_drop=self._bad_log.warning, on_failure=self._chain_failed)
 
     def _deliver(self, envelope: peer_pb2.PeerEnvelope) -> None:
         chain = self.chains.get(envelope.chain_id)
@@ -259,22 +260,32 @@ class Node:
         self._pool.shutdown(wait=True)
         log.info("node %s stopped", self.config.department)
 
-    async def run_until_signalled(self) -> None:
+    def _chain_failed(self, exc: BaseException) -> None:
+        """Fail-stop: a chain that cannot go on takes the node down (exit 1),
+        so the operator's supervisor restarts it from what is on disk."""
+        self.failure = exc
+        self._stop_requested.set()
+
+    async def run_until_signalled(self) -> bool:
+        """Returns False when the node stopped because a chain failed."""
         loop = asyncio.get_running_loop()
-        stop = asyncio.Event()
         for sig in (signal.SIGTERM, signal.SIGINT):
-            loop.add_signal_handler(sig, stop.set)
+            loop.add_signal_handler(sig, self._stop_requested.set)
         await self.start()
-        await stop.wait()
+        await self._stop_requested.wait()
         await self.stop()
+        return self.failure is None
 
 
 def run(config: NodeConfig) -> int:
     logging.basicConfig(level=getattr(logging, config.log_level.upper(), logging.INFO),
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     try:
-        asyncio.run(Node(config).run_until_signalled())
+        ok = asyncio.run(Node(config).run_until_signalled())
     except StartupError as exc:
         log.error("cannot start: %s", exc)
         return 2
+    if not ok:
+        log.critical("node stopped after an internal error; see the traceback above")
+        return 1
     return 0
