@@ -22,6 +22,7 @@ import time
 from collections import Counter, OrderedDict
 from collections.abc import Callable
 from concurrent.futures import Executor as ThreadPool
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 import grpc
@@ -94,6 +95,8 @@ class ChainNode:
         self._addresses = [v.address for v in genesis.validators]
         self._transport = transport
         self._pool = pool
+        # fsync has a thread of its own: a flood of signature checks must not delay commits.
+        self._fsync_thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"fsync-{self.chain_id}")
         self._publisher = publisher
         self._log_drop = log_drop
         self._on_failure = on_failure
@@ -110,6 +113,9 @@ class ChainNode:
         self._waiters: dict[bytes, list[asyncio.Future]] = {}
         self._admitting: list[tuple[Transaction, asyncio.Future]] = []
         self._new_block = asyncio.Event()
+        # Clients read only what is fsynced: blocks above this may still be
+        # in the OS cache only (the group's fsync is under way).
+        self.durable_height = ledger.height
         self._tasks: list[asyncio.Task] = []
         self.stopping = False
 
@@ -128,6 +134,9 @@ class ChainNode:
         for task in self._tasks:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
+        # An fsync cancelled from the loop's side may still run in its thread:
+        # let it finish before the daemon closes LevelDB.
+        await asyncio.get_running_loop().run_in_executor(None, self._fsync_thread.shutdown, True)
         for futures in self._waiters.values():
             for f in futures:
                 if not f.done():
@@ -177,10 +186,11 @@ class ChainNode:
     async def _release(self, group: "Group") -> None:
         """Group commit: one fsync for the whole group, in a worker thread so
         the loop keeps reading the network; then send and acknowledge."""
-        if group.sync or group.receipts:
+        if group.sync or group.blocks:
             fail_point("before-sync")
-            await asyncio.get_running_loop().run_in_executor(self._pool, self.ledger.sync)
+            await asyncio.get_running_loop().run_in_executor(self._fsync_thread, self.ledger.sync)
             fail_point("after-sync")
+            self.durable_height = self.ledger.height
         for message, to in group.messages:
             self._send(message, to)
         for receipt in group.receipts:
@@ -325,24 +335,24 @@ class ChainNode:
         """Resolves to the Receipt once the transaction's block is on disk."""
         future = asyncio.get_running_loop().create_future()
         receipt = self.ledger.receipt(tx_id)
-        if receipt is not None:
+        if receipt is not None and receipt.height <= self.durable_height:
             future.set_result(receipt)
         else:
             self._waiters.setdefault(tx_id, []).append(future)
         return future
 
     async def wait_for_height(self, height: int) -> None:
-        while self.ledger.height < height:
+        while self.durable_height < height:
             await self._new_block.wait()
 
     # ---- status -------------------------------------------------------------
 
     def status(self) -> dict:
         r = self.replica
-        tip = self.ledger.tip_header
+        tip = self.ledger.header(self.durable_height) if self.durable_height else None
         peers = sorted(self._departments[i] for i, a in enumerate(self._addresses)
                        if i != self.index and self._transport.connected(a))
-        return {"chain_id": self.chain_id, "height": self.ledger.height, "view": r.view,
+        return {"chain_id": self.chain_id, "height": self.durable_height, "view": r.view,
                 "primary": r.primary, "view_changing": r.view_changing, "peers_connected": peers,
                 "mempool": r.pending_count, "head_hash": tip.hash if tip else b"", "replica": self.index,
                 "dropped": dict(sorted(self.counters.items()))}

@@ -174,13 +174,13 @@ class ClientService(client_pb2_grpc.ClientServicer):
         which = request.WhichOneof("block")
         if which == "hash":
             height = chain.ledger.height_of(request.hash)
-            if height is None:
+            if height is None or height > chain.durable_height:
                 await context.abort(grpc.StatusCode.NOT_FOUND, f"no block with hash {request.hash.hex()} on {request.chain_id}")
         elif which == "height":
             height = request.height
-            if not 1 <= height <= chain.ledger.height:
+            if not 1 <= height <= chain.durable_height:
                 await context.abort(grpc.StatusCode.NOT_FOUND,
-                                    f"no block at height {height} on {request.chain_id} (height is {chain.ledger.height})")
+                                    f"no block at height {height} on {request.chain_id} (height is {chain.durable_height})")
         else:
             await context.abort(grpc.StatusCode.INVALID_ARGUMENT, "give a block height or hash")
         return self._block_response(chain, height)
@@ -188,7 +188,7 @@ class ClientService(client_pb2_grpc.ClientServicer):
     async def GetTransaction(self, request, context):
         chain = await self._chain(request.chain_id, context)
         location = chain.ledger.tx_location(request.tx_id)
-        if location is None:
+        if location is None or location[0] > chain.durable_height:
             await context.abort(grpc.StatusCode.NOT_FOUND,
                                 f"transaction {request.tx_id.hex()} is not committed on {request.chain_id}")
         height, index = location
@@ -199,7 +199,7 @@ class ClientService(client_pb2_grpc.ClientServicer):
     async def QueryState(self, request, context):
         chain = await self._chain(request.chain_id, context)
         value = chain.ledger.state_get(request.contract, request.key)
-        return client_pb2.QueryStateResponse(found=value is not None, value=value or b"", height=chain.ledger.height)
+        return client_pb2.QueryStateResponse(found=value is not None, value=value or b"", height=chain.durable_height)
 
     async def StreamBlocks(self, request, context):
         chain = await self._chain(request.chain_id, context)
