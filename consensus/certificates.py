@@ -49,16 +49,21 @@ def signed_by(msg: m.Message, n: int, verifier: Verifier) -> bool:
     return 0 <= msg.replica < n and verifier.verify(msg.replica, signable(msg), msg.signature)
 
 
+def _distinct_signed_votes(votes, about: tuple, voters: list[int], n: int, verifier: Verifier) -> bool:
+    """Every vote is about (chain, view, seq, digest), from a new voter, and
+    correctly signed; appends the voters."""
+    for v in votes:
+        if (v.chain_id, v.view, v.seq, v.digest) != about or v.replica in voters or not signed_by(v, n, verifier):
+            return False
+        voters.append(v.replica)
+    return True
+
+
 def valid_commit_certificate(cert: m.CommitCertificate, n: int, verifier: Verifier) -> bool:
     """2f+1 distinct validators signed Commit for (chain, view, seq, digest)."""
-    voters = []
-    for c in cert.commits:
-        if (c.chain_id, c.view, c.seq, c.digest) != (cert.chain_id, cert.view, cert.seq, cert.digest):
-            return False
-        if c.replica in voters or not signed_by(c, n, verifier):
-            return False
-        voters.append(c.replica)
-    return has_quorum(voters, n)
+    voters: list[int] = []
+    about = (cert.chain_id, cert.view, cert.seq, cert.digest)
+    return _distinct_signed_votes(cert.commits, about, voters, n, verifier) and has_quorum(voters, n)
 
 
 def valid_committed_block(block: m.CommittedBlock, chain_id: str, n: int, verifier: Verifier) -> bool:
@@ -80,10 +85,5 @@ def valid_prepared_certificate(cert: m.PreparedCertificate, n: int, primary: int
     if pp.proposal.chain_id != pp.chain_id or not signed_by(pp, n, verifier):
         return False
     voters = [pp.replica]
-    for p in cert.prepares:
-        if (p.chain_id, p.view, p.seq, p.digest) != (pp.chain_id, pp.view, pp.seq, pp.digest):
-            return False
-        if p.replica in voters or not signed_by(p, n, verifier):
-            return False
-        voters.append(p.replica)
-    return len(voters) >= quorum_size(n)
+    about = (pp.chain_id, pp.view, pp.seq, pp.digest)
+    return _distinct_signed_votes(cert.prepares, about, voters, n, verifier) and len(voters) >= quorum_size(n)
