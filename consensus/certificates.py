@@ -49,14 +49,34 @@ def signed_by(msg: m.Message, n: int, verifier: Verifier) -> bool:
     return 0 <= msg.replica < n and verifier.verify(msg.replica, signable(msg), msg.signature)
 
 
-def _distinct_signed_votes(votes, about: tuple, voters: list[int], n: int, verifier: Verifier) -> bool:
-    """Every vote is about (chain, view, seq, digest), from a new voter, and
-    correctly signed; appends the voters."""
+def _vote_subject(v) -> tuple:
+    return v.chain_id, v.view, v.seq, v.digest
+
+
+def _checkpoint_subject(c: m.Checkpoint) -> tuple:
+    return c.chain_id, c.seq, c.digest
+
+
+def _distinct_signed_votes(votes, about: tuple, voters: list[int], n: int, verifier: Verifier,
+                           subject=_vote_subject) -> bool:
+    """Every vote is about `about`, from a new voter, and correctly signed;
+    appends the voters."""
     for v in votes:
-        if (v.chain_id, v.view, v.seq, v.digest) != about or v.replica in voters or not signed_by(v, n, verifier):
+        if subject(v) != about or v.replica in voters or not signed_by(v, n, verifier):
             return False
         voters.append(v.replica)
     return True
+
+
+def valid_stable_checkpoint(cp: m.StableCheckpoint, chain_id: str, n: int, verifier: Verifier) -> bool:
+    """Genesis, or 2f+1 distinct validators signed Checkpoint(seq, digest) (§4.3)."""
+    if cp.seq == 0:
+        return cp.digest == b"" and not cp.proof
+    voters: list[int] = []
+    return (len(cp.digest) == 32
+            and _distinct_signed_votes(cp.proof, (chain_id, cp.seq, cp.digest), voters, n, verifier,
+                                       _checkpoint_subject)
+            and has_quorum(voters, n))
 
 
 def valid_commit_certificate(cert: m.CommitCertificate, n: int, verifier: Verifier) -> bool:

@@ -33,6 +33,7 @@ from consensus.certificates import (
     valid_commit_certificate,
     valid_committed_block,
     valid_prepared_certificate,
+    valid_stable_checkpoint,
 )
 from consensus.config import ReplicaConfig
 from consensus.quorum import quorum_size, weak_quorum_size
@@ -718,19 +719,9 @@ class Replica:
             for pc in vc.prepared)
 
     def _valid_checkpoint(self, cp: m.StableCheckpoint) -> bool:
-        """Genesis, or 2f+1 distinct validators signed Checkpoint(seq, digest) (§4.3)."""
-        if cp.seq == 0:
-            return cp.digest == b"" and not cp.proof
-        if cp.seq % self.config.checkpoint_interval_blocks or len(cp.digest) != 32:
-            return False
-        signers = set()
-        for c in cp.proof:
-            if (c.chain_id, c.seq, c.digest) != (self.config.chain_id, cp.seq, cp.digest) or c.replica in signers:
-                return False
-            if not signed_by(c, self._n, self._verifier):
-                return False
-            signers.add(c.replica)
-        return len(signers) >= self._quorum
+        if cp.seq % self.config.checkpoint_interval_blocks:
+            return False  # checkpoints are taken every checkpoint_interval_blocks only
+        return valid_stable_checkpoint(cp, self.config.chain_id, self._n, self._verifier)
 
     def _on_view_change(self, vc: m.ViewChange) -> None:
         if vc.view < self.view or (vc.view == self.view and not self.view_changing):

@@ -9,7 +9,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 
 from consensus.block import BlockHeader, make_header
-from consensus.certificates import signed_by, valid_committed_block
+from consensus.certificates import valid_committed_block, valid_stable_checkpoint
 from consensus.events import StableCheckpoint
 from consensus.messages import CommittedBlock
 from consensus.quorum import quorum_size
@@ -56,14 +56,6 @@ def _checkpoint_problem(cp: StableCheckpoint, header: BlockHeader, n: int, verif
     """A stable checkpoint signs the block hash, which covers the state root."""
     if cp.seq != header.height or cp.digest != header.hash:
         return "stable checkpoint does not match the block hash (state root differs)"
-    signers = set()
-    for vote in cp.proof:
-        if (vote.seq, vote.digest, vote.chain_id) != (cp.seq, cp.digest, header.chain_id):
-            return "stable checkpoint proof holds a vote for something else"
-        if not signed_by(vote, n, verifier):
-            return "stable checkpoint proof has a bad signature"
-        signers.add(vote.replica)
-    if len(signers) < quorum_size(n):
-        return f"stable checkpoint has {len(signers)} signers, needs {quorum_size(n)}"
+    if not valid_stable_checkpoint(cp, header.chain_id, n, verifier):
+        return f"stable checkpoint proof does not hold {quorum_size(n)} distinct valid signatures over this block"
     return ""
-
