@@ -233,32 +233,23 @@ def _pre_prepare_from_pb(pb: consensus_pb2.PrePrepare) -> m.PrePrepare:
     )
 
 
-def _prepare_to_pb(x: m.Prepare) -> consensus_pb2.Prepare:
-    return consensus_pb2.Prepare(
-        chain_id=x.chain_id, view=x.view, seq=x.seq, digest=x.digest,
-        replica=x.replica, signature=x.signature,
-    )
+def _vote_codec(domain_cls, pb_cls):
+    """Prepare and Commit have the same fields: one converter pair each."""
+    def to_pb(x):
+        return pb_cls(chain_id=x.chain_id, view=x.view, seq=x.seq, digest=x.digest,
+                      replica=x.replica, signature=x.signature)
+
+    def from_pb(pb):
+        return domain_cls(
+            chain_id=_chain_id(pb.chain_id), view=_int(pb.view, "view"), seq=_int(pb.seq, "seq"),
+            digest=_digest(pb.digest), replica=pb.replica, signature=_signature(pb.signature),
+        )
+
+    return to_pb, from_pb
 
 
-def _prepare_from_pb(pb: consensus_pb2.Prepare) -> m.Prepare:
-    return m.Prepare(
-        chain_id=_chain_id(pb.chain_id), view=_int(pb.view, "view"), seq=_int(pb.seq, "seq"),
-        digest=_digest(pb.digest), replica=pb.replica, signature=_signature(pb.signature),
-    )
-
-
-def _commit_to_pb(x: m.Commit) -> consensus_pb2.Commit:
-    return consensus_pb2.Commit(
-        chain_id=x.chain_id, view=x.view, seq=x.seq, digest=x.digest,
-        replica=x.replica, signature=x.signature,
-    )
-
-
-def _commit_from_pb(pb: consensus_pb2.Commit) -> m.Commit:
-    return m.Commit(
-        chain_id=_chain_id(pb.chain_id), view=_int(pb.view, "view"), seq=_int(pb.seq, "seq"),
-        digest=_digest(pb.digest), replica=pb.replica, signature=_signature(pb.signature),
-    )
+_prepare_to_pb, _prepare_from_pb = _vote_codec(m.Prepare, consensus_pb2.Prepare)
+_commit_to_pb, _commit_from_pb = _vote_codec(m.Commit, consensus_pb2.Commit)
 
 
 def _checkpoint_to_pb(x: m.Checkpoint) -> consensus_pb2.Checkpoint:
