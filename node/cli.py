@@ -13,6 +13,7 @@ import time
 import grpc
 
 from node import codec
+from node.keys import KeyFileError
 
 DEFAULT_NODE = os.environ.get("GOVCHAIN_NODE", "127.0.0.1:7101")
 
@@ -29,14 +30,11 @@ def _receipt_dict(r) -> dict:
 # ---- node and keys ----------------------------------------------------------
 
 def cmd_node_run(args) -> int:
-    from node.config import ConfigError, load_config
+    from node.config import load_config
     from node.daemon import run
 
     try:
-        config = load_config(args.config)
-    except ConfigError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
+        config = load_config(args.config)  # a ConfigError is reported by main()
     except OSError as exc:
         print(f"error: cannot read config {args.config}: {exc.strerror}; pass --config PATH", file=sys.stderr)
         return 2
@@ -44,26 +42,18 @@ def cmd_node_run(args) -> int:
 
 
 def cmd_keys_generate(args) -> int:
-    from node.keys import KeyFileError, generate_key_file, public_key_hex
+    from node.keys import generate_key_file, public_key_hex
 
-    try:
-        key = generate_key_file(args.out)
-    except KeyFileError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
+    key = generate_key_file(args.out)
     _print({"file": args.out, "public_key": public_key_hex(key)}, args.json,
            f"wrote {args.out} (mode 0600)\npublic key: {public_key_hex(key)}")
     return 0
 
 
 def cmd_keys_show(args) -> int:
-    from node.keys import KeyFileError, load_signing_key, public_key_hex
+    from node.keys import load_signing_key, public_key_hex
 
-    try:
-        key = load_signing_key(args.file)
-    except KeyFileError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
+    key = load_signing_key(args.file)
     _print({"file": args.file, "public_key": public_key_hex(key)}, args.json, public_key_hex(key))
     return 0
 
@@ -270,7 +260,7 @@ def main(argv: list[str] | None = None) -> int:
         return args.func(args)
     except grpc.RpcError as exc:
         return _rpc_error(exc, getattr(args, "node", ""))
-    except (ValueError, OSError) as exc:
+    except (ValueError, OSError, KeyFileError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
 

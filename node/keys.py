@@ -100,7 +100,7 @@ def load_signing_key(path: str | os.PathLike[str], *, check_permissions: bool = 
         fd = os.open(path, os.O_RDONLY | getattr(os, "O_CLOEXEC", 0))
     except FileNotFoundError:
         raise KeyFileError(
-            f"{path}: key file not found (create one with generate_key_file / the keygen command)"
+            f"{path}: key file not found; create one with `govchain keys generate --out {path}`"
         ) from None
     except OSError as exc:
         raise KeyFileError(f"{path}: cannot open key file: {exc.strerror}") from None
