@@ -133,7 +133,7 @@ class Node:
         self._publisher = (EventPublisher.from_config(config.mqtt, config.department)
                            if config.mqtt else None)
         self._server: grpc.aio.Server | None = None
-        self._health = health.aio.HealthServicer() if hasattr(health, "aio") else None
+        self._health = health.aio.HealthServicer()
         self._stop_requested = asyncio.Event()
         self.failure: BaseException | None = None
         self._status_task: asyncio.Task | None = None
@@ -244,8 +244,7 @@ class Node:
         log.info("node %s stopping", self.config.department)
         for chain in self.chains.values():
             chain.stopping = True
-        if self._health is not None:
-            await self._health.enter_graceful_shutdown()
+        await self._health.enter_graceful_shutdown()
         if self._status_task:
             self._status_task.cancel()
         if self._server is not None:
