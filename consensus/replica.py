@@ -141,6 +141,7 @@ class Replica:
 
         # requests: id -> (request, arrival tick); unproposed keeps arrival order
         self._pending: dict[bytes, tuple[m.Request, int]] = {}
+        self._pending_bytes = 0  # sum of _size over _pending: the pool is bounded in bytes too
         self._unproposed: dict[bytes, None] = {}
         self._to_forward: list[m.Request] = []  # our clients' requests, sent to the primary each tick
         self._in_flight: dict[bytes, int] = {}  # request id -> seq of an accepted PrePrepare
@@ -157,6 +158,9 @@ class Replica:
         self._checkpoints: dict[int, dict[int, m.Checkpoint]] = {}  # seq -> replica -> vote
         self._own_checkpoint: dict[int, bytes] = {}  # seq -> our executed block hash
         self._fetch_until_tick = -1
+        self._fetch_turn = 0  # rotates state transfer over the peers that claim the target height
+        self._claimed_seq: dict[int, int] = {}  # replica -> executed_seq of its latest Status
+        self._new_view_sent: dict[int, tuple[int, int]] = {}  # replica -> (view, tick) of our last NewView to it
 
         self._ready = ev.Ready()
         self._reset_outbox()
@@ -177,6 +181,10 @@ class Replica:
     @property
     def pending_count(self) -> int:
         return len(self._pending)
+
+    @property
+    def pending_bytes(self) -> int:
+        return self._pending_bytes
 
     @property
     def low_watermark(self) -> int:
@@ -214,6 +222,23 @@ class Replica:
         self._awaiting_advance = False
         if self._ledger_has is not None:
             self._committed_ids.clear()  # the ledger answers for them from now on
+
+    def screen(self, msg: m.PrePrepare | m.RequestBatch) -> str | None:
+        """For the shell, before it checks the signatures of the requests a
+        message carries (the expensive part): the cheap checks of sender,
+        chain, view and role, then the message's own signature. A reason to
+        drop it, or None. Reads state only (the signature check is memoized)."""
+        if msg.chain_id != self.config.chain_id:
+            return "other chain"
+        if not 0 <= msg.replica < self._n or msg.replica == self._me:
+            return "unknown sender"
+        if isinstance(msg, m.PrePrepare):
+            problem = self._pre_prepare_role_problem(msg)
+        else:
+            problem = "request batch too large" if len(msg.requests) > self.config.batch_txs_max else None
+        if problem is None and not signed_by(msg, self._n, self._verifier):
+            problem = "bad signature"
+        return problem
 
     def knows_request(self, request_id: bytes) -> bool:
         """Pending, proposed or committed: a resubmission would be a replay."""
@@ -398,16 +423,19 @@ class Replica:
         for req in requests:
             if req.id in self._pending or req.id in self._in_flight or self.is_committed(req.id):
                 continue
-            if len(self._pending) >= self.config.pending_requests_max:
+            size = _size(req)
+            if (len(self._pending) >= self.config.pending_requests_max
+                    or self._pending_bytes + size > self.config.pending_requests_bytes_max):
                 self._drop("pending requests full")
                 continue
-            if _size(req) > self.config.batch_bytes_max:
+            if size > self.config.batch_bytes_max:
                 self._drop("request larger than a batch")
                 continue
             if forwarded_by is not None and not self._validate_request(req):
                 self._drop("invalid request")
                 continue
             self._pending[req.id] = (req, self.ticks)
+            self._pending_bytes += size
             self._unproposed[req.id] = None
             fresh.append(req)
         if not fresh or self.view_changing:
@@ -482,13 +510,19 @@ class Replica:
 
     # ---- normal case: backups (§4.2) ---------------------------------------
 
-    def _on_pre_prepare(self, pp: m.PrePrepare) -> None:
+    def _pre_prepare_role_problem(self, pp: m.PrePrepare) -> str | None:
         if self.view_changing or pp.view != self.view:
-            return self._drop("pre-prepare for another view")
+            return "pre-prepare for another view"
         if pp.replica != self.primary:
-            return self._drop("pre-prepare not from primary")
+            return "pre-prepare not from primary"
         if not self._in_window(pp.seq):
-            return self._drop("outside watermarks")
+            return "outside watermarks"
+        return None
+
+    def _on_pre_prepare(self, pp: m.PrePrepare) -> None:
+        problem = self._pre_prepare_role_problem(pp)
+        if problem:
+            return self._drop(problem)
         if self.executed_seq < self._view_floor:
             return  # cannot check for committed requests yet; the primary retransmits
         slot = self._slots.get(pp.seq)
@@ -612,7 +646,9 @@ class Replica:
         self._next_seq = max(self._next_seq, block.seq + 1)
         for req in block.proposal.requests:
             self._committed_ids.add(req.id)
-            self._pending.pop(req.id, None)
+            pending = self._pending.pop(req.id, None)
+            if pending is not None:
+                self._pending_bytes -= _size(pending[0])
             self._unproposed.pop(req.id, None)
             self._in_flight.pop(req.id, None)
         slot = self._slots.get(block.seq)
@@ -725,12 +761,15 @@ class Replica:
 
     def _on_view_change(self, vc: m.ViewChange) -> None:
         if vc.view < self.view or (vc.view == self.view and not self.view_changing):
-            # The sender is behind: our NewView brings it into the current view.
-            if self._new_view is not None and self._new_view.view == self.view:
-                self._send(self._new_view, to=vc.replica)
+            # The sender is behind: our NewView brings it into the current view
+            # (only for a signed ViewChange: the reply is large).
+            if self._verified(vc):
+                self._send_new_view(vc.replica)
             return
         known = self._view_changes.get(vc.replica)
-        if known is not None and known.view >= vc.view:
+        if known is not None and (known.signature == vc.signature or self.view + 1 >= known.view >= vc.view):
+            # Nothing newer. A claim far ahead of our view is replaceable, so that
+            # one huge view does not make us ignore the sender's later ViewChanges.
             return
         if not self._valid_view_change(vc):
             return self._drop("invalid view-change")
@@ -837,15 +876,41 @@ class Replica:
             if len(msg.blocks) == self.config.fetch_blocks_max:  # probably more to come
                 self._fetch(msg.replica, self.executed_seq + self.config.fetch_blocks_max)
 
+    def _send_new_view(self, to: int) -> None:
+        """Our NewView to a replica in an older view, at most once per
+        retransmit interval per replica: the asker would choose how often."""
+        nv = self._new_view
+        if nv is None or nv.view != self.view or self.view_changing:
+            return
+        last = self._new_view_sent.get(to)
+        if last is not None and last[0] == nv.view and self.ticks - last[1] < self.config.retransmit_interval_ticks:
+            return
+        self._new_view_sent[to] = (nv.view, self.ticks)
+        self._send(nv, to=to)
+
     def _on_status(self, st: m.Status) -> None:
         if not self._verified(st):
             return
-        if st.view < self.view and not self.view_changing and self._new_view is not None:
-            self._send(self._new_view, to=st.replica)
-        gap = st.executed_seq - self.executed_seq
+        if st.view < self.view:
+            self._send_new_view(st.replica)
+        self._claimed_seq[st.replica] = st.executed_seq
+        if self.ticks < self._fetch_until_tick:
+            return
+        # Fetch from each replica ahead of us in turn, so that one Byzantine
+        # claim of a huge height cannot keep state transfer to itself; and
+        # only f+1 claims (one is correct) make a replica that still
+        # progresses on its own fetch.
+        ahead = sorted(r for r, seq in self._claimed_seq.items() if seq > self.executed_seq)
+        if not ahead:
+            return
+        claims = sorted(self._claimed_seq.values(), reverse=True)
+        f1 = weak_quorum_size(self._n)
+        far_behind = len(claims) >= f1 and claims[f1 - 1] - self.executed_seq >= self.config.in_flight_blocks_max
         stalled = self.ticks - self._last_progress_tick >= self.config.status_interval_ticks
-        if gap > 0 and (stalled or gap >= self.config.in_flight_blocks_max):
-            self._fetch(st.replica, st.executed_seq)
+        if stalled or far_behind:
+            self._fetch_turn += 1
+            peer = ahead[self._fetch_turn % len(ahead)]
+            self._fetch(peer, self._claimed_seq[peer])
 
     # ---- retransmission -----------------------------------------------------
 

@@ -76,6 +76,7 @@ class ConsensusParams:
     status_interval_ms: int = 200
     retransmit_interval_ms: int = 200
     pending_requests_max: int = 50_000
+    pending_requests_bytes_max: int = 64 << 20
     timestamp_skew_max_ms: int = 60_000
     fetch_blocks_max: int = 64
 
@@ -162,6 +163,7 @@ class Genesis:
             window_blocks=c.window_blocks,
             in_flight_blocks_max=c.in_flight_blocks_max,
             pending_requests_max=c.pending_requests_max,
+            pending_requests_bytes_max=c.pending_requests_bytes_max,
             timestamp_skew_max_ms=c.timestamp_skew_max_ms,
             fetch_blocks_max=c.fetch_blocks_max,
             **ticks,
