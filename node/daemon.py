@@ -181,7 +181,7 @@ class Node:
             message = codec.envelope_from_proto(envelope)
         except codec.CodecError as exc:
             return self._bad("malformed peer message", str(exc))
-        chain.deliver(message)
+        chain.deliver(message, envelope.ByteSize())
 
     def _bad(self, kind: str, detail: str) -> None:
         self.bad_input[kind] = self.bad_input.get(kind, 0) + 1
