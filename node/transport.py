@@ -2,9 +2,10 @@
 
 Outbound: a bounded queue per peer address drained by a task that (re)opens
 a `Peer.Deliver` stream, reconnecting with capped exponential backoff, so a
-returning peer is back within about a second. A full queue drops the newest
-message and counts it: PBFT retransmits what matters, and a slow peer must
-never block consensus. Inbound messages go to a callback that routes them.
+returning peer is back within about a second. A full queue (in messages or in
+bytes) drops the newest message and counts it: PBFT retransmits what
+matters, and a slow or absent peer must never block consensus nor fill our
+memory. Inbound messages go to a callback that routes them.
 """
 from __future__ import annotations
 
@@ -21,6 +22,7 @@ log = logging.getLogger("govchain.transport")
 DELIVER_METHOD = "/govchain.v1.Peer/Deliver"
 BACKOFF_MIN_S = 0.05
 BACKOFF_MAX_S = 1.0
+QUEUE_MESSAGES_OF_MAX_SIZE = 8  # a link's queue holds at most this many x message_bytes_max
 
 
 class PeerLink:
@@ -29,6 +31,8 @@ class PeerLink:
     def __init__(self, address: str, queue_max: int, message_bytes_max: int) -> None:
         self.address = address
         self.queue: asyncio.Queue[bytes] = asyncio.Queue(maxsize=queue_max)
+        self.queued_bytes = 0
+        self._queue_bytes_max = QUEUE_MESSAGES_OF_MAX_SIZE * message_bytes_max
         self.connected = False
         self.dropped = 0
         self.sent = 0
@@ -45,14 +49,20 @@ class PeerLink:
 
     def send(self, envelope: bytes) -> None:
         """A serialized PeerEnvelope: a broadcast is serialized once, not once per peer."""
+        if self.queued_bytes + len(envelope) > self._queue_bytes_max:
+            self.dropped += 1
+            return
         try:
             self.queue.put_nowait(envelope)
         except asyncio.QueueFull:
             self.dropped += 1
+            return
+        self.queued_bytes += len(envelope)
 
     async def _outgoing(self):
         while True:
             envelope = await self.queue.get()
+            self.queued_bytes -= len(envelope)
             self.sent += 1
             yield envelope
 
