@@ -177,6 +177,8 @@ class Node:
         chain = self.chains.get(envelope.chain_id)
         if chain is None:
             return self._bad("unknown chain", f"peer message for chain {envelope.chain_id!r}")
+        if not chain.worth_decoding(envelope.message):
+            return
         try:
             message = codec.envelope_from_proto(envelope)
         except codec.CodecError as exc:
