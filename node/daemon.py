@@ -61,6 +61,11 @@ class _Malformed:
         self.reason = reason
 
 
+class _MalformedStream(Exception):
+    """Raised into a streaming handler's request iterator at a request that
+    does not parse; the interceptor turns it into INVALID_ARGUMENT."""
+
+
 class MalformedRequestInterceptor(grpc.aio.ServerInterceptor):
     """Bytes that do not parse as the method's request message end the RPC
     with INVALID_ARGUMENT and are counted, on every service. Without this,
@@ -88,10 +93,13 @@ class MalformedRequestInterceptor(grpc.aio.ServerInterceptor):
             self._on_bad(kind, bad.reason)
             await context.abort(grpc.StatusCode.INVALID_ARGUMENT, f"malformed request: {bad.reason}")
 
-        async def checked(requests, context):
+        async def checked(requests):
             async for request in requests:
                 if isinstance(request, _Malformed):
-                    await refuse(request, context)
+                    # Not abort() here: a handler may read its requests in
+                    # another task while it sends responses, and a status
+                    # sent from there collides with them (the RPC then hangs).
+                    raise _MalformedStream(request)
                 yield request
 
         if handler.request_streaming:
@@ -99,11 +107,17 @@ class MalformedRequestInterceptor(grpc.aio.ServerInterceptor):
             behavior = getattr(handler, name)
             if handler.response_streaming:
                 async def wrapped(requests, context):
-                    async for response in behavior(checked(requests, context), context):
-                        yield response
+                    try:
+                        async for response in behavior(checked(requests), context):
+                            yield response
+                    except _MalformedStream as exc:
+                        await refuse(exc.args[0], context)
             else:
                 async def wrapped(requests, context):
-                    return await behavior(checked(requests, context), context)
+                    try:
+                        return await behavior(checked(requests), context)
+                    except _MalformedStream as exc:
+                        await refuse(exc.args[0], context)
         else:
             name = "unary_stream" if handler.response_streaming else "unary_unary"
             behavior = getattr(handler, name)

@@ -9,6 +9,7 @@ import grpc
 
 from node import codec
 from node.chain import Admission, ChainNode
+from node.execution import CONTRACT_NAME_BYTES_MAX
 from node.pb import client_pb2, client_pb2_grpc
 
 COMMIT_WAIT_DEFAULT_MS = 10_000
@@ -197,6 +198,9 @@ class ClientService(client_pb2_grpc.ClientServicer):
                                               receipt=codec.receipt_to_proto(chain.ledger.receipt(request.tx_id)))
 
     async def QueryState(self, request, context):
+        if not 0 < len(request.contract.encode()) <= CONTRACT_NAME_BYTES_MAX:
+            await context.abort(grpc.StatusCode.INVALID_ARGUMENT,
+                                f"contract must be a contract name of 1..{CONTRACT_NAME_BYTES_MAX} bytes, e.g. \"kv\"")
         chain = await self._chain(request.chain_id, context)
         value = chain.ledger.state_get(request.contract, request.key)
         return client_pb2.QueryStateResponse(found=value is not None, value=value or b"", height=chain.durable_height)
