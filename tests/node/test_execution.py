@@ -309,3 +309,38 @@ def test_payload_decoding_raises_only_contract_error(payload):
         return
     # Accepted: exactly what the standard decoder gives, a JSON object within the bounds.
     assert value == json.loads(payload) and isinstance(value, dict)
+
+
+def test_hashes_match_the_formulas_documented_in_consensus_proto(chain):
+    """An independent re-implementation of the Proposal digest, tx_root,
+    state_root and block hash as proto/govchain/v1/consensus.proto states
+    them (the API contract for client writers)."""
+    def sha(data: bytes) -> bytes:
+        return hashlib.sha256(data).digest()
+
+    def u(n: int, size: int) -> bytes:
+        return n.to_bytes(size, "big")
+
+    chain.run(tx("put", key="gone", value="x"))
+    requests = [tx("put", key="a", value="1"), tx("delete", key="gone"), tx("put", key="b", value="2")]
+    b = block(2, requests)
+    result = chain.executor.execute_block(b, chain.ledger.tip_header)
+    p, header = b.proposal, result.header
+
+    level = [sha(b"\x00" + r.id + sha(r.body)) for r in requests]
+    while len(level) > 1:
+        level = [sha(b"\x01" + level[i] + level[i + 1]) for i in range(0, len(level) - 1, 2)] + level[len(level) & ~1:]
+    assert p.tx_root == level[0] == header.tx_root
+    assert m.Proposal(chain_id=CHAIN, seq=3, proposer=0, timestamp_ms=0).tx_root == sha(b"")
+    assert p.digest == sha(b"govchain:v1:proposal:" + CHAIN.encode() + u(p.seq, 8) + u(p.proposer, 4)
+                           + u(p.timestamp_ms, 8) + p.tx_root) == header.proposal_digest
+
+    writes = b"govchain:v1:writes:"
+    for key, value in ((b"a", b"1"), (b"b", b"2"), (b"gone", None)):
+        writes += u(2, 2) + b"kv" + u(len(key), 4) + key
+        writes += b"\x00" if value is None else b"\x01" + u(len(value), 4) + value
+    parent = chain.ledger.tip_header
+    assert header.state_root == sha(b"govchain:v1:state:" + parent.state_root + sha(writes))
+    assert header.hash == sha(b"govchain:v1:block:" + u(len(CHAIN), 2) + CHAIN.encode() + u(2, 8) + parent.hash
+                              + u(p.proposer, 4) + u(header.timestamp_ms, 8) + header.tx_root + header.state_root
+                              + header.proposal_digest)
