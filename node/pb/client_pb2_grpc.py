@@ -105,8 +105,8 @@ class ClientServicer:
         """The high-throughput path: one SubmitResult per request, sent as soon as
         it is known (a refusal at once, an admission when admitted, with
         wait_commit when committed), so NOT in request order: match results to
-        requests by tx_id. The server stops reading while 10,000 results wait
-        to be read. A request that does not parse ends the stream with
+        requests by tx_id. The server stops reading while 10,000 requests wait
+        for their result to be sent. A request that does not parse ends it with
         INVALID_ARGUMENT.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
@@ -140,7 +140,7 @@ class ClientServicer:
     def StreamBlocks(self, request, context):
         """Every committed block from from_height on, then new ones as they commit.
         Never ends on its own while the node runs (a client sets a deadline or
-        cancels); ends OK when the node shuts down.
+        cancels) until the node shuts down.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
