@@ -250,6 +250,21 @@ def test_query_state_refuses_a_bad_contract_name(target):
 
 
 
+def test_submit_stream_ends_with_invalid_argument_at_a_malformed_request(target):
+    """Found by the fuzzer: a malformed request right after one the node
+    refuses at once (an empty SubmitRequest) made it log a traceback and
+    leave the stream hanging until the client's deadline."""
+    _, channel, _ = target
+    stream = channel.stream_stream("/govchain.v1.Client/SubmitStream", request_serializer=lambda b: b,
+                                   response_deserializer=lambda b: b)
+    for _ in range(10):
+        try:
+            list(stream(iter([b"", b"\xff\xff\xff\xff\x0fnot a protobuf"]), timeout=RPC_TIMEOUT_S))
+            raise AssertionError("garbage accepted")
+        except grpc.RpcError as exc:
+            assert exc.code() == grpc.StatusCode.INVALID_ARGUMENT, exc
+
+
 def test_peer_stream_structured_and_raw(target):
     fuzz(target[2], PEER, DELIVER, _batch(DELIVER, st.one_of(_serialized(DELIVER), _raw(DELIVER))))
 
