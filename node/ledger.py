@@ -358,9 +358,9 @@ class Ledger:
 
 
 def repair_hint(path: str, chain_id: str) -> str:
-    return (f"repair: `govchain chain repair --config node.toml --chain {chain_id}` moves {path} aside and "
-            f"re-fetches the chain from the other departments' nodes, each block checked against its "
-            f"commit certificate")
+    return (f"repair: `govchain chain repair --config node.toml --chain {chain_id} --from HOST:PORT` "
+            f"(another department's client address; the node stopped) moves {path} aside and re-fetches "
+            f"the chain from the other departments' nodes, each block checked against its commit certificate")
 
 
 def open_ledger(path: str, chain_id: str, genesis_hash: bytes) -> Ledger:

@@ -147,3 +147,32 @@ def test_bit_flips_are_never_served_and_the_node_stays_down_until_repaired(net_f
     net.wait_ready()
     net.wait_same_head("demo", range(4), timeout_s=40)
     all_acked_on(net, 3, ids)
+
+
+def test_more_storage_faults_than_f_stop_the_cluster_instead_of_forking(net_factory, sender):
+    """Two of four stores truncated (one fault more than f=1): before, the
+    two truncated nodes and a lagging one re-committed heights with other
+    content. Now the truncated nodes refuse to start, the cluster stops
+    committing, and after the repair every node holds the one history."""
+    net = net_factory(nodes=4, chains=("demo",))
+    ids = acked_load(net, sender, batches=4)
+    head = net.wait_same_head("demo", range(4))
+    for i in (2, 3):
+        assert net.stop(i) == "stopped"
+        logs = sorted(n for n in os.listdir(store(net, i)) if n.endswith(".log"))
+        os.truncate(os.path.join(store(net, i), logs[-1]), 0)
+    for i in (2, 3):
+        assert "govchain chain repair" in exits_with(net, i)
+    stalled = submit_batch(net.client(0), [make_tx(sender, "demo", "no-quorum", "x")], timeout_ms=3_000)
+    assert not stalled.results[0].committed  # 2 of 4 cannot commit: no second history
+    for i in (2, 3):
+        assert repair(net, i, 0, 1)["height"] >= head["height"]
+    net.start(2, 3)
+    net.wait_ready()
+    final = net.wait_same_head("demo", range(4), timeout_s=40, at_least=head["height"])
+    at_head = client_pb2.GetBlockRequest(chain_id="demo", height=head["height"])
+    assert net.client(0).GetBlock(at_head, timeout=10).header == net.client(3).GetBlock(at_head, timeout=10).header
+    ids += acked_load(net, sender, batches=1)
+    for i in range(4):
+        all_acked_on(net, i, ids)
+    assert final["height"] >= head["height"]
