@@ -131,7 +131,11 @@ class Ledger:
     @property
     def promise(self) -> Promise:
         """What this ledger holds, in the promise record's terms."""
-        return Promise(sync=self._sync, height=self._height, view=self._view, voted_seq=self._voted_seq)
+        # Vote records up to the last stable checkpoint are garbage-collected;
+        # those seqs are executed, and a replica never votes at or below its
+        # executed height, so the height stands in for them.
+        return Promise(sync=self._sync, height=self._height, view=self._view,
+                       voted_seq=max(self._voted_seq, self._height))
 
     def _pin_genesis(self, create: bool) -> None:
         stored_chain = self._db.get(_META_CHAIN)

@@ -40,7 +40,8 @@ class OtherGenesis(PromiseError):
 class Promise:
     """sync: groups fsynced so far (the ledger stores the same counter in the
     same fsync); height: durable block height; view: highest view entered;
-    voted_seq: highest sequence number with a durable consensus record."""
+    voted_seq: every sequence number up to it is executed or has a durable
+    consensus record (an accepted PrePrepare or a prepared certificate)."""
 
     sync: int = 0
     height: int = 0

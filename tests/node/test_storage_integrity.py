@@ -13,7 +13,7 @@ from node import promises
 from node.ledger import BehindPromise, damaged_marker, open_ledger, open_snapshot
 from node.promises import Promise, PromiseError, PromiseFile
 from node.storage import StorageCorrupt
-from tests.node.test_ledger import CHAIN, GENESIS, commit_blocks
+from tests.node.test_ledger import CHAIN, GENESIS, commit_blocks, pre_prepare
 
 
 def build(path, blocks: int, *, view: int = 0):
@@ -226,3 +226,30 @@ def test_snapshot_of_a_store_without_current_creates_nothing(tmp_path):
     with pytest.raises(StorageCorrupt, match="no LevelDB CURRENT"):
         open_snapshot(str(path), CHAIN, GENESIS, str(work))
     assert not (path / "CURRENT").exists() and os.listdir(work) == []
+
+
+def test_garbage_collected_votes_are_not_a_lost_promise(tmp_path):
+    """A stable checkpoint deletes the vote records at or below it; the
+    executed height covers those seqs (found by the crash-point sweep)."""
+    path = tmp_path / "chain"
+    with build(path, 4) as ledger:
+        ledger.persist_records([ev.Write(key=("pre_prepare", 4), value=pre_prepare(4))], sync=False)
+        ledger.sync()
+        ledger.persist_records([ev.Write(key=("pre_prepare", 4), value=None)], sync=False)  # GC
+        ledger.sync()
+        assert ledger.promise.voted_seq == 4
+    with open_ledger(path, CHAIN, GENESIS) as ledger:
+        assert ledger.promise.voted_seq == 4
+
+
+def test_a_lost_vote_above_the_height_is_refused(tmp_path):
+    path = tmp_path / "chain"
+    build(path, 2).close()
+    shutil.copytree(path, tmp_path / "backup")
+    with open_ledger(path, CHAIN, GENESIS) as ledger:
+        ledger.persist_records([ev.Write(key=("pre_prepare", 3), value=pre_prepare(3))], sync=False)
+        ledger.sync()
+    shutil.rmtree(path)
+    shutil.copytree(tmp_path / "backup", path)
+    with pytest.raises(BehindPromise, match="votes to seq 2.*votes to seq 3"):
+        open_ledger(path, CHAIN, GENESIS)
