@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 from consensus import messages as m
 from node import codec
 from node.contracts import load_contract, registry_for
-from node.contracts.base import INT_DIGITS_MAX, PAYLOAD_DEPTH_MAX, parse_json_object
+from node.contracts.base import INT_DIGITS_MAX, PAYLOAD_CONTAINERS_MAX, PAYLOAD_DEPTH_MAX, parse_json_object
 from node.execution import (
     DUPLICATE, EMPTY_STATE_ROOT, FAILED, OK, ContractError, ContractRegistry, ExecutionError,
     Executor, state_root,
@@ -253,9 +253,14 @@ def nested(depth: int) -> str:  # `depth` arrays inside the payload object: tota
     (put_with(nested(979)), "980 deep"),  # RecursionError before the bound
     (put_with("9" * INT_DIGITS_MAX), None),
     (put_with("-" + "9" * INT_DIGITS_MAX), None),
-    (put_with("9" * (INT_DIGITS_MAX + 1)), f"{INT_DIGITS_MAX + 1}-digit integer, more than the {INT_DIGITS_MAX}"),
-    (put_with("1" * 4300), "4300-digit integer"),  # executed before the bound
-    (put_with("1" * 4301), "4301-digit integer"),  # ValueError (int max str digits) before
+    (put_with("9" * (INT_DIGITS_MAX + 1)), f"{INT_DIGITS_MAX + 1}-digit number, more than the {INT_DIGITS_MAX}"),
+    (put_with("1" * 4300), "4300-digit number"),  # executed before the bound
+    (put_with("1" * 4301), "4301-digit number"),  # ValueError (int max str digits) before
+    (put_with("0." + "1" * INT_DIGITS_MAX), "non-integer number"),
+    (put_with("[" + ",".join(["[]"] * (PAYLOAD_CONTAINERS_MAX - 2)) + "]"), None),  # + the payload object
+    (put_with("[" + ",".join(["[]"] * (PAYLOAD_CONTAINERS_MAX - 1)) + "]"),
+     f"{2 * PAYLOAD_CONTAINERS_MAX + 2} brackets: more than the {PAYLOAD_CONTAINERS_MAX} arrays/objects"),
+    (put_with('"' + "1" * 30 + '"'), None),  # digits inside strings are text
     (put_with("1.5"), "non-integer number '1.5'"),
     (put_with("1e3"), "non-integer number '1e3'"),
     (put_with("NaN"), "NaN, which is not JSON"),
