@@ -54,6 +54,9 @@ CONTRACT_NAME_BYTES_MAX = 255
 STATE_KEY_BYTES_MAX = 1024
 STATE_VALUE_BYTES_MAX = 1 << 20
 MESSAGE_CHARS_MAX = 512
+MACHINE_ERRORS = (MemoryError, RecursionError)
+"""Node-local, not properties of a transaction: they stop the node rather
+than become a receipt another replica might not write (crash, don't diverge)."""
 
 
 class ExecutionError(Exception):
@@ -308,6 +311,8 @@ class Executor:
     ) -> tuple[str, str, bytes, dict[tuple[str, bytes], bytes | None]]:
         try:
             tx = self._decode_tx(request)
+        except MACHINE_ERRORS:
+            raise
         except Exception as exc:  # garbage from a Byzantine primary: fail, never raise
             return FAILED, f"malformed transaction: {_describe(exc)}", b"", {}
         if tx.id != request.id:
@@ -329,8 +334,8 @@ class Executor:
         try:
             result = contract.execute(ctx, tx)
             status, message, output = result
-        except (MemoryError, RecursionError):
-            raise  # node-local, not a property of the transaction: crash, don't diverge
+        except MACHINE_ERRORS:
+            raise
         except Exception as exc:
             return FAILED, _describe(exc), b"", {}
         if status not in (OK, FAILED) or not isinstance(message, str) or not isinstance(output, bytes):
