@@ -3,6 +3,7 @@ tests/e2e), started once per module, killed at the end."""
 from __future__ import annotations
 
 import grpc
+import nacl.signing
 import pytest
 
 from node import localnet
@@ -12,8 +13,10 @@ from tests.e2e.conftest import Net, make_tx, submit_batch
 CHAIN = "demo"
 
 
-def open_channel(address: str) -> grpc.Channel:
-    """The one place the fuzz tests open a channel (client and peer ports)."""
+def open_channel(spec: localnet.NodeSpec, port: str) -> grpc.Channel:
+    """The one place the fuzz tests open a channel, to a node's "client" or
+    "peer" port (spec.home holds what a TLS channel would need)."""
+    address = spec.client if port == "client" else spec.peer
     return grpc.insecure_channel(address, options=[("grpc.max_receive_message_length", MESSAGE_BYTES_MAX),
                                                    ("grpc.max_send_message_length", MESSAGE_BYTES_MAX)])
 
@@ -21,8 +24,6 @@ def open_channel(address: str) -> grpc.Channel:
 @pytest.fixture(scope="module")
 def fuzz_net(tmp_path_factory):
     """Four validators of chain `demo` with a few committed blocks."""
-    import nacl.signing
-
     root = tmp_path_factory.mktemp("fuzz")
     net = Net(root, localnet.create_network(root, nodes=4, chains=(CHAIN,)), (CHAIN,))
     try:
