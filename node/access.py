@@ -54,7 +54,7 @@ def client_key(context) -> str:
     if cert is not None:
         return "certificate " + hashlib.sha256(cert).hexdigest()[:16]
     peer = context.peer()  # "ipv4:1.2.3.4:5678", "ipv6:[::1]:5678", "unix:/path"
-    return "address " + peer.rpartition(":")[0] if peer.startswith(("ipv4:", "ipv6:")) else peer
+    return "address " + (peer.partition(":")[2].rpartition(":")[0] if peer.startswith(("ipv4:", "ipv6:")) else peer)
 
 
 class StreamCapInterceptor(grpc.aio.ServerInterceptor):

@@ -92,16 +92,18 @@ def _rpc_error(exc: grpc.RpcError, address: str) -> int:
 def _client_tls(args):
     """TLS unless --insecure: the CA from --ca, GOVCHAIN_CA or the local
     cluster (scripts/cluster up), a client certificate if one is given."""
-    from node.localnet import DEFAULT_DIR
+    from node.localnet import DEFAULT_DIR, client_tls
     from node.tls import Material
 
     if args.insecure:
         return None
-    ca = args.ca or (DEFAULT_DIR / "tls" / "ca.crt")
-    if not os.path.exists(ca):
-        raise ValueError(f"no CA certificate at {ca}: pass --ca FILE (or set GOVCHAIN_CA) for a TLS node, "
-                         f"or --insecure for a plaintext one")
-    return Material.load(ca, args.cert, args.cert_key)
+    if args.ca:
+        return Material.load(args.ca, args.cert, args.cert_key)
+    cluster = client_tls(DEFAULT_DIR)
+    if cluster is None:
+        raise ValueError(f"no CA certificate: pass --ca FILE (or set GOVCHAIN_CA) for a TLS node, or --insecure "
+                         f"for a plaintext one (found no local cluster in {DEFAULT_DIR})")
+    return cluster
 
 
 def _stub(args):

@@ -6,6 +6,7 @@ three start exactly the same thing. Layout under a root directory:
     network.json            manifest: nodes, ports, chains (stable contract)
     genesis/<chain>.json    one genesis per chain, shared by all nodes
     tls/ca.crt, ca.key      the network CA (absent with insecure=True)
+    tls/client.crt, .key    a client certificate for the tools (scripts/cluster, govchain, tests)
     <department>/node.key   Ed25519 key (0600)
     <department>/tls.crt    its TLS certificate (127.0.0.1, localhost), bound to node.key
     <department>/tls.key
@@ -95,8 +96,9 @@ class NodeSpec:
 
 
 def client_tls(root: Path) -> tls.Material | None:
+    """The CA and client certificate the tools use (None: a plaintext network)."""
     ca = Path(root) / "tls" / "ca.crt"
-    return tls.Material.load(ca) if ca.exists() else None
+    return tls.Material.load(ca, ca.with_name("client.crt"), ca.with_name("client.key")) if ca.exists() else None
 
 
 def free_ports(count: int) -> list[int]:
@@ -127,6 +129,7 @@ def create_network(root: Path, *, nodes: int = 4, chains=DEFAULT_CHAINS, mqtt_po
     keys = {}
     if not insecure:
         tls.generate_ca(root / "tls")
+        tls.issue_cert(root / "tls", root / "tls" / "client", "cluster-client")
     for spec in specs:
         Path(spec.home).mkdir(parents=True, exist_ok=True)
         key = generate_key_file(spec.key)
