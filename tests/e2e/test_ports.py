@@ -57,7 +57,7 @@ def test_peer_port_admits_validators_only_each_under_its_own_index(net_factory, 
     other_ca = tmp_path / "other-ca"
     tls.generate_ca(other_ca)
     tls.issue_cert(other_ca, tmp_path / "forged", me.department, localnet.HOSTS, load_signing_key(me.key))
-    for material in (net.tls, tls.Material(ca=net.tls.ca, cert=(tmp_path / "forged.crt").read_bytes(),
+    for material in (tls.Material(ca=net.tls.ca), tls.Material(ca=net.tls.ca, cert=(tmp_path / "forged.crt").read_bytes(),
                                            key=(tmp_path / "forged.key").read_bytes())):
         assert rpc_code(_peer_stub(target.peer, material, target.department).Deliver, iter(deliver),
                         timeout=10) == grpc.StatusCode.UNAVAILABLE
