@@ -99,6 +99,8 @@ def _client_tls(args):
         return None
     if args.ca:
         return Material.load(args.ca, args.cert, args.cert_key)
+    if args.cert:
+        raise ValueError("--cert needs --ca: the network CA that issued the node's certificate")
     cluster = client_tls(DEFAULT_DIR)
     if cluster is None:
         raise ValueError(f"no CA certificate: pass --ca FILE (or set GOVCHAIN_CA) for a TLS node, or --insecure "

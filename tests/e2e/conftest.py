@@ -171,9 +171,10 @@ def submit_batch(client, txs, *, wait: bool = True, timeout_ms: int = 10_000):
                               timeout=RPC_TIMEOUT_S + timeout_ms / 1000)
 
 
-def run_cli(*args: str, check: bool = True, timeout: float = 60) -> subprocess.CompletedProcess:
+def run_cli(*args: str, check: bool = True, timeout: float = 60, env: dict | None = None
+            ) -> subprocess.CompletedProcess:
     proc = subprocess.run([*GOVCHAIN, *args], capture_output=True, text=True, timeout=timeout, cwd=REPO,
-                          env={**os.environ, "PYTHONPATH": str(REPO)})
+                          env={**os.environ, "PYTHONPATH": str(REPO), **(env or {})})
     if check and proc.returncode != 0:
         raise AssertionError(f"govchain {' '.join(args)} exited {proc.returncode}\n"
                              f"stdout: {proc.stdout}\nstderr: {proc.stderr}")
