@@ -8,6 +8,7 @@ import argparse
 import json
 import os
 import sys
+import tempfile
 import time
 
 import grpc
@@ -204,12 +205,15 @@ def cmd_state_get(args) -> int:
 def cmd_chain_verify(args) -> int:
     from node.client import blocks_from_ledger, blocks_over_grpc
     from node.genesis import load_genesis
-    from node.ledger import Ledger
+    from node.ledger import open_snapshot
     from node.verify import verify_chain
 
     genesis = load_genesis(args.genesis)
     if args.data_dir:
-        with Ledger(os.path.join(args.data_dir, genesis.chain_id), genesis.chain_id, genesis.hash) as ledger:
+        # A copy, so verification never writes to, recovers or re-creates the store it checks.
+        with tempfile.TemporaryDirectory(prefix="govchain-verify-") as workdir, \
+                open_snapshot(os.path.join(args.data_dir, genesis.chain_id), genesis.chain_id, genesis.hash,
+                              workdir) as ledger:
             result = verify_chain(genesis, blocks_from_ledger(ledger))
     else:
         result = verify_chain(genesis, blocks_over_grpc(_stub(args), args.node, genesis.chain_id, args.timeout))
@@ -219,6 +223,41 @@ def cmd_chain_verify(args) -> int:
              if result.ok else f"BAD: {genesis.chain_id} at height {result.height}: {result.problem}")
     _print(out, args.json, human)
     return 0 if result.ok else 3
+
+
+def cmd_chain_repair(args) -> int:
+    from node.client import stub
+    from node.config import load_config
+    from node.daemon import CONTRACTS
+    from node.contracts import registry_for
+    from node.genesis import load_genesis
+    from node.repair import RepairError, grpc_source, repair_chain
+
+    config = load_config(args.config)
+    chain_cfg = next((c for c in config.chains if c.id == args.chain), None)
+    if chain_cfg is None:
+        print(f"error: {args.config} has no chain {args.chain!r}; chains: "
+              f"{', '.join(c.id for c in config.chains)}", file=sys.stderr)
+        return 2
+    genesis = load_genesis(chain_cfg.genesis)
+    source = grpc_source([stub(address) for address in args.sources], genesis.chain_id, args.timeout)
+
+    def progress(height: int) -> None:
+        if not args.json and height % 100 == 0:
+            print(f"  {height} blocks re-fetched and executed", file=sys.stderr)
+
+    try:
+        result = repair_chain(str(config.data_dir / genesis.chain_id), genesis, registry_for(CONTRACTS),
+                              source, progress)
+    except RepairError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 3
+    out = {"chain_id": genesis.chain_id, "height": result.height, "checkpoints": result.checkpoints,
+           "damaged_store": result.moved_to, "promised_height": result.promised.height}
+    _print(out, args.json, f"OK: {genesis.chain_id} rebuilt to height {result.height} with "
+                           f"{result.checkpoints} stable checkpoints; the damaged store is in {result.moved_to}; "
+                           f"start the node again")
+    return 0
 
 
 # ---- parser -------------------------------------------------------------------
@@ -322,6 +361,18 @@ def build_parser() -> argparse.ArgumentParser:
     verify.add_argument("--genesis", required=True, help="the chain's genesis file")
     verify.add_argument("--data-dir", help="read a stopped node's data dir instead of asking --node")
     verify.set_defaults(func=cmd_chain_verify)
+    repair = chain.add_parser(
+        "repair", help="move a damaged chain store aside and re-fetch it from other nodes (node stopped)",
+        description="Moves DATA_DIR/CHAIN aside and rebuilds it block by block from other departments' "
+                    "nodes: every block checked against its commit certificate, executed here, every "
+                    "stable checkpoint checked against the state this node computes.")
+    repair.add_argument("--config", required=True, help="the stopped node's node.toml")
+    repair.add_argument("--chain", required=True, help="the chain to rebuild")
+    repair.add_argument("--from", dest="sources", action="append", required=True, metavar="HOST:PORT",
+                        help="client address of another department's node (repeat for fallbacks)")
+    repair.add_argument("--timeout", type=float, default=15.0, help="seconds to wait for each block")
+    repair.add_argument("--json", action="store_true", help="print one JSON object")
+    repair.set_defaults(func=cmd_chain_repair)
     return p
 
 

@@ -19,7 +19,7 @@ from node.contracts import registry_for
 from node.events import EventPublisher
 from node.genesis import load_genesis
 from node.keys import KeyFileError, load_signing_key
-from node.ledger import Ledger
+from node.ledger import Ledger, open_ledger
 from node.pb import client_pb2, peer_pb2, peer_pb2_grpc, client_pb2_grpc
 from node.service import ClientService
 from node.transport import PeerService, Transport
@@ -186,7 +186,7 @@ class Node:
                                     self._server_names(geneses))
         for genesis in geneses:
             try:
-                ledger = Ledger(str(cfg.data_dir / genesis.chain_id), genesis.chain_id, genesis.hash)
+                ledger = open_ledger(str(cfg.data_dir / genesis.chain_id), genesis.chain_id, genesis.hash)
             except Exception as exc:
                 raise StartupError(str(exc)) from exc
             self._ledgers.append(ledger)

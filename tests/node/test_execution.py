@@ -16,7 +16,7 @@ from node.execution import (
     DUPLICATE, EMPTY_STATE_ROOT, FAILED, OK, ContractError, ContractRegistry, ExecutionError,
     Executor, state_root,
 )
-from node.ledger import Ledger
+from node.ledger import open_ledger
 from node.tx import Transaction, sign_transaction, verify_signature
 
 CHAIN = "test-chain"
@@ -45,7 +45,7 @@ class Chain:
     """A ledger + executor that executes and commits blocks like the shell."""
 
     def __init__(self, path, registry: ContractRegistry | None = None, **executor_options):
-        self.ledger = Ledger(path, CHAIN, GENESIS)
+        self.ledger = open_ledger(path, CHAIN, GENESIS)
         self.executor = Executor(CHAIN, registry or registry_for(["kv"]), self.ledger, **executor_options)
 
     def run(self, *requests: m.Request):
