@@ -232,6 +232,7 @@ def cmd_chain_repair(args) -> int:
     from node.contracts import registry_for
     from node.genesis import load_genesis
     from node.repair import RepairError, grpc_source, repair_chain
+    from node.tls import Material
 
     config = load_config(args.config)
     chain_cfg = next((c for c in config.chains if c.id == args.chain), None)
@@ -240,7 +241,9 @@ def cmd_chain_repair(args) -> int:
               f"{', '.join(c.id for c in config.chains)}", file=sys.stderr)
         return 2
     genesis = load_genesis(chain_cfg.genesis)
-    source = grpc_source([stub(address) for address in args.sources], genesis.chain_id, args.timeout)
+    # The other nodes' client ports, over TLS as this node's [tls] says (its certificate as client's).
+    tls = None if config.tls.insecure else Material.load(config.tls.ca, config.tls.cert, config.tls.key)
+    source = grpc_source([stub(address, tls) for address in args.sources], genesis.chain_id, args.timeout)
 
     def progress(height: int) -> None:
         if not args.json and height % 100 == 0:

@@ -17,6 +17,7 @@ three start exactly the same thing. Layout under a root directory:
 """
 from __future__ import annotations
 
+import functools
 import json
 import os
 import signal
@@ -97,8 +98,17 @@ class NodeSpec:
 
 def client_tls(root: Path) -> tls.Material | None:
     """The CA and client certificate the tools use (None: a plaintext network)."""
-    ca = Path(root) / "tls" / "ca.crt"
-    return tls.Material.load(ca, ca.with_name("client.crt"), ca.with_name("client.key")) if ca.exists() else None
+    ca = Path(root).resolve() / "tls" / "ca.crt"
+    try:
+        return _client_tls(ca, ca.stat().st_mtime_ns)
+    except FileNotFoundError:
+        return None
+
+
+@functools.lru_cache(maxsize=16)
+def _client_tls(ca: Path, _mtime_ns: int) -> tls.Material:
+    """Cached: one Material, so one credentials object, per network (see tls.Material)."""
+    return tls.Material.load(ca, ca.with_name("client.crt"), ca.with_name("client.key"))
 
 
 def free_ports(count: int) -> list[int]:

@@ -15,6 +15,7 @@ See docs/security.md.
 from __future__ import annotations
 
 import datetime
+import functools
 import hashlib
 import ipaddress
 import os
@@ -223,6 +224,13 @@ class Material:
                                            require_client_auth=require_client_cert)
 
     def channel_credentials(self) -> grpc.ChannelCredentials:
+        return self._channel_credentials
+
+    @functools.cached_property
+    def _channel_credentials(self) -> grpc.ChannelCredentials:
+        # One object per Material: gRPC shares connections only between channels with the
+        # same credentials object, so a channel in reconnect backoff recovers when another
+        # one to the same node connects (as plaintext channels do).
         return grpc.ssl_channel_credentials(self.ca, self.key, self.cert)
 
 
