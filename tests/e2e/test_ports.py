@@ -155,6 +155,34 @@ def test_idle_stream_flood_starves_neither_clients_nor_peers(net_factory, sender
     assert _dropped(net, 0)["client stream cap"] == 1000 - 64 + 1
 
 
+def test_a_full_client_pool_leaves_the_peer_pool_alone(net_factory):
+    """Even with the per-client cap out of the way, streams that fill the client port's
+    concurrent_rpcs_max leave a validator's (new) Deliver stream its own pool."""
+    net = net_factory(nodes=4, chains=("demo",), start=False)
+    target, me = net.specs[0], net.specs[3]
+    target.config.write_text(target.config.read_text().replace("concurrent_rpcs_max = 1000", "concurrent_rpcs_max = 50")
+                             .replace("client_streams_max = 64", "client_streams_max = 1000"))
+    net.start()
+    net.wait_ready()
+    peer = _peer_stub(target.peer, _material(net.tls, net.root / me.department / "tls"), target.department)
+
+    async def scenario():
+        async with aio_channel(target.client, net.tls) as channel:
+            client = client_pb2_grpc.ClientStub(channel)
+            idle = [client.StreamBlocks(client_pb2.StreamBlocksRequest(chain_id="demo", from_height=10**9))
+                    for _ in range(50)]
+            deadline = asyncio.get_running_loop().time() + 30  # until the server has taken all 50
+            while await _refusal(client.Status(client_pb2.StatusRequest())) != grpc.StatusCode.RESOURCE_EXHAUSTED:
+                assert asyncio.get_running_loop().time() < deadline, "the idle streams never filled the pool"
+                await asyncio.sleep(0.05)
+            ack = await asyncio.to_thread(peer.Deliver, iter([_commit(load_signing_key(me.key), 3)]), timeout=10)
+            assert ack.messages_received == 1
+            for call in idle:
+                call.cancel()
+
+    asyncio.run(scenario())
+
+
 async def _ended(calls, count: int) -> dict[grpc.StatusCode, int]:
     """Once `count` of the calls have ended (30 s at most): their codes, counted."""
     deadline = asyncio.get_running_loop().time() + 30
