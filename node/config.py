@@ -9,7 +9,11 @@ names the file, the key, what is expected and what was found, e.g.::
 Unknown keys are errors (with a "did you mean" hint): a typo such as
 ``tick_msec`` must not silently fall back to a default.
 
-Relative paths (``key_file``, ``data_dir``, ``[[chains]] genesis``) resolve
+``[tls]`` is required: the PEM files for both ports, or ``insecure = true``
+for plaintext (docs/security.md). ``peer_listen`` and ``client_listen`` must
+differ: each port has its own server.
+
+Relative paths (``key_file``, ``data_dir``, ``[[chains]] genesis``, ``[tls]``) resolve
 against the directory of the config file, not the process's working
 directory, so a node behaves the same under systemd, in a container and from
 a shell.
