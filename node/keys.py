@@ -53,25 +53,33 @@ def _render(signing_key: SigningKey) -> bytes:
 def generate_key_file(path: str | os.PathLike[str]) -> SigningKey:
     """Create a new random key at `path` with mode 0600 and return it.
 
+    Never overwrites: see write_private_file. The parent directory must exist.
+    """
+    signing_key = SigningKey.generate()
+    write_private_file(path, _render(signing_key), "key file")
+    return signing_key
+
+
+def write_private_file(path: str | os.PathLike[str], data: bytes, what: str) -> None:
+    """Write a new secret file with mode 0600 (a key of any kind).
+
     Never overwrites: the file is created with O_CREAT|O_EXCL, so an existing
-    key (possibly the only copy of a validator identity) is left untouched and
-    KeyFileError is raised. The parent directory must exist.
+    key (possibly the only copy of an identity) is left untouched and
+    KeyFileError is raised.
     """
     path = Path(path)
-    signing_key = SigningKey.generate()
     flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0)
     try:
         fd = os.open(path, flags, 0o600)
     except FileExistsError:
         raise KeyFileError(
-            f"{path}: key file already exists; refusing to overwrite a private key "
+            f"{path}: {what} already exists; refusing to overwrite a private key "
             f"(move it away first if you really mean to replace it)"
         ) from None
     except OSError as exc:
-        raise KeyFileError(f"{path}: cannot create key file: {exc.strerror}") from None
+        raise KeyFileError(f"{path}: cannot create {what}: {exc.strerror}") from None
     try:
         try:
-            data = _render(signing_key)
             written = 0
             while written < len(data):
                 written += os.write(fd, data[written:])
@@ -84,8 +92,7 @@ def generate_key_file(path: str | os.PathLike[str]) -> SigningKey:
             os.unlink(path)
         except OSError:
             pass
-        raise KeyFileError(f"{path}: cannot write key file: {exc.strerror}") from None
-    return signing_key
+        raise KeyFileError(f"{path}: cannot write {what}: {exc.strerror}") from None
 
 
 def load_signing_key(path: str | os.PathLike[str], *, check_permissions: bool = True) -> SigningKey:
@@ -96,32 +103,39 @@ def load_signing_key(path: str | os.PathLike[str], *, check_permissions: bool = 
     filesystems without POSIX modes), or not in the expected format.
     """
     path = Path(path)
+    raw = read_private_file(path, "key file", f"create one with `govchain keys generate --out {path}`",
+                            check_permissions=check_permissions)
+    return _parse(path, raw)
+
+
+def read_private_file(path: str | os.PathLike[str], what: str, create_hint: str, *,
+                      check_permissions: bool = True) -> bytes:
+    """The bytes of a secret file, refused when group or others may access it."""
+    path = Path(path)
     try:
         fd = os.open(path, os.O_RDONLY | getattr(os, "O_CLOEXEC", 0))
     except FileNotFoundError:
-        raise KeyFileError(
-            f"{path}: key file not found; create one with `govchain keys generate --out {path}`"
-        ) from None
+        raise KeyFileError(f"{path}: {what} not found; {create_hint}") from None
     except OSError as exc:
-        raise KeyFileError(f"{path}: cannot open key file: {exc.strerror}") from None
+        raise KeyFileError(f"{path}: cannot open {what}: {exc.strerror}") from None
     try:
         st = os.fstat(fd)
         if not stat.S_ISREG(st.st_mode):
-            raise KeyFileError(f"{path}: key file is not a regular file")
+            raise KeyFileError(f"{path}: {what} is not a regular file")
         mode = stat.S_IMODE(st.st_mode)
         if check_permissions and mode & 0o077:
             raise KeyFileError(
-                f"{path}: private key file is accessible by group or others (mode {mode:04o}); "
+                f"{path}: private {what} is accessible by group or others (mode {mode:04o}); "
                 f"refusing to use it. Fix with: chmod 600 {path}"
             )
         raw = os.read(fd, _FILE_BYTES_MAX + 1)
     except OSError as exc:
-        raise KeyFileError(f"{path}: cannot read key file: {exc.strerror}") from None
+        raise KeyFileError(f"{path}: cannot read {what}: {exc.strerror}") from None
     finally:
         os.close(fd)
     if len(raw) > _FILE_BYTES_MAX:
-        raise KeyFileError(f"{path}: not a govchain key file (larger than {_FILE_BYTES_MAX} bytes)")
-    return _parse(path, raw)
+        raise KeyFileError(f"{path}: not a {what} (larger than {_FILE_BYTES_MAX} bytes)")
+    return raw
 
 
 def _parse(path: Path, raw: bytes) -> SigningKey:
