@@ -60,7 +60,8 @@ def _wait_counted(net, target: int, before: dict[str, int], want: dict[str, int]
 
 
 def test_peer_requests_failing_cheap_checks_or_signed_by_a_liar_cost_no_signature_checks(net_factory, sender):
-    net = net_factory(nodes=4, chains=("demo",))
+    # Plaintext, so that anyone can open a peer stream (with TLS only validators get that far).
+    net = net_factory(nodes=4, chains=("demo",), insecure=True)
     assert submit_batch(net.client(0), [make_tx(sender, "demo", "k", "v")]).results[0].committed
     target = 1  # a backup: replica 0 is the primary of view 0
     pid = localnet.pid_of(net.specs[target])

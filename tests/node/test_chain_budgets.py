@@ -47,7 +47,7 @@ def make_chain(tmp_path):
     def make(pool, **params) -> ChainNode:
         genesis = make_genesis("demo", [(f"d{i}", KEYS[i].verify_key, f"127.0.0.1:{7001 + i}") for i in range(4)],
                                **params)
-        ledgers.append(Ledger(str(tmp_path / f"ledger{len(ledgers)}"), "demo", genesis.hash))
+        ledgers.append(Ledger(str(tmp_path / f"ledger{len(ledgers)}"), "demo", genesis.hash, create=True))
         return ChainNode(genesis=genesis, department="d1", signing_key=KEYS[1], ledger=ledgers[-1],
                          registry=registry_for(["kv"]), tick_ms=10, transport=Transport(16, 4 << 20),
                          mempool_max=1000, pool=pool)
