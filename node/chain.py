@@ -45,7 +45,7 @@ log = logging.getLogger("govchain.chain")
 VERIFIED_CACHE_MAX = 200_000
 INBOX_PEER_MAX = 20_000
 SERVE_BYTES_MAX = 2 << 20
-SERVE_BYTES_PER_S = 8 << 20  # per peer: what a FetchBlocks storm can cost us
+SERVE_BYTES_PER_S = 2 << 20  # per peer: what a FetchBlocks storm can cost us (one full reply a second)
 GROUP_EVENTS_MAX = 256
 MESSAGE_OVERHEAD_BYTES = 512  # charged per buffered message on top of its size (Python objects)
 DISTRUST_S = (1.0, 60.0)  # first and longest time we ignore a peer that signed invalid requests
@@ -310,19 +310,21 @@ class ChainNode:
         kind = pb.WhichOneof("message")
         if kind == "pre_prepare":
             p = pb.pre_prepare
-            sender = p.replica
-            problem = self.replica.screen(m.PrePrepare(
-                chain_id=p.chain_id, view=p.view, seq=p.seq, digest=p.digest, proposal=None, replica=p.replica,
-                signature=p.signature))
-        elif kind == "request_batch":
-            sender, problem = pb.request_batch.replica, None
+            problem = self._screen(m.PrePrepare(chain_id=p.chain_id, view=p.view, seq=p.seq, digest=p.digest,
+                                                proposal=None, replica=p.replica, signature=p.signature))
+        elif kind == "request_batch":  # its signature covers the request ids: checked once decoded
+            problem = "sender signed invalid requests" if self._distrusted(pb.request_batch.replica) else None
         else:
             return True
-        if problem is None and self._distrusted(sender):
-            problem = "sender signed invalid requests"
         if problem is not None:
             self._count_drop(problem)
         return problem is None
+
+    def _screen(self, message: m.PrePrepare | m.RequestBatch) -> str | None:
+        problem = self.replica.screen(message)
+        if problem is None and self._distrusted(message.replica):
+            problem = "sender signed invalid requests"
+        return problem
 
     def deliver(self, message: m.Message, size: int) -> None:
         """A decoded peer message of `size` bytes. Requests it carries are
@@ -336,9 +338,7 @@ class ChainNode:
         requests = message.requests if isinstance(message, m.RequestBatch) else (
             message.proposal.requests if isinstance(message, m.PrePrepare) else ())
         if requests:
-            problem = self.replica.screen(message)
-            if problem is None and self._distrusted(sender):
-                problem = "sender signed invalid requests"
+            problem = self._screen(message)
             if problem is not None:
                 return self._count_drop(problem)
         cost = size + MESSAGE_OVERHEAD_BYTES
@@ -374,7 +374,12 @@ class ChainNode:
             self._pool, _verify_requests, [r for _, unknown in waiting for r in unknown])
 
         def verified(f: asyncio.Future) -> None:
-            good = set() if f.cancelled() or f.exception() is not None else set(f.result())
+            if f.cancelled() or f.exception() is not None:  # the node is stopping
+                self._verifying.discard(peer)
+                for item, _ in waiting:
+                    self._buffered[peer] -= item.size
+                return
+            good = set(f.result())
             self._remember(good)
             for item, unknown in waiting:
                 if all(m.tx_leaf(r) in good for r in unknown):
