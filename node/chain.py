@@ -43,7 +43,6 @@ log = logging.getLogger("govchain.chain")
 
 VERIFIED_CACHE_MAX = 200_000
 INBOX_PEER_MAX = 20_000
-SERVE_BYTES_MAX = 2 << 20
 GROUP_EVENTS_MAX = 256
 
 
@@ -82,7 +81,7 @@ def _verify_requests(requests: list[m.Request]) -> list[bytes]:
 class ChainNode:
     def __init__(self, *, genesis: Genesis, department: str, signing_key, ledger: Ledger,
                  registry: ContractRegistry, tick_ms: int, transport: Transport, mempool_max: int,
-                 pool: ThreadPool, publisher=None,
+                 pool: ThreadPool, message_bytes_max: int = 4 << 20, publisher=None,
                  log_drop: Callable[[str, str], None] = lambda kind, detail: None,
                  on_failure: Callable[[BaseException], None] = lambda exc: None) -> None:
         self.chain_id = genesis.chain_id
@@ -102,6 +101,9 @@ class ChainNode:
         self._on_failure = on_failure
         self._tick_s = tick_ms / 1000
         self._mempool_max = mempool_max
+        # A BlocksReply holds blocks up to half the message limit, and always
+        # one: genesis.check_message_bytes proved that one block fits.
+        self._serve_bytes_max = message_bytes_max // 2
         self._executor = Executor(self.chain_id, registry, ledger)
         self.replica = Replica(
             config, Ed25519Signer(signing_key),
@@ -224,8 +226,8 @@ class ChainNode:
     def _serve(self, serve: ev.ServeBlocks, group: "Group") -> None:
         blocks, size = [], 0
         for block in self.ledger.blocks(serve.from_seq, serve.to_seq):
-            size += block.proposal.size_bytes + 1024
-            if blocks and size > SERVE_BYTES_MAX:
+            size += codec.to_proto(block).ByteSize() + 16  # + its field tag and length
+            if blocks and size > self._serve_bytes_max:
                 break
             blocks.append(block)
         group.messages.append((m.BlocksReply(chain_id=self.chain_id, blocks=tuple(blocks), replica=self.index),

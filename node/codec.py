@@ -806,3 +806,62 @@ def decode_record(key: RecordKey, data: bytes) -> Record:
     if len(key) == 2 and record.seq != key[1]:
         raise CodecError(f"record under key {key!r} has seq {record.seq}")
     return record
+
+
+# ---- worst-case message sizes (node/genesis.py checks them) ---------------------------
+
+def _varint_bytes(value: int) -> int:
+    return max(1, (value.bit_length() + 6) // 7)
+
+
+def _field_bytes(size: int) -> int:
+    """A length-delimited field (sub-message or bytes) of `size` bytes, field number < 16."""
+    return 1 + _varint_bytes(size) + size
+
+
+def worst_case_message_bytes(*, chain_id: str, validators: int, batch_txs_max: int, batch_bytes_max: int,
+                             window_blocks: int) -> dict[str, int]:
+    """Upper bounds of the PeerEnvelope bytes of every message whose size
+    depends on the consensus parameters, as a replica or its shell builds
+    them: a PrePrepare, RequestBatch or ProposalReply holds one batch
+    (batch_txs_max requests, batch_bytes_max bytes counted as
+    len(id) + len(body), consensus.replica._batches); a committed block adds
+    a commit certificate; a ViewChange holds at most window_blocks prepared
+    certificates (headers, consensus.replica._valid_view_change); a NewView
+    2f+1 ViewChanges and at most window_blocks PrePrepare headers.
+    Certificates count n signatures, the most a valid one may carry.
+    Fixed parts are measured on real messages with every integer at its
+    longest encoding; the requests are bounded analytically (each adds its
+    bytes plus tags and lengths)."""
+    n, top, chain = validators, INT_MAX, chain_id
+    sig, digest, replica = b"\xff" * SIGNATURE_BYTES, b"\xff" * DIGEST_BYTES, (1 << 32) - 1
+    vote = dict(chain_id=chain, view=top, seq=top, digest=digest, replica=replica, signature=sig)
+    empty = m.Proposal(chain_id=chain, seq=top, proposer=replica, timestamp_ms=top)
+    header = m.PrePrepare(proposal=None, **vote)
+    size = lambda obj: to_proto(obj).ByteSize()  # noqa: E731
+
+    per_request = 1 + _varint_bytes(batch_bytes_max + 64) + 2 + 1 + _varint_bytes(batch_bytes_max)
+    requests = batch_bytes_max + min(batch_txs_max, batch_bytes_max // DIGEST_BYTES) * per_request
+    proposal = size(empty) + requests
+    certificate = size(m.CommitCertificate(chain_id=chain, view=top, seq=top, digest=digest,
+                                           commits=(m.Commit(**vote),) * n))
+    prepared = size(m.PreparedCertificate(pre_prepare=header, prepares=(m.Prepare(**vote),) * n))
+    checkpoint = m.StableCheckpoint(seq=top, digest=digest, proof=(m.Checkpoint(
+        chain_id=chain, seq=top, digest=digest, replica=replica, signature=sig),) * n)
+    view_change = size(m.ViewChange(chain_id=chain, view=top, checkpoint=checkpoint, prepared=(), replica=replica,
+                                    signature=sig)) + window_blocks * _field_bytes(prepared)
+    new_view = (size(m.NewView(chain_id=chain, view=top, view_changes=(), pre_prepares=(), replica=replica,
+                               signature=sig))
+                + (2 * ((n - 1) // 3) + 1) * _field_bytes(view_change) + window_blocks * _field_bytes(size(header)))
+    tail = dict(chain_id=chain, replica=replica, signature=sig)
+    full = _field_bytes(proposal) - _field_bytes(size(empty))  # what a full batch adds to an empty proposal
+    bodies = {
+        "PrePrepare": size(header) + _field_bytes(proposal),
+        "RequestBatch": size(m.RequestBatch(requests=(), **tail)) + requests,
+        "ProposalReply": size(m.ProposalReply(proposal=empty, **tail)) + full,
+        "BlocksReply": size(m.BlocksReply(blocks=(), **tail)) + _field_bytes(_field_bytes(proposal) + _field_bytes(certificate)),
+        "ViewChange": view_change,
+        "NewView": new_view,
+    }
+    # PeerEnvelope{chain_id, message: ConsensusMessage{<case>: body}}
+    return {kind: _field_bytes(len(chain)) + _field_bytes(_field_bytes(body)) for kind, body in bodies.items()}
