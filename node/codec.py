@@ -275,17 +275,22 @@ _prepare_to_pb, _prepare_from_pb = _vote_codec(m.Prepare, consensus_pb2.Prepare)
 _commit_to_pb, _commit_from_pb = _vote_codec(m.Commit, consensus_pb2.Commit)
 
 
-def _checkpoint_to_pb(x: m.Checkpoint) -> consensus_pb2.Checkpoint:
-    return consensus_pb2.Checkpoint(
-        chain_id=x.chain_id, seq=x.seq, digest=x.digest, replica=x.replica, signature=x.signature,
-    )
+def _seq_digest_codec(domain_cls, pb_cls):
+    """Checkpoint and FetchProposal have the same fields: one converter pair each."""
+    def to_pb(x):
+        return pb_cls(chain_id=x.chain_id, seq=x.seq, digest=x.digest, replica=x.replica, signature=x.signature)
+
+    def from_pb(pb):
+        return domain_cls(
+            chain_id=_chain_id(pb.chain_id), seq=_int(pb.seq, "seq"), digest=_digest(pb.digest),
+            replica=pb.replica, signature=_signature(pb.signature),
+        )
+
+    return to_pb, from_pb
 
 
-def _checkpoint_from_pb(pb: consensus_pb2.Checkpoint) -> m.Checkpoint:
-    return m.Checkpoint(
-        chain_id=_chain_id(pb.chain_id), seq=_int(pb.seq, "seq"), digest=_digest(pb.digest),
-        replica=pb.replica, signature=_signature(pb.signature),
-    )
+_checkpoint_to_pb, _checkpoint_from_pb = _seq_digest_codec(m.Checkpoint, consensus_pb2.Checkpoint)
+_fetch_proposal_to_pb, _fetch_proposal_from_pb = _seq_digest_codec(m.FetchProposal, consensus_pb2.FetchProposal)
 
 
 def _view_change_to_pb(x: m.ViewChange) -> consensus_pb2.ViewChange:
@@ -377,19 +382,6 @@ def _blocks_reply_to_pb(x: m.BlocksReply) -> consensus_pb2.BlocksReply:
 def _blocks_reply_from_pb(pb: consensus_pb2.BlocksReply) -> m.BlocksReply:
     return m.BlocksReply(
         chain_id=_chain_id(pb.chain_id), blocks=_each(_committed_block_from_pb, pb.blocks, "blocks"),
-        replica=pb.replica, signature=_signature(pb.signature),
-    )
-
-
-def _fetch_proposal_to_pb(x: m.FetchProposal) -> consensus_pb2.FetchProposal:
-    return consensus_pb2.FetchProposal(
-        chain_id=x.chain_id, seq=x.seq, digest=x.digest, replica=x.replica, signature=x.signature,
-    )
-
-
-def _fetch_proposal_from_pb(pb: consensus_pb2.FetchProposal) -> m.FetchProposal:
-    return m.FetchProposal(
-        chain_id=_chain_id(pb.chain_id), seq=_int(pb.seq, "seq"), digest=_digest(pb.digest),
         replica=pb.replica, signature=_signature(pb.signature),
     )
 
