@@ -8,6 +8,7 @@ may build or accept.
 """
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 
 import pytest
@@ -15,7 +16,9 @@ from nacl.signing import SigningKey
 
 from consensus import messages as m
 from consensus.quorum import quorum_size
-from node import codec
+from node import codec, localnet
+from node.config import load_config
+from node.daemon import Node, StartupError
 from node.genesis import DEFAULT_MESSAGE_BYTES_MAX, GenesisError, check_message_bytes, make_genesis
 
 CHAIN = "c" * 32  # the longest chain id a genesis allows
@@ -120,3 +123,16 @@ def test_daemon_limit_below_the_worst_case_is_refused_with_the_fix() -> None:
                                            r"\(1048576\).*lower consensus.batch_bytes_max \(1048576\), or raise it "
                                            r"to at least \1$"):
         check_message_bytes(genesis, 1 << 20, source="chain demo", limit_name="[limits] message_bytes_max")
+
+
+def test_daemon_does_not_start_when_its_limit_is_below_a_chains_worst_case(tmp_path) -> None:
+    """The daemon's own [limits] message_bytes_max is checked at start, where
+    both the node config and the genesis are known; the error names the
+    chain, the message, the limit and both fixes."""
+    specs = localnet.create_network(tmp_path / "net", nodes=4, chains=("demo",))
+    config = load_config(specs[0].config)
+    low = dataclasses.replace(config, limits=dataclasses.replace(config.limits, message_bytes_max=1 << 20))
+    with pytest.raises(StartupError, match=r"^chain demo: with these consensus parameters a \w+ can reach \d+ bytes, "
+                                           r"more than \[limits\] message_bytes_max \(1048576\).*"
+                                           r"lower consensus.batch_bytes_max \(1048576\), or raise it to at least \d+$"):
+        Node(low)._open_chains()
