@@ -744,9 +744,10 @@ class Replica:
 
     def _make_view_change(self) -> m.ViewChange:
         """Headers only, and at most window_blocks of them: bounded whatever the payload."""
-        prepared = tuple(m.PreparedCertificate(pre_prepare=s.prepared.pre_prepare.header(), prepares=s.prepared.prepares)
-                         for _, s in sorted(self._slots.items())
-                         if s.prepared is not None and self.stable.seq < s.seq <= self.high_watermark)
+        prepared = tuple(
+            m.PreparedCertificate(pre_prepare=s.prepared.pre_prepare.header(), prepares=s.prepared.prepares)
+            for _, s in sorted(self._slots.items())
+            if s.prepared is not None and self.stable.seq < s.seq <= self.high_watermark)
         return self._sign(m.ViewChange(chain_id=self.config.chain_id, view=self.view, checkpoint=self.stable,
                                        prepared=prepared, replica=self._me))
 

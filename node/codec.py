@@ -851,7 +851,8 @@ def worst_case_message_bytes(*, chain_id: str, validators: int, batch_txs_max: i
         "PrePrepare": size(header) + _field_bytes(proposal),
         "RequestBatch": size(m.RequestBatch(requests=(), **tail)) + requests,
         "ProposalReply": size(m.ProposalReply(proposal=empty, **tail)) + full,
-        "BlocksReply": size(m.BlocksReply(blocks=(), **tail)) + _field_bytes(_field_bytes(proposal) + _field_bytes(certificate)),
+        "BlocksReply": size(m.BlocksReply(blocks=(), **tail))
+        + _field_bytes(_field_bytes(proposal) + _field_bytes(certificate)),  # one block; see node/chain.py
         "ViewChange": view_change,
         "NewView": new_view,
     }

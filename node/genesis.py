@@ -317,10 +317,11 @@ def check_message_bytes(genesis: Genesis, message_bytes_max: int = DEFAULT_MESSA
                                            batch_bytes_max=c.batch_bytes_max, window_blocks=c.window_blocks)
     kind, size = max(sizes.items(), key=lambda item: item[1])
     if size > message_bytes_max:
+        raise_it = f", or raise it to at least {size}" if message_bytes_max < DEFAULT_MESSAGE_BYTES_MAX else ""
         raise GenesisError(f"{source}: with these consensus parameters a {kind} can reach {size} bytes, more than "
                            f"{limit_name} ({message_bytes_max}), and the transport would drop it: "
                            f"{_fix(kind, c, n)}"
-                           + (f", or raise it to at least {size}" if message_bytes_max < DEFAULT_MESSAGE_BYTES_MAX else ""))
+                           + raise_it)
 
 
 def load_genesis(path: str | os.PathLike[str]) -> Genesis:

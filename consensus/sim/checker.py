@@ -58,10 +58,11 @@ class Checker:
     def on_send(self, src: int, msg) -> None:
         if not self.correct[src]:
             return
-        if self.message_bytes_max and wire_bytes(msg) > self.message_bytes_max:
+        size = wire_bytes(msg) if self.message_bytes_max else 0
+        if size > self.message_bytes_max:
             raise SafetyViolation(
-                "bounded-messages", f"correct replica {src} built a {type(msg).__name__} of about "
-                f"{wire_bytes(msg)} bytes, above message_bytes_max {self.message_bytes_max}: the transport would drop it")
+                "bounded-messages", f"correct replica {src} built a {type(msg).__name__} of about {size} bytes, "
+                f"above message_bytes_max {self.message_bytes_max}: the transport would drop it")
         if isinstance(msg, (m.PrePrepare, m.Prepare, m.Commit)):
             self._vote(src, msg)
         elif isinstance(msg, m.NewView):

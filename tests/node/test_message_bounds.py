@@ -82,7 +82,8 @@ def test_worst_case_batch_messages_fit_and_are_bounded_by_batch_bytes_max() -> N
     """A full batch (batch_txs_max requests, batch_bytes_max bytes) in a
     PrePrepare, a RequestBatch, a ProposalReply and a BlocksReply block."""
     txs, size = 1000, 1 << 20
-    bound = codec.worst_case_message_bytes(chain_id=CHAIN, validators=4, batch_txs_max=txs, batch_bytes_max=size, window_blocks=64)
+    bound = codec.worst_case_message_bytes(chain_id=CHAIN, validators=4, batch_txs_max=txs, batch_bytes_max=size,
+                                           window_blocks=64)
     reqs = _full_batch(txs, size)
     p = m.Proposal(chain_id=CHAIN, seq=2**60, proposer=3, timestamp_ms=2**60, requests=reqs)
     cert = m.CommitCertificate(chain_id=CHAIN, view=2**40, seq=2**60, digest=p.digest,
@@ -132,7 +133,7 @@ def test_daemon_does_not_start_when_its_limit_is_below_a_chains_worst_case(tmp_p
     specs = localnet.create_network(tmp_path / "net", nodes=4, chains=("demo",))
     config = load_config(specs[0].config)
     low = dataclasses.replace(config, limits=dataclasses.replace(config.limits, message_bytes_max=1 << 20))
-    with pytest.raises(StartupError, match=r"^chain demo: with these consensus parameters a \w+ can reach \d+ bytes, "
-                                           r"more than \[limits\] message_bytes_max \(1048576\).*"
-                                           r"lower consensus.batch_bytes_max \(1048576\), or raise it to at least \d+$"):
+    with pytest.raises(StartupError, match=r"^chain demo: with these consensus parameters a \w+ can reach \d+ "
+                                           r"bytes, more than \[limits\] message_bytes_max \(1048576\).*lower "
+                                           r"consensus.batch_bytes_max \(1048576\), or raise it to at least \d+$"):
         Node(low)._open_chains()
