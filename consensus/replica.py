@@ -205,6 +205,7 @@ class Replica:
         self._checkpoints: dict[int, dict[int, m.Checkpoint]] = {}  # seq -> replica -> vote
         self._own_checkpoint: dict[int, bytes] = {}  # seq -> our executed block hash
         self._fetch_until_tick = -1
+        self._fetch_target = 0  # the height state transfer is after
         # seq -> (NewView PrePrepare header, replicas that certified its digest)
         # for bodies being fetched; voting on them waits for the body.
         self._awaiting: dict[int, tuple[m.PrePrepare, tuple[int, ...]]] = {}
@@ -930,6 +931,7 @@ class Replica:
         if self.ticks < self._fetch_until_tick:
             return
         self._fetch_until_tick = self.ticks + self.config.retransmit_interval_ticks
+        self._fetch_target = up_to
         first = self.executed_seq + 1
         last = min(up_to, first + self.config.fetch_blocks_max - 1)
         self._send(self._sign(m.FetchBlocks(chain_id=self.config.chain_id, from_seq=first, to_seq=last,
@@ -961,8 +963,9 @@ class Replica:
             self._fetch_until_tick = -1
             self._execute_decided()
             self._maybe_propose()
-            if len(msg.blocks) == self.config.fetch_blocks_max:  # probably more to come
-                self._fetch(msg.replica, self.executed_seq + self.config.fetch_blocks_max)
+            # More to come: the reply was full, or cut short by its byte bound (node/chain.py).
+            if len(msg.blocks) == self.config.fetch_blocks_max or self.executed_seq < self._fetch_target:
+                self._fetch(msg.replica, max(self._fetch_target, self.executed_seq + self.config.fetch_blocks_max))
 
     def _on_status(self, st: m.Status) -> None:
         if not self._verified(st):

@@ -15,8 +15,8 @@ from consensus import events as ev
 from consensus import messages as m
 from tests.consensus.harness import CHAIN, Cluster, request
 from tests.consensus.test_replica import (
-    FAST, _view1_new_view_fixture, assert_no_equivocation, deliver, make_replica, prepared_cert, proposal,
-    sent, sign, step, view_change, written,
+    FAST, _view1_new_view_fixture, assert_no_equivocation, committed_block, deliver, make_replica, prepared_cert,
+    proposal, sent, sign, step, view_change, written,
 )
 
 
@@ -155,3 +155,17 @@ def test_replica_view_change_completes_when_a_backup_lacks_the_body() -> None:
             assert all(pc.pre_prepare.proposal is None for vc in msg.view_changes for pc in vc.prepared)
     c.assert_agreement()
     assert_no_equivocation(c.sent)
+
+
+def test_backup_state_transfer_continues_when_a_reply_is_cut_by_bytes() -> None:
+    """TOCS'02 §6.3.2 with bounded messages: the shell cuts a BlocksReply at
+    half of message_bytes_max (node/chain.py), so a reply may hold fewer
+    blocks than asked. The replica asks for the rest at once instead of
+    waiting for the next Status (one block per status interval)."""
+    rep = make_replica(me=3, in_flight_blocks_max=2)
+    (ask,) = sent(deliver(rep, sign(m.Status(chain_id=CHAIN, view=0, executed_seq=5, replica=2))), m.FetchBlocks)
+    assert (ask.from_seq, ask.to_seq) == (1, 5)
+    reply = deliver(rep, m.BlocksReply(chain_id=CHAIN, blocks=(committed_block(1, (request(1),)),), replica=2))
+    assert rep.executed_seq == 1
+    (more,) = sent(reply, m.FetchBlocks)
+    assert more.from_seq == 2 and more.to_seq >= 5
