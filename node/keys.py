@@ -20,9 +20,12 @@ mount the secret with ``defaultMode: 0400``. The check uses ``fstat`` on the
 opened file, so it checks the file actually read (symlinks are followed, as
 secret mounts use them).
 
-`write_key_file` and `read_key_file` hold this format and these rules for any
-32-byte secret with a public counterpart; the identity service's OPRF key
-(node/identity/oprf.py) uses them with its own header.
+Two layers. `write_private_file` and `read_private_file` hold the file rules
+(0600, never overwrite, refuse group/other access, size cap) for a secret
+file of any kind; node/tls.py uses them for its PEM keys. On top of them,
+`write_key_file` and `read_key_file` hold the format above for any fixed-size
+secret with a public counterpart, the header passed in: the Ed25519 functions
+here and the identity service's OPRF key (node/identity/oprf.py) use them.
 """
 from __future__ import annotations
 
@@ -51,9 +54,7 @@ def public_key_hex(signing_key: SigningKey) -> str:
 def generate_key_file(path: str | os.PathLike[str]) -> SigningKey:
     """Create a new random key at `path` with mode 0600 and return it.
 
-    Never overwrites: the file is created with O_CREAT|O_EXCL, so an existing
-    key (possibly the only copy of a validator identity) is left untouched and
-    KeyFileError is raised. The parent directory must exist.
+    Never overwrites: see write_private_file. The parent directory must exist.
     """
     signing_key = SigningKey.generate()
     write_key_file(path, header=HEADER, public_hex=public_key_hex(signing_key), secret=bytes(signing_key))
@@ -71,44 +72,19 @@ def load_signing_key(path: str | os.PathLike[str], *, check_permissions: bool = 
         path, header=HEADER, secret_bytes=_SEED_BYTES,
         public_of=lambda seed: public_key_hex(SigningKey(seed)),  # any 32 bytes is a seed
         check_permissions=check_permissions,
-        create_hint=f"govchain keys generate --out {path}",
+        create_hint=f"create one with `govchain keys generate --out {path}`",
     )
     return SigningKey(seed)
 
 
+# The keyed format (header, public line, secret in hex) for any fixed-size secret.
+
 def write_key_file(path: str | os.PathLike[str], *, header: str, public_hex: str, secret: bytes) -> None:
     """Write a new key file (`header`, the public line, the secret in hex) with mode 0600.
 
-    Never overwrites (O_CREAT|O_EXCL): an existing file may be the only copy of
-    a key. A failed write removes the partial file so the next run does not
-    trip over a truncated key.
+    Never overwrites: see write_private_file.
     """
-    path = Path(path)
-    data = f"{header}\n{_PUBLIC_KEY_PREFIX}{public_hex}\n{secret.hex()}\n".encode("ascii")
-    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0)
-    try:
-        fd = os.open(path, flags, 0o600)
-    except FileExistsError:
-        raise KeyFileError(
-            f"{path}: key file already exists; refusing to overwrite a private key "
-            f"(move it away first if you really mean to replace it)"
-        ) from None
-    except OSError as exc:
-        raise KeyFileError(f"{path}: cannot create key file: {exc.strerror}") from None
-    try:
-        try:
-            written = 0
-            while written < len(data):
-                written += os.write(fd, data[written:])
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-    except OSError as exc:
-        try:
-            os.unlink(path)
-        except OSError:
-            pass
-        raise KeyFileError(f"{path}: cannot write key file: {exc.strerror}") from None
+    write_private_file(path, _render(header, public_hex, secret), "key file")
 
 
 def read_key_file(
@@ -124,35 +100,88 @@ def read_key_file(
 
     `public_of` maps the secret to its public hex; a ``# public_key`` line that
     disagrees is an edited or corrupted file. A ValueError from `public_of`
-    (a secret the key type refuses) becomes KeyFileError. `create_hint` is the
-    command to suggest when the file does not exist.
+    (a secret the key type refuses) becomes KeyFileError. `create_hint` says
+    how to create the file when it does not exist (see read_private_file).
+    """
+    path = Path(path)
+    raw = read_private_file(path, "key file", create_hint, check_permissions=check_permissions)
+    return _parse(path, raw, header, secret_bytes, public_of)
+
+
+# Secret files of any kind (also the PEM keys of node/tls.py): 0600, never overwritten.
+
+def write_private_file(path: str | os.PathLike[str], data: bytes, what: str) -> None:
+    """Write a new secret file with mode 0600 (a key of any kind).
+
+    Never overwrites: the file is created with O_CREAT|O_EXCL, so an existing
+    key (possibly the only copy of an identity) is left untouched and
+    KeyFileError is raised.
+    """
+    path = Path(path)
+    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0)
+    try:
+        fd = os.open(path, flags, 0o600)
+    except FileExistsError:
+        raise KeyFileError(
+            f"{path}: {what} already exists; refusing to overwrite a private key "
+            f"(move it away first if you really mean to replace it)"
+        ) from None
+    except OSError as exc:
+        raise KeyFileError(f"{path}: cannot create {what}: {exc.strerror}") from None
+    try:
+        try:
+            written = 0
+            while written < len(data):
+                written += os.write(fd, data[written:])
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+    except OSError as exc:
+        # Do not leave a truncated key behind for the next run to trip over.
+        try:
+            os.unlink(path)
+        except OSError:
+            pass
+        raise KeyFileError(f"{path}: cannot write {what}: {exc.strerror}") from None
+
+
+def read_private_file(path: str | os.PathLike[str], what: str, create_hint: str | None = None, *,
+                      check_permissions: bool = True) -> bytes:
+    """The bytes of a secret file, refused when group or others may access it.
+
+    `create_hint` (such as "create one with `govchain ...`") is appended to
+    the message when the file does not exist.
     """
     path = Path(path)
     try:
         fd = os.open(path, os.O_RDONLY | getattr(os, "O_CLOEXEC", 0))
     except FileNotFoundError:
-        hint = f"; create one with `{create_hint}`" if create_hint else ""
-        raise KeyFileError(f"{path}: key file not found{hint}") from None
+        hint = f"; {create_hint}" if create_hint else ""
+        raise KeyFileError(f"{path}: {what} not found{hint}") from None
     except OSError as exc:
-        raise KeyFileError(f"{path}: cannot open key file: {exc.strerror}") from None
+        raise KeyFileError(f"{path}: cannot open {what}: {exc.strerror}") from None
     try:
         st = os.fstat(fd)
         if not stat.S_ISREG(st.st_mode):
-            raise KeyFileError(f"{path}: key file is not a regular file")
+            raise KeyFileError(f"{path}: {what} is not a regular file")
         mode = stat.S_IMODE(st.st_mode)
         if check_permissions and mode & 0o077:
             raise KeyFileError(
-                f"{path}: private key file is accessible by group or others (mode {mode:04o}); "
+                f"{path}: private {what} is accessible by group or others (mode {mode:04o}); "
                 f"refusing to use it. Fix with: chmod 600 {path}"
             )
         raw = os.read(fd, _FILE_BYTES_MAX + 1)
     except OSError as exc:
-        raise KeyFileError(f"{path}: cannot read key file: {exc.strerror}") from None
+        raise KeyFileError(f"{path}: cannot read {what}: {exc.strerror}") from None
     finally:
         os.close(fd)
     if len(raw) > _FILE_BYTES_MAX:
-        raise KeyFileError(f"{path}: not a govchain key file (larger than {_FILE_BYTES_MAX} bytes)")
-    return _parse(path, raw, header, secret_bytes, public_of)
+        raise KeyFileError(f"{path}: not a {what} (larger than {_FILE_BYTES_MAX} bytes)")
+    return raw
+
+
+def _render(header: str, public_hex: str, secret: bytes) -> bytes:
+    return f"{header}\n{_PUBLIC_KEY_PREFIX}{public_hex}\n{secret.hex()}\n".encode("ascii")
 
 
 def _parse(

@@ -2,23 +2,29 @@
 tests/e2e), started once per module, killed at the end."""
 from __future__ import annotations
 
+from pathlib import Path
+
 import grpc
 import nacl.signing
 import pytest
 
-from node import localnet
-from node.client import MESSAGE_BYTES_MAX
+from node import localnet, tls
+from node.client import channel
 from tests.e2e.conftest import Net, make_tx, submit_batch
 
 CHAIN = "demo"
 
 
-def open_channel(spec: localnet.NodeSpec, port: str) -> grpc.Channel:
-    """The one place the fuzz tests open a channel, to a node's "client" or
-    "peer" port (spec.home holds what a TLS channel would need)."""
-    address = spec.client if port == "client" else spec.peer
-    return grpc.insecure_channel(address, options=[("grpc.max_receive_message_length", MESSAGE_BYTES_MAX),
-                                                   ("grpc.max_send_message_length", MESSAGE_BYTES_MAX)])
+def open_channel(spec: localnet.NodeSpec, port: str, *, peer_as: localnet.NodeSpec | None = None) -> grpc.Channel:
+    """The one place the fuzz tests open a channel to a node's "client" port
+    (with the tools' client certificate) or its "peer" port, where only a
+    validator gets in: the fuzzer then presents `peer_as`'s validator
+    certificate, so its junk reaches the replicas as a faulty validator's."""
+    if port == "client":
+        return channel(spec.client, spec.client_tls)
+    ca = Path(spec.home).parent / "tls" / "ca.crt"
+    home = Path(peer_as.home)
+    return channel(spec.peer, tls.Material.load(ca, home / "tls.crt", home / "tls.key"))
 
 
 @pytest.fixture(scope="module")

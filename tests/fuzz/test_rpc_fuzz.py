@@ -198,7 +198,7 @@ def _raw(method: d.MethodDescriptor) -> st.SearchStrategy:
 @pytest.fixture(scope="module")
 def target(fuzz_net):
     """Node 1 (a backup) of the module's network: (net, client channel, peer channel)."""
-    return fuzz_net, open_channel(fuzz_net.specs[1], "client"), open_channel(fuzz_net.specs[1], "peer")
+    return fuzz_net, open_channel(fuzz_net.specs[1], "client"), open_channel(fuzz_net.specs[1], "peer", peer_as=fuzz_net.specs[3])
 
 
 @pytest.fixture(autouse=True)
