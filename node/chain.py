@@ -131,6 +131,11 @@ class ChainNode:
         self._tasks = [loop.create_task(self._run(), name=f"chain {self.chain_id}"),
                        loop.create_task(self._ticker(), name=f"ticker {self.chain_id}")]
 
+    def fail_stop(self, exc: BaseException) -> None:
+        """Damage found outside the chain's task (a client read): stop the node."""
+        log.error("chain %s stopped: %s", self.chain_id, exc)
+        self._on_failure(exc)
+
     async def stop(self) -> None:
         self.stopping = True
         for task in self._tasks:

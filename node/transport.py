@@ -26,8 +26,10 @@ BACKOFF_MAX_S = 1.0
 class PeerLink:
     """The outbound stream to one peer address."""
 
-    def __init__(self, address: str, queue_max: int, message_bytes_max: int) -> None:
+    def __init__(self, address: str, queue_max: int, message_bytes_max: int,
+                 dial: Callable[[str, list], grpc.aio.Channel] = grpc.aio.insecure_channel) -> None:
         self.address = address
+        self._dial = dial
         self.queue: asyncio.Queue[bytes] = asyncio.Queue(maxsize=queue_max)
         self.connected = False
         self.dropped = 0
@@ -66,7 +68,7 @@ class PeerLink:
                    ("grpc.keepalive_time_ms", 10_000)]
         while True:
             try:
-                async with grpc.aio.insecure_channel(self.address, options=options) as channel:
+                async with self._dial(self.address, options) as channel:
                     await asyncio.wait_for(channel.channel_ready(), timeout=BACKOFF_MAX_S * 2)
                     self.connected = True
                     backoff = BACKOFF_MIN_S
@@ -85,15 +87,27 @@ class PeerLink:
 
 
 class Transport:
-    def __init__(self, queue_max: int, message_bytes_max: int) -> None:
+    def __init__(self, queue_max: int, message_bytes_max: int,
+                 credentials: grpc.ChannelCredentials | None = None, server_names: dict[str, str] | None = None) -> None:
+        """With credentials, links speak mutual TLS and accept at each address
+        only the certificate of server_names[address] (its department id)."""
         self._links: dict[str, PeerLink] = {}
         self._queue_max = queue_max
         self._message_bytes_max = message_bytes_max
+        self._credentials = credentials
+        self._server_names = server_names or {}
+
+    def _dial(self, address: str, options: list) -> grpc.aio.Channel:
+        if self._credentials is None:
+            return grpc.aio.insecure_channel(address, options=options)
+        name = self._server_names.get(address, address.rpartition(":")[0])
+        return grpc.aio.secure_channel(address, self._credentials,
+                                       options=[*options, ("grpc.ssl_target_name_override", name)])
 
     def link(self, address: str) -> PeerLink:
         link = self._links.get(address)
         if link is None:
-            link = self._links[address] = PeerLink(address, self._queue_max, self._message_bytes_max)
+            link = self._links[address] = PeerLink(address, self._queue_max, self._message_bytes_max, self._dial)
             link.start()
         return link
 
