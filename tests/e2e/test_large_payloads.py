@@ -32,7 +32,7 @@ def test_primary_sigkill_with_60kb_transactions_view_change_completes(net_factor
     # window 16: prepared certificates of up to 16 full 1 MiB blocks, far above 4 MiB if they carried bodies
     net = net_factory(nodes=4, chains=("demo",), checkpoint_interval_blocks=8, window_blocks=16)
     assert net.status(0)["demo"]["primary"] == 0
-    loads = [LargeLoad([net.specs[i].client], sender, "demo") for i in (1, 2, 3)]  # backups forward to 0
+    loads = [LargeLoad([net.client(i)], sender, "demo") for i in (1, 2, 3)]  # backups forward to 0
     for load in loads:
         load.start()
     acked = lambda: sum(len(load.acked) for load in loads)  # noqa: E731
