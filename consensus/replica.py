@@ -18,11 +18,22 @@ Departures from the paper, each for a reason:
 - Lost messages are re-sent on a timer (the paper assumes retransmission),
   and a periodic Status lets lagging replicas fetch certified blocks and lets
   replicas in an old view receive the current NewView.
+- As in the paper, ViewChanges and NewViews carry PrePrepare headers and
+  digests, never proposal bodies, so every message stays bounded whatever the
+  payload. The paper leaves open how a replica gets a body it lacks after a
+  view change: it asks the replicas whose signatures certify the digest
+  (FetchProposal, one holder per retransmit interval, rotating; 2f+1 of them
+  prepared it, so f+1 correct ones hold it), checks the body against the
+  digest and only then votes. Bodies from earlier views stay in the log
+  until their seq is garbage collected.
+- Request batches (proposals and forwarded RequestBatches) are cut by count
+  and by bytes, so each fits message_bytes_max (node/genesis.py checks the
+  worst case of every message against it).
 """
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from itertools import islice
 
 from consensus import events as ev
@@ -57,21 +68,29 @@ class Slot:
     accepted_tick: int = 0
     prepares: dict[int, m.Prepare] = field(default_factory=dict)  # current view
     commits: dict[int, m.Commit] = field(default_factory=dict)  # current view
-    prepared: m.PreparedCertificate | None = None  # highest view; survives view changes
+    prepared: m.PreparedCertificate | None = None  # highest view, with its body; survives view changes
     sent_commit: bool = False
     decided: m.CommittedBlock | None = None  # final; survives view changes
+    bodies: dict[bytes, m.Proposal] = field(default_factory=dict)  # digest -> proposal; survives view changes
 
     def reset_view(self) -> None:
         self.pre_prepare, self.prepares, self.commits, self.sent_commit = None, {}, {}, False
+
+    def body(self, digest: bytes) -> m.Proposal | None:
+        if digest in self.bodies:
+            return self.bodies[digest]
+        if self.prepared is not None and self.prepared.digest == digest:
+            return self.prepared.pre_prepare.proposal
+        return None
 
 
 def new_view_pre_prepares(
     config: ReplicaConfig, view: int, view_changes: tuple[m.ViewChange, ...], signer: Signer | None
 ) -> tuple[int, list[m.PrePrepare]]:
     """The paper's O set (§4.4): for every seq above the highest stable
-    checkpoint among the ViewChanges, the prepared proposal of the highest
-    view, or a null proposal. Returns (min_s, pre-prepares). With signer None
-    the PrePrepares are unsigned, for comparison with a received NewView."""
+    checkpoint among the ViewChanges, the digest prepared in the highest
+    view, or a null proposal's. Returns (min_s, PrePrepare headers). With
+    signer None they are unsigned, for comparison with a received NewView."""
     min_s = max(vc.checkpoint.seq for vc in view_changes)
     best: dict[int, m.PreparedCertificate] = {}
     for vc in view_changes:
@@ -86,13 +105,26 @@ def new_view_pre_prepares(
     out = []
     for seq in range(min_s + 1, max_s + 1):
         pc = best.get(seq)
-        proposal = pc.pre_prepare.proposal if pc else m.null_proposal(config.chain_id, seq, primary)
-        pp = m.PrePrepare(chain_id=config.chain_id, view=view, seq=seq, digest=proposal.digest,
-                          proposal=proposal, replica=primary)
+        digest = pc.digest if pc else m.null_proposal(config.chain_id, seq, primary).digest
+        pp = m.PrePrepare(chain_id=config.chain_id, view=view, seq=seq, digest=digest, proposal=None,
+                          replica=primary)
         if signer is not None:
             pp = with_signature(pp, signer)
         out.append(pp)
     return min_s, out
+
+
+def _certifiers(pp: m.PrePrepare, view_changes: tuple[m.ViewChange, ...], me: int) -> tuple[int, ...]:
+    """The replicas whose signed messages certify pp's digest at its seq:
+    senders of the matching prepared certificates, their PrePrepares and
+    Prepares. Each correct one holds the body."""
+    who: set[int] = set()
+    for vc in view_changes:
+        for pc in vc.prepared:
+            if (pc.seq, pc.digest) == (pp.seq, pp.digest):
+                who.update((vc.replica, pc.pre_prepare.replica), (p.replica for p in pc.prepares))
+    who.discard(me)
+    return tuple(sorted(who))
 
 
 def _by_replica(msg) -> int:
@@ -102,6 +134,22 @@ def _by_replica(msg) -> int:
 def _size(request: m.Request) -> int:
     """A request's share of batch_bytes_max, counted as Proposal.size_bytes does."""
     return len(request.body) + len(request.id)
+
+
+def _batches(requests, config: ReplicaConfig):
+    """Cut `requests` (in order) into batches of at most batch_txs_max requests
+    and batch_bytes_max bytes: a proposal or a RequestBatch then fits
+    message_bytes_max (node/genesis.py checks the worst case). Every request
+    alone fits: larger ones are refused on arrival."""
+    batch, size = [], 0
+    for req in requests:
+        if batch and (len(batch) >= config.batch_txs_max or size + _size(req) > config.batch_bytes_max):
+            yield batch
+            batch, size = [], 0
+        batch.append(req)
+        size += _size(req)
+    if batch:
+        yield batch
 
 
 class Replica:
@@ -158,6 +206,11 @@ class Replica:
         self._checkpoints: dict[int, dict[int, m.Checkpoint]] = {}  # seq -> replica -> vote
         self._own_checkpoint: dict[int, bytes] = {}  # seq -> our executed block hash
         self._fetch_until_tick = -1
+        self._fetch_target = 0  # the height state transfer is after
+        # seq -> (NewView PrePrepare header, replicas that certified its digest)
+        # for bodies being fetched; voting on them waits for the body.
+        self._awaiting: dict[int, tuple[m.PrePrepare, tuple[int, ...]]] = {}
+        self._body_requests = 0  # rotates the replica asked for each body
         self._fetch_turn = 0  # rotates state transfer over the peers that claim the target height
         self._claimed_seq: dict[int, int] = {}  # replica -> executed_seq of its latest Status
         self._new_view_sent: dict[int, tuple[int, int]] = {}  # replica -> (view, tick) of our last NewView to it
@@ -301,6 +354,10 @@ class Replica:
             if key[0] == "prepared":
                 slot.prepared = record  # kept until garbage collection: ViewChanges carry it
             elif record.view == self.view and not self.view_changing and seq > self.executed_seq:
+                if record.proposal is None:  # a NewView's header whose body was being fetched
+                    self._awaiting[seq] = (record, ())
+                    continue
+                slot.bodies[record.digest] = record.proposal
                 slot.pre_prepare = record
                 for req in record.proposal.requests:
                     self._in_flight[req.id] = seq
@@ -314,7 +371,7 @@ class Replica:
             if slot.prepared is not None and slot.prepared.view == self.view:
                 slot.sent_commit = True
                 slot.commits[self._me] = self._vote(m.Commit, pp)
-        self._next_seq = max([self.executed_seq, self._view_floor,
+        self._next_seq = max([self.executed_seq, self._view_floor, *self._awaiting,
                               *(s.seq for s in self._slots.values() if s.pre_prepare)]) + 1
         if self.view_changing:
             self._view_changes[self._me] = self._make_view_change()
@@ -376,6 +433,8 @@ class Replica:
                                            executed_seq=self.executed_seq, replica=self._me)))
         if self.ticks % cfg.retransmit_interval_ticks == 0:
             self._retransmit()
+            if self._awaiting and not self.view_changing:
+                self._request_bodies()
 
     def _request_timeout(self) -> int:
         """The configured timeout, stretched to 4x the recent block latency:
@@ -410,7 +469,7 @@ class Replica:
         if self._pending and not self._escalated:
             self._escalated = True
             self._escalated_tick = self.ticks
-            oldest = [req for req, _ in islice(self._pending.values(), self.config.batch_txs_max)]
+            oldest = next(_batches((req for req, _ in self._pending.values()), self.config))
             self._send(self._sign(m.RequestBatch(chain_id=self.config.chain_id, requests=tuple(oldest),
                                                  replica=self._me)))
         else:
@@ -456,24 +515,23 @@ class Replica:
             self._forward(waiting)
 
     def _forward(self, requests: list[m.Request]) -> None:
-        step = self.config.batch_txs_max
-        for i in range(0, len(requests), step):
-            self._send(self._sign(m.RequestBatch(chain_id=self.config.chain_id,
-                                                 requests=tuple(requests[i:i + step]), replica=self._me)),
-                       to=self.primary)
+        for batch in _batches(requests, self.config):
+            self._send(self._sign(m.RequestBatch(chain_id=self.config.chain_id, requests=tuple(batch),
+                                                 replica=self._me)), to=self.primary)
 
     def _on_request_batch(self, msg: m.RequestBatch) -> None:
         if not self._verified(msg):
             return
-        if len(msg.requests) > self.config.batch_txs_max:
+        if (len(msg.requests) > self.config.batch_txs_max
+                or sum(map(_size, msg.requests)) > self.config.batch_bytes_max):
             return self._drop("request batch too large")
         self._on_requests(msg.requests, forwarded_by=msg.replica)
 
     # ---- normal case: primary (§4.2) ---------------------------------------
 
     def _maybe_propose(self, *, on_arrival: bool = False) -> None:
-        if not self.is_primary or self.executed_seq < self._view_floor:
-            return  # below the floor we cannot yet tell which requests are committed
+        if not self.is_primary or self.executed_seq < self._view_floor or self._awaiting:
+            return  # below the floor, or without the new view's bodies, we cannot tell what is committed
         cfg = self.config
         while (self._unproposed and self._next_seq <= self.high_watermark
                and self._next_seq - 1 - self.executed_seq < cfg.in_flight_blocks_max):
@@ -490,13 +548,7 @@ class Replica:
 
     def _propose(self) -> None:
         cfg = self.config
-        batch, size = [], 0
-        for rid in self._unproposed:
-            req = self._pending[rid][0]
-            if batch and (len(batch) >= cfg.batch_txs_max or size + _size(req) > cfg.batch_bytes_max):
-                break
-            batch.append(req)
-            size += _size(req)
+        batch = next(_batches((self._pending[rid][0] for rid in self._unproposed), cfg))
         for req in batch:
             del self._unproposed[req.id]
         self._last_timestamp_ms = max(self.now_ms, self._last_timestamp_ms)
@@ -515,14 +567,18 @@ class Replica:
             return "pre-prepare for another view"
         if pp.replica != self.primary:
             return "pre-prepare not from primary"
-        if not self._in_window(pp.seq):
+        if pp.seq not in self._awaiting and not self._in_window(pp.seq):
             return "outside watermarks"
         return None
 
     def _on_pre_prepare(self, pp: m.PrePrepare) -> None:
+        if pp.proposal is None:
+            return self._drop("pre-prepare without proposal")
         problem = self._pre_prepare_role_problem(pp)
         if problem:
             return self._drop(problem)
+        if pp.seq in self._awaiting:  # the primary re-sent a NewView PrePrepare with its body
+            return self._on_body(pp.proposal)
         if self.executed_seq < self._view_floor:
             return  # cannot check for committed requests yet; the primary retransmits
         slot = self._slots.get(pp.seq)
@@ -563,6 +619,7 @@ class Replica:
         """Log the PrePrepare durably, then (backups) send Prepare."""
         slot = self._slot(pp.seq)
         slot.pre_prepare = pp
+        slot.bodies[pp.digest] = pp.proposal
         slot.accepted_tick = self.ticks
         for req in pp.proposal.requests:
             self._in_flight[req.id] = pp.seq
@@ -723,8 +780,11 @@ class Replica:
     # ---- view change (§4.4) -----------------------------------------------
 
     def _make_view_change(self) -> m.ViewChange:
-        prepared = tuple(s.prepared for _, s in sorted(self._slots.items())
-                         if s.prepared is not None and s.seq > self.stable.seq)
+        """Headers only, and at most window_blocks of them: bounded whatever the payload."""
+        prepared = tuple(
+            m.PreparedCertificate(pre_prepare=s.prepared.pre_prepare.header(), prepares=s.prepared.prepares)
+            for _, s in sorted(self._slots.items())
+            if s.prepared is not None and self.stable.seq < s.seq <= self.high_watermark)
         return self._sign(m.ViewChange(chain_id=self.config.chain_id, view=self.view, checkpoint=self.stable,
                                        prepared=prepared, replica=self._me))
 
@@ -733,6 +793,7 @@ class Replica:
         self.view_changing = True
         self._view_started_tick = self.ticks
         self._new_view = None
+        self._awaiting = {}
         for slot in self._slots.values():
             slot.reset_view()
         self._write(VIEW_KEY, ev.ViewRecord(view=view, changing=True, floor=self._view_floor))
@@ -746,11 +807,17 @@ class Replica:
             return False
         if not self._valid_checkpoint(vc.checkpoint):
             return False
+        # A correct replica's log lies between its stable checkpoint and the
+        # high watermark (_enter_view moves the checkpoint up to min-s), so a
+        # ViewChange, and the O set built from it, hold at most window_blocks
+        # certificates: bounded in bytes whatever the payload.
+        low = vc.checkpoint.seq
         seqs = [pc.seq for pc in vc.prepared]
-        if len(set(seqs)) != len(seqs) or len(seqs) > 2 * self.config.window_blocks:
+        if len(set(seqs)) != len(seqs):
             return False
         return all(
-            pc.seq > vc.checkpoint.seq and pc.view < vc.view and pc.pre_prepare.chain_id == vc.chain_id
+            low < pc.seq <= low + self.config.window_blocks and pc.view < vc.view
+            and pc.pre_prepare.chain_id == vc.chain_id and pc.pre_prepare.proposal is None
             and valid_prepared_certificate(pc, self._n, self.config.primary(pc.view), self._verifier)
             for pc in vc.prepared)
 
@@ -804,7 +871,7 @@ class Replica:
             return self._drop("invalid new-view")
         _, expected = new_view_pre_prepares(self.config, nv.view, vcs, None)
         if len(expected) != len(nv.pre_prepares) or any(
-                (e.seq, e.digest, e.proposal.digest) != (g.seq, g.digest, g.proposal.digest)
+                (e.seq, e.digest) != (g.seq, g.digest) or g.proposal is not None
                 or g.view != nv.view or g.replica != nv.replica or not signed_by(g, self._n, self._verifier)
                 for e, g in zip(expected, nv.pre_prepares)):
             return self._drop("new-view does not match its view-changes")
@@ -821,11 +888,32 @@ class Replica:
         best = max(nv.view_changes, key=lambda vc: (vc.checkpoint.seq, vc.replica))
         self._view_floor = best.checkpoint.seq
         self._write(VIEW_KEY, ev.ViewRecord(view=nv.view, changing=False, floor=self._view_floor))
+        if best.checkpoint.seq > self.stable.seq:
+            # §4.4: the NewView proves min-s stable; the log starts there
+            # (a replica that has not executed up to it fetches the blocks).
+            self.stable = best.checkpoint
+            self._write(CHECKPOINT_KEY, self.stable)
+            self._collect_garbage()
         self._in_flight = {rid: s.seq for s in self._slots.values() if s.decided
                            for rid in (r.id for r in s.decided.proposal.requests)}
-        for pp in nv.pre_prepares:
-            if pp.seq > self.executed_seq:
-                self._accept_pre_prepare(pp)
+        o_set = {pp.seq: pp for pp in nv.pre_prepares if pp.seq > self.executed_seq}
+        for slot in self._slots.values():
+            if slot.seq > self.executed_seq:  # keep only the body the new view needs
+                pp = o_set.get(slot.seq)
+                body = slot.body(pp.digest) if pp is not None else None
+                slot.bodies = {pp.digest: body} if body is not None else {}
+        self._awaiting = {}
+        for pp in o_set.values():
+            slot = self._slot(pp.seq)
+            null = m.null_proposal(self.config.chain_id, pp.seq, pp.replica)
+            body = slot.body(pp.digest) or (null if null.digest == pp.digest else None)
+            if body is not None:
+                self._accept_pre_prepare(replace(pp, proposal=body))
+            else:
+                self._awaiting[pp.seq] = (pp, _certifiers(pp, nv.view_changes, self._me))
+                self._write(("pre_prepare", pp.seq), pp)  # the header, so a restart fetches it too
+        if self._awaiting:
+            self._request_bodies()
         self._unproposed = {rid: None for rid in self._pending if rid not in self._in_flight}
         self._next_seq = max([self.executed_seq, self._view_floor, *(pp.seq for pp in nv.pre_prepares)]) + 1
         if self._view_floor > self.executed_seq:
@@ -836,12 +924,53 @@ class Replica:
         elif self._unproposed:
             self._forward([self._pending[rid][0] for rid in self._unproposed])
 
+    # ---- bodies of the new view's PrePrepares ---------------------------------
+
+    def _request_bodies(self) -> None:
+        """Ask for every missing body, each time another replica that
+        certified its digest (any replica after a restart)."""
+        for seq in [s for s in self._awaiting if s <= self.executed_seq]:
+            del self._awaiting[seq]  # state transfer brought the block
+        others = tuple(i for i in range(self._n) if i != self._me)
+        for seq, (pp, certifiers) in self._awaiting.items():
+            peers = certifiers or others
+            self._send(self._sign(m.FetchProposal(chain_id=self.config.chain_id, seq=seq, digest=pp.digest,
+                                                  replica=self._me)),
+                       to=peers[(self._body_requests + self._me + seq) % len(peers)])
+        self._body_requests += 1
+
+    def _on_fetch_proposal(self, msg: m.FetchProposal) -> None:
+        if not self._verified(msg):
+            return
+        slot = self._slots.get(msg.seq)
+        body = slot.body(msg.digest) if slot is not None else None
+        if body is not None:
+            self._send(m.ProposalReply(chain_id=self.config.chain_id, proposal=body, replica=self._me),
+                       to=msg.replica)
+
+    def _on_proposal_reply(self, msg: m.ProposalReply) -> None:
+        self._on_body(msg.proposal)
+
+    def _on_body(self, proposal: m.Proposal) -> None:
+        """A body for a PrePrepare of the new view: accepted only if it hashes
+        to the digest the NewView certified."""
+        waiting = self._awaiting.get(proposal.seq)
+        if waiting is None:
+            return  # not asked for, or already here: harmless
+        pp = waiting[0]
+        if proposal.chain_id != self.config.chain_id or proposal.digest != pp.digest:
+            return self._drop("proposal does not match its digest")
+        del self._awaiting[proposal.seq]
+        self._accept_pre_prepare(replace(pp, proposal=proposal))
+        self._maybe_propose()
+
     # ---- state transfer -------------------------------------------------------
 
     def _fetch(self, peer: int, up_to: int) -> None:
         if self.ticks < self._fetch_until_tick:
             return
         self._fetch_until_tick = self.ticks + self.config.retransmit_interval_ticks
+        self._fetch_target = up_to
         first = self.executed_seq + 1
         last = min(up_to, first + self.config.fetch_blocks_max - 1)
         self._send(self._sign(m.FetchBlocks(chain_id=self.config.chain_id, from_seq=first, to_seq=last,
@@ -873,8 +1002,9 @@ class Replica:
             self._fetch_until_tick = -1
             self._execute_decided()
             self._maybe_propose()
-            if len(msg.blocks) == self.config.fetch_blocks_max:  # probably more to come
-                self._fetch(msg.replica, self.executed_seq + self.config.fetch_blocks_max)
+            # More to come: the reply was full, or cut short by its byte bound (node/chain.py).
+            if len(msg.blocks) == self.config.fetch_blocks_max or self.executed_seq < self._fetch_target:
+                self._fetch(msg.replica, max(self._fetch_target, self.executed_seq + self.config.fetch_blocks_max))
 
     def _send_new_view(self, to: int) -> None:
         """Our NewView to a replica in an older view, at most once per
@@ -957,4 +1087,6 @@ class Replica:
         m.Status: _on_status,
         m.FetchBlocks: _on_fetch_blocks,
         m.BlocksReply: _on_blocks_reply,
+        m.FetchProposal: _on_fetch_proposal,
+        m.ProposalReply: _on_proposal_reply,
     }

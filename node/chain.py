@@ -44,7 +44,6 @@ log = logging.getLogger("govchain.chain")
 
 VERIFIED_CACHE_MAX = 200_000
 INBOX_PEER_MAX = 20_000
-SERVE_BYTES_MAX = 2 << 20
 SERVE_BYTES_PER_S = 2 << 20  # per peer: what a FetchBlocks storm can cost us (one full reply a second)
 GROUP_EVENTS_MAX = 256
 MESSAGE_OVERHEAD_BYTES = 512  # charged per buffered message on top of its size (Python objects)
@@ -124,7 +123,7 @@ def _verify_requests(requests: list[m.Request]) -> list[bytes]:
 class ChainNode:
     def __init__(self, *, genesis: Genesis, department: str, signing_key, ledger: Ledger,
                  registry: ContractRegistry, tick_ms: int, transport: Transport, mempool_max: int,
-                 pool: ThreadPool, publisher=None,
+                 pool: ThreadPool, message_bytes_max: int = 4 << 20, publisher=None,
                  log_drop: Callable[[str, str], None] = lambda kind, detail: None,
                  on_failure: Callable[[BaseException], None] = lambda exc: None) -> None:
         self.chain_id = genesis.chain_id
@@ -144,6 +143,10 @@ class ChainNode:
         self._on_failure = on_failure
         self._tick_s = tick_ms / 1000
         self._mempool_max = mempool_max
+        # A BlocksReply holds blocks up to half the message limit, and always
+        # one: genesis.check_message_bytes proved that one block fits.
+        self._serve_bytes_max = message_bytes_max // 2
+        self._serve_pacer = Pacer(SERVE_BYTES_PER_S, 2 * self._serve_bytes_max)
         self._executor = Executor(self.chain_id, registry, ledger)
         self.replica = Replica(
             config, Ed25519Signer(signing_key),
@@ -158,7 +161,6 @@ class ChainNode:
         self._waiting: dict[int, list[tuple[_FromPeer, list[m.Request]]]] = {}  # peer -> awaiting verification
         self._verifying: set[int] = set()  # peers with a verification job in the pool
         self._distrust: dict[int, tuple[float, float]] = {}  # peer -> (until, last penalty s)
-        self._serve_pacer = Pacer(SERVE_BYTES_PER_S, 2 * SERVE_BYTES_MAX)
         self._verified: OrderedDict[bytes, None] = OrderedDict()
         self._waiters: dict[bytes, list[asyncio.Future]] = {}
         self._admitting: list[tuple[Transaction, asyncio.Future]] = []
@@ -293,8 +295,8 @@ class ChainNode:
             return
         blocks, size = [], 0
         for block in self.ledger.blocks(serve.from_seq, serve.to_seq):
-            size += block.proposal.size_bytes + 1024
-            if blocks and size > SERVE_BYTES_MAX:
+            size += codec.to_proto(block).ByteSize() + 16  # + its field tag and length
+            if blocks and size > self._serve_bytes_max:
                 break
             blocks.append(block)
         self._serve_pacer.spend(serve.to, size)

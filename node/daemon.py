@@ -17,7 +17,7 @@ from node.chain import ChainNode
 from node.config import NodeConfig
 from node.contracts import registry_for
 from node.events import EventPublisher
-from node.genesis import load_genesis
+from node.genesis import GenesisError, check_message_bytes, load_genesis
 from node.keys import KeyFileError, load_signing_key
 from node.ledger import Ledger, open_ledger
 from node.pb import client_pb2, peer_pb2, peer_pb2_grpc, client_pb2_grpc
@@ -183,6 +183,11 @@ class Node:
                 genesis = load_genesis(chain_cfg.genesis)
             except Exception as exc:
                 raise StartupError(f"chain {chain_cfg.id}: {exc}") from exc
+            try:
+                check_message_bytes(genesis, cfg.limits.message_bytes_max, source=f"chain {genesis.chain_id}",
+                                    limit_name="[limits] message_bytes_max")
+            except GenesisError as exc:
+                raise StartupError(str(exc)) from exc
             if genesis.chain_id != chain_cfg.id:
                 raise StartupError(f"chain {chain_cfg.id}: genesis {chain_cfg.genesis} is for chain "
                                    f"{genesis.chain_id!r}; fix [[chains]] id or genesis path")
@@ -207,7 +212,8 @@ class Node:
             self.chains[genesis.chain_id] = ChainNode(
                 genesis=genesis, department=cfg.department, signing_key=key, ledger=ledger,
                 registry=registry_for(CONTRACTS), tick_ms=cfg.tick_ms, transport=self._transport,
-                mempool_max=cfg.limits.mempool_txs_max, pool=self._pool, publisher=self._publisher,
+                mempool_max=cfg.limits.mempool_txs_max, message_bytes_max=cfg.limits.message_bytes_max,
+                pool=self._pool, publisher=self._publisher,
                 log_drop=self._bad_log.warning, on_failure=self._chain_failed)
 
     @staticmethod

@@ -32,11 +32,14 @@ class Load(threading.Thread):
         self.errors: list[str] = []
         self.halt = threading.Event()
 
+    def batch(self, i: int) -> list:
+        return [make_tx(self.key, self.chain, f"load-{i}-{j}", str(i)) for j in range(3)]
+
     def run(self) -> None:
         i = 0
         while not self.halt.is_set():
             i += 1
-            txs = [make_tx(self.key, self.chain, f"load-{i}-{j}", str(i)) for j in range(3)]
+            txs = self.batch(i)
             self.submitted += len(txs)
             try:
                 response = submit_batch(self.stubs[i % len(self.stubs)], txs, timeout_ms=4_000)

@@ -52,7 +52,9 @@ def repair(net, i: int, *sources: int) -> dict:
 def all_acked_on(net, i: int, ids: list[bytes]) -> None:
     client = net.client(i)
     for tx_id in ids:
-        r = client.GetTransaction(client_pb2.GetTransactionRequest(chain_id="demo", tx_id=tx_id), timeout=10)
+        # wait_for_ready: the cached channel may still be in reconnect backoff from the node's downtime
+        r = client.GetTransaction(client_pb2.GetTransactionRequest(chain_id="demo", tx_id=tx_id), timeout=10,
+                                  wait_for_ready=True)
         assert r.receipt.tx_id == tx_id
 
 
