@@ -210,11 +210,13 @@ class RequestBatch:
 
 @dataclass(**FROZEN)
 class Status:
-    """Periodic heartbeat: lets lagging replicas learn they are behind."""
+    """Periodic heartbeat: lets lagging replicas learn they are behind (in
+    blocks, in views and in stable checkpoints)."""
 
     chain_id: str
     view: int
     executed_seq: int
+    stable_seq: int  # the sender's stable checkpoint: a peer ahead sends it the proof
     replica: int
     signature: bytes = field(default=b"", compare=False)
 

@@ -18,6 +18,11 @@ Departures from the paper, each for a reason:
 - Lost messages are re-sent on a timer (the paper assumes retransmission),
   and a periodic Status lets lagging replicas fetch certified blocks and lets
   replicas in an old view receive the current NewView.
+- Votes for a stable checkpoint are garbage-collected, so nobody re-sends
+  them: a replica whose Status shows an older stable checkpoint gets the
+  whole proof (2f+1 signed Checkpoints) instead, and checks it vote by vote.
+  A replica re-sends only its latest vote above its stable checkpoint, also
+  during view changes.
 """
 from __future__ import annotations
 
@@ -347,8 +352,8 @@ class Replica:
                 self._maybe_propose()
                 self._flush_forward()
         if self.ticks % cfg.status_interval_ticks == 0:
-            self._send(self._sign(m.Status(chain_id=cfg.chain_id, view=self.view,
-                                           executed_seq=self.executed_seq, replica=self._me)))
+            self._send(self._sign(m.Status(chain_id=cfg.chain_id, view=self.view, executed_seq=self.executed_seq,
+                                           stable_seq=self.stable.seq, replica=self._me)))
         if self.ticks % cfg.retransmit_interval_ticks == 0:
             self._retransmit()
 
@@ -842,6 +847,12 @@ class Replica:
             return
         if st.view < self.view and not self.view_changing and self._new_view is not None:
             self._send(self._new_view, to=st.replica)
+        if st.stable_seq < self.stable.seq <= st.executed_seq:
+            # Its checkpoint votes were garbage-collected by the replicas that
+            # made it stable: hand over the proof, a quorum of signed votes.
+            for c in self.stable.proof:
+                if c.replica != st.replica:
+                    self._send(c, to=st.replica)
         gap = st.executed_seq - self.executed_seq
         stalled = self.ticks - self._last_progress_tick >= self.config.status_interval_ticks
         if gap > 0 and (stalled or gap >= self.config.in_flight_blocks_max):
@@ -850,6 +861,11 @@ class Replica:
     # ---- retransmission -----------------------------------------------------
 
     def _retransmit(self) -> None:
+        # Our latest checkpoint vote not yet stable, in any view: peers need it
+        # for their quorum. Votes for stable checkpoints travel as proofs (_on_status).
+        mine = max((s for s in self._own_checkpoint if s > self.stable.seq), default=None)
+        if mine is not None:
+            self._send(self._checkpoints[mine][self._me])
         if self.view_changing:
             self._send(self._view_changes[self._me])
             return
@@ -864,12 +880,6 @@ class Replica:
                 self._send(slot.prepares[self._me])
             if slot.sent_commit:
                 self._send(slot.commits[self._me])
-        if self.stable.seq:
-            mine = self._checkpoints.get(self.stable.seq, {}).get(self._me)
-            if mine is None:
-                mine = next((c for c in self.stable.proof if c.replica == self._me), None)
-            if mine is not None:
-                self._send(mine)
         if not self.is_primary and self._unproposed:
             oldest = islice(self._unproposed, self.config.batch_txs_max)
             self._forward([self._pending[rid][0] for rid in oldest])

@@ -169,7 +169,7 @@ class Byzantine:
             vc = m.ViewChange(chain_id=self.chain_id, view=2**60 + rng.randrange(1000),
                               checkpoint=m.GENESIS_CHECKPOINT, prepared=(), replica=self.index)
             self.send_raw(self.index, None, _resign(vc, self.signer))
-            st = m.Status(chain_id=self.chain_id, view=2**60, executed_seq=2**40, replica=self.index)
+            st = m.Status(chain_id=self.chain_id, view=2**60, executed_seq=2**40, stable_seq=0, replica=self.index)
             self.send_raw(self.index, None, _resign(st, self.signer))
         if "forge" in b and self.seen and rng.random() < 0.05:
             old = self.seen[rng.randrange(len(self.seen))]
