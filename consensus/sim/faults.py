@@ -73,6 +73,21 @@ def swarm(rng: random.Random, n: int, f: int) -> FaultProfile:
     return p
 
 
+def hostile(rng: random.Random, n: int, f: int) -> FaultProfile:
+    """A swarm draw with the worst classes always on: f Byzantine replicas,
+    crashes and partitions (issue 7: n >= 7 liveness bugs needed all three)."""
+    p = swarm(rng, n, f)
+    p.byzantine = f
+    p.crashes = max(p.crashes, 1)
+    if not p.partitions:
+        p.partitions = rng.randint(1, 3)
+        p.partition_kind = rng.choice(("symmetric", "oneway", "isolate", "mixed"))
+    return p
+
+
+PROFILES = {"swarm": swarm, "hostile": hostile}
+
+
 def assign_byzantine(p: FaultProfile, rng: random.Random, n: int) -> None:
     """Choose which nodes are Byzantine and what each does (if not given)."""
     if p.byzantine and not p.byzantine_nodes:
