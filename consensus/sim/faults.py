@@ -10,7 +10,7 @@ from __future__ import annotations
 import random
 from dataclasses import asdict, dataclass, field, fields
 
-BEHAVIOURS = ("silent", "equivocate", "forge", "replay", "huge_view", "double_vote")
+BEHAVIOURS = ("silent", "equivocate", "forge", "replay", "huge_view", "double_vote", "censor")
 
 
 @dataclass

@@ -1126,6 +1126,42 @@ def test_backup_stretched_timeout_still_replaces_a_crashed_primary() -> None:
     assert all(c.replicas[i].view >= 1 for i in (1, 2, 3))
 
 
+def test_backup_long_queue_draining_in_order_keeps_its_view() -> None:
+    """Aardvark again, for the per-request timer: 40 requests arrive at once
+    and leave one per block, so the last waits 4x the request timeout. The
+    timer stretches with the request latency (arrival to execution) of the
+    requests that did execute, so a queue that drains in order is no reason
+    to change views."""
+    c = Cluster(4, request_timeout_ticks=10, view_change_timeout_ticks=10, batch_txs_max=1,
+                in_flight_blocks_max=1, view_change_timeout_max_ticks=400)
+    c.submit(1, *(request(800 + i) for i in range(40)))
+    c.tick_until(lambda: all(len(x) == 40 for x in c.ledgers), 100)
+    assert [r.view for r in c.replicas] == [0, 0, 0, 0]
+
+
+def test_backup_censored_request_changes_view_although_other_blocks_commit() -> None:
+    """OSDI'99 §4.4: a backup's timer runs per request, not per block. The
+    primary keeps committing new requests but never proposes one that a
+    backup forwarded. The backup's timer expires: it sends the request to
+    every replica; their timers expire too: they send it again; then they
+    change views. Within three request timeouts plus a view change and a
+    state transfer the primary is replaced and the request commits. (With
+    one progress timer, every commit restarted it.)"""
+    censored = request(900)
+    c = Cluster(4, **FAST)
+    c.drop = lambda frm, to, msg: to == 0 and isinstance(msg, m.RequestBatch) and censored in msg.requests
+    c.submit(1, censored)
+    for k in range(1, 60):
+        c.submit(0, request(1000 + k))  # the primary commits a block every tick
+        c.tick()
+        if censored.id in ids_of(c.ledgers[1]):
+            break
+    assert k <= 3 * 5 + 5 + 10, k
+    assert all(censored.id in ids_of(c.ledgers[i]) for i in (1, 2, 3))
+    assert all(r.view >= 1 for r in c.replicas[1:])
+    assert len(c.ledgers[1]) > 10  # blocks kept committing while it waited
+
+
 # ==== regressions from the code review =========================================================
 
 def test_backup_rejects_state_transfer_block_with_swapped_body() -> None:
