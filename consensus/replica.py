@@ -397,10 +397,13 @@ class Replica:
         if accepted and (self.ticks - max(restarted, self._last_progress_tick, min(accepted))
                          >= self._request_timeout(self._block_latency_ticks)):
             return True
-        if not self._pending:
-            return False
-        oldest = next(iter(self._pending.values()))[1]
-        return self.ticks - max(restarted, oldest) >= self._request_timeout(self._request_latency_ticks)
+        oldest = self._oldest_arrival()
+        return oldest is not None and (self.ticks - max(restarted, oldest)
+                                       >= self._request_timeout(self._request_latency_ticks))
+
+    def _oldest_arrival(self) -> int | None:
+        """The arrival tick of the oldest pending request (_pending keeps arrival order)."""
+        return next(iter(self._pending.values()))[1] if self._pending else None
 
     def _on_request_timeout(self) -> None:
         """First timeout: send the waiting requests to every replica, as a
@@ -651,7 +654,8 @@ class Replica:
             slot.decided = None
         self._last_progress_tick = self.ticks
         self._view_change_attempts = 0
-        if self._escalated and (not self._pending or next(iter(self._pending.values()))[1] > self._escalated_tick):
+        oldest = self._oldest_arrival()
+        if oldest is None or oldest > self._escalated_tick:
             self._escalated = False  # everything we escalated executed
 
     def _on_block_executed(self, e: ev.BlockExecuted) -> None:
