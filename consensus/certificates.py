@@ -98,11 +98,12 @@ def valid_committed_block(block: m.CommittedBlock, chain_id: str, n: int, verifi
 
 
 def valid_prepared_certificate(cert: m.PreparedCertificate, n: int, primary: int, verifier: Verifier) -> bool:
-    """A PrePrepare from the view's primary plus 2f Prepares from others (§4.2)."""
-    pp = cert.pre_prepare
-    if pp.replica != primary or pp.digest != pp.proposal.digest or pp.proposal.seq != pp.seq:
+    """A PrePrepare from the view's primary plus 2f Prepares from others (§4.2).
+    The PrePrepare may be a header; a body, if present, must match its digest."""
+    pp, p = cert.pre_prepare, cert.pre_prepare.proposal
+    if pp.replica != primary or not signed_by(pp, n, verifier):
         return False
-    if pp.proposal.chain_id != pp.chain_id or not signed_by(pp, n, verifier):
+    if p is not None and (pp.digest != p.digest or p.seq != pp.seq or p.chain_id != pp.chain_id):
         return False
     voters = [pp.replica]
     about = (pp.chain_id, pp.view, pp.seq, pp.digest)

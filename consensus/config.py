@@ -24,6 +24,7 @@ class ReplicaConfig:
     status_interval_ticks: int = 20
     retransmit_interval_ticks: int = 20
     pending_requests_max: int = 50_000
+    pending_requests_bytes_max: int = 64 << 20  # the same pool in bytes: a count alone lets large requests fill memory
     timestamp_skew_max_ms: int = 60_000
     fetch_blocks_max: int = 64
 
@@ -37,7 +38,7 @@ class ReplicaConfig:
         for name in ("batch_txs_max", "batch_bytes_max", "batch_wait_ticks", "checkpoint_interval_blocks",
                      "in_flight_blocks_max", "request_timeout_ticks", "view_change_timeout_ticks",
                      "status_interval_ticks", "retransmit_interval_ticks", "pending_requests_max",
-                     "fetch_blocks_max"):
+                     "pending_requests_bytes_max", "fetch_blocks_max"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be at least 1")
         if self.view_change_timeout_max_ticks < self.view_change_timeout_ticks:

@@ -4,11 +4,14 @@ Every message names its chain and its sender (`replica`, an index into the
 genesis validator list) and carries the sender's signature over
 `consensus.signing.signable(msg)`. A PrePrepare piggybacks the whole proposal
 (the batch of requests) as PBFT allows; the signature covers only its digest.
+Certificates and NewViews carry PrePrepare headers (no proposal) and digests,
+as in the paper (§4.4), so their size does not grow with the payload; a
+replica that lacks a body fetches it (FetchProposal / ProposalReply).
 """
 from __future__ import annotations
 
 import hashlib
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import cached_property
 
 from consensus.merkle import merkle_root
@@ -78,13 +81,20 @@ def null_proposal(chain_id: str, seq: int, proposer: int) -> Proposal:
 
 @dataclass(**FROZEN)
 class PrePrepare:
+    """§4.2. `proposal` is None in a header: the form certificates and
+    NewViews carry. The signature covers (view, seq, digest), so a header
+    keeps the signature of the full message."""
+
     chain_id: str
     view: int
     seq: int
     digest: bytes
-    proposal: Proposal
+    proposal: Proposal | None
     replica: int
     signature: bytes = field(default=b"", compare=False)
+
+    def header(self) -> PrePrepare:
+        return self if self.proposal is None else replace(self, proposal=None)
 
 
 @dataclass(**FROZEN)
@@ -120,7 +130,8 @@ class Checkpoint:
 
 @dataclass(**FROZEN)
 class PreparedCertificate:
-    """A PrePrepare and 2f matching Prepares from other replicas (§4.2)."""
+    """A PrePrepare and 2f matching Prepares from other replicas (§4.2). In a
+    ViewChange the PrePrepare is a header; a replica's own log keeps the body."""
 
     pre_prepare: PrePrepare
     prepares: tuple[Prepare, ...]
@@ -190,6 +201,8 @@ class ViewChange:
 
 @dataclass(**FROZEN)
 class NewView:
+    """§4.4: 2f+1 ViewChanges and the O set as PrePrepare headers."""
+
     chain_id: str
     view: int
     view_changes: tuple[ViewChange, ...]
@@ -216,7 +229,7 @@ class Status:
     chain_id: str
     view: int
     executed_seq: int
-    stable_seq: int  # the sender's stable checkpoint: a peer ahead sends it the proof
+    stable_seq: int = 0  # the sender's stable checkpoint (0: none yet): a peer ahead sends it the proof
     replica: int
     signature: bytes = field(default=b"", compare=False)
 
@@ -242,7 +255,30 @@ class BlocksReply:
     signature: bytes = field(default=b"", compare=False)
 
 
+@dataclass(**FROZEN)
+class FetchProposal:
+    """Ask a replica that prepared (seq, digest) for the proposal's body: the
+    sender entered a view whose NewView names a digest it has no body for."""
+
+    chain_id: str
+    seq: int
+    digest: bytes
+    replica: int
+    signature: bytes = field(default=b"", compare=False)
+
+
+@dataclass(**FROZEN)
+class ProposalReply:
+    """Answer to FetchProposal. Unsigned: the receiver checks the body
+    against the digest it asked for."""
+
+    chain_id: str
+    proposal: Proposal
+    replica: int
+    signature: bytes = field(default=b"", compare=False)
+
+
 Message = (
     PrePrepare | Prepare | Commit | Checkpoint | ViewChange | NewView
-    | RequestBatch | Status | FetchBlocks | BlocksReply
+    | RequestBatch | Status | FetchBlocks | BlocksReply | FetchProposal | ProposalReply
 )

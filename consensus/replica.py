@@ -28,11 +28,22 @@ Departures from the paper, each for a reason:
   whole proof (2f+1 signed Checkpoints) instead, and checks it vote by vote.
   A replica re-sends only its latest vote above its stable checkpoint, also
   during view changes.
+- As in the paper, ViewChanges and NewViews carry PrePrepare headers and
+  digests, never proposal bodies, so every message stays bounded whatever the
+  payload. The paper leaves open how a replica gets a body it lacks after a
+  view change: it asks the replicas whose signatures certify the digest
+  (FetchProposal, one holder per retransmit interval, rotating; 2f+1 of them
+  prepared it, so f+1 correct ones hold it), checks the body against the
+  digest and only then votes. Bodies from earlier views stay in the log
+  until their seq is garbage collected.
+- Request batches (proposals and forwarded RequestBatches) are cut by count
+  and by bytes, so each fits message_bytes_max (node/genesis.py checks the
+  worst case of every message against it).
 """
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from itertools import islice
 
 from consensus import events as ev
@@ -67,21 +78,29 @@ class Slot:
     accepted_tick: int = 0
     prepares: dict[int, m.Prepare] = field(default_factory=dict)  # current view
     commits: dict[int, m.Commit] = field(default_factory=dict)  # current view
-    prepared: m.PreparedCertificate | None = None  # highest view; survives view changes
+    prepared: m.PreparedCertificate | None = None  # highest view, with its body; survives view changes
     sent_commit: bool = False
     decided: m.CommittedBlock | None = None  # final; survives view changes
+    bodies: dict[bytes, m.Proposal] = field(default_factory=dict)  # digest -> proposal; survives view changes
 
     def reset_view(self) -> None:
         self.pre_prepare, self.prepares, self.commits, self.sent_commit = None, {}, {}, False
+
+    def body(self, digest: bytes) -> m.Proposal | None:
+        if digest in self.bodies:
+            return self.bodies[digest]
+        if self.prepared is not None and self.prepared.digest == digest:
+            return self.prepared.pre_prepare.proposal
+        return None
 
 
 def new_view_pre_prepares(
     config: ReplicaConfig, view: int, view_changes: tuple[m.ViewChange, ...], signer: Signer | None
 ) -> tuple[int, list[m.PrePrepare]]:
     """The paper's O set (§4.4): for every seq above the highest stable
-    checkpoint among the ViewChanges, the prepared proposal of the highest
-    view, or a null proposal. Returns (min_s, pre-prepares). With signer None
-    the PrePrepares are unsigned, for comparison with a received NewView."""
+    checkpoint among the ViewChanges, the digest prepared in the highest
+    view, or a null proposal's. Returns (min_s, PrePrepare headers). With
+    signer None they are unsigned, for comparison with a received NewView."""
     min_s = max(vc.checkpoint.seq for vc in view_changes)
     best: dict[int, m.PreparedCertificate] = {}
     for vc in view_changes:
@@ -96,13 +115,26 @@ def new_view_pre_prepares(
     out = []
     for seq in range(min_s + 1, max_s + 1):
         pc = best.get(seq)
-        proposal = pc.pre_prepare.proposal if pc else m.null_proposal(config.chain_id, seq, primary)
-        pp = m.PrePrepare(chain_id=config.chain_id, view=view, seq=seq, digest=proposal.digest,
-                          proposal=proposal, replica=primary)
+        digest = pc.digest if pc else m.null_proposal(config.chain_id, seq, primary).digest
+        pp = m.PrePrepare(chain_id=config.chain_id, view=view, seq=seq, digest=digest, proposal=None,
+                          replica=primary)
         if signer is not None:
             pp = with_signature(pp, signer)
         out.append(pp)
     return min_s, out
+
+
+def _certifiers(pp: m.PrePrepare, view_changes: tuple[m.ViewChange, ...], me: int) -> tuple[int, ...]:
+    """The replicas whose signed messages certify pp's digest at its seq:
+    senders of the matching prepared certificates, their PrePrepares and
+    Prepares. Each correct one holds the body."""
+    who: set[int] = set()
+    for vc in view_changes:
+        for pc in vc.prepared:
+            if (pc.seq, pc.digest) == (pp.seq, pp.digest):
+                who.update((vc.replica, pc.pre_prepare.replica), (p.replica for p in pc.prepares))
+    who.discard(me)
+    return tuple(sorted(who))
 
 
 def _by_replica(msg) -> int:
@@ -117,6 +149,22 @@ def _recent_peak(peak: int, latency: int) -> int:
 def _size(request: m.Request) -> int:
     """A request's share of batch_bytes_max, counted as Proposal.size_bytes does."""
     return len(request.body) + len(request.id)
+
+
+def _batches(requests, config: ReplicaConfig):
+    """Cut `requests` (in order) into batches of at most batch_txs_max requests
+    and batch_bytes_max bytes: a proposal or a RequestBatch then fits
+    message_bytes_max (node/genesis.py checks the worst case). Every request
+    alone fits: larger ones are refused on arrival."""
+    batch, size = [], 0
+    for req in requests:
+        if batch and (len(batch) >= config.batch_txs_max or size + _size(req) > config.batch_bytes_max):
+            yield batch
+            batch, size = [], 0
+        batch.append(req)
+        size += _size(req)
+    if batch:
+        yield batch
 
 
 class Replica:
@@ -156,6 +204,7 @@ class Replica:
 
         # requests: id -> (request, arrival tick); unproposed keeps arrival order
         self._pending: dict[bytes, tuple[m.Request, int]] = {}
+        self._pending_bytes = 0  # sum of _size over _pending: the pool is bounded in bytes too
         self._unproposed: dict[bytes, None] = {}
         self._to_forward: list[m.Request] = []  # our clients' requests, sent to the primary each tick
         self._in_flight: dict[bytes, int] = {}  # request id -> seq of an accepted PrePrepare
@@ -173,6 +222,14 @@ class Replica:
         self._checkpoints: dict[int, dict[int, m.Checkpoint]] = {}  # seq -> replica -> vote
         self._own_checkpoint: dict[int, bytes] = {}  # seq -> our executed block hash
         self._fetch_until_tick = -1
+        self._fetch_target = 0  # the height state transfer is after
+        # seq -> (NewView PrePrepare header, replicas that certified its digest)
+        # for bodies being fetched; voting on them waits for the body.
+        self._awaiting: dict[int, tuple[m.PrePrepare, tuple[int, ...]]] = {}
+        self._body_requests = 0  # rotates the replica asked for each body
+        self._fetch_turn = 0  # rotates state transfer over the peers that claim the target height
+        self._claimed_seq: dict[int, int] = {}  # replica -> executed_seq of its latest Status
+        self._new_view_sent: dict[int, tuple[int, int]] = {}  # replica -> (view, tick) of our last NewView to it
 
         self._ready = ev.Ready()
         self._reset_outbox()
@@ -193,6 +250,10 @@ class Replica:
     @property
     def pending_count(self) -> int:
         return len(self._pending)
+
+    @property
+    def pending_bytes(self) -> int:
+        return self._pending_bytes
 
     @property
     def low_watermark(self) -> int:
@@ -230,6 +291,23 @@ class Replica:
         self._awaiting_advance = False
         if self._ledger_has is not None:
             self._committed_ids.clear()  # the ledger answers for them from now on
+
+    def screen(self, msg: m.PrePrepare | m.RequestBatch) -> str | None:
+        """For the shell, before it checks the signatures of the requests a
+        message carries (the expensive part): the cheap checks of sender,
+        chain, view and role, then the message's own signature. A reason to
+        drop it, or None. Reads state only (the signature check is memoized)."""
+        if msg.chain_id != self.config.chain_id:
+            return "other chain"
+        if not 0 <= msg.replica < self._n or msg.replica == self._me:
+            return "unknown sender"
+        if isinstance(msg, m.PrePrepare):
+            problem = self._pre_prepare_role_problem(msg)
+        else:
+            problem = "request batch too large" if len(msg.requests) > self.config.batch_txs_max else None
+        if problem is None and not signed_by(msg, self._n, self._verifier):
+            problem = "bad signature"
+        return problem
 
     def knows_request(self, request_id: bytes) -> bool:
         """Pending, proposed or committed: a resubmission would be a replay."""
@@ -292,6 +370,10 @@ class Replica:
             if key[0] == "prepared":
                 slot.prepared = record  # kept until garbage collection: ViewChanges carry it
             elif record.view == self.view and not self.view_changing and seq > self.executed_seq:
+                if record.proposal is None:  # a NewView's header whose body was being fetched
+                    self._awaiting[seq] = (record, ())
+                    continue
+                slot.bodies[record.digest] = record.proposal
                 slot.pre_prepare = record
                 for req in record.proposal.requests:
                     self._in_flight[req.id] = seq
@@ -305,7 +387,7 @@ class Replica:
             if slot.prepared is not None and slot.prepared.view == self.view:
                 slot.sent_commit = True
                 slot.commits[self._me] = self._vote(m.Commit, pp)
-        self._next_seq = max([self.executed_seq, self._view_floor,
+        self._next_seq = max([self.executed_seq, self._view_floor, *self._awaiting,
                               *(s.seq for s in self._slots.values() if s.pre_prepare)]) + 1
         if self.view_changing:
             self._view_changes[self._me] = self._make_view_change()
@@ -366,6 +448,8 @@ class Replica:
                                            stable_seq=self.stable.seq, replica=self._me)))
         if self.ticks % cfg.retransmit_interval_ticks == 0:
             self._retransmit()
+            if self._awaiting and not self.view_changing:
+                self._request_bodies()
 
     def _request_timeout(self, latency: int) -> int:
         """The configured timeout, stretched to 4x a recent latency: an
@@ -412,7 +496,7 @@ class Replica:
         if self._pending and not self._escalated:
             self._escalated = True
             self._escalated_tick = self.ticks
-            oldest = [req for req, _ in islice(self._pending.values(), self.config.batch_txs_max)]
+            oldest = next(_batches((req for req, _ in self._pending.values()), self.config))
             self._send(self._sign(m.RequestBatch(chain_id=self.config.chain_id, requests=tuple(oldest),
                                                  replica=self._me)))
         else:
@@ -425,16 +509,19 @@ class Replica:
         for req in requests:
             if req.id in self._pending or req.id in self._in_flight or self.is_committed(req.id):
                 continue
-            if len(self._pending) >= self.config.pending_requests_max:
+            size = _size(req)
+            if (len(self._pending) >= self.config.pending_requests_max
+                    or self._pending_bytes + size > self.config.pending_requests_bytes_max):
                 self._drop("pending requests full")
                 continue
-            if _size(req) > self.config.batch_bytes_max:
+            if size > self.config.batch_bytes_max:
                 self._drop("request larger than a batch")
                 continue
             if forwarded_by is not None and not self._validate_request(req):
                 self._drop("invalid request")
                 continue
             self._pending[req.id] = (req, self.ticks)
+            self._pending_bytes += size
             self._unproposed[req.id] = None
             fresh.append(req)
         if not fresh or self.view_changing:
@@ -455,24 +542,23 @@ class Replica:
             self._forward(waiting)
 
     def _forward(self, requests: list[m.Request]) -> None:
-        step = self.config.batch_txs_max
-        for i in range(0, len(requests), step):
-            self._send(self._sign(m.RequestBatch(chain_id=self.config.chain_id,
-                                                 requests=tuple(requests[i:i + step]), replica=self._me)),
-                       to=self.primary)
+        for batch in _batches(requests, self.config):
+            self._send(self._sign(m.RequestBatch(chain_id=self.config.chain_id, requests=tuple(batch),
+                                                 replica=self._me)), to=self.primary)
 
     def _on_request_batch(self, msg: m.RequestBatch) -> None:
         if not self._verified(msg):
             return
-        if len(msg.requests) > self.config.batch_txs_max:
+        if (len(msg.requests) > self.config.batch_txs_max
+                or sum(map(_size, msg.requests)) > self.config.batch_bytes_max):
             return self._drop("request batch too large")
         self._on_requests(msg.requests, forwarded_by=msg.replica)
 
     # ---- normal case: primary (§4.2) ---------------------------------------
 
     def _maybe_propose(self, *, on_arrival: bool = False) -> None:
-        if not self.is_primary or self.executed_seq < self._view_floor:
-            return  # below the floor we cannot yet tell which requests are committed
+        if not self.is_primary or self.executed_seq < self._view_floor or self._awaiting:
+            return  # below the floor, or without the new view's bodies, we cannot tell what is committed
         cfg = self.config
         while (self._unproposed and self._next_seq <= self.high_watermark
                and self._next_seq - 1 - self.executed_seq < cfg.in_flight_blocks_max):
@@ -489,13 +575,7 @@ class Replica:
 
     def _propose(self) -> None:
         cfg = self.config
-        batch, size = [], 0
-        for rid in self._unproposed:
-            req = self._pending[rid][0]
-            if batch and (len(batch) >= cfg.batch_txs_max or size + _size(req) > cfg.batch_bytes_max):
-                break
-            batch.append(req)
-            size += _size(req)
+        batch = next(_batches((self._pending[rid][0] for rid in self._unproposed), cfg))
         for req in batch:
             del self._unproposed[req.id]
         self._last_timestamp_ms = max(self.now_ms, self._last_timestamp_ms)
@@ -509,13 +589,23 @@ class Replica:
 
     # ---- normal case: backups (§4.2) ---------------------------------------
 
-    def _on_pre_prepare(self, pp: m.PrePrepare) -> None:
+    def _pre_prepare_role_problem(self, pp: m.PrePrepare) -> str | None:
         if self.view_changing or pp.view != self.view:
-            return self._drop("pre-prepare for another view")
+            return "pre-prepare for another view"
         if pp.replica != self.primary:
-            return self._drop("pre-prepare not from primary")
-        if not self._in_window(pp.seq):
-            return self._drop("outside watermarks")
+            return "pre-prepare not from primary"
+        if pp.seq not in self._awaiting and not self._in_window(pp.seq):
+            return "outside watermarks"
+        return None
+
+    def _on_pre_prepare(self, pp: m.PrePrepare) -> None:
+        if pp.proposal is None:
+            return self._drop("pre-prepare without proposal")
+        problem = self._pre_prepare_role_problem(pp)
+        if problem:
+            return self._drop(problem)
+        if pp.seq in self._awaiting:  # the primary re-sent a NewView PrePrepare with its body
+            return self._on_body(pp.proposal)
         if self.executed_seq < self._view_floor:
             return  # cannot check for committed requests yet; the primary retransmits
         slot = self._slots.get(pp.seq)
@@ -556,6 +646,7 @@ class Replica:
         """Log the PrePrepare durably, then (backups) send Prepare."""
         slot = self._slot(pp.seq)
         slot.pre_prepare = pp
+        slot.bodies[pp.digest] = pp.proposal
         slot.accepted_tick = self.ticks
         for req in pp.proposal.requests:
             self._in_flight[req.id] = pp.seq
@@ -643,6 +734,7 @@ class Replica:
             pending = self._pending.pop(req.id, None)
             if pending is not None:
                 waited = max(waited, self.ticks - pending[1])
+                self._pending_bytes -= _size(pending[0])
             self._unproposed.pop(req.id, None)
             self._in_flight.pop(req.id, None)
         if waited:
@@ -719,8 +811,11 @@ class Replica:
     # ---- view change (§4.4) -----------------------------------------------
 
     def _make_view_change(self) -> m.ViewChange:
-        prepared = tuple(s.prepared for _, s in sorted(self._slots.items())
-                         if s.prepared is not None and s.seq > self.stable.seq)
+        """Headers only, and at most window_blocks of them: bounded whatever the payload."""
+        prepared = tuple(
+            m.PreparedCertificate(pre_prepare=s.prepared.pre_prepare.header(), prepares=s.prepared.prepares)
+            for _, s in sorted(self._slots.items())
+            if s.prepared is not None and self.stable.seq < s.seq <= self.high_watermark)
         return self._sign(m.ViewChange(chain_id=self.config.chain_id, view=self.view, checkpoint=self.stable,
                                        prepared=prepared, replica=self._me))
 
@@ -729,6 +824,7 @@ class Replica:
         self.view_changing = True
         self._view_started_tick = self.ticks
         self._new_view = None
+        self._awaiting = {}
         for slot in self._slots.values():
             slot.reset_view()
         self._write(VIEW_KEY, ev.ViewRecord(view=view, changing=True, floor=self._view_floor))
@@ -742,11 +838,17 @@ class Replica:
             return False
         if not self._valid_checkpoint(vc.checkpoint):
             return False
+        # A correct replica's log lies between its stable checkpoint and the
+        # high watermark (_enter_view moves the checkpoint up to min-s), so a
+        # ViewChange, and the O set built from it, hold at most window_blocks
+        # certificates: bounded in bytes whatever the payload.
+        low = vc.checkpoint.seq
         seqs = [pc.seq for pc in vc.prepared]
-        if len(set(seqs)) != len(seqs) or len(seqs) > 2 * self.config.window_blocks:
+        if len(set(seqs)) != len(seqs):
             return False
         return all(
-            pc.seq > vc.checkpoint.seq and pc.view < vc.view and pc.pre_prepare.chain_id == vc.chain_id
+            low < pc.seq <= low + self.config.window_blocks and pc.view < vc.view
+            and pc.pre_prepare.chain_id == vc.chain_id and pc.pre_prepare.proposal is None
             and valid_prepared_certificate(pc, self._n, self.config.primary(pc.view), self._verifier)
             for pc in vc.prepared)
 
@@ -757,12 +859,15 @@ class Replica:
 
     def _on_view_change(self, vc: m.ViewChange) -> None:
         if vc.view < self.view or (vc.view == self.view and not self.view_changing):
-            # The sender is behind: our NewView brings it into the current view.
-            if self._new_view is not None and self._new_view.view == self.view:
-                self._send(self._new_view, to=vc.replica)
+            # The sender is behind: our NewView brings it into the current view
+            # (only for a signed ViewChange: the reply is large).
+            if self._verified(vc):
+                self._send_new_view(vc.replica)
             return
         known = self._view_changes.get(vc.replica)
-        if known is not None and known.view >= vc.view:
+        if known is not None and (known.signature == vc.signature or self.view + 1 >= known.view >= vc.view):
+            # Nothing newer. A claim far ahead of our view is replaceable, so that
+            # one huge view does not make us ignore the sender's later ViewChanges.
             return
         if not self._valid_view_change(vc):
             return self._drop("invalid view-change")
@@ -797,7 +902,7 @@ class Replica:
             return self._drop("invalid new-view")
         _, expected = new_view_pre_prepares(self.config, nv.view, vcs, None)
         if len(expected) != len(nv.pre_prepares) or any(
-                (e.seq, e.digest, e.proposal.digest) != (g.seq, g.digest, g.proposal.digest)
+                (e.seq, e.digest) != (g.seq, g.digest) or g.proposal is not None
                 or g.view != nv.view or g.replica != nv.replica or not signed_by(g, self._n, self._verifier)
                 for e, g in zip(expected, nv.pre_prepares)):
             return self._drop("new-view does not match its view-changes")
@@ -814,11 +919,32 @@ class Replica:
         best = max(nv.view_changes, key=lambda vc: (vc.checkpoint.seq, vc.replica))
         self._view_floor = best.checkpoint.seq
         self._write(VIEW_KEY, ev.ViewRecord(view=nv.view, changing=False, floor=self._view_floor))
+        if best.checkpoint.seq > self.stable.seq:
+            # §4.4: the NewView proves min-s stable; the log starts there
+            # (a replica that has not executed up to it fetches the blocks).
+            self.stable = best.checkpoint
+            self._write(CHECKPOINT_KEY, self.stable)
+            self._collect_garbage()
         self._in_flight = {rid: s.seq for s in self._slots.values() if s.decided
                            for rid in (r.id for r in s.decided.proposal.requests)}
-        for pp in nv.pre_prepares:
-            if pp.seq > self.executed_seq:
-                self._accept_pre_prepare(pp)
+        o_set = {pp.seq: pp for pp in nv.pre_prepares if pp.seq > self.executed_seq}
+        for slot in self._slots.values():
+            if slot.seq > self.executed_seq:  # keep only the body the new view needs
+                pp = o_set.get(slot.seq)
+                body = slot.body(pp.digest) if pp is not None else None
+                slot.bodies = {pp.digest: body} if body is not None else {}
+        self._awaiting = {}
+        for pp in o_set.values():
+            slot = self._slot(pp.seq)
+            null = m.null_proposal(self.config.chain_id, pp.seq, pp.replica)
+            body = slot.body(pp.digest) or (null if null.digest == pp.digest else None)
+            if body is not None:
+                self._accept_pre_prepare(replace(pp, proposal=body))
+            else:
+                self._awaiting[pp.seq] = (pp, _certifiers(pp, nv.view_changes, self._me))
+                self._write(("pre_prepare", pp.seq), pp)  # the header, so a restart fetches it too
+        if self._awaiting:
+            self._request_bodies()
         self._unproposed = {rid: None for rid in self._pending if rid not in self._in_flight}
         self._next_seq = max([self.executed_seq, self._view_floor, *(pp.seq for pp in nv.pre_prepares)]) + 1
         if self._view_floor > self.executed_seq:
@@ -829,12 +955,53 @@ class Replica:
         elif self._unproposed:
             self._forward([self._pending[rid][0] for rid in self._unproposed])
 
+    # ---- bodies of the new view's PrePrepares ---------------------------------
+
+    def _request_bodies(self) -> None:
+        """Ask for every missing body, each time another replica that
+        certified its digest (any replica after a restart)."""
+        for seq in [s for s in self._awaiting if s <= self.executed_seq]:
+            del self._awaiting[seq]  # state transfer brought the block
+        others = tuple(i for i in range(self._n) if i != self._me)
+        for seq, (pp, certifiers) in self._awaiting.items():
+            peers = certifiers or others
+            self._send(self._sign(m.FetchProposal(chain_id=self.config.chain_id, seq=seq, digest=pp.digest,
+                                                  replica=self._me)),
+                       to=peers[(self._body_requests + self._me + seq) % len(peers)])
+        self._body_requests += 1
+
+    def _on_fetch_proposal(self, msg: m.FetchProposal) -> None:
+        if not self._verified(msg):
+            return
+        slot = self._slots.get(msg.seq)
+        body = slot.body(msg.digest) if slot is not None else None
+        if body is not None:
+            self._send(m.ProposalReply(chain_id=self.config.chain_id, proposal=body, replica=self._me),
+                       to=msg.replica)
+
+    def _on_proposal_reply(self, msg: m.ProposalReply) -> None:
+        self._on_body(msg.proposal)
+
+    def _on_body(self, proposal: m.Proposal) -> None:
+        """A body for a PrePrepare of the new view: accepted only if it hashes
+        to the digest the NewView certified."""
+        waiting = self._awaiting.get(proposal.seq)
+        if waiting is None:
+            return  # not asked for, or already here: harmless
+        pp = waiting[0]
+        if proposal.chain_id != self.config.chain_id or proposal.digest != pp.digest:
+            return self._drop("proposal does not match its digest")
+        del self._awaiting[proposal.seq]
+        self._accept_pre_prepare(replace(pp, proposal=proposal))
+        self._maybe_propose()
+
     # ---- state transfer -------------------------------------------------------
 
     def _fetch(self, peer: int, up_to: int) -> None:
         if self.ticks < self._fetch_until_tick:
             return
         self._fetch_until_tick = self.ticks + self.config.retransmit_interval_ticks
+        self._fetch_target = up_to
         first = self.executed_seq + 1
         last = min(up_to, first + self.config.fetch_blocks_max - 1)
         self._send(self._sign(m.FetchBlocks(chain_id=self.config.chain_id, from_seq=first, to_seq=last,
@@ -866,24 +1033,51 @@ class Replica:
             self._fetch_until_tick = -1
             self._execute_decided()
             self._maybe_propose()
-            if len(msg.blocks) == self.config.fetch_blocks_max:  # probably more to come
-                self._fetch(msg.replica, self.executed_seq + self.config.fetch_blocks_max)
+            # More to come: the reply was full, or cut short by its byte bound (node/chain.py).
+            if len(msg.blocks) == self.config.fetch_blocks_max or self.executed_seq < self._fetch_target:
+                self._fetch(msg.replica, max(self._fetch_target, self.executed_seq + self.config.fetch_blocks_max))
+
+    def _send_new_view(self, to: int) -> None:
+        """Our NewView to a replica in an older view, at most once per
+        retransmit interval per replica: the asker would choose how often."""
+        nv = self._new_view
+        if nv is None or nv.view != self.view or self.view_changing:
+            return
+        last = self._new_view_sent.get(to)
+        if last is not None and last[0] == nv.view and self.ticks - last[1] < self.config.retransmit_interval_ticks:
+            return
+        self._new_view_sent[to] = (nv.view, self.ticks)
+        self._send(nv, to=to)
 
     def _on_status(self, st: m.Status) -> None:
         if not self._verified(st):
             return
-        if st.view < self.view and not self.view_changing and self._new_view is not None:
-            self._send(self._new_view, to=st.replica)
+        if st.view < self.view:
+            self._send_new_view(st.replica)
         if st.stable_seq < self.stable.seq <= st.executed_seq:
             # Its checkpoint votes were garbage-collected by the replicas that
             # made it stable: hand over the proof, a quorum of signed votes.
             for c in self.stable.proof:
                 if c.replica != st.replica:
                     self._send(c, to=st.replica)
-        gap = st.executed_seq - self.executed_seq
+        self._claimed_seq[st.replica] = st.executed_seq
+        if self.ticks < self._fetch_until_tick:
+            return
+        # Fetch from each replica ahead of us in turn, so that one Byzantine
+        # claim of a huge height cannot keep state transfer to itself; and
+        # only f+1 claims (one is correct) make a replica that still
+        # progresses on its own fetch.
+        ahead = sorted(r for r, seq in self._claimed_seq.items() if seq > self.executed_seq)
+        if not ahead:
+            return
+        claims = sorted(self._claimed_seq.values(), reverse=True)
+        f1 = weak_quorum_size(self._n)
+        far_behind = len(claims) >= f1 and claims[f1 - 1] - self.executed_seq >= self.config.in_flight_blocks_max
         stalled = self.ticks - self._last_progress_tick >= self.config.status_interval_ticks
-        if gap > 0 and (stalled or gap >= self.config.in_flight_blocks_max):
-            self._fetch(st.replica, st.executed_seq)
+        if stalled or far_behind:
+            self._fetch_turn += 1
+            peer = ahead[self._fetch_turn % len(ahead)]
+            self._fetch(peer, self._claimed_seq[peer])
 
     # ---- retransmission -----------------------------------------------------
 
@@ -929,4 +1123,6 @@ class Replica:
         m.Status: _on_status,
         m.FetchBlocks: _on_fetch_blocks,
         m.BlocksReply: _on_blocks_reply,
+        m.FetchProposal: _on_fetch_proposal,
+        m.ProposalReply: _on_proposal_reply,
     }

@@ -101,6 +101,10 @@ def _signable(msg: m.Message) -> bytes:
             body = _u64(msg.from_seq) + _u64(msg.to_seq)
         case m.BlocksReply():
             body = b"".join(_u64(b.seq) + b.certificate.digest for b in msg.blocks)
+        case m.FetchProposal():
+            body = _u64(msg.seq) + msg.digest
+        case m.ProposalReply():
+            body = _u64(msg.proposal.seq) + msg.proposal.digest
         case _:
             raise TypeError(f"not a protocol message: {type(msg).__name__}")
     return head + msg.replica.to_bytes(4, "big") + body

@@ -19,7 +19,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections import Counter, OrderedDict
+from collections import Counter, OrderedDict, deque
 from collections.abc import Callable
 from concurrent.futures import Executor as ThreadPool
 from concurrent.futures import ThreadPoolExecutor
@@ -36,6 +36,7 @@ from node.execution import ContractRegistry, Executor, Receipt
 from node.failpoints import fail_point
 from node.genesis import Genesis
 from node.ledger import Ledger
+from node.pb import consensus_pb2
 from node.transport import Transport
 from node.tx import Transaction, validate_shape, verify_signature
 
@@ -43,8 +44,19 @@ log = logging.getLogger("govchain.chain")
 
 VERIFIED_CACHE_MAX = 200_000
 INBOX_PEER_MAX = 20_000
-SERVE_BYTES_MAX = 2 << 20
+SERVE_BYTES_PER_S = 2 << 20  # per peer: what a FetchBlocks storm can cost us (one full reply a second)
 GROUP_EVENTS_MAX = 256
+MESSAGE_OVERHEAD_BYTES = 512  # charged per buffered message on top of its size (Python objects)
+DISTRUST_S = (1.0, 60.0)  # first and longest time we ignore a peer that signed invalid requests
+# Admission under overload: the transactions this node admitted and that
+# wait for their commit are kept to about ADMIT_WAIT_S of work at the rate
+# they recently committed (RATE_WINDOW_S), and refused while the oldest of
+# them has waited that long; ADMIT_ALWAYS of them are always allowed. So
+# admitted transactions keep their latency whatever the offered load, and
+# the excess is refused before any check (docs/benchmarks.md).
+ADMIT_WAIT_S = 0.3
+ADMIT_ALWAYS = 100
+RATE_WINDOW_S = 2.0
 
 
 @dataclass
@@ -62,6 +74,35 @@ class Admission:
     tx_id: bytes
     code: grpc.StatusCode
     error: str = ""
+
+
+@dataclass(frozen=True)
+class _FromPeer:
+    """A peer message in the inbox, with what it costs its sender's budget."""
+
+    event: ev.MessageReceived
+    sender: int
+    size: int
+
+
+class Pacer:
+    """A byte budget per peer, refilled at `rate` bytes/s up to `burst`: a peer
+    whose budget is spent is refused until it is positive again."""
+
+    def __init__(self, rate: float, burst: float, clock: Callable[[], float] = time.monotonic) -> None:
+        self._rate, self._burst, self._clock = rate, burst, clock
+        self._level: dict[int, tuple[float, float]] = {}  # peer -> (bytes, at)
+
+    def allow(self, peer: int) -> bool:
+        now = self._clock()
+        level, at = self._level.get(peer, (self._burst, now))
+        level = min(self._burst, level + (now - at) * self._rate)
+        self._level[peer] = (level, now)
+        return level > 0
+
+    def spend(self, peer: int, size: int) -> None:
+        level, at = self._level[peer]
+        self._level[peer] = (level - size, at)
 
 
 def _verify_requests(requests: list[m.Request]) -> list[bytes]:
@@ -82,7 +123,7 @@ def _verify_requests(requests: list[m.Request]) -> list[bytes]:
 class ChainNode:
     def __init__(self, *, genesis: Genesis, department: str, signing_key, ledger: Ledger,
                  registry: ContractRegistry, tick_ms: int, transport: Transport, mempool_max: int,
-                 pool: ThreadPool, publisher=None,
+                 pool: ThreadPool, message_bytes_max: int = 4 << 20, publisher=None,
                  log_drop: Callable[[str, str], None] = lambda kind, detail: None,
                  on_failure: Callable[[BaseException], None] = lambda exc: None) -> None:
         self.chain_id = genesis.chain_id
@@ -102,16 +143,29 @@ class ChainNode:
         self._on_failure = on_failure
         self._tick_s = tick_ms / 1000
         self._mempool_max = mempool_max
+        # A BlocksReply holds blocks up to half the message limit, and always
+        # one: genesis.check_message_bytes proved that one block fits.
+        self._serve_bytes_max = message_bytes_max // 2
+        self._serve_pacer = Pacer(SERVE_BYTES_PER_S, 2 * self._serve_bytes_max)
         self._executor = Executor(self.chain_id, registry, ledger)
         self.replica = Replica(
             config, Ed25519Signer(signing_key),
             Ed25519Verifier([v.public_key_bytes for v in genesis.validators]),
             validate_request=self._validate_request, is_committed=ledger.has_tx,
             restored=ledger.restored_state())
-        self._inbox: asyncio.Queue[ev.Event] = asyncio.Queue()
+        self._inbox: asyncio.Queue[ev.Event | _FromPeer] = asyncio.Queue()
+        # Per peer, the bytes of its messages waiting for verification or in
+        # the inbox: one peer cannot fill our memory or the verify pool.
+        self._peer_bytes_max = (config.in_flight_blocks_max + 2) * config.batch_bytes_max
+        self._buffered: Counter[int] = Counter()
+        self._waiting: dict[int, list[tuple[_FromPeer, list[m.Request]]]] = {}  # peer -> awaiting verification
+        self._verifying: set[int] = set()  # peers with a verification job in the pool
+        self._distrust: dict[int, tuple[float, float]] = {}  # peer -> (until, last penalty s)
         self._verified: OrderedDict[bytes, None] = OrderedDict()
         self._waiters: dict[bytes, list[asyncio.Future]] = {}
         self._admitting: list[tuple[Transaction, asyncio.Future]] = []
+        self._open: OrderedDict[bytes, float] = OrderedDict()  # admitted here, not yet committed: id -> when
+        self._drained: deque[tuple[float, int]] = deque()  # (when, how many of _open committed)
         self._new_block = asyncio.Event()
         # Clients read only what is fsynced: blocks above this may still be
         # in the OS cache only (the group's fsync is under way).
@@ -128,6 +182,11 @@ class ChainNode:
                 self._transport.link(address)
         self._tasks = [loop.create_task(self._run(), name=f"chain {self.chain_id}"),
                        loop.create_task(self._ticker(), name=f"ticker {self.chain_id}")]
+
+    def fail_stop(self, exc: BaseException) -> None:
+        """Damage found outside the chain's task (a client read): stop the node."""
+        log.error("chain %s stopped: %s", self.chain_id, exc)
+        self._on_failure(exc)
 
     async def stop(self) -> None:
         self.stopping = True
@@ -149,9 +208,15 @@ class ChainNode:
 
     async def _run(self) -> None:
         while True:
-            events = [await self._inbox.get()]
-            while not self._inbox.empty() and len(events) < GROUP_EVENTS_MAX:
-                events.append(self._inbox.get_nowait())
+            items = [await self._inbox.get()]
+            while not self._inbox.empty() and len(items) < GROUP_EVENTS_MAX:
+                items.append(self._inbox.get_nowait())
+            events = []
+            for item in items:
+                if isinstance(item, _FromPeer):
+                    self._buffered[item.sender] -= item.size
+                    item = item.event
+                events.append(item)
             try:
                 await self._release(self._step_group(events))
             except Exception as exc:
@@ -178,8 +243,7 @@ class ChainNode:
             for serve in ready.serve:
                 self._serve(serve, group)
             for reason in ready.dropped:
-                self.counters["dropped: " + reason] += 1
-                self._log_drop(reason, f"chain {self.chain_id}: peer message dropped")
+                self._count_drop(reason)
             self.replica.advance(ready)
         return group
 
@@ -193,10 +257,14 @@ class ChainNode:
             self.durable_height = self.ledger.height
         for message, to in group.messages:
             self._send(message, to)
+        drained = 0
         for receipt in group.receipts:
+            drained += self._open.pop(receipt.tx_id, None) is not None
             for future in self._waiters.pop(receipt.tx_id, ()):
                 if not future.done():
                     future.set_result(receipt)
+        if drained:
+            self._drained.append((time.monotonic(), drained))
         if group.receipts:
             fail_point("after-ack")
         if group.blocks:
@@ -222,43 +290,125 @@ class ChainNode:
         return ev.BlockExecuted(seq=block.seq, block_hash=result.header.hash)
 
     def _serve(self, serve: ev.ServeBlocks, group: "Group") -> None:
+        if not self._serve_pacer.allow(serve.to):
+            self._count_drop("fetch paced")
+            return
         blocks, size = [], 0
         for block in self.ledger.blocks(serve.from_seq, serve.to_seq):
-            size += block.proposal.size_bytes + 1024
-            if blocks and size > SERVE_BYTES_MAX:
+            size += codec.to_proto(block).ByteSize() + 16  # + its field tag and length
+            if blocks and size > self._serve_bytes_max:
                 break
             blocks.append(block)
+        self._serve_pacer.spend(serve.to, size)
         group.messages.append((m.BlocksReply(chain_id=self.chain_id, blocks=tuple(blocks), replica=self.index),
                                serve.to))
 
     # ---- peer input ---------------------------------------------------------
 
-    def deliver(self, message: m.Message) -> None:
-        """A decoded peer message. Requests it carries are signature-checked in
-        a worker thread first, so the replica's own check is a cache hit."""
+    def worth_decoding(self, pb: consensus_pb2.ConsensusMessage) -> bool:
+        """The cheap checks of a request-carrying message on its protobuf,
+        before it is decoded: decoding 1,000 requests costs more than a
+        signature check. A PrePrepare's signature covers only its header."""
+        kind = pb.WhichOneof("message")
+        if kind == "pre_prepare":
+            p = pb.pre_prepare
+            problem = self._screen(m.PrePrepare(chain_id=p.chain_id, view=p.view, seq=p.seq, digest=p.digest,
+                                                proposal=None, replica=p.replica, signature=p.signature))
+        elif kind == "request_batch":  # its signature covers the request ids: checked once decoded
+            problem = "sender signed invalid requests" if self._distrusted(pb.request_batch.replica) else None
+        else:
+            return True
+        if problem is not None:
+            self._count_drop(problem)
+        return problem is None
+
+    def _screen(self, message: m.PrePrepare | m.RequestBatch) -> str | None:
+        problem = self.replica.screen(message)
+        if problem is None and self._distrusted(message.replica):
+            problem = "sender signed invalid requests"
+        return problem
+
+    def deliver(self, message: m.Message, size: int) -> None:
+        """A decoded peer message of `size` bytes. Requests it carries are
+        signature-checked in a worker thread first, so the replica's own check
+        is a cache hit; but only after the cheap checks (Replica.screen) and
+        within the sender's byte budget, so unauthenticated input costs one
+        signature check at most."""
+        sender = message.replica
+        if not 0 <= sender < len(self._addresses):
+            return self._count_drop("unknown sender")
+        requests = message.requests if isinstance(message, m.RequestBatch) else (
+            message.proposal.requests if isinstance(message, m.PrePrepare) else ())
+        if requests:
+            problem = self._screen(message)
+            if problem is not None:
+                return self._count_drop(problem)
+        cost = size + MESSAGE_OVERHEAD_BYTES
         if self._inbox.qsize() >= INBOX_PEER_MAX:
-            self.counters["dropped: inbox full"] += 1
-            return
-        match message:
-            case m.PrePrepare():
-                requests = message.proposal.requests
-            case m.RequestBatch():
-                requests = message.requests
-            case _:
-                requests = ()
+            return self._count_drop("inbox full")
+        if self._buffered[sender] + cost > self._peer_bytes_max:
+            return self._count_drop("peer budget exceeded")
+        self._buffered[sender] += cost
+        item = _FromPeer(ev.MessageReceived(message=message), sender, cost)
         unknown = [r for r in requests if m.tx_leaf(r) not in self._verified]
         if not unknown:
-            self._inbox.put_nowait(ev.MessageReceived(message=message))
+            self._inbox.put_nowait(item)
             return
-        future = asyncio.get_running_loop().run_in_executor(self._pool, _verify_requests, unknown)
+        self._waiting.setdefault(sender, []).append((item, unknown))
+        if sender not in self._verifying:
+            self._verify_next(sender)
+
+    def _verify_next(self, peer: int) -> None:
+        """One verification job per peer at a time, for everything it sent
+        meanwhile: a flooding peer queues behind itself (within its budget),
+        not in front of other peers and clients in the pool."""
+        self._verifying.discard(peer)
+        waiting = self._waiting.pop(peer, [])
+        if waiting and self._distrusted(peer):
+            for item, _ in waiting:
+                self._buffered[peer] -= item.size
+                self._count_drop("sender signed invalid requests")
+            return
+        if not waiting:
+            return
+        self._verifying.add(peer)
+        future = asyncio.get_running_loop().run_in_executor(
+            self._pool, _verify_requests, [r for _, unknown in waiting for r in unknown])
 
         def verified(f: asyncio.Future) -> None:
-            if f.cancelled() or f.exception() is not None:
+            if f.cancelled() or f.exception() is not None:  # the node is stopping
+                self._verifying.discard(peer)
+                for item, _ in waiting:
+                    self._buffered[peer] -= item.size
                 return
-            self._remember(f.result())
-            self._inbox.put_nowait(ev.MessageReceived(message=message))
+            good = set(f.result())
+            self._remember(good)
+            for item, unknown in waiting:
+                if all(m.tx_leaf(r) in good for r in unknown):
+                    self._inbox.put_nowait(item)
+                    continue
+                self._buffered[peer] -= item.size
+                self._count_drop("invalid request")
+                # A correct replica signs only requests it verified: this one is faulty.
+                self._penalise(peer)
+            self._verify_next(peer)
 
         future.add_done_callback(verified)
+
+    def _count_drop(self, reason: str) -> None:
+        self.counters["dropped: " + reason] += 1
+        self._log_drop(reason, f"chain {self.chain_id}: peer message dropped")
+
+    def _distrusted(self, peer: int) -> bool:
+        until = self._distrust.get(peer, (0.0, 0.0))[0]
+        return time.monotonic() < until
+
+    def _penalise(self, peer: int) -> None:
+        """Ignore the peer's request-carrying messages for a while, twice as long each time."""
+        first, longest = DISTRUST_S
+        last = self._distrust.get(peer, (0.0, 0.0))[1]
+        penalty = min(longest, 2 * last) if last else first
+        self._distrust[peer] = (time.monotonic() + penalty, penalty)
 
     def _remember(self, keys) -> None:
         for key in keys:
@@ -278,8 +428,14 @@ class ChainNode:
     # ---- client input -------------------------------------------------------
 
     def admit(self, tx: Transaction) -> asyncio.Future:
-        """Queue one transaction for admission; resolves to an Admission."""
+        """Queue one transaction for admission; resolves to an Admission.
+        While overloaded, refused at once: shedding load costs no checks."""
         future = asyncio.get_running_loop().create_future()
+        overloaded = self.overloaded()
+        if overloaded:
+            self.counters["rejected: overloaded"] += 1
+            future.set_result(Admission(tx.id, grpc.StatusCode.RESOURCE_EXHAUSTED, overloaded))
+            return future
         if not self._admitting:
             asyncio.get_running_loop().call_soon(self._flush_admissions)
         self._admitting.append((tx, future))
@@ -289,13 +445,39 @@ class ChainNode:
         batch, self._admitting = self._admitting, []
         asyncio.get_running_loop().create_task(self._admit_batch(batch))
 
+    def overloaded(self) -> str:
+        """Why admission is closed now, or "". Asked for every transaction
+        offered, so cheap. Entries the replica dropped (they will never
+        commit) leave the head of the queue here."""
+        now = time.monotonic()
+        while self._drained and self._drained[0][0] < now - RATE_WINDOW_S:
+            self._drained.popleft()
+        waiting = len(self._open) + len(self._admitting)
+        if waiting < ADMIT_ALWAYS:
+            return ""
+        rate = sum(n for _, n in self._drained) / RATE_WINDOW_S
+        if rate and waiting >= rate * ADMIT_WAIT_S:
+            return (f"overloaded: {waiting} transactions admitted here wait for commit, "
+                    f"{waiting / rate:.1f} s of work at the current commit rate; retry later")
+        while self._open:
+            tx_id, since = next(iter(self._open.items()))
+            if now - since < ADMIT_WAIT_S:
+                return ""
+            if self.replica.knows_request(tx_id):
+                return (f"overloaded: the oldest of {waiting} transactions admitted here has waited "
+                        f"{now - since:.1f} s for commit; retry later")
+            self._open.popitem(last=False)
+        return ""
+
     async def _admit_batch(self, batch: list[tuple[Transaction, asyncio.Future]]) -> None:
-        """Cheap checks first (shape, replay, room in the mempool), so refused
-        load costs no signature check; then one pooled verification."""
+        """Cheap checks first (shape, replay, overload, room in the mempool),
+        so refused load costs no signature check; then one pooled verification."""
         results: dict[int, Admission] = {}
         candidates: dict[int, m.Request] = {}
         seen: set[bytes] = set()
         room = self._mempool_max - self.replica.pending_count
+        bytes_room = self.replica.config.pending_requests_bytes_max - self.replica.pending_bytes
+        now = time.monotonic()
         for i, (tx, _) in enumerate(batch):
             problem = validate_shape(tx)
             if problem:
@@ -312,8 +494,18 @@ class ChainNode:
                 results[i] = Admission(tx_id, grpc.StatusCode.RESOURCE_EXHAUSTED,
                                        f"mempool full ({self._mempool_max} transactions); retry later")
             else:
+                request = codec.request_from_tx(tx)
+                size = len(request.body) + len(request.id)
+                if size > bytes_room:
+                    self.counters["rejected: mempool full"] += 1
+                    results[i] = Admission(tx_id, grpc.StatusCode.RESOURCE_EXHAUSTED,
+                                           f"mempool full ({self.replica.config.pending_requests_bytes_max} "
+                                           f"bytes); retry later")
+                    continue
+                bytes_room -= size
                 seen.add(tx_id)
-                candidates[i] = codec.request_from_tx(tx)
+                candidates[i] = request
+                self._open[tx_id] = now
         good = set(await asyncio.get_running_loop().run_in_executor(
             self._pool, _verify_requests, list(candidates.values()))) if candidates else set()
         self._remember(good)
@@ -323,6 +515,7 @@ class ChainNode:
                 admitted.append(request)
                 results[i] = Admission(request.id, grpc.StatusCode.OK)
             else:
+                self._open.pop(request.id, None)
                 results[i] = Admission(request.id, grpc.StatusCode.UNAUTHENTICATED,
                                        "signature does not match sender key and transaction content")
         if admitted:

@@ -8,6 +8,7 @@ import argparse
 import json
 import os
 import sys
+import tempfile
 import time
 
 import grpc
@@ -60,17 +61,58 @@ def cmd_keys_show(args) -> int:
 
 # ---- talking to a node ------------------------------------------------------
 
+def cmd_tls_ca(args) -> int:
+    from node.tls import generate_ca
+
+    crt, key = generate_ca(args.dir)
+    _print({"cert": str(crt), "key": str(key)}, args.json,
+           f"wrote {crt} and {key} (mode 0600): keep {key} offline; give {crt} to every node and client")
+    return 0
+
+
+def cmd_tls_cert(args) -> int:
+    from node.keys import load_signing_key
+    from node.tls import issue_cert
+
+    node_key = load_signing_key(args.node_key) if args.node_key else None
+    crt, key = issue_cert(args.ca_dir, args.out, args.name, args.host, node_key)
+    kind = "validator certificate bound to " + args.node_key if node_key else "client certificate"
+    _print({"cert": str(crt), "key": str(key), "validator": node_key is not None}, args.json,
+           f"wrote {crt} and {key} (mode 0600): {kind}")
+    return 0
+
+
 def _rpc_error(exc: grpc.RpcError, address: str) -> int:
     code = exc.code()
-    hint = f" (is a node running at {address}? try --node HOST:PORT)" if code == grpc.StatusCode.UNAVAILABLE else ""
+    hint = (f" (is a node running at {address}? try --node HOST:PORT; a plaintext node needs --insecure, "
+            f"a TLS node the network's --ca)" if code == grpc.StatusCode.UNAVAILABLE else "")
     print(f"error: {code.name}: {exc.details()}{hint}", file=sys.stderr)
     return 1
+
+
+def _client_tls(args):
+    """TLS unless --insecure: the CA from --ca, GOVCHAIN_CA or the local
+    cluster (scripts/cluster up), a client certificate if one is given."""
+    from node.localnet import DEFAULT_DIR, client_tls
+    from node.tls import Material
+
+    if args.insecure:
+        return None
+    if args.ca:
+        return Material.load(args.ca, args.cert, args.cert_key)
+    if args.cert:
+        raise ValueError("--cert needs --ca: the network CA that issued the node's certificate")
+    cluster = client_tls(DEFAULT_DIR)
+    if cluster is None:
+        raise ValueError(f"no CA certificate: pass --ca FILE (or set GOVCHAIN_CA) for a TLS node, or --insecure "
+                         f"for a plaintext one (found no local cluster in {DEFAULT_DIR})")
+    return cluster
 
 
 def _stub(args):
     from node.client import stub
 
-    return stub(args.node)
+    return stub(args.node, _client_tls(args), args.server_name)
 
 
 def cmd_status(args) -> int:
@@ -163,21 +205,62 @@ def cmd_state_get(args) -> int:
 def cmd_chain_verify(args) -> int:
     from node.client import blocks_from_ledger, blocks_over_grpc
     from node.genesis import load_genesis
-    from node.ledger import Ledger
+    from node.ledger import open_snapshot
     from node.verify import verify_chain
 
     genesis = load_genesis(args.genesis)
     if args.data_dir:
-        with Ledger(os.path.join(args.data_dir, genesis.chain_id), genesis.chain_id, genesis.hash) as ledger:
+        # A copy, so verification never writes to, recovers or re-creates the store it checks.
+        with tempfile.TemporaryDirectory(prefix="govchain-verify-") as workdir, \
+                open_snapshot(os.path.join(args.data_dir, genesis.chain_id), genesis.chain_id, genesis.hash,
+                              workdir) as ledger:
             result = verify_chain(genesis, blocks_from_ledger(ledger))
     else:
-        result = verify_chain(genesis, blocks_over_grpc(args.node, genesis.chain_id, args.timeout))
+        result = verify_chain(genesis, blocks_over_grpc(_stub(args), args.node, genesis.chain_id, args.timeout))
     out = {"chain_id": genesis.chain_id, "ok": result.ok, "height": result.height,
            "checkpoints": result.checkpoints, "problem": result.problem}
     human = (f"OK: {genesis.chain_id} verified {result.height} blocks, {result.checkpoints} stable checkpoints"
              if result.ok else f"BAD: {genesis.chain_id} at height {result.height}: {result.problem}")
     _print(out, args.json, human)
     return 0 if result.ok else 3
+
+
+def cmd_chain_repair(args) -> int:
+    from node.client import stub
+    from node.config import load_config
+    from node.daemon import CONTRACTS
+    from node.contracts import registry_for
+    from node.genesis import load_genesis
+    from node.repair import RepairError, grpc_source, repair_chain
+    from node.tls import Material
+
+    config = load_config(args.config)
+    chain_cfg = next((c for c in config.chains if c.id == args.chain), None)
+    if chain_cfg is None:
+        print(f"error: {args.config} has no chain {args.chain!r}; chains: "
+              f"{', '.join(c.id for c in config.chains)}", file=sys.stderr)
+        return 2
+    genesis = load_genesis(chain_cfg.genesis)
+    # The other nodes' client ports, over TLS as this node's [tls] says (its certificate as client's).
+    tls = None if config.tls.insecure else Material.load(config.tls.ca, config.tls.cert, config.tls.key)
+    source = grpc_source([stub(address, tls) for address in args.sources], genesis.chain_id, args.timeout)
+
+    def progress(height: int) -> None:
+        if not args.json and height % 100 == 0:
+            print(f"  {height} blocks re-fetched and executed", file=sys.stderr)
+
+    try:
+        result = repair_chain(str(config.data_dir / genesis.chain_id), genesis, registry_for(CONTRACTS),
+                              source, progress)
+    except RepairError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 3
+    out = {"chain_id": genesis.chain_id, "height": result.height, "checkpoints": result.checkpoints,
+           "damaged_store": result.moved_to, "promised_height": result.promised.height}
+    _print(out, args.json, f"OK: {genesis.chain_id} rebuilt to height {result.height} with "
+                           f"{result.checkpoints} stable checkpoints; the damaged store is in {result.moved_to}; "
+                           f"start the node again")
+    return 0
 
 
 # ---- parser -------------------------------------------------------------------
@@ -189,6 +272,19 @@ def build_parser() -> argparse.ArgumentParser:
     def client_opts(sp, json_flag=True):
         sp.add_argument("--node", default=DEFAULT_NODE, help=f"client address of a node (default {DEFAULT_NODE}, env GOVCHAIN_NODE)")
         sp.add_argument("--timeout", type=float, default=15.0, help="seconds to wait for the node")
+        env = os.environ.get
+        sp.add_argument("--ca", default=env("GOVCHAIN_CA"),
+                        help="the network CA certificate (env GOVCHAIN_CA; default: the local cluster's, "
+                             ".cluster/tls/ca.crt or $GOVCHAIN_CLUSTER_DIR/tls/ca.crt)")
+        sp.add_argument("--cert", default=env("GOVCHAIN_CERT"),
+                        help="client certificate, for nodes with require_client_cert (env GOVCHAIN_CERT)")
+        sp.add_argument("--cert-key", default=env("GOVCHAIN_CERT_KEY"),
+                        help="the client certificate's key (env GOVCHAIN_CERT_KEY)")
+        sp.add_argument("--server-name", default=env("GOVCHAIN_SERVER_NAME"),
+                        help="name the node's certificate must carry when --node is not one of its names "
+                             "(env GOVCHAIN_SERVER_NAME)")
+        sp.add_argument("--insecure", action="store_true", default=bool(env("GOVCHAIN_INSECURE")),
+                        help="plaintext, for a node with [tls] insecure = true (env GOVCHAIN_INSECURE=1)")
         if json_flag:
             sp.add_argument("--json", action="store_true", help="print one JSON object")
 
@@ -206,6 +302,23 @@ def build_parser() -> argparse.ArgumentParser:
     show.add_argument("file")
     show.add_argument("--json", action="store_true")
     show.set_defaults(func=cmd_keys_show)
+
+    tls = sub.add_parser("tls", help="TLS material: a network CA, department certificates").add_subparsers(
+        dest="action", required=True)
+    ca = tls.add_parser("ca", help="write a new network CA: DIR/ca.crt and DIR/ca.key (0600, never overwrites)")
+    ca.add_argument("--dir", required=True)
+    ca.add_argument("--json", action="store_true")
+    ca.set_defaults(func=cmd_tls_ca)
+    cert = tls.add_parser("cert", help="issue OUT.crt and OUT.key (0600, never overwrites) from the CA")
+    cert.add_argument("--ca-dir", required=True, help="the directory `tls ca` wrote")
+    cert.add_argument("--name", required=True, help="the department (or application) id: the certificate's name")
+    cert.add_argument("--host", action="append", default=[],
+                      help="a host name or IP the node is reached at (repeat); the name is always included")
+    cert.add_argument("--node-key", help="the department's node key: makes a validator certificate, bound "
+                                         "to that key (without: a client certificate only)")
+    cert.add_argument("--out", required=True, help="path prefix, e.g. housing-registry/tls")
+    cert.add_argument("--json", action="store_true")
+    cert.set_defaults(func=cmd_tls_cert)
 
     st = sub.add_parser("status", help="chains, heights, views and peers of a node")
     client_opts(st)
@@ -251,6 +364,18 @@ def build_parser() -> argparse.ArgumentParser:
     verify.add_argument("--genesis", required=True, help="the chain's genesis file")
     verify.add_argument("--data-dir", help="read a stopped node's data dir instead of asking --node")
     verify.set_defaults(func=cmd_chain_verify)
+    repair = chain.add_parser(
+        "repair", help="move a damaged chain store aside and re-fetch it from other nodes (node stopped)",
+        description="Moves DATA_DIR/CHAIN aside and rebuilds it block by block from other departments' "
+                    "nodes: every block checked against its commit certificate, executed here, every "
+                    "stable checkpoint checked against the state this node computes.")
+    repair.add_argument("--config", required=True, help="the stopped node's node.toml")
+    repair.add_argument("--chain", required=True, help="the chain to rebuild")
+    repair.add_argument("--from", dest="sources", action="append", required=True, metavar="HOST:PORT",
+                        help="client address of another department's node (repeat for fallbacks)")
+    repair.add_argument("--timeout", type=float, default=15.0, help="seconds to wait for each block")
+    repair.add_argument("--json", action="store_true", help="print one JSON object")
+    repair.set_defaults(func=cmd_chain_repair)
     return p
 
 

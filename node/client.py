@@ -11,22 +11,40 @@ from consensus.messages import CommittedBlock
 from node import codec
 from node.ledger import Ledger
 from node.pb import client_pb2, client_pb2_grpc
+from node.tls import Material
 
 MESSAGE_BYTES_MAX = 64 << 20
+OPTIONS = [("grpc.max_receive_message_length", MESSAGE_BYTES_MAX), ("grpc.max_send_message_length", MESSAGE_BYTES_MAX)]
 
 
-def channel(address: str) -> grpc.Channel:
-    return grpc.insecure_channel(address, options=[("grpc.max_receive_message_length", MESSAGE_BYTES_MAX),
-                                                   ("grpc.max_send_message_length", MESSAGE_BYTES_MAX)])
+def credentials(tls: Material | None, server_name: str | None = None) -> tuple[grpc.ChannelCredentials | None, list]:
+    """Channel credentials (None: plaintext) and options for a client port.
+    server_name: the name the node's certificate must carry, when the address
+    dialled is not one of its names (a tunnel, a port-forward)."""
+    if tls is None:
+        return None, OPTIONS
+    return tls.channel_credentials(), OPTIONS + ([("grpc.ssl_target_name_override", server_name)]
+                                                 if server_name else [])
 
 
-def stub(address: str) -> client_pb2_grpc.ClientStub:
-    return client_pb2_grpc.ClientStub(channel(address))
+def channel(address: str, tls: Material | None = None, server_name: str | None = None) -> grpc.Channel:
+    creds, options = credentials(tls, server_name)
+    return (grpc.secure_channel(address, creds, options=options) if creds
+            else grpc.insecure_channel(address, options=options))
 
 
-def blocks_over_grpc(address: str, chain_id: str, timeout_s: float = 10.0
+def aio_channel(address: str, tls: Material | None = None) -> grpc.aio.Channel:
+    creds, options = credentials(tls)
+    return (grpc.aio.secure_channel(address, creds, options=options) if creds
+            else grpc.aio.insecure_channel(address, options=options))
+
+
+def stub(address: str, tls: Material | None = None, server_name: str | None = None) -> client_pb2_grpc.ClientStub:
+    return client_pb2_grpc.ClientStub(channel(address, tls, server_name))
+
+
+def blocks_over_grpc(client: client_pb2_grpc.ClientStub, address: str, chain_id: str, timeout_s: float = 10.0
                      ) -> Iterator[tuple[BlockHeader, CommittedBlock, StableCheckpoint | None]]:
-    client = stub(address)
     height = client.Status(client_pb2.StatusRequest(), timeout=timeout_s)
     tip = next((c.height for c in height.chains if c.chain_id == chain_id), None)
     if tip is None:

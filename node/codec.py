@@ -12,7 +12,10 @@ Nothing else escapes, whatever the input bytes. Well-formed means:
 
 * the bytes parse as the expected protobuf message;
 * a ConsensusMessage envelope has exactly one known case set;
-* required sub-messages are present (PrePrepare.proposal, ...);
+* required sub-messages are present (a PrePrepare sent on its own carries
+  its proposal, ...), and bodies are absent where the protocol carries
+  digests: the PrePrepares inside a PreparedCertificate or a NewView are
+  headers (no proposal), so no ViewChange or NewView grows with the payload;
 * digests, hashes and request ids are 32 bytes; signatures are empty
   (unsigned) or 64 bytes;
 * chain ids are 1..CHAIN_ID_BYTES_MAX bytes of UTF-8;
@@ -196,11 +199,13 @@ def _prepared_certificate_to_pb(c: m.PreparedCertificate) -> consensus_pb2.Prepa
     )
 
 
-def _prepared_certificate_from_pb(pb: consensus_pb2.PreparedCertificate) -> m.PreparedCertificate:
-    return m.PreparedCertificate(
-        pre_prepare=_sub(_pre_prepare_from_pb, pb, "pre_prepare"),
-        prepares=_each(_prepare_from_pb, pb.prepares, "prepares"),
-    )
+def _prepared_certificate_codec(pre_prepare_from_pb):
+    def from_pb(pb: consensus_pb2.PreparedCertificate) -> m.PreparedCertificate:
+        return m.PreparedCertificate(
+            pre_prepare=_sub(pre_prepare_from_pb, pb, "pre_prepare"),
+            prepares=_each(_prepare_from_pb, pb.prepares, "prepares"),
+        )
+    return from_pb
 
 
 def _committed_block_to_pb(b: m.CommittedBlock) -> consensus_pb2.CommittedBlock:
@@ -219,18 +224,36 @@ def _committed_block_from_pb(pb: consensus_pb2.CommittedBlock) -> m.CommittedBlo
 # ---- consensus: the peer messages ---------------------------------------------
 
 def _pre_prepare_to_pb(x: m.PrePrepare) -> consensus_pb2.PrePrepare:
-    return consensus_pb2.PrePrepare(
-        chain_id=x.chain_id, view=x.view, seq=x.seq, digest=x.digest,
-        proposal=_proposal_to_pb(x.proposal), replica=x.replica, signature=x.signature,
+    pb = consensus_pb2.PrePrepare(
+        chain_id=x.chain_id, view=x.view, seq=x.seq, digest=x.digest, replica=x.replica, signature=x.signature,
     )
+    if x.proposal is not None:
+        pb.proposal.CopyFrom(_proposal_to_pb(x.proposal))
+    return pb
 
 
-def _pre_prepare_from_pb(pb: consensus_pb2.PrePrepare) -> m.PrePrepare:
-    return m.PrePrepare(
-        chain_id=_chain_id(pb.chain_id), view=_int(pb.view, "view"), seq=_int(pb.seq, "seq"),
-        digest=_digest(pb.digest), proposal=_sub(_proposal_from_pb, pb, "proposal"),
-        replica=pb.replica, signature=_signature(pb.signature),
-    )
+def _pre_prepare_codec(proposal: str):
+    """A PrePrepare decoder whose proposal is "required" (sent on its own),
+    "absent" (a header in a certificate or NewView) or "optional" (a durable
+    record, or the generic from_proto)."""
+    def from_pb(pb: consensus_pb2.PrePrepare) -> m.PrePrepare:
+        has = pb.HasField("proposal")
+        if proposal == "absent" and has:
+            raise CodecError("proposal: must be absent (certificates and NewViews carry digests, not bodies)")
+        body = _sub(_proposal_from_pb, pb, "proposal") if has or proposal == "required" else None
+        return m.PrePrepare(
+            chain_id=_chain_id(pb.chain_id), view=_int(pb.view, "view"), seq=_int(pb.seq, "seq"),
+            digest=_digest(pb.digest), proposal=body, replica=pb.replica, signature=_signature(pb.signature),
+        )
+    return from_pb
+
+
+_pre_prepare_from_pb = _pre_prepare_codec("required")
+_pre_prepare_header_from_pb = _pre_prepare_codec("absent")
+_prepared_certificate_from_pb = _prepared_certificate_codec(_pre_prepare_header_from_pb)
+# Durable records keep the bodies the wire leaves out.
+_pre_prepare_record_from_pb = _pre_prepare_codec("optional")
+_prepared_record_from_pb = _prepared_certificate_codec(_pre_prepare_record_from_pb)
 
 
 def _vote_codec(domain_cls, pb_cls):
@@ -252,17 +275,22 @@ _prepare_to_pb, _prepare_from_pb = _vote_codec(m.Prepare, consensus_pb2.Prepare)
 _commit_to_pb, _commit_from_pb = _vote_codec(m.Commit, consensus_pb2.Commit)
 
 
-def _checkpoint_to_pb(x: m.Checkpoint) -> consensus_pb2.Checkpoint:
-    return consensus_pb2.Checkpoint(
-        chain_id=x.chain_id, seq=x.seq, digest=x.digest, replica=x.replica, signature=x.signature,
-    )
+def _seq_digest_codec(domain_cls, pb_cls):
+    """Checkpoint and FetchProposal have the same fields: one converter pair each."""
+    def to_pb(x):
+        return pb_cls(chain_id=x.chain_id, seq=x.seq, digest=x.digest, replica=x.replica, signature=x.signature)
+
+    def from_pb(pb):
+        return domain_cls(
+            chain_id=_chain_id(pb.chain_id), seq=_int(pb.seq, "seq"), digest=_digest(pb.digest),
+            replica=pb.replica, signature=_signature(pb.signature),
+        )
+
+    return to_pb, from_pb
 
 
-def _checkpoint_from_pb(pb: consensus_pb2.Checkpoint) -> m.Checkpoint:
-    return m.Checkpoint(
-        chain_id=_chain_id(pb.chain_id), seq=_int(pb.seq, "seq"), digest=_digest(pb.digest),
-        replica=pb.replica, signature=_signature(pb.signature),
-    )
+_checkpoint_to_pb, _checkpoint_from_pb = _seq_digest_codec(m.Checkpoint, consensus_pb2.Checkpoint)
+_fetch_proposal_to_pb, _fetch_proposal_from_pb = _seq_digest_codec(m.FetchProposal, consensus_pb2.FetchProposal)
 
 
 def _view_change_to_pb(x: m.ViewChange) -> consensus_pb2.ViewChange:
@@ -295,7 +323,7 @@ def _new_view_from_pb(pb: consensus_pb2.NewView) -> m.NewView:
     return m.NewView(
         chain_id=_chain_id(pb.chain_id), view=_int(pb.view, "view"),
         view_changes=_each(_view_change_from_pb, pb.view_changes, "view_changes"),
-        pre_prepares=_each(_pre_prepare_from_pb, pb.pre_prepares, "pre_prepares"),
+        pre_prepares=_each(_pre_prepare_header_from_pb, pb.pre_prepares, "pre_prepares"),
         replica=pb.replica, signature=_signature(pb.signature),
     )
 
@@ -354,6 +382,19 @@ def _blocks_reply_to_pb(x: m.BlocksReply) -> consensus_pb2.BlocksReply:
 def _blocks_reply_from_pb(pb: consensus_pb2.BlocksReply) -> m.BlocksReply:
     return m.BlocksReply(
         chain_id=_chain_id(pb.chain_id), blocks=_each(_committed_block_from_pb, pb.blocks, "blocks"),
+        replica=pb.replica, signature=_signature(pb.signature),
+    )
+
+
+def _proposal_reply_to_pb(x: m.ProposalReply) -> consensus_pb2.ProposalReply:
+    return consensus_pb2.ProposalReply(
+        chain_id=x.chain_id, proposal=_proposal_to_pb(x.proposal), replica=x.replica, signature=x.signature,
+    )
+
+
+def _proposal_reply_from_pb(pb: consensus_pb2.ProposalReply) -> m.ProposalReply:
+    return m.ProposalReply(
+        chain_id=_chain_id(pb.chain_id), proposal=_sub(_proposal_from_pb, pb, "proposal"),
         replica=pb.replica, signature=_signature(pb.signature),
     )
 
@@ -464,6 +505,8 @@ _TO_PB: dict[type, Callable[[Any], ProtoMessage]] = {
     m.Status: _status_to_pb,
     m.FetchBlocks: _fetch_blocks_to_pb,
     m.BlocksReply: _blocks_reply_to_pb,
+    m.FetchProposal: _fetch_proposal_to_pb,
+    m.ProposalReply: _proposal_reply_to_pb,
     ViewRecord: _view_record_to_pb,
     StableCheckpoint: _stable_checkpoint_to_pb,
     BlockHeader: _header_to_pb,
@@ -474,11 +517,11 @@ _TO_PB: dict[type, Callable[[Any], ProtoMessage]] = {
 _FROM_PB: dict[type, Callable[[Any], Any]] = {
     consensus_pb2.Request: _request_from_pb,
     consensus_pb2.Proposal: _proposal_from_pb,
-    consensus_pb2.PrePrepare: _pre_prepare_from_pb,
+    consensus_pb2.PrePrepare: _pre_prepare_record_from_pb,
     consensus_pb2.Prepare: _prepare_from_pb,
     consensus_pb2.Commit: _commit_from_pb,
     consensus_pb2.Checkpoint: _checkpoint_from_pb,
-    consensus_pb2.PreparedCertificate: _prepared_certificate_from_pb,
+    consensus_pb2.PreparedCertificate: _prepared_record_from_pb,
     consensus_pb2.CommitCertificate: _commit_certificate_from_pb,
     consensus_pb2.CommittedBlock: _committed_block_from_pb,
     consensus_pb2.ViewChange: _view_change_from_pb,
@@ -487,6 +530,8 @@ _FROM_PB: dict[type, Callable[[Any], Any]] = {
     consensus_pb2.Status: _status_from_pb,
     consensus_pb2.FetchBlocks: _fetch_blocks_from_pb,
     consensus_pb2.BlocksReply: _blocks_reply_from_pb,
+    consensus_pb2.FetchProposal: _fetch_proposal_from_pb,
+    consensus_pb2.ProposalReply: _proposal_reply_from_pb,
     consensus_pb2.ViewRecord: _view_record_from_pb,
     consensus_pb2.StableCheckpoint: _stable_checkpoint_from_pb,
     consensus_pb2.BlockHeader: _header_from_pb,
@@ -530,6 +575,8 @@ _CASE_OF: dict[type, str] = {
     m.Status: "status",
     m.FetchBlocks: "fetch_blocks",
     m.BlocksReply: "blocks_reply",
+    m.FetchProposal: "fetch_proposal",
+    m.ProposalReply: "proposal_reply",
 }
 _DECODE_CASE: dict[str, Callable[[Any], m.Message]] = {
     "pre_prepare": _pre_prepare_from_pb,
@@ -542,6 +589,8 @@ _DECODE_CASE: dict[str, Callable[[Any], m.Message]] = {
     "status": _status_from_pb,
     "fetch_blocks": _fetch_blocks_from_pb,
     "blocks_reply": _blocks_reply_from_pb,
+    "fetch_proposal": _fetch_proposal_from_pb,
+    "proposal_reply": _proposal_reply_from_pb,
 }
 assert set(_CASE_OF.values()) == set(_DECODE_CASE), "envelope tables disagree"
 assert set(_DECODE_CASE) == {f.name for f in consensus_pb2.ConsensusMessage.DESCRIPTOR.oneofs_by_name[
@@ -749,3 +798,63 @@ def decode_record(key: RecordKey, data: bytes) -> Record:
     if len(key) == 2 and record.seq != key[1]:
         raise CodecError(f"record under key {key!r} has seq {record.seq}")
     return record
+
+
+# ---- worst-case message sizes (node/genesis.py checks them) ---------------------------
+
+def _varint_bytes(value: int) -> int:
+    return max(1, (value.bit_length() + 6) // 7)
+
+
+def _field_bytes(size: int) -> int:
+    """A length-delimited field (sub-message or bytes) of `size` bytes, field number < 16."""
+    return 1 + _varint_bytes(size) + size
+
+
+def worst_case_message_bytes(*, chain_id: str, validators: int, batch_txs_max: int, batch_bytes_max: int,
+                             window_blocks: int) -> dict[str, int]:
+    """Upper bounds of the PeerEnvelope bytes of every message whose size
+    depends on the consensus parameters, as a replica or its shell builds
+    them: a PrePrepare, RequestBatch or ProposalReply holds one batch
+    (batch_txs_max requests, batch_bytes_max bytes counted as
+    len(id) + len(body), consensus.replica._batches); a committed block adds
+    a commit certificate; a ViewChange holds at most window_blocks prepared
+    certificates (headers, consensus.replica._valid_view_change); a NewView
+    2f+1 ViewChanges and at most window_blocks PrePrepare headers.
+    Certificates count n signatures, the most a valid one may carry.
+    Fixed parts are measured on real messages with every integer at its
+    longest encoding; the requests are bounded analytically (each adds its
+    bytes plus tags and lengths)."""
+    n, top, chain = validators, INT_MAX, chain_id
+    sig, digest, replica = b"\xff" * SIGNATURE_BYTES, b"\xff" * DIGEST_BYTES, (1 << 32) - 1
+    vote = dict(chain_id=chain, view=top, seq=top, digest=digest, replica=replica, signature=sig)
+    empty = m.Proposal(chain_id=chain, seq=top, proposer=replica, timestamp_ms=top)
+    header = m.PrePrepare(proposal=None, **vote)
+    size = lambda obj: to_proto(obj).ByteSize()  # noqa: E731
+
+    per_request = 1 + _varint_bytes(batch_bytes_max + 64) + 2 + 1 + _varint_bytes(batch_bytes_max)
+    requests = batch_bytes_max + min(batch_txs_max, batch_bytes_max // DIGEST_BYTES) * per_request
+    proposal = size(empty) + requests
+    certificate = size(m.CommitCertificate(chain_id=chain, view=top, seq=top, digest=digest,
+                                           commits=(m.Commit(**vote),) * n))
+    prepared = size(m.PreparedCertificate(pre_prepare=header, prepares=(m.Prepare(**vote),) * n))
+    checkpoint = m.StableCheckpoint(seq=top, digest=digest, proof=(m.Checkpoint(
+        chain_id=chain, seq=top, digest=digest, replica=replica, signature=sig),) * n)
+    view_change = size(m.ViewChange(chain_id=chain, view=top, checkpoint=checkpoint, prepared=(), replica=replica,
+                                    signature=sig)) + window_blocks * _field_bytes(prepared)
+    new_view = (size(m.NewView(chain_id=chain, view=top, view_changes=(), pre_prepares=(), replica=replica,
+                               signature=sig))
+                + (2 * ((n - 1) // 3) + 1) * _field_bytes(view_change) + window_blocks * _field_bytes(size(header)))
+    tail = dict(chain_id=chain, replica=replica, signature=sig)
+    full = _field_bytes(proposal) - _field_bytes(size(empty))  # what a full batch adds to an empty proposal
+    bodies = {
+        "PrePrepare": size(header) + _field_bytes(proposal),
+        "RequestBatch": size(m.RequestBatch(requests=(), **tail)) + requests,
+        "ProposalReply": size(m.ProposalReply(proposal=empty, **tail)) + full,
+        "BlocksReply": size(m.BlocksReply(blocks=(), **tail))
+        + _field_bytes(_field_bytes(proposal) + _field_bytes(certificate)),  # one block; see node/chain.py
+        "ViewChange": view_change,
+        "NewView": new_view,
+    }
+    # PeerEnvelope{chain_id, message: ConsensusMessage{<case>: body}}
+    return {kind: _field_bytes(len(chain)) + _field_bytes(_field_bytes(body)) for kind, body in bodies.items()}

@@ -9,7 +9,11 @@ names the file, the key, what is expected and what was found, e.g.::
 Unknown keys are errors (with a "did you mean" hint): a typo such as
 ``tick_msec`` must not silently fall back to a default.
 
-Relative paths (``key_file``, ``data_dir``, ``[[chains]] genesis``) resolve
+``[tls]`` is required: the PEM files for both ports, or ``insecure = true``
+for plaintext (docs/security.md). ``peer_listen`` and ``client_listen`` must
+differ: each port has its own server.
+
+Relative paths (``key_file``, ``data_dir``, ``[[chains]] genesis``, ``[tls]``) resolve
 against the directory of the config file, not the process's working
 directory, so a node behaves the same under systemd, in a container and from
 a shell.
@@ -108,7 +112,8 @@ class ChainConfig:
 class LimitsConfig:
     message_bytes_max: int = 4 * MIB  # largest gRPC message sent or received
     mempool_txs_max: int = 4_000  # per chain: bounds queueing delay; excess load is refused (RESOURCE_EXHAUSTED)
-    concurrent_rpcs_max: int = 1_000  # grpc server maximum_concurrent_rpcs
+    concurrent_rpcs_max: int = 1_000  # maximum_concurrent_rpcs of each port's server (two separate pools)
+    client_streams_max: int = 64  # concurrent streams per client (certificate, else IP address) and per peer
     stream_queue_max: int = 1_024  # outbound messages buffered per peer stream
 
 
@@ -122,6 +127,17 @@ class MqttConfig:
 
 
 @dataclass(frozen=True, kw_only=True)
+class TlsConfig:
+    """PEM files for both ports; insecure=True serves plaintext instead."""
+
+    ca: Path | None = None  # the network CA: peers' and client certificates must chain to it
+    cert: Path | None = None  # this department's certificate (`govchain tls cert --node-key`)
+    key: Path | None = None
+    require_client_cert: bool = False  # client port: only department applications with a certificate
+    insecure: bool = False
+
+
+@dataclass(frozen=True, kw_only=True)
 class NodeConfig:
     path: Path | None  # the file this came from (None when built in code)
     department: str
@@ -129,7 +145,8 @@ class NodeConfig:
     key_file: Path
     data_dir: Path
     peer_listen: Address
-    client_listen: Address  # may equal peer_listen: one server for both
+    client_listen: Address  # must differ from peer_listen: one server per port
+    tls: TlsConfig
     tick_ms: int = TICK_MS_DEFAULT
     log_level: str = "INFO"
     chains: tuple[ChainConfig, ...] = ()
@@ -142,23 +159,22 @@ class NodeConfig:
                 return chain
         raise KeyError(chain_id)
 
-    @property
-    def shared_listener(self) -> bool:
-        return self.peer_listen == self.client_listen
-
 
 # --------------------------------------------------------------------------- loading
 
 _TOP_KEYS = ("department", "display_name", "key_file", "data_dir", "peer_listen", "client_listen",
-             "tick_ms", "log_level", "chains", "limits", "mqtt")
+             "tick_ms", "log_level", "chains", "limits", "mqtt", "tls")
 _CHAIN_KEYS = ("id", "genesis")
 _LIMIT_RANGES: dict[str, tuple[int, int]] = {
     "message_bytes_max": MESSAGE_BYTES_RANGE,
     "mempool_txs_max": (1, 10_000_000),
     "concurrent_rpcs_max": (1, 100_000),
+    "client_streams_max": (1, 100_000),
     "stream_queue_max": (1, 1_000_000),
 }
 _MQTT_KEYS = ("host", "port", "topic_prefix", "client_id", "queue_max")
+_TLS_KEYS = ("ca", "cert", "key", "require_client_cert", "insecure")
+_WILDCARD_HOSTS = ("0.0.0.0", "::")
 
 
 def _show(value: object) -> str:
@@ -212,6 +228,12 @@ class _Reader:
             value = table.get(key, default)
         if not isinstance(value, str) or not value or (pattern is not None and not pattern.fullmatch(value)):
             raise self.fail(where, f"{key} must be {rule} (got {_show(value)})")
+        return value
+
+    def boolean(self, table: Mapping[str, Any], key: str, where: str) -> bool:
+        value = table.get(key, False)
+        if not isinstance(value, bool):
+            raise self.fail(where, f"{key} must be true or false (got {_show(value)})")
         return value
 
     def path(self, table: Mapping[str, Any], key: str, where: str, example: str) -> Path:
@@ -268,7 +290,11 @@ def parse_config(data: Mapping[str, Any], *, source: str, base_dir: Path, path: 
     key_file = r.path(data, "key_file", "", "node.key")
     data_dir = r.path(data, "data_dir", "", "data")
     peer_listen = r.address(data, "peer_listen", "")
-    client_listen = r.address(data, "client_listen", "", default=peer_listen)
+    client_listen = r.address(data, "client_listen", "")
+    if client_listen.port == peer_listen.port != 0 and (
+            client_listen.host == peer_listen.host or {client_listen.host, peer_listen.host} & set(_WILDCARD_HOSTS)):
+        raise r.fail("", f"client_listen ({client_listen}) must differ from peer_listen ({peer_listen}): the peer "
+                         f"port serves validators only; give clients a port of their own")
     tick_ms = r.integer(data, "tick_ms", "", *TICK_MS_RANGE, TICK_MS_DEFAULT)
     log_level_raw = data.get("log_level", "INFO")
     if not isinstance(log_level_raw, str) or log_level_raw.upper() not in LOG_LEVELS:
@@ -331,7 +357,26 @@ def parse_config(data: Mapping[str, Any], *, source: str, base_dir: Path, path: 
 
     return NodeConfig(path=path, department=department, display_name=display_name, key_file=key_file,
                       data_dir=data_dir, peer_listen=peer_listen, client_listen=client_listen,
-                      tick_ms=tick_ms, log_level=log_level, chains=tuple(chains), limits=limits, mqtt=mqtt)
+                      tls=_tls(r, r.table(data, "tls")), tick_ms=tick_ms, log_level=log_level,
+                      chains=tuple(chains), limits=limits, mqtt=mqtt)
+
+
+def _tls(r: _Reader, raw: Mapping[str, Any] | None) -> TlsConfig:
+    if raw is None:
+        raise r.fail("", 'the [tls] table is missing; add [tls] with ca, cert and key (`govchain tls --help` '
+                         'makes them), or [tls] insecure = true for plaintext on a trusted network')
+    where = "[tls] "
+    r.check_keys(raw, _TLS_KEYS, "[tls]")
+    insecure = r.boolean(raw, "insecure", where)
+    require_client_cert = r.boolean(raw, "require_client_cert", where)
+    if insecure:
+        extra = [key for key in ("ca", "cert", "key") if key in raw] + (["require_client_cert"]
+                                                                       if require_client_cert else [])
+        if extra:
+            raise r.fail(where, f"{extra[0]} has no effect with insecure = true; remove it, or remove insecure")
+        return TlsConfig(insecure=True)
+    return TlsConfig(ca=r.path(raw, "ca", where, "tls/ca.crt"), cert=r.path(raw, "cert", where, "tls/node.crt"),
+                     key=r.path(raw, "key", where, "tls/node.key"), require_client_cert=require_client_cert)
 
 
 # --------------------------------------------------------------------------- template
@@ -348,7 +393,8 @@ def config_template(
     key_file: str = "node.key",
     data_dir: str = "data",
     peer_listen: str = "127.0.0.1:7001",
-    client_listen: str | None = None,
+    client_listen: str = "127.0.0.1:7101",
+    tls: TlsConfig = TlsConfig(ca=Path("tls/ca.crt"), cert=Path("tls/node.crt"), key=Path("tls/node.key")),
     chains: Mapping[str, str] | Iterable[tuple[str, str]] = (("catalog", "genesis/catalog.json"),),
     tick_ms: int = TICK_MS_DEFAULT,
     log_level: str = "INFO",
@@ -377,10 +423,10 @@ def config_template(
         "# One LevelDB per chain is created under this directory.",
         f"data_dir = {_toml_str(data_dir)}",
         "",
-        "# gRPC endpoint for other validators (\"host:port\", IPv6 as \"[::1]:7001\").",
+        "# gRPC endpoint for other validators only (\"host:port\", IPv6 as \"[::1]:7001\").",
         f"peer_listen = {_toml_str(peer_listen)}",
-        "# gRPC endpoint for clients; may equal peer_listen to serve both on one port.",
-        f"client_listen = {_toml_str(client_listen or peer_listen)}",
+        "# gRPC endpoint for clients (Client, health, reflection); must differ from peer_listen.",
+        f"client_listen = {_toml_str(client_listen)}",
         "",
         "# Length of one consensus tick in milliseconds (1..1000); genesis timeouts are",
         "# given in ms and converted to ticks, rounding up.",
@@ -398,11 +444,30 @@ def config_template(
         f"message_bytes_max = {limits.message_bytes_max}",
         "# Pending transactions per chain before new submissions are refused.",
         f"mempool_txs_max = {limits.mempool_txs_max}",
-        "# Concurrent RPCs the gRPC server accepts.",
+        "# Concurrent RPCs each port's gRPC server accepts (the peer port has its own pool).",
         f"concurrent_rpcs_max = {limits.concurrent_rpcs_max}",
+        "# Concurrent streams (StreamBlocks, SubmitStream, Deliver) per client certificate,",
+        "# or per IP address for clients without one, and per peer.",
+        f"client_streams_max = {limits.client_streams_max}",
         "# Outbound messages buffered per peer stream before the oldest are dropped.",
         f"stream_queue_max = {limits.stream_queue_max}",
         "",
+    ]
+    if tls.insecure:
+        lines += ["# Plaintext on both ports: anyone who reaches the peer port can speak as a peer.",
+                  "[tls]", "insecure = true", ""]
+    else:
+        lines += ["# Mutual TLS on the peer port, TLS on the client port (`govchain tls ca`, `govchain tls cert`).",
+                  "[tls]",
+                  "# The network CA: every peer's (and client's) certificate must chain to it.",
+                  f"ca = {_toml_str(str(tls.ca))}",
+                  "# This department's certificate, bound to key_file (`govchain tls cert --node-key`).",
+                  f"cert = {_toml_str(str(tls.cert))}",
+                  f"key = {_toml_str(str(tls.key))}",
+                  "# true: the client port serves only clients with a certificate from the CA.",
+                  f"require_client_cert = {'true' if tls.require_client_cert else 'false'}",
+                  ""]
+    lines += [
         "# Optional best-effort event feed (block summaries, node status) over MQTT.",
     ]
     mqtt_lines = [

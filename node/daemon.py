@@ -11,14 +11,15 @@ import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
-from node import codec
+from node import codec, tls
+from node.access import PeerAuthInterceptor, StreamCapInterceptor, validator_roles
 from node.chain import ChainNode
 from node.config import NodeConfig
 from node.contracts import registry_for
 from node.events import EventPublisher
-from node.genesis import load_genesis
-from node.keys import load_signing_key
-from node.ledger import Ledger
+from node.genesis import GenesisError, check_message_bytes, load_genesis
+from node.keys import KeyFileError, load_signing_key
+from node.ledger import Ledger, open_ledger
 from node.pb import client_pb2, peer_pb2, peer_pb2_grpc, client_pb2_grpc
 from node.service import ClientService
 from node.transport import PeerService, Transport
@@ -61,6 +62,11 @@ class _Malformed:
         self.reason = reason
 
 
+class _MalformedStream(Exception):
+    """Raised into a streaming handler's request iterator at a request that
+    does not parse; the interceptor turns it into INVALID_ARGUMENT."""
+
+
 class MalformedRequestInterceptor(grpc.aio.ServerInterceptor):
     """Bytes that do not parse as the method's request message end the RPC
     with INVALID_ARGUMENT and are counted, on every service. Without this,
@@ -88,10 +94,13 @@ class MalformedRequestInterceptor(grpc.aio.ServerInterceptor):
             self._on_bad(kind, bad.reason)
             await context.abort(grpc.StatusCode.INVALID_ARGUMENT, f"malformed request: {bad.reason}")
 
-        async def checked(requests, context):
+        async def checked(requests):
             async for request in requests:
                 if isinstance(request, _Malformed):
-                    await refuse(request, context)
+                    # Not abort() here: a handler may read its requests in
+                    # another task while it sends responses, and a status
+                    # sent from there collides with them (the RPC then hangs).
+                    raise _MalformedStream(request)
                 yield request
 
         if handler.request_streaming:
@@ -99,11 +108,17 @@ class MalformedRequestInterceptor(grpc.aio.ServerInterceptor):
             behavior = getattr(handler, name)
             if handler.response_streaming:
                 async def wrapped(requests, context):
-                    async for response in behavior(checked(requests, context), context):
-                        yield response
+                    try:
+                        async for response in behavior(checked(requests), context):
+                            yield response
+                    except _MalformedStream as exc:
+                        await refuse(exc.args[0], context)
             else:
                 async def wrapped(requests, context):
-                    return await behavior(checked(requests, context), context)
+                    try:
+                        return await behavior(checked(requests), context)
+                    except _MalformedStream as exc:
+                        await refuse(exc.args[0], context)
         else:
             name = "unary_stream" if handler.response_streaming else "unary_unary"
             behavior = getattr(handler, name)
@@ -129,10 +144,12 @@ class Node:
         self._bad_log = RateLimitedLog()
         self._ledgers: list[Ledger] = []
         self._pool = ThreadPoolExecutor(max_workers=2, thread_name_prefix="verify")
-        self._transport = Transport(config.limits.stream_queue_max, config.limits.message_bytes_max)
+        self._key = self._load_key()
+        self._tls = self._load_tls()
+        self._transport: Transport | None = None
         self._publisher = (EventPublisher.from_config(config.mqtt, config.department)
                            if config.mqtt else None)
-        self._server: grpc.aio.Server | None = None
+        self._servers: list[grpc.aio.Server] = []
         self._health = health.aio.HealthServicer()
         self._stop_requested = asyncio.Event()
         self.failure: BaseException | None = None
@@ -140,17 +157,37 @@ class Node:
 
     # ---- start --------------------------------------------------------------
 
+    def _load_key(self):
+        try:
+            return load_signing_key(self.config.key_file)
+        except Exception as exc:
+            raise StartupError(f"key_file {self.config.key_file}: {exc}") from exc
+
+    def _load_tls(self) -> tls.Material | None:
+        cfg = self.config.tls
+        if cfg.insecure:
+            return None
+        try:
+            material = tls.Material.load(cfg.ca, cfg.cert, cfg.key)
+            tls.check_own_cert(material, bytes(self._key.verify_key))
+        except (tls.TlsError, KeyFileError) as exc:
+            raise StartupError(f"[tls]: {exc}") from exc
+        return material
+
     def _open_chains(self) -> None:
         cfg = self.config
-        try:
-            key = load_signing_key(cfg.key_file)
-        except Exception as exc:
-            raise StartupError(f"key_file {cfg.key_file}: {exc}") from exc
+        key = self._key
+        geneses = []
         for chain_cfg in cfg.chains:
             try:
                 genesis = load_genesis(chain_cfg.genesis)
             except Exception as exc:
                 raise StartupError(f"chain {chain_cfg.id}: {exc}") from exc
+            try:
+                check_message_bytes(genesis, cfg.limits.message_bytes_max, source=f"chain {genesis.chain_id}",
+                                    limit_name="[limits] message_bytes_max")
+            except GenesisError as exc:
+                raise StartupError(str(exc)) from exc
             if genesis.chain_id != chain_cfg.id:
                 raise StartupError(f"chain {chain_cfg.id}: genesis {chain_cfg.genesis} is for chain "
                                    f"{genesis.chain_id!r}; fix [[chains]] id or genesis path")
@@ -162,67 +199,105 @@ class Node:
                 raise StartupError(f"chain {genesis.chain_id}: key_file {cfg.key_file} holds public key "
                                    f"{bytes(key.verify_key).hex()}, genesis names {validator.public_key} "
                                    f"for {cfg.department}; use the matching key file")
+            geneses.append(genesis)
+        self._transport = Transport(cfg.limits.stream_queue_max, cfg.limits.message_bytes_max,
+                                    self._tls.channel_credentials() if self._tls else None,
+                                    self._server_names(geneses))
+        for genesis in geneses:
             try:
-                ledger = Ledger(str(cfg.data_dir / genesis.chain_id), genesis.chain_id, genesis.hash)
+                ledger = open_ledger(str(cfg.data_dir / genesis.chain_id), genesis.chain_id, genesis.hash)
             except Exception as exc:
                 raise StartupError(str(exc)) from exc
             self._ledgers.append(ledger)
             self.chains[genesis.chain_id] = ChainNode(
                 genesis=genesis, department=cfg.department, signing_key=key, ledger=ledger,
                 registry=registry_for(CONTRACTS), tick_ms=cfg.tick_ms, transport=self._transport,
-                mempool_max=cfg.limits.mempool_txs_max, pool=self._pool, publisher=self._publisher,
+                mempool_max=cfg.limits.mempool_txs_max, message_bytes_max=cfg.limits.message_bytes_max,
+                pool=self._pool, publisher=self._publisher,
                 log_drop=self._bad_log.warning, on_failure=self._chain_failed)
+
+    @staticmethod
+    def _server_names(geneses) -> dict[str, str]:
+        """Peer address -> the department whose certificate must answer there."""
+        names: dict[str, str] = {}
+        for genesis in geneses:
+            for v in genesis.validators:
+                if names.setdefault(v.address, v.department) != v.department:
+                    raise StartupError(f"chain {genesis.chain_id}: address {v.address} is {v.department}'s, but "
+                                       f"another genesis gives it to {names[v.address]}; fix the genesis files")
+        return names
 
     def _deliver(self, envelope: peer_pb2.PeerEnvelope) -> None:
         chain = self.chains.get(envelope.chain_id)
         if chain is None:
             return self._bad("unknown chain", f"peer message for chain {envelope.chain_id!r}")
+        if not chain.worth_decoding(envelope.message):
+            return
         try:
             message = codec.envelope_from_proto(envelope)
         except codec.CodecError as exc:
             return self._bad("malformed peer message", str(exc))
-        chain.deliver(message)
+        chain.deliver(message, envelope.ByteSize())
 
     def _bad(self, kind: str, detail: str) -> None:
         self.bad_input[kind] = self.bad_input.get(kind, 0) + 1
         self._bad_log.warning(kind, detail)
 
+    def _server(self, *interceptors) -> grpc.aio.Server:
+        """One gRPC server per port: its own concurrent_rpcs_max pool and
+        per-client stream caps, so neither port can starve the other."""
+        limits = self.config.limits
+        return grpc.aio.server(
+            options=[("grpc.max_send_message_length", limits.message_bytes_max),
+                     ("grpc.max_receive_message_length", limits.message_bytes_max), ("grpc.so_reuseport", 0)],
+            maximum_concurrent_rpcs=limits.concurrent_rpcs_max,
+            interceptors=[MalformedRequestInterceptor(self._bad), *interceptors,
+                          StreamCapInterceptor(limits.client_streams_max, self._bad)])
+
+    @staticmethod
+    def _listen(server: grpc.aio.Server, address, credentials: grpc.ServerCredentials | None) -> None:
+        try:
+            port = (server.add_secure_port(str(address), credentials) if credentials
+                    else server.add_insecure_port(str(address)))
+        except RuntimeError as exc:
+            raise StartupError(f"cannot listen on {address}: {exc}; is another node running there?") from exc
+        if port == 0:
+            raise StartupError(f"cannot listen on {address}; is another node running there?")
+
     async def start(self) -> None:
         cfg = self.config
+        if self._tls is None:
+            log.warning("!!! TLS IS OFF ([tls] insecure = true): both ports speak plaintext and ANY process that "
+                        "reaches peer_listen %s can speak as a validator's peer; use only on an isolated, "
+                        "trusted network !!!", cfg.peer_listen)
         self.config.data_dir.mkdir(parents=True, exist_ok=True)
         self._open_chains()
-        limit = cfg.limits.message_bytes_max
-        server = grpc.aio.server(
-            options=[("grpc.max_send_message_length", limit), ("grpc.max_receive_message_length", limit),
-                     ("grpc.so_reuseport", 0)],
-            maximum_concurrent_rpcs=cfg.limits.concurrent_rpcs_max,
-            interceptors=[MalformedRequestInterceptor(self._bad)])
-        peer_pb2_grpc.add_PeerServicer_to_server(PeerService(self._deliver), server)
-        client_pb2_grpc.add_ClientServicer_to_server(ClientService(cfg.department, self.chains, self.bad_input), server)
-        health_pb2_grpc.add_HealthServicer_to_server(self._health, server)
-        names = (peer_pb2.DESCRIPTOR.services_by_name["Peer"].full_name,
-                 client_pb2.DESCRIPTOR.services_by_name["Client"].full_name,
+        peer = self._server(*([PeerAuthInterceptor(validator_roles({c: n.genesis for c, n in self.chains.items()}),
+                                                   self._bad)] if self._tls else []))
+        peer_pb2_grpc.add_PeerServicer_to_server(PeerService(self._deliver), peer)
+        self._listen(peer, cfg.peer_listen, self._tls and self._tls.server_credentials(True))
+        client = self._server()
+        client_pb2_grpc.add_ClientServicer_to_server(ClientService(cfg.department, self.chains, self.bad_input), client)
+        health_pb2_grpc.add_HealthServicer_to_server(self._health, client)
+        names = (client_pb2.DESCRIPTOR.services_by_name["Client"].full_name,
                  health_pb2.DESCRIPTOR.services_by_name["Health"].full_name,
                  reflection.SERVICE_NAME)
-        reflection.enable_server_reflection(names, server)
-        for address in {str(cfg.peer_listen), str(cfg.client_listen)}:
-            try:
-                port = server.add_insecure_port(address)
-            except RuntimeError as exc:
-                raise StartupError(f"cannot listen on {address}: {exc}; is another node running there?") from exc
-            if port == 0:
-                raise StartupError(f"cannot listen on {address}; is another node running there?")
-        await server.start()
-        self._server = server
+        reflection.enable_server_reflection(names, client)
+        self._listen(client, cfg.client_listen, self._tls and self._tls.server_credentials(cfg.tls.require_client_cert))
+        for server in (peer, client):
+            await server.start()
+            self._servers.append(server)
         if self._publisher is not None:
             await self._publisher.start()
         for chain in self.chains.values():
             chain.start()
-        for name in ("", *names[:2]):
+        for name in ("", names[0]):
             await self._health.set(name, health_pb2.HealthCheckResponse.SERVING)
         self._status_task = asyncio.get_running_loop().create_task(self._heartbeat())
-        log.info("node %s ready: peer %s, client %s, chains %s", cfg.department, cfg.peer_listen,
-                 cfg.client_listen, ", ".join(self.chains))
+        log.info("node %s ready: peer %s (%s), client %s (%s), chains %s", cfg.department, cfg.peer_listen,
+                 "mutual TLS" if self._tls else "PLAINTEXT", cfg.client_listen,
+                 "PLAINTEXT" if not self._tls else "TLS, client certificate required"
+                 if cfg.tls.require_client_cert else "TLS", ", ".join(self.chains))
 
     async def _heartbeat(self) -> None:
         while True:
@@ -247,11 +322,11 @@ class Node:
         await self._health.enter_graceful_shutdown()
         if self._status_task:
             self._status_task.cancel()
-        if self._server is not None:
-            await self._server.stop(STOP_GRACE_S)
+        await asyncio.gather(*(server.stop(STOP_GRACE_S) for server in self._servers))
         for chain in self.chains.values():
             await chain.stop()
-        await self._transport.stop()
+        if self._transport is not None:
+            await self._transport.stop()
         if self._publisher is not None:
             await self._publisher.stop()
         for ledger in self._ledgers:

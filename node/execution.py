@@ -8,8 +8,9 @@ network or iterate an unordered collection. Time comes from the block header.
 Per block:
 
 1. each Request is decoded into a Transaction (node.codec.tx_from_request);
-   one that cannot be decoded, names another chain or whose id differs from
-   the Request id is FAILED without running;
+   one that cannot be decoded, is malformed (node.tx.validate_shape: sizes,
+   names), names another chain or whose id differs from the Request id is
+   FAILED without running;
 2. a transaction id already committed in an earlier block, or earlier in this
    block, is DUPLICATE and not executed (Hyperledger Fabric's DUPLICATE_TXID):
    the same id never executes twice. The ledger's tx index keeps pointing at
@@ -17,7 +18,11 @@ Per block:
 3. the tx runs its contract with a TxContext whose get/put/delete see only
    that contract's namespace, layered over the ledger state plus the writes of
    the earlier successful transactions of this block. An exception, a FAILED
-   status or an unknown contract discards the tx's writes (FAILED + message);
+   status or an unknown contract discards the tx's writes (FAILED + message).
+   Contracts decode payloads with explicit bounds (node.contracts.base), so
+   the outcome depends on the bytes alone; MemoryError and RecursionError
+   depend on the interpreter and the machine, so they stop the node instead
+   of becoming a receipt that another replica might not write;
 4. the block's net writes give the state root (see `state_root`) and the
    header (consensus.block.make_header).
 
@@ -32,10 +37,10 @@ from typing import TYPE_CHECKING, Callable, Iterable, Protocol
 
 from consensus.block import BlockHeader, make_header
 from consensus.messages import CommittedBlock, Request
+from node.tx import Transaction, validate_shape
 
-if TYPE_CHECKING:  # node.tx / node.codec import this module (Receipt): no runtime import here
+if TYPE_CHECKING:  # node.ledger imports this module (Receipt): no runtime import here
     from node.ledger import Ledger
-    from node.tx import Transaction
 
 OK = "OK"
 FAILED = "FAILED"
@@ -49,6 +54,9 @@ CONTRACT_NAME_BYTES_MAX = 255
 STATE_KEY_BYTES_MAX = 1024
 STATE_VALUE_BYTES_MAX = 1 << 20
 MESSAGE_CHARS_MAX = 512
+MACHINE_ERRORS = (MemoryError, RecursionError)
+"""Node-local, not properties of a transaction: they stop the node rather
+than become a receipt another replica might not write (crash, don't diverge)."""
 
 
 class ExecutionError(Exception):
@@ -303,10 +311,14 @@ class Executor:
     ) -> tuple[str, str, bytes, dict[tuple[str, bytes], bytes | None]]:
         try:
             tx = self._decode_tx(request)
+        except MACHINE_ERRORS:
+            raise
         except Exception as exc:  # garbage from a Byzantine primary: fail, never raise
             return FAILED, f"malformed transaction: {_describe(exc)}", b"", {}
         if tx.id != request.id:
             return FAILED, "transaction id does not match its request", b"", {}
+        if (problem := validate_shape(tx)) is not None:  # admission checked it; a faulty primary may not have
+            return FAILED, f"malformed transaction: {problem}", b"", {}
         if tx.chain_id != self.chain_id:
             return FAILED, f"transaction for chain {tx.chain_id!r}", b"", {}
         if self._verify_tx is not None and not self._verify_tx(tx):
@@ -322,8 +334,8 @@ class Executor:
         try:
             result = contract.execute(ctx, tx)
             status, message, output = result
-        except MemoryError:
-            raise  # node-local, not a property of the transaction: crash, don't diverge
+        except MACHINE_ERRORS:
+            raise
         except Exception as exc:
             return FAILED, _describe(exc), b"", {}
         if status not in (OK, FAILED) or not isinstance(message, str) or not isinstance(output, bytes):

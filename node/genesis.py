@@ -26,6 +26,13 @@ Rules, and why:
   any change of meaning does.
 - Durations are milliseconds here; replica_config converts them to ticks for
   the consensus core (rounding up, at least one tick).
+- Every protocol message must fit message_bytes_max, or the transport drops
+  it and every retransmission alike. The parameters fix the worst case
+  (batch bytes for PrePrepares, request batches and blocks; window and
+  validator count for ViewChanges and NewViews): a genesis whose worst case
+  exceeds the default 4 MiB limit is refused, so every node with default
+  limits can take part, and the daemon checks its own [limits] again
+  (check_message_bytes).
 """
 from __future__ import annotations
 
@@ -41,7 +48,10 @@ from typing import Any
 from nacl.bindings import crypto_core_ed25519_is_valid_point
 
 from consensus.config import ReplicaConfig
-from node.config import CHAIN_ID_RE, DEPARTMENT_RE, parse_address
+from node import codec
+from node.config import CHAIN_ID_RE, DEPARTMENT_RE, LimitsConfig, parse_address
+
+DEFAULT_MESSAGE_BYTES_MAX = LimitsConfig().message_bytes_max
 
 
 class GenesisError(ValueError):
@@ -76,6 +86,7 @@ class ConsensusParams:
     status_interval_ms: int = 200
     retransmit_interval_ms: int = 200
     pending_requests_max: int = 50_000
+    pending_requests_bytes_max: int = 64 << 20
     timestamp_skew_max_ms: int = 60_000
     fetch_blocks_max: int = 64
 
@@ -162,6 +173,7 @@ class Genesis:
             window_blocks=c.window_blocks,
             in_flight_blocks_max=c.in_flight_blocks_max,
             pending_requests_max=c.pending_requests_max,
+            pending_requests_bytes_max=c.pending_requests_bytes_max,
             timestamp_skew_max_ms=c.timestamp_skew_max_ms,
             fetch_blocks_max=c.fetch_blocks_max,
             **ticks,
@@ -282,8 +294,36 @@ def genesis_from_obj(obj: object, *, source: str = "genesis") -> Genesis:
     if created is not None and not isinstance(created, str):
         raise GenesisError(f"{source}: created must be a string such as \"2025-01-01T00:00:00Z\" "
                            f"(got {_show(created)})")
-    return Genesis(chain_id=chain_id, validators=tuple(validators), consensus=ConsensusParams(**params),
-                   created=created)
+    genesis = Genesis(chain_id=chain_id, validators=tuple(validators), consensus=ConsensusParams(**params),
+                      created=created)
+    check_message_bytes(genesis, source=source)
+    return genesis
+
+
+def _fix(kind: str, c: ConsensusParams, validators: int) -> str:
+    """Which parameters make this message large."""
+    if kind == "ViewChange":
+        return f"lower consensus.window_blocks ({c.window_blocks})"
+    if kind == "NewView":
+        return f"lower consensus.window_blocks ({c.window_blocks}) or use fewer validators ({validators})"
+    return f"lower consensus.batch_bytes_max ({c.batch_bytes_max})"
+
+
+def check_message_bytes(genesis: Genesis, message_bytes_max: int = DEFAULT_MESSAGE_BYTES_MAX, *,
+                        source: str = "genesis", limit_name: str = "the default message_bytes_max") -> None:
+    """Raise GenesisError unless the largest message these parameters allow
+    (node.codec.worst_case_message_bytes) fits `message_bytes_max`. With a
+    node's own limit (not the default), the fix may also be raising it."""
+    c, n = genesis.consensus, len(genesis.validators)
+    sizes = codec.worst_case_message_bytes(chain_id=genesis.chain_id, validators=n, batch_txs_max=c.batch_txs_max,
+                                           batch_bytes_max=c.batch_bytes_max, window_blocks=c.window_blocks)
+    kind, size = max(sizes.items(), key=lambda item: item[1])
+    if size > message_bytes_max:
+        raise_it = f", or raise it to at least {size}" if message_bytes_max < DEFAULT_MESSAGE_BYTES_MAX else ""
+        raise GenesisError(f"{source}: with these consensus parameters a {kind} can reach {size} bytes, more than "
+                           f"{limit_name} ({message_bytes_max}), and the transport would drop it: "
+                           f"{_fix(kind, c, n)}"
+                           + raise_it)
 
 
 def load_genesis(path: str | os.PathLike[str]) -> Genesis:

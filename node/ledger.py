@@ -20,6 +20,9 @@ either entirely there or entirely absent, and the tip never points past it.
 """
 from __future__ import annotations
 
+import os
+import shutil
+import time
 from typing import Iterable
 
 from consensus.block import GENESIS_PARENT, BlockHeader
@@ -27,9 +30,10 @@ from consensus.events import RestoredState, StableCheckpoint, Write
 from consensus.messages import CommittedBlock
 from node import codec
 from node.execution import DUPLICATE, Receipt, StateWrite
-from node.storage import Storage, from_u64, key, u64
+from node.promises import OtherGenesis, Promise, PromiseError, PromiseFile
+from node.storage import Storage, StorageCorrupt, StorageError, from_u64, key, u64
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # 2: _META_SYNC holds the sync counter of the promise record
 
 _META = b"M"
 _BLOCK = b"B"
@@ -49,11 +53,25 @@ _META_SYNC = _META + b"sync"
 RESTORED_HASHES_MAX = 1024  # recent block hashes a restarted replica may vote checkpoints for
 
 CHECKPOINT_RECORD_KEY = ("checkpoint",)
+VIEW_RECORD_KEY = ("view",)
+_VOTE_RECORDS = ("pre_prepare", "prepared")  # keyed (kind, seq): what this node voted on
 
 
 class LedgerError(Exception):
     """The data on disk cannot be used as this chain's ledger, or a caller
     tried to write something that would break the hash chain."""
+
+
+class EmptyStore(LedgerError):
+    """A store without even a genesis pin, opened as an existing ledger."""
+
+
+class BehindPromise(LedgerError):
+    """The store holds less than this node promised: it lost fsynced writes."""
+
+
+def damaged_marker(path: str) -> str:
+    return f"{path}.damaged"
 
 
 def _u32(value: int) -> bytes:
@@ -68,25 +86,62 @@ def _state_key(contract: str, state_key: bytes) -> bytes:
 
 
 class Ledger:
-    def __init__(self, path: str, chain_id: str, genesis_hash: bytes):
+    """One chain's ledger. `open_ledger` is the way in for a node: it checks
+    the store against the node's promise record first."""
+
+    def __init__(self, path: str, chain_id: str, genesis_hash: bytes, *, create: bool = False):
         self.path = str(path)
         self.chain_id = chain_id
         self.genesis_hash = genesis_hash
-        self._db = Storage(self.path)
+        self._promises: PromiseFile | None = None
+        self._db = Storage(self.path, create_if_missing=create, on_corrupt=self.mark_damaged)
         try:
-            self._pin_genesis()
+            self._pin_genesis(create)
             tip = self._db.get(_META_TIP)
             self._height = from_u64(tip) if tip is not None else 0
             self._tip_header = self.header(self._height) if self._height else None
             if self._height and self._tip_header is None:
-                raise LedgerError(f"{self.path}: tip {self._height} has no header; data dir is corrupt")
+                raise StorageCorrupt(f"{self.path}: tip {self._height} has no header; data dir is corrupt")
+            sync = self._db.get(_META_SYNC)
+            self._sync = from_u64(sync) if sync else 0
+            records = self.records()
+            view = records.get(VIEW_RECORD_KEY)
+            self._view = view.view if view is not None else 0
+            self._voted_seq = max((k[1] for k in records if k[0] in _VOTE_RECORDS), default=0)
         except BaseException:
             self._db.close()  # release LevelDB's LOCK so the operator can retry
             raise
 
-    def _pin_genesis(self) -> None:
+    def _decoded(self, decode, data: bytes):
+        """Stored bytes that no longer decode are damage, reported as such."""
+        try:
+            return decode(data)
+        except Exception as exc:  # protobuf's DecodeError, CodecError, ValueError: all mean damaged bytes
+            self.mark_damaged(f"a stored record does not decode ({exc})")
+            raise StorageCorrupt(f"{self.path}: a stored record does not decode ({exc})") from exc
+
+    def mark_damaged(self, detail: str) -> None:
+        """Remember the damage across restarts: a supervisor restarting the
+        node then gets a clear refusal with the repair, not a crash loop."""
+        with open(damaged_marker(self.path), "w") as f:
+            f.write(f"{time.strftime('%Y-%m-%dT%H:%M:%S%z')} {detail}\n")
+            f.flush()
+            os.fsync(f.fileno())
+
+    @property
+    def promise(self) -> Promise:
+        """What this ledger holds, in the promise record's terms."""
+        # Vote records up to the last stable checkpoint are garbage-collected;
+        # those seqs are executed, and a replica never votes at or below its
+        # executed height, so the height stands in for them.
+        return Promise(sync=self._sync, height=self._height, view=self._view,
+                       voted_seq=max(self._voted_seq, self._height))
+
+    def _pin_genesis(self, create: bool) -> None:
         stored_chain = self._db.get(_META_CHAIN)
         stored_genesis = self._db.get(_META_GENESIS)
+        if stored_chain is None and stored_genesis is None and not create:
+            raise EmptyStore(f"{self.path}: the store holds no chain")
         if stored_chain is None and stored_genesis is None:
             with self._db.write_batch(sync=True) as b:
                 b.put(_META_CHAIN, self.chain_id.encode())
@@ -94,7 +149,7 @@ class Ledger:
                 b.put(_META_FORMAT, u64(FORMAT_VERSION))
             return
         if stored_chain is None or stored_genesis is None:
-            raise LedgerError(f"{self.path}: genesis pin is incomplete; data dir is corrupt")
+            raise StorageCorrupt(f"{self.path}: genesis pin is missing or incomplete; data dir is corrupt")
         if stored_chain.decode() != self.chain_id or stored_genesis != self.genesis_hash:
             raise LedgerError(
                 f"data dir {self.path} holds chain {stored_chain.decode()!r} with genesis "
@@ -107,6 +162,8 @@ class Ledger:
 
     def close(self) -> None:
         self._db.close()
+        if self._promises is not None:
+            self._promises.close()
 
     def __enter__(self) -> "Ledger":
         return self
@@ -173,13 +230,13 @@ class Ledger:
         if not 0 < height <= self._height:
             return None
         data = self._db.get(key(_HEADER, height))
-        return codec.decode_header(data) if data is not None else None
+        return self._decoded(codec.decode_header, data) if data is not None else None
 
     def block(self, height: int) -> CommittedBlock | None:
         if not 0 < height <= self._height:
             return None
         data = self._db.get(key(_BLOCK, height))
-        return codec.decode_committed_block(data) if data is not None else None
+        return self._decoded(codec.decode_committed_block, data) if data is not None else None
 
     def height_of(self, block_hash: bytes) -> int | None:
         data = self._db.get(_HASH + block_hash)
@@ -197,7 +254,7 @@ class Ledger:
         if lo > hi:
             return []
         return [
-            codec.decode_committed_block(v)
+            self._decoded(codec.decode_committed_block, v)
             for _, v in self._db.scan(_BLOCK, start=key(_BLOCK, lo), stop=key(_BLOCK, hi + 1))
         ]
 
@@ -224,11 +281,11 @@ class Ledger:
 
     def _receipt_at(self, location: bytes) -> Receipt | None:
         data = self._db.get(_RECEIPT + location)
-        return codec.decode_receipt(data) if data is not None else None
+        return self._decoded(codec.decode_receipt, data) if data is not None else None
 
     def block_receipts(self, height: int) -> list[Receipt]:
         prefix = _RECEIPT + u64(height)
-        return [codec.decode_receipt(v) for _, v in self._db.scan(prefix)]
+        return [self._decoded(codec.decode_receipt, v) for _, v in self._db.scan(prefix)]
 
     # ---- application state -------------------------------------------------
 
@@ -254,27 +311,36 @@ class Ledger:
                     continue
                 data = codec.encode_record(w.key, w.value)
                 b.put(k, data)
+                if w.key[0] in _VOTE_RECORDS:
+                    self._voted_seq = max(self._voted_seq, w.key[1])
+                elif tuple(w.key) == VIEW_RECORD_KEY:
+                    self._view = max(self._view, w.value.view)
                 if tuple(w.key) == CHECKPOINT_RECORD_KEY and isinstance(w.value, StableCheckpoint):
                     b.put(key(_CHECKPOINT, w.value.seq), data)
 
     apply_records = persist_records
 
     def sync(self) -> None:
-        """Make every earlier write durable. LevelDB appends all writes to one
-        log, so one synced write fsyncs the unsynced ones before it."""
-        self._db.put(_META_SYNC, b"", sync=True)
+        """Make every earlier write durable, then promise it. LevelDB appends
+        all writes to one log, so one synced write fsyncs the unsynced ones
+        before it; the counter it writes is what the promise record compares
+        against at the next start."""
+        self._db.put(_META_SYNC, u64(self._sync + 1), sync=True)
+        self._sync += 1
+        if self._promises is not None:
+            self._promises.write(self.promise)
 
     def records(self) -> dict:
         """Every durable consensus record: RecordKey -> Record."""
         out = {}
         for k, v in self._db.scan(_RECORD):
-            record_key = codec.decode_record_key(k[len(_RECORD):])
-            out[record_key] = codec.decode_record(record_key, v)
+            record_key = self._decoded(codec.decode_record_key, k[len(_RECORD):])
+            out[record_key] = self._decoded(lambda data: codec.decode_record(record_key, data), v)
         return out
 
     def stable_checkpoint(self, seq: int) -> StableCheckpoint | None:
         data = self._db.get(key(_CHECKPOINT, seq))
-        return codec.decode_record(CHECKPOINT_RECORD_KEY, data) if data is not None else None
+        return self._decoded(lambda d: codec.decode_record(CHECKPOINT_RECORD_KEY, d), data) if data is not None else None
 
     def stable_checkpoint_seqs(self) -> list[int]:
         return [from_u64(k[1:]) for k, _ in self._db.scan(_CHECKPOINT)]
@@ -293,3 +359,89 @@ class Ledger:
             executed_timestamp_ms=self._tip_header.timestamp_ms if self._tip_header else 0,
             executed_hashes={h: self.header(h).hash for h in range(first, self._height + 1)},
         )
+
+
+def repair_hint(path: str, chain_id: str) -> str:
+    return (f"repair: `govchain chain repair --config node.toml --chain {chain_id} --from HOST:PORT` "
+            f"(another department's client address; the node stopped) moves {path} aside and re-fetches "
+            f"the chain from the other departments' nodes, each block checked against its commit certificate")
+
+
+def open_ledger(path: str, chain_id: str, genesis_hash: bytes) -> Ledger:
+    """Open a node's ledger for one chain and hold it to the node's promises.
+
+    First start (no promise record, no store): create both. Afterwards the
+    store is never re-created, and a store behind the promise record (lost,
+    rolled back or truncated) is refused with the gap and the repair, since a
+    node that forgot its votes could sign conflicting ones."""
+    if os.path.exists(damaged_marker(path)):
+        with open(damaged_marker(path)) as f:
+            detail = f.read().strip()
+        raise StorageCorrupt(f"{path} was found damaged ({detail}); " + repair_hint(path, chain_id))
+    promises = PromiseFile(path, genesis_hash)
+    store_exists = os.path.exists(os.path.join(path, "CURRENT"))
+    if not promises.exists():
+        if os.path.isdir(path) and os.listdir(path):
+            if not store_exists:
+                raise StorageCorrupt(f"{path} has files but no LevelDB CURRENT file: the store is damaged; "
+                                     + repair_hint(path, chain_id))
+            ledger = Ledger(path, chain_id, genesis_hash)  # a store without a record: adopt it (upgrade)
+        else:
+            ledger = Ledger(path, chain_id, genesis_hash, create=True)
+        promises.create()
+        ledger._promises = promises
+        ledger.sync()
+        return ledger
+    try:
+        promised = promises.read()
+    except OtherGenesis:
+        Ledger(path, chain_id, genesis_hash).close()  # the genesis pin names both chains, if it is there
+        raise StorageCorrupt(f"{path}: the promise record beside it was made for another genesis; "
+                             + repair_hint(path, chain_id)) from None
+    except PromiseError as exc:
+        raise StorageCorrupt(f"{path}: promise record unreadable ({exc}); " + repair_hint(path, chain_id)) from exc
+    lost = (f"but this node promised height {promised.height} (view {promised.view}, votes to seq "
+            f"{promised.voted_seq}); it will not start on a ledger that forgot them; ")
+    if not store_exists:
+        raise BehindPromise(f"{path}: the ledger store is missing (no LevelDB CURRENT file), "
+                            + lost + repair_hint(path, chain_id))
+    try:
+        ledger = Ledger(path, chain_id, genesis_hash)
+    except EmptyStore:
+        raise BehindPromise(f"{path}: the ledger store is empty, " + lost + repair_hint(path, chain_id)) from None
+    except StorageError as exc:
+        raise StorageCorrupt(f"{exc}; " + repair_hint(path, chain_id)) from exc
+    held = ledger.promise
+    if not held.covers(promised):
+        ledger.close()
+        raise BehindPromise(
+            f"{path}: the ledger lost writes this node had made durable and acted on: it holds height "
+            f"{held.height}, view {held.view}, votes to seq {held.voted_seq}, sync {held.sync}, but the node "
+            f"promised height {promised.height}, view {promised.view}, votes to seq {promised.voted_seq}, "
+            f"sync {promised.sync}. It must not answer for or vote on what it forgot; "
+            + repair_hint(path, chain_id))
+    ledger._promises = promises
+    return ledger
+
+
+def open_snapshot(path: str, chain_id: str, genesis_hash: bytes, workdir: str) -> Ledger:
+    """A read-only view of a store: a copy in `workdir`, so verification
+    never writes to (or recovers, compacts or re-creates) the original.
+    Table files are immutable in LevelDB, so they are hard-linked when the
+    file system allows; the log, manifest and CURRENT are copied."""
+    if not os.path.exists(os.path.join(path, "CURRENT")):
+        raise StorageCorrupt(f"{path}: no LevelDB CURRENT file; not a ledger store, or a damaged one")
+    copy = os.path.join(workdir, os.path.basename(os.path.normpath(path)))
+    os.makedirs(copy)
+    for name in os.listdir(path):
+        if name == "LOCK":
+            continue
+        src, dst = os.path.join(path, name), os.path.join(copy, name)
+        if name.endswith((".ldb", ".sst")):
+            try:
+                os.link(src, dst)
+                continue
+            except OSError:
+                pass
+        shutil.copy2(src, dst)
+    return Ledger(copy, chain_id, genesis_hash)

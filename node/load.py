@@ -17,7 +17,9 @@ import grpc
 from nacl.signing import SigningKey
 
 from node import codec
+from node.client import aio_channel
 from node.pb import client_pb2, client_pb2_grpc
+from node.tls import Material
 from node.tx import sign_transaction
 
 SIGN_AHEAD_S = 1.0
@@ -54,10 +56,10 @@ def _signed_batch(key: SigningKey, chain: str, start_nonce: int, count: int, cli
 
 
 async def _client(index: int, address: str, chain: str, rate: float, duration_s: float, result: LoadResult,
-                  sent_at: dict[bytes, float], run_id: int) -> None:
+                  sent_at: dict[bytes, float], run_id: int, tls: Material | None) -> None:
     key = SigningKey(bytes([index % 256]) * 16 + run_id.to_bytes(16, "big"))
     interval = 1.0 / rate
-    async with grpc.aio.insecure_channel(address) as channel:
+    async with aio_channel(address, tls) as channel:
         client = client_pb2_grpc.ClientStub(channel)
 
         async def requests():
@@ -106,8 +108,9 @@ async def _progress(result: LoadResult, duration_s: float, started: float) -> No
 
 
 async def run_load(addresses: list[str], *, chain: str, rate: float, duration_s: float, clients: int = 8,
-                   progress: bool = True, drain_s: float = 10.0) -> LoadResult:
-    """Offer `rate` tx/s for `duration_s`, then wait up to `drain_s` for commits."""
+                   progress: bool = True, drain_s: float = 10.0, tls: Material | None = None) -> LoadResult:
+    """Offer `rate` tx/s for `duration_s`, then wait up to `drain_s` for commits
+    (over TLS with the CA in `tls`, plaintext when it is None)."""
     result = LoadResult(offered_rate=rate, duration_s=duration_s)
     sent_at: dict[bytes, float] = {}
     run_id = time.time_ns()
@@ -115,7 +118,7 @@ async def run_load(addresses: list[str], *, chain: str, rate: float, duration_s:
     ticker = asyncio.create_task(_progress(result, duration_s, started)) if progress else None
     try:
         await asyncio.wait_for(asyncio.gather(*(
-            _client(i, addresses[i % len(addresses)], chain, rate / clients, duration_s, result, sent_at, run_id)
+            _client(i, addresses[i % len(addresses)], chain, rate / clients, duration_s, result, sent_at, run_id, tls)
             for i in range(clients))), duration_s + drain_s)
     except asyncio.TimeoutError:
         result.errors["not committed before drain timeout"] = len(sent_at)

@@ -5,7 +5,11 @@ three start exactly the same thing. Layout under a root directory:
 
     network.json            manifest: nodes, ports, chains (stable contract)
     genesis/<chain>.json    one genesis per chain, shared by all nodes
+    tls/ca.crt, ca.key      the network CA (absent with insecure=True)
+    tls/client.crt, .key    a client certificate for the tools (scripts/cluster, govchain, tests)
     <department>/node.key   Ed25519 key (0600)
+    <department>/tls.crt    its TLS certificate (127.0.0.1, localhost), bound to node.key
+    <department>/tls.key
     <department>/node.toml  node config
     <department>/data/      one LevelDB per chain
     <department>/node.log   stdout and stderr of the daemon
@@ -13,6 +17,7 @@ three start exactly the same thing. Layout under a root directory:
 """
 from __future__ import annotations
 
+import functools
 import json
 import os
 import signal
@@ -25,7 +30,8 @@ from pathlib import Path
 
 import grpc
 
-from node.config import MqttConfig, config_template
+from node import tls
+from node.config import MqttConfig, TlsConfig, config_template
 from node.genesis import make_genesis, write_genesis
 from node.keys import generate_key_file, public_key_hex
 
@@ -44,6 +50,8 @@ DEPARTMENTS = (
 SUBCHAINS = ("catalog", "item", "authn", "authz", "cert")
 DEFAULT_CHAINS = (*SUBCHAINS, "demo")
 REPO = Path(__file__).resolve().parent.parent
+DEFAULT_DIR = Path(os.environ.get("GOVCHAIN_CLUSTER_DIR", REPO / ".cluster"))
+HOSTS = ("127.0.0.1", "localhost")
 
 
 @dataclass(frozen=True)
@@ -82,6 +90,26 @@ class NodeSpec:
     def pid_file(self) -> Path:
         return Path(self.home) / "node.pid"
 
+    @property
+    def client_tls(self) -> tls.Material | None:
+        """What a client needs to reach this node (None: the network is plaintext)."""
+        return client_tls(Path(self.home).parent)
+
+
+def client_tls(root: Path) -> tls.Material | None:
+    """The CA and client certificate the tools use (None: a plaintext network)."""
+    ca = Path(root).resolve() / "tls" / "ca.crt"
+    try:
+        return _client_tls(ca, ca.stat().st_mtime_ns)
+    except FileNotFoundError:
+        return None
+
+
+@functools.lru_cache(maxsize=16)
+def _client_tls(ca: Path, _mtime_ns: int) -> tls.Material:
+    """Cached: one Material, so one credentials object, per network (see tls.Material)."""
+    return tls.Material.load(ca, ca.with_name("client.crt"), ca.with_name("client.key"))
+
 
 def free_ports(count: int) -> list[int]:
     """Ports the kernel says are free now (all bound at once so they differ)."""
@@ -98,7 +126,7 @@ def free_ports(count: int) -> list[int]:
 
 
 def create_network(root: Path, *, nodes: int = 4, chains=DEFAULT_CHAINS, mqtt_port: int | None = None,
-                   tick_ms: int = 10, **consensus) -> list[NodeSpec]:
+                   tick_ms: int = 10, insecure: bool = False, **consensus) -> list[NodeSpec]:
     if not 1 <= nodes <= len(DEPARTMENTS):
         raise ValueError(f"--nodes must be between 1 and {len(DEPARTMENTS)}")
     root = Path(root).resolve()
@@ -109,16 +137,24 @@ def create_network(root: Path, *, nodes: int = 4, chains=DEFAULT_CHAINS, mqtt_po
              for i, (dept, name) in enumerate(DEPARTMENTS[:nodes])]
     (root / "genesis").mkdir(parents=True, exist_ok=True)
     keys = {}
+    if not insecure:
+        tls.generate_ca(root / "tls")
+        tls.issue_cert(root / "tls", root / "tls" / "client", "cluster-client")
     for spec in specs:
         Path(spec.home).mkdir(parents=True, exist_ok=True)
-        keys[spec.department] = public_key_hex(generate_key_file(spec.key))
+        key = generate_key_file(spec.key)
+        keys[spec.department] = public_key_hex(key)
+        if not insecure:
+            tls.issue_cert(root / "tls", Path(spec.home) / "tls", spec.department, HOSTS, node_key=key)
+    security = TlsConfig(insecure=True) if insecure else TlsConfig(ca=Path("../tls/ca.crt"), cert=Path("tls.crt"),
+                                                                    key=Path("tls.key"))
     for chain in chains:
         genesis = make_genesis(chain, [(s.department, keys[s.department], s.peer) for s in specs], **consensus)
         write_genesis(root / "genesis" / f"{chain}.json", genesis)
     mqtt = MqttConfig(host="127.0.0.1", port=mqtt_port) if mqtt_port else None
     for spec in specs:
         text = config_template(spec.department, display_name=spec.display_name, key_file="node.key",
-                               data_dir="data", peer_listen=spec.peer, client_listen=spec.client,
+                               data_dir="data", peer_listen=spec.peer, client_listen=spec.client, tls=security,
                                chains=[(c, f"../genesis/{c}.json") for c in chains], tick_ms=tick_ms, mqtt=mqtt)
         spec.config.write_text(text)
     manifest = {"chains": list(chains), "nodes": [asdict(s) for s in specs]}
@@ -219,17 +255,22 @@ def _reap(pid: int, block: bool = False) -> bool:
 
 def status(spec: NodeSpec, timeout_s: float = 2.0) -> dict | None:
     """The node's Status as a dict, or None when it does not answer."""
-    from node.client import stub
     from node.pb import client_pb2
 
     try:
-        r = stub(spec.client).Status(client_pb2.StatusRequest(), timeout=timeout_s)
+        r = client_stub(spec).Status(client_pb2.StatusRequest(), timeout=timeout_s)
     except grpc.RpcError:
         return None
     return {c.chain_id: {"height": c.height, "view": c.view, "primary": c.primary, "view_changing": c.view_changing,
                          "peers": len(c.peers_connected), "mempool": c.mempool, "head": c.head_hash.hex(),
                          "dropped": dict(c.dropped)}
             for c in r.chains}
+
+
+def client_stub(spec: NodeSpec):
+    from node.client import stub
+
+    return stub(spec.client, spec.client_tls)
 
 
 def wait_until(predicate, timeout_s: float, interval_s: float = 0.1, what: str = "condition"):

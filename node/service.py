@@ -4,16 +4,49 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import inspect
 
 import grpc
 
 from node import codec
 from node.chain import Admission, ChainNode
+from node.execution import CONTRACT_NAME_BYTES_MAX
+from node.ledger import repair_hint
+from node.storage import StorageCorrupt
 from node.pb import client_pb2, client_pb2_grpc
 
 COMMIT_WAIT_DEFAULT_MS = 10_000
 COMMIT_WAIT_MAX_MS = 120_000
 STREAM_UNANSWERED_MAX = 10_000  # per SubmitStream
+
+
+def _data_loss(method):
+    """Reads of a damaged store answer DATA_LOSS naming the repair, and stop
+    the chain (fail-stop): damaged data is never served as data."""
+    async def lost(self, request, context, exc: StorageCorrupt):
+        chain = self._chains[request.chain_id]
+        chain.fail_stop(exc)
+        await context.abort(grpc.StatusCode.DATA_LOSS,
+                            f"chain {request.chain_id}: stored data is damaged ({exc}); this node stops "
+                            f"serving it; ask another node, and {repair_hint(chain.ledger.path, request.chain_id)}")
+
+    if inspect.isasyncgenfunction(method):
+        @functools.wraps(method)
+        async def stream(self, request, context):
+            try:
+                async for item in method(self, request, context):
+                    yield item
+            except StorageCorrupt as exc:
+                await lost(self, request, context, exc)
+        return stream
+
+    @functools.wraps(method)
+    async def unary(self, request, context):
+        try:
+            return await method(self, request, context)
+        except StorageCorrupt as exc:
+            await lost(self, request, context, exc)
+    return unary
 
 
 class ClientService(client_pb2_grpc.ClientServicer):
@@ -90,7 +123,14 @@ class ClientService(client_pb2_grpc.ClientServicer):
         return response
 
     async def SubmitBatch(self, request, context):
-        admitted = await asyncio.gather(*(self._admit(tx) for tx in request.txs))
+        # Futures, not a task per transaction: under overload admit() refuses
+        # at once, and refusing must stay cheap (docs/benchmarks.md).
+        decoded = [self._decode(pb_tx) for pb_tx in request.txs]
+        pending = [(chain, refusal or chain.admit(tx)) for chain, tx, refusal in decoded]
+        futures = [a for _, a in pending if isinstance(a, asyncio.Future)]
+        if futures:
+            await asyncio.wait(futures)
+        admitted = [(chain, a.result() if isinstance(a, asyncio.Future) else a) for chain, a in pending]
         receipts = [None] * len(admitted)
         if request.wait_commit:
             wait_s = self._wait_s(request.timeout_ms)
@@ -169,6 +209,7 @@ class ClientService(client_pb2_grpc.ClientServicer):
             response.checkpoint.CopyFrom(codec.to_proto(checkpoint))
         return response
 
+    @_data_loss
     async def GetBlock(self, request, context):
         chain = await self._chain(request.chain_id, context)
         which = request.WhichOneof("block")
@@ -185,6 +226,7 @@ class ClientService(client_pb2_grpc.ClientServicer):
             await context.abort(grpc.StatusCode.INVALID_ARGUMENT, "give a block height or hash")
         return self._block_response(chain, height)
 
+    @_data_loss
     async def GetTransaction(self, request, context):
         chain = await self._chain(request.chain_id, context)
         location = chain.ledger.tx_location(request.tx_id)
@@ -196,11 +238,16 @@ class ClientService(client_pb2_grpc.ClientServicer):
         return client_pb2.TransactionResponse(tx=codec.tx_to_proto(tx),
                                               receipt=codec.receipt_to_proto(chain.ledger.receipt(request.tx_id)))
 
+    @_data_loss
     async def QueryState(self, request, context):
+        if not 0 < len(request.contract.encode()) <= CONTRACT_NAME_BYTES_MAX:
+            await context.abort(grpc.StatusCode.INVALID_ARGUMENT,
+                                f"contract must be a contract name of 1..{CONTRACT_NAME_BYTES_MAX} bytes, e.g. \"kv\"")
         chain = await self._chain(request.chain_id, context)
         value = chain.ledger.state_get(request.contract, request.key)
         return client_pb2.QueryStateResponse(found=value is not None, value=value or b"", height=chain.durable_height)
 
+    @_data_loss
     async def StreamBlocks(self, request, context):
         chain = await self._chain(request.chain_id, context)
         height = max(1, request.from_height)

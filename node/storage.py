@@ -8,7 +8,8 @@ what a block or a record is; that is node/ledger.py's job.
 from __future__ import annotations
 
 from contextlib import contextmanager
-from typing import Iterator, Protocol
+from collections.abc import Callable, Iterator
+from typing import Protocol
 
 import plyvel
 
@@ -34,6 +35,14 @@ def key(prefix: bytes, *numbers: int, suffix: bytes = b"") -> bytes:
     return prefix + b"".join(u64(n) for n in numbers) + suffix
 
 
+class StorageError(Exception):
+    """LevelDB refused to open or use the store (missing files, a lock, I/O)."""
+
+
+class StorageCorrupt(StorageError):
+    """A checksum or structure check failed: what is on disk is not what was written."""
+
+
 class Batch(Protocol):
     def put(self, key: bytes, value: bytes) -> None: ...
     def delete(self, key: bytes) -> None: ...
@@ -42,20 +51,35 @@ class Batch(Protocol):
 class Storage:
     """One LevelDB directory. Not shared between processes (LevelDB's LOCK)."""
 
-    def __init__(self, path: str, *, create_if_missing: bool = True, bloom_filter_bits: int = 10):
+    def __init__(self, path: str, *, create_if_missing: bool = False, bloom_filter_bits: int = 10,
+                 on_corrupt: Callable[[str], None] = lambda detail: None):
         # The bloom filter makes point lookups of absent keys (has_tx on a new
-        # transaction id: the common case) skip the disk.
-        self._db = plyvel.DB(
-            str(path), create_if_missing=create_if_missing, bloom_filter_bits=bloom_filter_bits
-        )
+        # transaction id: the common case) skip the disk. Paranoid checks and
+        # checksums on every read: a damaged table is an error, never data.
+        # create_if_missing stays off except on a chain's first start: LevelDB
+        # would otherwise replace a store whose CURRENT is lost by an empty
+        # one and delete the old tables (docs/design.md, "Storage integrity").
+        try:
+            self._db = plyvel.DB(str(path), create_if_missing=create_if_missing,
+                                 bloom_filter_bits=bloom_filter_bits, paranoid_checks=True)
+        except plyvel.CorruptionError as exc:
+            on_corrupt(str(exc))
+            raise StorageCorrupt(f"{path}: {exc}") from exc
+        except plyvel.Error as exc:
+            raise StorageError(f"{path}: {exc}") from exc
         self.path = str(path)
+        self.on_corrupt = on_corrupt
 
     @property
     def closed(self) -> bool:
         return self._db.closed
 
     def get(self, key: bytes) -> bytes | None:
-        return self._db.get(key)
+        try:
+            return self._db.get(key, verify_checksums=True)
+        except plyvel.CorruptionError as exc:
+            self.on_corrupt(str(exc))
+            raise StorageCorrupt(f"{self.path}: {exc}") from exc
 
     def put(self, key: bytes, value: bytes, *, sync: bool = True) -> None:
         self._db.put(key, value, sync=sync)
@@ -81,12 +105,15 @@ class Storage:
         """(key, value) pairs under `prefix`, keys in [start, stop) if given
         (both include the prefix). The iterator is closed when exhausted."""
         if start is None and stop is None:
-            it = self._db.iterator(prefix=prefix, reverse=reverse)
+            it = self._db.iterator(prefix=prefix, reverse=reverse, verify_checksums=True)
         else:
             upper = stop if stop is not None else _prefix_end(prefix)
-            it = self._db.iterator(start=start or prefix, stop=upper, reverse=reverse)
+            it = self._db.iterator(start=start or prefix, stop=upper, reverse=reverse, verify_checksums=True)
         with it:
-            yield from it
+            try:
+                yield from it
+            except plyvel.CorruptionError as exc:
+                raise StorageCorrupt(f"{self.path}: {exc}") from exc
 
     def close(self) -> None:
         if not self._db.closed:

@@ -2,9 +2,10 @@
 
 Outbound: a bounded queue per peer address drained by a task that (re)opens
 a `Peer.Deliver` stream, reconnecting with capped exponential backoff, so a
-returning peer is back within about a second. A full queue drops the newest
-message and counts it: PBFT retransmits what matters, and a slow peer must
-never block consensus. Inbound messages go to a callback that routes them.
+returning peer is back within about a second. A full queue (in messages or in
+bytes) drops the newest message and counts it: PBFT retransmits what
+matters, and a slow or absent peer must never block consensus nor fill our
+memory. Inbound messages go to a callback that routes them.
 """
 from __future__ import annotations
 
@@ -21,14 +22,19 @@ log = logging.getLogger("govchain.transport")
 DELIVER_METHOD = "/govchain.v1.Peer/Deliver"
 BACKOFF_MIN_S = 0.05
 BACKOFF_MAX_S = 1.0
+QUEUE_MESSAGES_OF_MAX_SIZE = 8  # a link's queue holds at most this many x message_bytes_max
 
 
 class PeerLink:
     """The outbound stream to one peer address."""
 
-    def __init__(self, address: str, queue_max: int, message_bytes_max: int) -> None:
+    def __init__(self, address: str, queue_max: int, message_bytes_max: int,
+                 dial: Callable[[str, list], grpc.aio.Channel] = grpc.aio.insecure_channel) -> None:
         self.address = address
+        self._dial = dial
         self.queue: asyncio.Queue[bytes] = asyncio.Queue(maxsize=queue_max)
+        self.queued_bytes = 0
+        self._queue_bytes_max = QUEUE_MESSAGES_OF_MAX_SIZE * message_bytes_max
         self.connected = False
         self.dropped = 0
         self.sent = 0
@@ -45,14 +51,20 @@ class PeerLink:
 
     def send(self, envelope: bytes) -> None:
         """A serialized PeerEnvelope: a broadcast is serialized once, not once per peer."""
+        if self.queued_bytes + len(envelope) > self._queue_bytes_max:
+            self.dropped += 1
+            return
         try:
             self.queue.put_nowait(envelope)
         except asyncio.QueueFull:
             self.dropped += 1
+            return
+        self.queued_bytes += len(envelope)
 
     async def _outgoing(self):
         while True:
             envelope = await self.queue.get()
+            self.queued_bytes -= len(envelope)
             self.sent += 1
             yield envelope
 
@@ -66,7 +78,7 @@ class PeerLink:
                    ("grpc.keepalive_time_ms", 10_000)]
         while True:
             try:
-                async with grpc.aio.insecure_channel(self.address, options=options) as channel:
+                async with self._dial(self.address, options) as channel:
                     await asyncio.wait_for(channel.channel_ready(), timeout=BACKOFF_MAX_S * 2)
                     self.connected = True
                     backoff = BACKOFF_MIN_S
@@ -85,15 +97,27 @@ class PeerLink:
 
 
 class Transport:
-    def __init__(self, queue_max: int, message_bytes_max: int) -> None:
+    def __init__(self, queue_max: int, message_bytes_max: int,
+                 credentials: grpc.ChannelCredentials | None = None, server_names: dict[str, str] | None = None) -> None:
+        """With credentials, links speak mutual TLS and accept at each address
+        only the certificate of server_names[address] (its department id)."""
         self._links: dict[str, PeerLink] = {}
         self._queue_max = queue_max
         self._message_bytes_max = message_bytes_max
+        self._credentials = credentials
+        self._server_names = server_names or {}
+
+    def _dial(self, address: str, options: list) -> grpc.aio.Channel:
+        if self._credentials is None:
+            return grpc.aio.insecure_channel(address, options=options)
+        name = self._server_names.get(address, address.rpartition(":")[0])
+        return grpc.aio.secure_channel(address, self._credentials,
+                                       options=[*options, ("grpc.ssl_target_name_override", name)])
 
     def link(self, address: str) -> PeerLink:
         link = self._links.get(address)
         if link is None:
-            link = self._links[address] = PeerLink(address, self._queue_max, self._message_bytes_max)
+            link = self._links[address] = PeerLink(address, self._queue_max, self._message_bytes_max, self._dial)
             link.start()
         return link
 

@@ -2,7 +2,7 @@
 
 No protobuf here: node/codec.py translates to and from govchain.v1.Transaction.
 
-The id of a transaction is its signing digest:
+The signing digest of a transaction:
 
     sha256(b"govchain:v1:tx:"
            + lp(chain_id) + lp(sender) + u64(nonce)
@@ -13,11 +13,13 @@ and u64 is 8-byte big-endian. Every variable-length field is length-prefixed,
 so no two different transactions share an encoding; the domain tag keeps the
 digest from ever equalling another kind of signed object's. The sender signs
 the 32-byte digest with Ed25519. Because chain_id is covered, a transaction
-signed for one chain is invalid on every other one (TESTING.md E3), and the
-same signed transaction always has the same id, so replays are DUPLICATEs.
-The signature itself is not covered: Ed25519 signatures from libsodium are
-deterministic and non-malleable (it rejects non-canonical S), and the ledger
-keys transactions by id anyway.
+signed for one chain is invalid on every other one (TESTING.md E3).
+
+The id of a transaction is sha256(b"govchain:v1:txid:" + signing digest +
+signature) (Transaction.id). Ed25519 signatures from libsodium are
+deterministic and non-malleable (it rejects non-canonical S), so the same
+signed transaction always has the same id and replays are DUPLICATEs.
+proto/govchain/v1/client.proto states the same for client writers.
 """
 from __future__ import annotations
 

@@ -44,7 +44,7 @@ def verify_chain(genesis: Genesis,
                                 "proposal_digest") if getattr(header, f) != getattr(expected, f)]
             return VerifyResult(False, height, checkpoints, f"header does not match certified block: {', '.join(diff)}")
         if checkpoint is not None:
-            problem = _checkpoint_problem(checkpoint, header, n, verifier)
+            problem = checkpoint_problem(checkpoint, header, n, verifier)
             if problem:
                 return VerifyResult(False, height, checkpoints, problem)
             checkpoints += 1
@@ -52,7 +52,7 @@ def verify_chain(genesis: Genesis,
     return VerifyResult(True, height, checkpoints)
 
 
-def _checkpoint_problem(cp: StableCheckpoint, header: BlockHeader, n: int, verifier) -> str:
+def checkpoint_problem(cp: StableCheckpoint, header: BlockHeader, n: int, verifier) -> str:
     """A stable checkpoint signs the block hash, which covers the state root."""
     if cp.seq != header.height or cp.digest != header.hash:
         return "stable checkpoint does not match the block hash (state root differs)"

@@ -72,6 +72,9 @@ def parser() -> argparse.ArgumentParser:
     g.add_argument("--pauses", type=int, help="process pause episodes")
     g.add_argument("--skew-ms-max", type=int, help="per-node clock offset bound")
     g.add_argument("--requests-per-s", type=int, help="client load")
+    g.add_argument("--payload-bytes", type=int,
+                   help="request body size (large payloads: blocks cut by bytes, every message checked "
+                        "against a message_bytes_max of about two blocks)")
     b = p.add_argument_group("Byzantine replicas")
     b.add_argument("--byzantine", type=int, help="number of Byzantine replicas (default: seed picks 0..f)")
     b.add_argument("--behaviours", type=_behaviours,
@@ -85,7 +88,7 @@ def parser() -> argparse.ArgumentParser:
 
 
 OVERRIDES = ("loss", "duplicate", "delay_ms_max", "slow", "partitions", "partition_kind", "crashes", "pauses",
-             "skew_ms_max", "requests_per_s", "byzantine", "behaviours", "byzantine_nodes", "collude",
+             "skew_ms_max", "requests_per_s", "payload_bytes", "byzantine", "behaviours", "byzantine_nodes", "collude",
              "byzantine_liveness")
 
 

@@ -12,6 +12,7 @@ from dataclasses import fields
 from consensus import messages as m
 from consensus.block import BlockHeader
 from consensus.certificates import VerifiedCache, valid_committed_block
+from consensus.sim.network import wire_bytes
 
 _HEADER_FIELDS = tuple(f.name for f in fields(BlockHeader))
 
@@ -36,8 +37,9 @@ def _v(x) -> str:
 
 class Checker:
     def __init__(self, *, n: int, chain_id: str, verifier, correct: list[bool],
-                 registry: dict[bytes, bytes]) -> None:
+                 registry: dict[bytes, bytes], message_bytes_max: int = 0) -> None:
         self.n = n
+        self.message_bytes_max = message_bytes_max  # 0: not checked
         self.chain_id = chain_id
         # The sim's own verifier, independent of the replica's; every node's
         # certificate for a height holds the same Commit objects, so remember
@@ -56,6 +58,11 @@ class Checker:
     def on_send(self, src: int, msg) -> None:
         if not self.correct[src]:
             return
+        size = wire_bytes(msg) if self.message_bytes_max else 0
+        if size > self.message_bytes_max:
+            raise SafetyViolation(
+                "bounded-messages", f"correct replica {src} built a {type(msg).__name__} of about {size} bytes, "
+                f"above message_bytes_max {self.message_bytes_max}: the transport would drop it")
         if isinstance(msg, (m.PrePrepare, m.Prepare, m.Commit)):
             self._vote(src, msg)
         elif isinstance(msg, m.NewView):

@@ -14,10 +14,12 @@ from consensus import messages as m
 
 
 class Clients:
-    def __init__(self, rng: random.Random, n: int, requests_per_s: int, retry_ms: int = 2000) -> None:
+    def __init__(self, rng: random.Random, n: int, requests_per_s: int, retry_ms: int = 2000,
+                 payload_bytes: int = 0) -> None:
         self.rng = rng
         self.n = n
         self.requests_per_s = requests_per_s
+        self.padding = b"\0" * payload_bytes  # large payloads: the bodies PBFT must move around
         self.retry_ms = retry_ms
         self.registry: dict[bytes, bytes] = {}
         self.outstanding: dict[bytes, None] = {}  # not yet executed by any correct replica (insertion order)
@@ -31,7 +33,7 @@ class Clients:
         out = []
         for _ in range(count):
             self._counter += 1
-            body = b"tx:%d:" % self._counter + self.rng.randbytes(8)
+            body = b"tx:%d:" % self._counter + self.rng.randbytes(8) + self.padding
             rid = hashlib.sha256(body).digest()
             self.registry[rid] = body
             self.outstanding[rid] = None

@@ -30,6 +30,7 @@ class FaultProfile:
     collude: bool = False  # Byzantine nodes coordinate (only meaningful with > f)
     byzantine_liveness: str = "persist"  # persist | silent, during the liveness phase
     requests_per_s: int = 200
+    payload_bytes: int = 0  # request body size; 0: small bodies. Never drawn by swarm() (CI time)
 
     def describe(self) -> str:
         parts = []

@@ -10,7 +10,25 @@ from __future__ import annotations
 
 import heapq
 import random
-from dataclasses import dataclass
+from dataclasses import dataclass, fields, is_dataclass
+
+_FIELD_OVERHEAD = 11  # a protobuf tag plus the longest varint (length or integer)
+
+
+def wire_bytes(obj) -> int:
+    """An upper bound of a message's protobuf size: every field's payload
+    plus a tag and a varint. Lets the simulator hold replicas to the node's
+    bounded messages (the real transport drops anything above
+    message_bytes_max) without importing the codec."""
+    if isinstance(obj, bytes):
+        return len(obj) + _FIELD_OVERHEAD
+    if isinstance(obj, str):
+        return len(obj.encode()) + _FIELD_OVERHEAD
+    if isinstance(obj, tuple):
+        return sum(map(wire_bytes, obj)) + _FIELD_OVERHEAD
+    if is_dataclass(obj):
+        return sum(wire_bytes(getattr(obj, f.name)) for f in fields(obj)) + _FIELD_OVERHEAD
+    return _FIELD_OVERHEAD  # int, bool, None
 
 
 @dataclass

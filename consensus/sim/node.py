@@ -13,13 +13,15 @@ from collections import deque
 from consensus import events as ev
 from consensus import messages as m
 from consensus.sim.checker import SafetyViolation
+from consensus.sim.network import wire_bytes
 from consensus.sim.storage import Ledger, Storage
 
 
 class SimNode:
     def __init__(self, index: int, *, config, signer, verifier, validate_request, replica_factory,
-                 send, checker, trace) -> None:
+                 send, checker, trace, serve_bytes_max: int = 0) -> None:
         self.index = index
+        self.serve_bytes_max = serve_bytes_max  # like node/chain.py: a BlocksReply stays bounded; 0: unbounded
         self.config = config
         self.signer = signer
         self.verifier = verifier
@@ -112,6 +114,14 @@ class SimNode:
                 executed.append(ev.BlockExecuted(seq=block.seq, block_hash=entry.header.hash))
         for sb in ready.serve:
             blocks = self.ledger.blocks(sb.from_seq, sb.to_seq)
+            if self.serve_bytes_max:
+                size, count = 0, 0
+                for block in blocks:
+                    size += wire_bytes(block)
+                    if count and size > self.serve_bytes_max:
+                        break
+                    count += 1
+                blocks = blocks[:count]
             if blocks:
                 self.emit(sb.to, m.BlocksReply(
                     chain_id=self.config.chain_id, blocks=blocks, replica=self.index))

@@ -42,6 +42,15 @@ SIM_CONFIG = dict(
 )
 
 
+def large_payload_config(payload_bytes: int) -> tuple[dict, int]:
+    """Replica parameters and the message_bytes_max the checker enforces for
+    runs with large request bodies: blocks are cut by bytes (about eight
+    requests), and no message a correct replica builds may exceed about two
+    full blocks, which a ViewChange or NewView with bodies would."""
+    batch_bytes_max = 8 * (payload_bytes + 64)
+    return dict(batch_bytes_max=batch_bytes_max), 2 * batch_bytes_max + (64 << 10)
+
+
 @dataclass
 class SimOptions:
     seed: int
@@ -146,16 +155,20 @@ class Simulation:
         signers, self.verifier = keys(n, rng_keys)
         self.net = Network(n, rng_net, LinkFaults(loss=p.loss, duplicate=p.duplicate,
                                                   delay_ms_max=p.delay_ms_max, slow=p.slow))
-        self.clients = Clients(rng_clients, n, p.requests_per_s)
+        self.clients = Clients(rng_clients, n, p.requests_per_s, payload_bytes=p.payload_bytes)
+        cfg, bytes_max = {**SIM_CONFIG, **opts.config}, 0
+        if p.payload_bytes:
+            large, bytes_max = large_payload_config(p.payload_bytes)
+            cfg = {**SIM_CONFIG, **large, **opts.config}
         self.checker = Checker(n=n, chain_id="sim", verifier=self.verifier, correct=self.correct,
-                               registry=self.clients.registry)
+                               registry=self.clients.registry, message_bytes_max=bytes_max)
         self.trace = _Trace() if opts.trace else _NoTrace()
         factory = replica_factory or _default_factory
-        cfg = {**SIM_CONFIG, **opts.config}
         self.nodes = [
             SimNode(i, config=ReplicaConfig(chain_id="sim", validators=n, replica=i, **cfg),
                     signer=signers[i], verifier=self.verifier, validate_request=self.clients.validate,
-                    replica_factory=factory, send=self._send, checker=self.checker, trace=self.trace)
+                    replica_factory=factory, send=self._send, checker=self.checker, trace=self.trace,
+                    serve_bytes_max=bytes_max // 2)
             for i in range(n)
         ]
         self.skew = [rng_clock.randint(-p.skew_ms_max, p.skew_ms_max) if p.skew_ms_max else 0

@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Create the secrets and genesis files for a four-department network.
+"""Create the secrets, TLS material and genesis files for a four-department network.
 
     python deploy/compose/init.py                       # for compose.yaml (this directory)
     python deploy/compose/init.py --platform kubernetes # for deploy/kubernetes/config/
@@ -8,6 +8,11 @@ Layout of DIR (committed: <department>/node.toml; created here: the rest)::
 
     <department>/node.toml   the node config (read: department, peer port, chains)
     <department>/node.key    Ed25519 private key, mode 0600 (never overwritten)
+    <department>/tls.crt     its TLS certificate, bound to node.key (`govchain tls cert`)
+    <department>/tls.key     its TLS key, mode 0600
+    <department>/ca.crt      a copy of the network CA certificate
+    tls/ca.crt, tls/ca.key   the network CA (keep ca.key offline once the certificates exist)
+    tls/client.crt, .key     a client certificate for operators' tools
     genesis/<chain>.json     one genesis per chain, validators in DEPARTMENTS order
 
 This does what `govchain keys generate --out <department>/node.key` per
@@ -18,7 +23,11 @@ would do. Each validator's address is where the other nodes dial it:
     kubernetes  <department>-0.<department>-peer:<peer port>  (StatefulSet pod
                 behind the headless Service <department>-peer)
 
-Re-running is safe: existing keys are reused, and an existing genesis file is
+Each certificate names the department, the host names it is reached at
+(PLATFORMS below, plus localhost and 127.0.0.1 for published or forwarded
+client ports).
+
+Re-running is safe: existing keys and certificates are reused, and an existing genesis file is
 left alone when it is identical and refused when it differs (a genesis is the
 identity of a chain: changing it means a new chain, so delete the old file and
 the nodes' data volumes deliberately). Needs the govchain package (run it
@@ -37,6 +46,10 @@ DEPARTMENTS = ("housing-registry", "power-company", "public-security", "market-r
 PLATFORMS = {
     "compose": (HERE, "{department}:{port}"),
     "kubernetes": (DEPLOY / "kubernetes" / "config", "{department}-0.{department}-peer:{port}"),
+}
+CLIENT_HOSTS = {  # names clients reach a node's client port by, besides localhost
+    "compose": (),
+    "kubernetes": ("{department}", "{department}.govchain.svc"),
 }
 
 
@@ -74,6 +87,7 @@ def init(directory: Path, platform: str, departments: tuple[str, ...] = DEPARTME
                             f"{departments[0]}'s {chains}; every node must list the same chains")
 
     keys: dict[str, str] = {}
+    signing_keys = {}
     for department in departments:
         key_path = directory / department / "node.key"
         try:
@@ -86,6 +100,8 @@ def init(directory: Path, platform: str, departments: tuple[str, ...] = DEPARTME
         except KeyFileError as exc:
             raise InitError(str(exc)) from None
         keys[department] = public_key_hex(key)
+        signing_keys[department] = key
+    tls_material(directory, platform, signing_keys, configs, log)
 
     genesis_dir = directory / "genesis"
     genesis_dir.mkdir(parents=True, exist_ok=True)
@@ -107,6 +123,34 @@ def init(directory: Path, platform: str, departments: tuple[str, ...] = DEPARTME
         write_genesis(path, genesis)
         log(f"{path}: written (hash {genesis.hash_hex[:16]}...)")
     return keys
+
+
+def tls_material(directory: Path, platform: str, signing_keys: dict, configs: dict, log) -> None:
+    """The network CA, a client certificate for the tools, and one certificate per department."""
+    import shutil
+
+    from node.tls import bound_key, generate_ca, issue_cert
+
+    ca_dir = directory / "tls"
+    if not (ca_dir / "ca.crt").exists():
+        generate_ca(ca_dir)
+        issue_cert(ca_dir, ca_dir / "client", "operator")
+        log(f"{ca_dir}: new network CA and operator client certificate")
+    for department, key in signing_keys.items():
+        out = directory / department / "tls"
+        crt = out.with_name("tls.crt")
+        if crt.exists():
+            if bound_key(crt.read_bytes()) != bytes(key.verify_key):
+                raise InitError(f"{crt} is not bound to {department}'s node.key; delete {crt} and "
+                                f"{out.with_name('tls.key')} to issue a new one")
+            log(f"{crt}: kept existing certificate")
+        else:
+            peer_host = peer_address(platform, department, configs[department].peer_listen.port).rpartition(":")[0]
+            hosts = [peer_host, *(h.format(department=department) for h in CLIENT_HOSTS[platform]),
+                     "localhost", "127.0.0.1"]
+            issue_cert(ca_dir, out, department, hosts, key)
+            log(f"{crt}: new certificate for {', '.join(dict.fromkeys([department, *hosts]))}")
+        shutil.copyfile(ca_dir / "ca.crt", directory / department / "ca.crt")
 
 
 def main(argv: list[str] | None = None) -> int:

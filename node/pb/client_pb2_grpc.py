@@ -83,7 +83,9 @@ class ClientServicer:
 
     def Submit(self, request, context):
         """Admit one transaction into the mempool; with wait_commit, answer only
-        once it committed (or timeout_ms passed).
+        once it committed (or timeout_ms passed). A refusal is the RPC's status
+        (INVALID_ARGUMENT, UNAUTHENTICATED, ALREADY_EXISTS, FAILED_PRECONDITION,
+        RESOURCE_EXHAUSTED, UNAVAILABLE).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -91,14 +93,21 @@ class ClientServicer:
 
     def SubmitBatch(self, request, context):
         """Many transactions in one call; one result per transaction, same order.
-        A bad transaction fails alone, never the whole batch.
+        A bad transaction fails alone (its SubmitResult.code), never the whole
+        batch; the RPC itself fails only if its bytes do not parse
+        (INVALID_ARGUMENT) or exceed message_bytes_max (RESOURCE_EXHAUSTED).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
     def SubmitStream(self, request_iterator, context):
-        """The high-throughput path: one result per request, in request order.
+        """The high-throughput path: one SubmitResult per request, sent as soon as
+        it is known (a refusal at once, an admission when admitted, with
+        wait_commit when committed), so NOT in request order: match results to
+        requests by tx_id. The server stops reading while 10,000 requests wait
+        for their result to be sent. A request that does not parse ends it with
+        INVALID_ARGUMENT.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -106,20 +115,23 @@ class ClientServicer:
 
     def GetBlock(self, request, context):
         """A committed block by height or header hash, with its receipts.
+        NOT_FOUND for a height outside 1..tip or an unknown hash;
+        INVALID_ARGUMENT if neither is given.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
     def GetTransaction(self, request, context):
-        """A committed transaction and its receipt, by id.
+        """A committed transaction and its receipt, by id; NOT_FOUND until its
+        block is durable.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
     def QueryState(self, request, context):
-        """One key of one contract's committed state.
+        """One key of one contract's committed state; found = false if absent.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -127,6 +139,8 @@ class ClientServicer:
 
     def StreamBlocks(self, request, context):
         """Every committed block from from_height on, then new ones as they commit.
+        Never ends on its own while the node runs (a client sets a deadline or
+        cancels) until the node shuts down.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')

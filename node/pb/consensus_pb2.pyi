@@ -208,8 +208,34 @@ class BlocksReply(_message.Message):
     signature: bytes
     def __init__(self, chain_id: _Optional[str] = ..., blocks: _Optional[_Iterable[_Union[CommittedBlock, _Mapping]]] = ..., replica: _Optional[int] = ..., signature: _Optional[bytes] = ...) -> None: ...
 
+class FetchProposal(_message.Message):
+    __slots__ = ("chain_id", "seq", "digest", "replica", "signature")
+    CHAIN_ID_FIELD_NUMBER: _ClassVar[int]
+    SEQ_FIELD_NUMBER: _ClassVar[int]
+    DIGEST_FIELD_NUMBER: _ClassVar[int]
+    REPLICA_FIELD_NUMBER: _ClassVar[int]
+    SIGNATURE_FIELD_NUMBER: _ClassVar[int]
+    chain_id: str
+    seq: int
+    digest: bytes
+    replica: int
+    signature: bytes
+    def __init__(self, chain_id: _Optional[str] = ..., seq: _Optional[int] = ..., digest: _Optional[bytes] = ..., replica: _Optional[int] = ..., signature: _Optional[bytes] = ...) -> None: ...
+
+class ProposalReply(_message.Message):
+    __slots__ = ("chain_id", "proposal", "replica", "signature")
+    CHAIN_ID_FIELD_NUMBER: _ClassVar[int]
+    PROPOSAL_FIELD_NUMBER: _ClassVar[int]
+    REPLICA_FIELD_NUMBER: _ClassVar[int]
+    SIGNATURE_FIELD_NUMBER: _ClassVar[int]
+    chain_id: str
+    proposal: Proposal
+    replica: int
+    signature: bytes
+    def __init__(self, chain_id: _Optional[str] = ..., proposal: _Optional[_Union[Proposal, _Mapping]] = ..., replica: _Optional[int] = ..., signature: _Optional[bytes] = ...) -> None: ...
+
 class ConsensusMessage(_message.Message):
-    __slots__ = ("pre_prepare", "prepare", "commit", "checkpoint", "view_change", "new_view", "request_batch", "status", "fetch_blocks", "blocks_reply")
+    __slots__ = ("pre_prepare", "prepare", "commit", "checkpoint", "view_change", "new_view", "request_batch", "status", "fetch_blocks", "blocks_reply", "fetch_proposal", "proposal_reply")
     PRE_PREPARE_FIELD_NUMBER: _ClassVar[int]
     PREPARE_FIELD_NUMBER: _ClassVar[int]
     COMMIT_FIELD_NUMBER: _ClassVar[int]
@@ -220,6 +246,8 @@ class ConsensusMessage(_message.Message):
     STATUS_FIELD_NUMBER: _ClassVar[int]
     FETCH_BLOCKS_FIELD_NUMBER: _ClassVar[int]
     BLOCKS_REPLY_FIELD_NUMBER: _ClassVar[int]
+    FETCH_PROPOSAL_FIELD_NUMBER: _ClassVar[int]
+    PROPOSAL_REPLY_FIELD_NUMBER: _ClassVar[int]
     pre_prepare: PrePrepare
     prepare: Prepare
     commit: Commit
@@ -230,7 +258,9 @@ class ConsensusMessage(_message.Message):
     status: Status
     fetch_blocks: FetchBlocks
     blocks_reply: BlocksReply
-    def __init__(self, pre_prepare: _Optional[_Union[PrePrepare, _Mapping]] = ..., prepare: _Optional[_Union[Prepare, _Mapping]] = ..., commit: _Optional[_Union[Commit, _Mapping]] = ..., checkpoint: _Optional[_Union[Checkpoint, _Mapping]] = ..., view_change: _Optional[_Union[ViewChange, _Mapping]] = ..., new_view: _Optional[_Union[NewView, _Mapping]] = ..., request_batch: _Optional[_Union[RequestBatch, _Mapping]] = ..., status: _Optional[_Union[Status, _Mapping]] = ..., fetch_blocks: _Optional[_Union[FetchBlocks, _Mapping]] = ..., blocks_reply: _Optional[_Union[BlocksReply, _Mapping]] = ...) -> None: ...
+    fetch_proposal: FetchProposal
+    proposal_reply: ProposalReply
+    def __init__(self, pre_prepare: _Optional[_Union[PrePrepare, _Mapping]] = ..., prepare: _Optional[_Union[Prepare, _Mapping]] = ..., commit: _Optional[_Union[Commit, _Mapping]] = ..., checkpoint: _Optional[_Union[Checkpoint, _Mapping]] = ..., view_change: _Optional[_Union[ViewChange, _Mapping]] = ..., new_view: _Optional[_Union[NewView, _Mapping]] = ..., request_batch: _Optional[_Union[RequestBatch, _Mapping]] = ..., status: _Optional[_Union[Status, _Mapping]] = ..., fetch_blocks: _Optional[_Union[FetchBlocks, _Mapping]] = ..., blocks_reply: _Optional[_Union[BlocksReply, _Mapping]] = ..., fetch_proposal: _Optional[_Union[FetchProposal, _Mapping]] = ..., proposal_reply: _Optional[_Union[ProposalReply, _Mapping]] = ...) -> None: ...
 
 class ViewRecord(_message.Message):
     __slots__ = ("view", "changing", "floor")

@@ -48,7 +48,13 @@ class PeerServicer:
 
     def Deliver(self, request_iterator, context):
         """Client stream from the sending replica; the server answers once, when
-        the stream ends.
+        the stream ends. An envelope that does not parse ends the stream with
+        INVALID_ARGUMENT, one larger than the receiver's message_bytes_max
+        (default 4 MiB) with RESOURCE_EXHAUSTED. Envelopes that parse but are
+        not acceptable (unknown chain, malformed or unsigned message, unknown
+        sender, bad signature, wrong view, outside the watermarks, ...) are
+        dropped and counted by reason in the receiver's Client.Status
+        (`dropped`), never answered.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')

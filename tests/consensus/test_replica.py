@@ -92,8 +92,9 @@ def prepared_cert(seq: int, reqs=(), *, view: int = 0, n: int = 4) -> m.Prepared
 
 def view_change(replica: int, view: int, prepared=(),
                 checkpoint: m.StableCheckpoint = m.GENESIS_CHECKPOINT) -> m.ViewChange:
-    return sign(m.ViewChange(chain_id=CHAIN, view=view, checkpoint=checkpoint,
-                             prepared=tuple(prepared), replica=replica))
+    """Its certificates carry PrePrepare headers, as on the wire."""
+    headers = tuple(replace(pc, pre_prepare=pc.pre_prepare.header()) for pc in prepared)
+    return sign(m.ViewChange(chain_id=CHAIN, view=view, checkpoint=checkpoint, prepared=headers, replica=replica))
 
 
 def new_view(view: int, vcs, *, n: int = 4, pre_prepares=None) -> m.NewView:
@@ -637,8 +638,9 @@ def test_backup_accepts_new_view_whose_o_set_matches_its_view_changes() -> None:
     new primary, carries 2f+1 valid ViewChanges, and its O set is exactly the
     one the backup recomputes; it then prepares every PrePrepare in O."""
     pc, vcs, nv = _view1_new_view_fixture()
-    assert [pp.digest for pp in nv.pre_prepares] == [pc.digest]
+    assert [(pp.digest, pp.proposal) for pp in nv.pre_prepares] == [(pc.digest, None)]  # headers only
     rep = make_replica(me=2)
+    deliver(rep, pc.pre_prepare)  # it has the body from view 0
     ready = deliver(rep, nv)
     assert (rep.view, rep.view_changing) == (1, False)
     (prep,) = sent(ready, m.Prepare)
@@ -648,19 +650,20 @@ def test_backup_accepts_new_view_whose_o_set_matches_its_view_changes() -> None:
 
 @pytest.mark.parametrize("tamper", ["null instead of prepared", "missing entry", "extra entry",
                                     "other digest", "view changes of other view", "too few view changes",
-                                    "duplicate view change", "forged view change", "not from new primary"])
+                                    "duplicate view change", "forged view change", "not from new primary",
+                                    "body in new view", "body in view change"])
 def test_backup_rejects_tampered_new_view(tamper: str) -> None:
     """OSDI'99 §4.4: a NewView whose O set does not follow from its ViewChanges,
     or whose ViewChanges are not 2f+1 valid distinct ones for v+1, or which is
     not from the primary of v+1, is rejected; the backup stays out of v+1."""
     pc, vcs, nv = _view1_new_view_fixture()
     primary_signer = KeyedHashSigner(1)
-    null = replace(nv.pre_prepares[0], digest=m.null_proposal(CHAIN, 1, 1).digest,
-                   proposal=m.null_proposal(CHAIN, 1, 1))
+    null = replace(nv.pre_prepares[0], digest=m.null_proposal(CHAIN, 1, 1).digest)
     extra = m.PrePrepare(chain_id=CHAIN, view=1, seq=2, digest=m.null_proposal(CHAIN, 2, 1).digest,
-                         proposal=m.null_proposal(CHAIN, 2, 1), replica=1)
-    other_p = proposal(1, (request(2),), proposer=1)
-    other = replace(nv.pre_prepares[0], digest=other_p.digest, proposal=other_p)
+                         proposal=None, replica=1)
+    other = replace(nv.pre_prepares[0], digest=proposal(1, (request(2),), proposer=1).digest)
+    with_body = replace(nv.pre_prepares[0], proposal=pc.pre_prepare.proposal)
+    vc_with_body = sign(replace(vcs[0], prepared=(pc,)))
     resign = lambda pps: tuple(replace(p, signature=primary_signer.sign(signable(p))) for p in pps)  # noqa: E731
     bad = {
         "null instead of prepared": new_view(1, vcs, pre_prepares=resign([null])),
@@ -673,8 +676,11 @@ def test_backup_rejects_tampered_new_view(tamper: str) -> None:
         "duplicate view change": new_view(1, (vcs[0], vcs[0], vcs[1])),
         "forged view change": new_view(1, (vcs[0], vcs[1], replace(vcs[2], signature=b"\x00" * 16))),
         "not from new primary": sign(replace(nv, replica=3)),
+        "body in new view": new_view(1, vcs, pre_prepares=resign([with_body])),
+        "body in view change": new_view(1, (vc_with_body, vcs[1], vcs[2])),
     }[tamper]
     rep = make_replica(me=2)
+    deliver(rep, pc.pre_prepare)  # it has the body from view 0
     ready = deliver(rep, bad)
     assert (rep.view, rep.view_changing) == (0, False)
     assert not sent(ready, m.Prepare) and ready.persist == ()

@@ -302,10 +302,13 @@ def test_compose_node_matches_its_config(department):
 def test_compose_config_init_installs_keys_0400_for_the_node_user():
     service = compose()["services"]["config-init"]
     script = service["command"][0]
-    key_line = next(line for line in script.splitlines() if "node.key /etc/govchain" in line)
-    assert f"-o {NODE_UID} -g {NODE_UID} -m 0400" in key_line, \
-        "deploy/compose/compose.yaml config-init: install the key with -o 10001 -g 10001 -m 0400 " \
-        "(the node refuses group/world-readable keys)"
+    for key in ("node.key", "tls.key"):
+        key_line = next(line for line in script.splitlines() if f"{key} /etc/govchain" in line)
+        assert f"-o {NODE_UID} -g {NODE_UID} -m 0400" in key_line, \
+            f"deploy/compose/compose.yaml config-init: install {key} with -o 10001 -g 10001 -m 0400 " \
+            "(the node refuses group/world-readable keys)"
+    certs = next(line for line in script.splitlines() if "tls.crt" in line and "install" in line)
+    assert "ca.crt" in certs and "-m 0644" in certs, "config-init: install tls.crt and ca.crt (0644)"
     for department in DEPARTMENTS:
         assert department in script.split("\n")[0], f"config-init: loop must include {department}"
         assert mounts(service).get(f"/etc/govchain/{department}") == (f"{department}-etc", False)
@@ -318,7 +321,24 @@ def copy_configs(source: Path, target: Path) -> None:
         shutil.copy(source / department / "node.toml", target / department / "node.toml")
 
 
-def check_generated(directory: Path, keys: dict[str, str]) -> dict[str, object]:
+def check_generated(directory: Path, keys: dict[str, str], hosts: dict[str, list[str]]) -> dict[str, object]:
+    """Genesis files name each node.key; each tls.crt is bound to it, names `hosts`, and
+    chains to the network CA copied next to it."""
+    from cryptography import x509
+
+    from node.tls import bound_key
+
+    ca = (directory / "tls" / "ca.crt").read_bytes()
+    for department in DEPARTMENTS:
+        crt = (directory / department / "tls.crt").read_bytes()
+        assert bound_key(crt).hex() == keys[department], f"init.py: {department}/tls.crt is not bound to node.key"
+        assert (directory / department / "ca.crt").read_bytes() == ca
+        assert os.stat(directory / department / "tls.key").st_mode & 0o077 == 0
+        cert = x509.load_pem_x509_certificate(crt)
+        assert cert.issuer == x509.load_pem_x509_certificate(ca).subject
+        names = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+        assert set(hosts[department]) <= {str(n.value) for n in names}, \
+            f"init.py: {department}/tls.crt must name {hosts[department]}"
     genesis = {}
     for chain in CHAINS:
         g = load_genesis(directory / "genesis" / f"{chain}.json")
@@ -338,7 +358,7 @@ def test_compose_init_creates_matching_keys_and_genesis(tmp_path):
                             capture_output=True, text=True, cwd=REPO)
     assert result.returncode == 0, result.stderr
     keys = dict(line.split() for line in result.stdout.splitlines() if line.split()[0] in DEPARTMENTS)
-    genesis = check_generated(tmp_path, keys)
+    genesis = check_generated(tmp_path, keys, {d: [d, "localhost", "127.0.0.1"] for d in DEPARTMENTS})
     services = compose()["services"]
     for v in genesis["catalog"].validators:
         host, port = v.address.rsplit(":", 1)
@@ -418,10 +438,11 @@ def test_k8s_statefulset_matches_its_config(department):
     assert ports == {"peer": config.peer_listen.port, "client": config.client_listen.port}, \
         f"{where}: containerPorts must be peer {config.peer_listen.port} and client " \
         f"{config.client_listen.port} as in {config_file} (got {ports})"
+    # Native grpc probes cannot speak TLS: healthcheck.py reads client_listen and [tls] from node.toml.
     for probe in ("startupProbe", "readinessProbe", "livenessProbe"):
-        assert node[probe].get("grpc", {}).get("port") == config.client_listen.port, \
-            f"{where}: {probe} must be grpc: {{port: {config.client_listen.port}}} (client_listen, " \
-            f"where grpc.health.v1 is served)"
+        assert node[probe].get("exec", {}).get("command") == \
+            ["python", "/opt/govchain/healthcheck.py", "--config", IMAGE_CONFIG], \
+            f"{where}: {probe} must exec python /opt/govchain/healthcheck.py --config {IMAGE_CONFIG}"
     services = by_kind("Service")
     headless = services.get(sts["spec"]["serviceName"])
     assert headless and headless["spec"].get("clusterIP") == "None", \
@@ -467,7 +488,14 @@ def test_k8s_statefulset_matches_its_config(department):
     for v in secret_volumes:
         assert v["secret"].get("defaultMode") in (0o400, 0o600), \
             f"{where}: volume {v['name']}: set defaultMode: 0400 (the node refuses group/world-readable keys)"
-    assert "node.key" in generator_files("secretGenerator", f"{department}-key")
+    secret_files = generator_files("secretGenerator", f"{department}-key")
+    assert {"node.key", "tls.key", "tls.crt", "ca.crt"} <= set(secret_files), \
+        f"deploy/kubernetes/kustomization.yaml: secret {department}-key needs node.key, tls.key, tls.crt, ca.crt"
+    for cert in (config.tls.ca, config.tls.cert):
+        _, cert_mount = volume_at(cert)
+        assert cert_mount["name"] in {v["name"] for v in secret_volumes} and \
+            cert_mount.get("subPath") == PurePosixPath(cert).name, \
+            f"{where}: mount {cert} from the Secret (subPath {PurePosixPath(cert).name})"
     key_mount_path, key_mount = volume_at(config.key_file)
     fs_group = pod.get("securityContext", {}).get("fsGroup")
     if "secret" in volumes[key_mount["name"]]:
@@ -481,9 +509,11 @@ def test_k8s_statefulset_matches_its_config(department):
                    if any(m["name"] == key_mount["name"] for m in c["volumeMounts"])]
         assert copiers, f"{where}: an init container must put the key into volume {key_mount['name']}"
         command = copiers[0]["command"]
-        assert command[:3] == ["install", "-m", "0400"] and \
-            command[-1] == norm(config.key_file), \
-            f"{where}: init container must run install -m 0400 <secret>/node.key {config.key_file}"
+        key_dir = norm(PurePosixPath(config.key_file).parent)
+        assert command[:3] == ["install", "-m", "0400"] and norm(command[-1]) == key_dir and \
+            [PurePosixPath(c).name for c in command[3:-1]] == ["node.key", "tls.key"] and \
+            norm(config.tls.key) == f"{key_dir}/tls.key", \
+            f"{where}: init container must run install -m 0400 <secret>/node.key <secret>/tls.key {key_dir}/"
     assert key_mount.get("readOnly"), f"{where}: mount the key volume readOnly in the node container"
 
     # Security context and lifecycle.
@@ -518,7 +548,8 @@ def k8s_tree(tmp_path):
 
 def test_k8s_init_creates_matching_keys_and_genesis(k8s_tree):
     tree, keys = k8s_tree
-    genesis = check_generated(tree / "config", keys)
+    genesis = check_generated(tree / "config", keys, {
+        d: [d, f"{d}-0.{d}-peer", f"{d}.govchain.svc", "127.0.0.1"] for d in DEPARTMENTS})
     objects = k8s_objects()
     services = {o["metadata"]["name"]: o for o in objects if o["kind"] == "Service"}
     sets = {o["metadata"]["name"]: o for o in objects if o["kind"] == "StatefulSet"}
@@ -562,14 +593,16 @@ def test_node_runs_under_memory_deny_write_execute(tmp_path):
     log.close()
     try:
         healthcheck = healthcheck_module()
-        wait_until(lambda: proc.poll() is not None or healthcheck.check(spec.client, timeout_s=1)[0], 30,
+        wait_until(lambda: proc.poll() is not None or healthcheck.check(spec.client, timeout_s=1,
+                                                                       config_path=str(spec.config))[0], 30,
                    what="node health")
         assert proc.poll() is None, f"node died under MemoryDenyWriteExecute:\n{spec.log.read_text()}"
         assert healthcheck.main(["--config", str(spec.config)]) == 0
         # Signing (PyNaCl), consensus and LevelDB commit, under the filter.
         client_key = tmp_path / "client.key"
         cli = [sys.executable, "-m", "node", "tx", "submit", "--node", spec.client, "--chain", "demo",
-               "--key", str(client_key), "--method", "put", "--payload", '{"key": "k", "value": "v"}', "--wait"]
+               "--key", str(client_key), "--method", "put", "--payload", '{"key": "k", "value": "v"}', "--wait",
+               "--ca", str(tmp_path / "net" / "tls" / "ca.crt")]
         subprocess.run([sys.executable, "-m", "node", "keys", "generate", "--out", str(client_key)],
                        check=True, cwd=REPO, capture_output=True)
         result = subprocess.run(cli, cwd=REPO, capture_output=True, text=True, timeout=30)

@@ -1,7 +1,7 @@
 """End-to-end harness: real node processes on 127.0.0.1, real gRPC, real LevelDB.
 
 `net_factory(**kw)` creates a network with node.localnet.create_network in a
-tmp dir and starts every node; the finalizer SIGKILLs whatever is still
+tmp dir (TLS on both ports unless insecure=True) and starts every node; the finalizer SIGKILLs whatever is still
 running (and reaps it), so no daemon ever outlives its test, pass or fail.
 A failing test gets the tail of every node log appended to its report.
 """
@@ -37,6 +37,7 @@ class Net:
         self.specs = specs
         self.chains = chains
         self._stubs: dict[str, object] = {}
+        self.tls = localnet.client_tls(root)  # None for an insecure network
 
     # ---- processes ------------------------------------------------------------
 
@@ -102,7 +103,7 @@ class Net:
     def client(self, i: int):
         address = self.specs[i].client
         if address not in self._stubs:
-            self._stubs[address] = stub(address)
+            self._stubs[address] = stub(address, self.tls)
         return self._stubs[address]
 
     def logs(self, lines: int = 15) -> str:
@@ -117,7 +118,7 @@ class Net:
 
 
 @pytest.fixture
-def net_factory(tmp_path, request):
+def net_factory(tmp_path, request, monkeypatch):
     nets: list[Net] = []
 
     def make(*, nodes: int = 4, chains=("demo",), start: bool = True, ready: bool = True, **kw) -> Net:
@@ -125,6 +126,8 @@ def net_factory(tmp_path, request):
         specs = localnet.create_network(root, nodes=nodes, chains=tuple(chains), **kw)
         net = Net(root, specs, tuple(chains))
         nets.append(net)
+        if net.tls is not None:  # `govchain` commands (run_cli) trust this network's CA
+            monkeypatch.setenv("GOVCHAIN_CA", str(root / "tls" / "ca.crt"))
         if start:
             net.start()
             if ready:
@@ -168,9 +171,10 @@ def submit_batch(client, txs, *, wait: bool = True, timeout_ms: int = 10_000):
                               timeout=RPC_TIMEOUT_S + timeout_ms / 1000)
 
 
-def run_cli(*args: str, check: bool = True, timeout: float = 60) -> subprocess.CompletedProcess:
+def run_cli(*args: str, check: bool = True, timeout: float = 60, env: dict | None = None
+            ) -> subprocess.CompletedProcess:
     proc = subprocess.run([*GOVCHAIN, *args], capture_output=True, text=True, timeout=timeout, cwd=REPO,
-                          env={**os.environ, "PYTHONPATH": str(REPO)})
+                          env={**os.environ, "PYTHONPATH": str(REPO), **(env or {})})
     if check and proc.returncode != 0:
         raise AssertionError(f"govchain {' '.join(args)} exited {proc.returncode}\n"
                              f"stdout: {proc.stdout}\nstderr: {proc.stderr}")

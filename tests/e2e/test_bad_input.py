@@ -14,6 +14,7 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from consensus import messages as m
 from consensus.signing import signable
 from node import codec, localnet
+from node.client import channel as client_channel
 from node.keys import load_signing_key
 from node.pb import client_pb2, consensus_pb2, peer_pb2, peer_pb2_grpc
 from node.tx import PAYLOAD_BYTES_MAX, Transaction
@@ -68,7 +69,7 @@ def test_client_rpcs_refuse_bad_input_with_precise_codes(net_factory, sender):
     first = submit_batch(client, [tx])
     assert first.results[0].committed
     heads = _heads(net)
-    channel = grpc.insecure_channel(net.specs[1].client, options=[("grpc.max_send_message_length", 64 << 20)])
+    channel = client_channel(net.specs[1].client, net.tls)  # sends up to 64 MiB
 
     # Malformed bytes on every client RPC: INVALID_ARGUMENT (not UNKNOWN), counted, stream or not.
     before = _node_dropped(net, 1).get("malformed client request", 0)
@@ -171,7 +172,9 @@ def _fields(tx: Transaction) -> dict:
 
 
 def test_peer_stream_drops_and_counts_hostile_messages(net_factory, sender):
-    net = net_factory(nodes=4, chains=("demo", "catalog"))
+    # Plaintext, so that anyone can open a peer stream and the replicas' own checks are
+    # what stands (with TLS the peer port first checks who speaks: tests/e2e/test_ports.py).
+    net = net_factory(nodes=4, chains=("demo", "catalog"), insecure=True)
     for _ in range(3):
         assert submit_batch(net.client(0), [make_tx(sender, "demo", "k", "v")]).results[0].committed
     net.wait_same_head("demo", range(4), at_least=3)

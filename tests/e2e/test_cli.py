@@ -70,3 +70,12 @@ def test_cli_keys_status_tx_block_state(net_factory, tmp_path):
     assert replay.returncode == 1 and "ALREADY_EXISTS" in replay.stderr
     down = run_cli("status", "--node", "127.0.0.1:1", "--timeout", "1", check=False)
     assert down.returncode == 1 and "UNAVAILABLE" in down.stderr
+
+    # TLS material: found in a local cluster's directory; plaintext does not reach a TLS node.
+    found = run_cli("status", "--node", node, "--json", env={"GOVCHAIN_CA": "", "GOVCHAIN_CLUSTER_DIR": str(net.root)})
+    assert json.loads(found.stdout)["department"] == net.specs[2].department
+    plain = run_cli("status", "--node", node, "--insecure", "--timeout", "2", check=False)
+    assert plain.returncode == 1 and "UNAVAILABLE" in plain.stderr and "--insecure" in plain.stderr
+    lost = run_cli("status", "--node", node, check=False,
+                   env={"GOVCHAIN_CA": "", "GOVCHAIN_CLUSTER_DIR": str(tmp_path / "nowhere")})
+    assert lost.returncode == 2 and "pass --ca FILE (or set GOVCHAIN_CA)" in lost.stderr

@@ -80,3 +80,20 @@ def test_cluster_script_up_status_load_perturb_down_and_restart(network_dir):
     after = status(network_dir)["nodes"]
     assert all(n["chains"]["demo"]["height"] >= before[n["department"]] for n in after)
     assert cluster(network_dir, "logs", "nobody").returncode != 0
+
+
+def test_cluster_script_takes_dir_before_or_after_the_command(network_dir):
+    """Its own error messages suggest `up --dir X`: that must parse, and run."""
+    run = [sys.executable, str(REPO / "scripts" / "cluster")]
+    for argv in (["--dir", str(network_dir), "status"], ["status", "--dir", str(network_dir)],
+                 ["--dir", "/nonexistent", "status", "--dir", str(network_dir)]):  # the later one wins
+        out = subprocess.run([*run, *argv], capture_output=True, text=True, timeout=60, cwd=REPO)
+        assert out.returncode == 1, out.stderr
+        assert f"no network at {network_dir}; create one with `scripts/cluster up --dir {network_dir}`" in out.stderr
+    up = subprocess.run([*run, "up", "--dir", str(network_dir), "--nodes", "1", "--chains", "demo"],
+                        capture_output=True, text=True, timeout=120, cwd=REPO)
+    assert up.returncode == 0, up.stderr
+    assert status(network_dir)["nodes"][0]["chains"]["demo"]["height"] >= 1
+    down = subprocess.run([*run, "down", "--dir", str(network_dir)], capture_output=True, text=True, timeout=60,
+                          cwd=REPO)
+    assert down.returncode == 0 and "stopped" in down.stdout, down.stderr

@@ -47,7 +47,7 @@ def test_node_dies_at_crash_point_and_loses_nothing_acknowledged(net_factory, po
     client = net.client(VICTIM)
     for tx_id in acked:  # nothing the cluster acknowledged is missing on the victim
         client.GetTransaction(client_pb2.GetTransactionRequest(chain_id="demo", tx_id=tx_id), timeout=10)
-    result = verify_chain(load_genesis(net.genesis("demo")), blocks_over_grpc(victim.client, "demo"))
+    result = verify_chain(load_genesis(net.genesis("demo")), blocks_over_grpc(localnet.client_stub(victim), victim.client, "demo"))
     assert result.ok, result.problem
 
 

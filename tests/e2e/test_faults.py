@@ -9,7 +9,7 @@ import grpc
 import pytest
 
 from node import codec, localnet
-from node.client import blocks_over_grpc, stub
+from node.client import blocks_over_grpc
 from node.genesis import load_genesis
 from node.pb import client_pb2
 from node.verify import verify_chain
@@ -23,20 +23,23 @@ class Load(threading.Thread):
     """Submits small batches with wait_commit, round-robin over `addresses`,
     and records every transaction whose commit was acknowledged with a receipt."""
 
-    def __init__(self, addresses: list[str], key, chain: str) -> None:
+    def __init__(self, stubs: list, key, chain: str) -> None:
         super().__init__(daemon=True)
-        self.stubs = [stub(a) for a in addresses]
+        self.stubs = stubs
         self.key, self.chain = key, chain
         self.acked: dict[bytes, int] = {}  # tx id -> height in its receipt
         self.submitted = 0
         self.errors: list[str] = []
         self.halt = threading.Event()
 
+    def batch(self, i: int) -> list:
+        return [make_tx(self.key, self.chain, f"load-{i}-{j}", str(i)) for j in range(3)]
+
     def run(self) -> None:
         i = 0
         while not self.halt.is_set():
             i += 1
-            txs = [make_tx(self.key, self.chain, f"load-{i}-{j}", str(i)) for j in range(3)]
+            txs = self.batch(i)
             self.submitted += len(txs)
             try:
                 response = submit_batch(self.stubs[i % len(self.stubs)], txs, timeout_ms=4_000)
@@ -55,7 +58,7 @@ class Load(threading.Thread):
 def test_primary_sigkill_under_load_view_change_loses_no_acked_tx(net_factory, sender):
     net = net_factory(nodes=4, chains=("demo",), checkpoint_interval_blocks=4, window_blocks=8)
     assert net.status(0)["demo"]["primary"] == 0  # replica 0 (specs[0]) leads view 0
-    load = Load([s.client for s in net.specs[1:]], sender, "demo")
+    load = Load([net.client(i) for i in range(1, len(net.specs))], sender, "demo")
     load.start()
     try:
         localnet.wait_until(lambda: len(load.acked) >= 30, 20, what="acked transactions before the kill")
@@ -110,8 +113,8 @@ def test_primary_sigkill_under_load_view_change_loses_no_acked_tx(net_factory, s
     # S3/S5 on every node, the restarted one included: the chain verifies against genesis
     # and no transaction id appears twice.
     genesis = load_genesis(net.genesis("demo"))
-    for spec in net.specs:
-        blocks = list(blocks_over_grpc(spec.client, "demo"))
+    for i, spec in enumerate(net.specs):
+        blocks = list(blocks_over_grpc(net.client(i), spec.client, "demo"))
         result = verify_chain(genesis, blocks)
         assert result.ok and result.height >= head["height"], (spec.department, result)
         ids = [r.id for _, block, _ in blocks for r in block.proposal.requests]

@@ -45,12 +45,14 @@ proposals = st.builds(m.Proposal, chain_id=chain_id, seq=u63, proposer=u32, time
                       requests=tuples(requests))
 vote = dict(chain_id=chain_id, view=u63, seq=u63, digest=digest, replica=u32, signature=signature)
 pre_prepares = st.builds(m.PrePrepare, proposal=proposals, **vote)
+pre_prepare_headers = st.builds(m.PrePrepare, proposal=st.none(), **vote)  # in certificates and NewViews
 prepares = st.builds(m.Prepare, **vote)
 commits = st.builds(m.Commit, **vote)
 checkpoints = st.builds(m.Checkpoint, chain_id=chain_id, seq=u63, digest=digest, replica=u32,
                         signature=signature)
 prepared_certificates = st.builds(m.PreparedCertificate, pre_prepare=pre_prepares,
-                                  prepares=tuples(prepares))
+                                  prepares=tuples(prepares))  # a replica's own record, with the body
+wire_certificates = st.builds(m.PreparedCertificate, pre_prepare=pre_prepare_headers, prepares=tuples(prepares))
 commit_certificates = st.builds(m.CommitCertificate, chain_id=chain_id, view=u63, seq=u63,
                                 digest=digest, commits=tuples(commits))
 committed_blocks = st.builds(m.CommittedBlock, proposal=proposals, certificate=commit_certificates)
@@ -58,10 +60,10 @@ stable_checkpoints = st.builds(m.StableCheckpoint, seq=u63.filter(bool), digest=
                                proof=tuples(checkpoints)) | st.just(m.GENESIS_CHECKPOINT)
 view_changes = st.builds(
     m.ViewChange, chain_id=chain_id, view=u63, checkpoint=stable_checkpoints,
-    prepared=tuples(prepared_certificates, 2), replica=u32, signature=signature,
+    prepared=tuples(wire_certificates, 2), replica=u32, signature=signature,
 )
 new_views = st.builds(m.NewView, chain_id=chain_id, view=u63, view_changes=tuples(view_changes, 2),
-                      pre_prepares=tuples(pre_prepares, 2), replica=u32, signature=signature)
+                      pre_prepares=tuples(pre_prepare_headers, 2), replica=u32, signature=signature)
 request_batches = st.builds(m.RequestBatch, chain_id=chain_id, requests=tuples(requests),
                             replica=u32, signature=signature)
 statuses = st.builds(m.Status, chain_id=chain_id, view=u63, executed_seq=u63, stable_seq=u63, replica=u32,
@@ -70,11 +72,16 @@ fetch_blocks = st.builds(m.FetchBlocks, chain_id=chain_id, from_seq=u63, to_seq=
                          signature=signature)
 blocks_replies = st.builds(m.BlocksReply, chain_id=chain_id, blocks=tuples(committed_blocks, 2),
                            replica=u32, signature=signature)
+fetch_proposals = st.builds(m.FetchProposal, chain_id=chain_id, seq=u63, digest=digest, replica=u32,
+                            signature=signature)
+proposal_replies = st.builds(m.ProposalReply, chain_id=chain_id, proposal=proposals, replica=u32,
+                             signature=signature)
 
 MESSAGE_STRATEGIES = {
     m.PrePrepare: pre_prepares, m.Prepare: prepares, m.Commit: commits, m.Checkpoint: checkpoints,
     m.ViewChange: view_changes, m.NewView: new_views, m.RequestBatch: request_batches,
     m.Status: statuses, m.FetchBlocks: fetch_blocks, m.BlocksReply: blocks_replies,
+    m.FetchProposal: fetch_proposals, m.ProposalReply: proposal_replies,
 }
 messages = st.one_of(*MESSAGE_STRATEGIES.values())
 
@@ -236,7 +243,7 @@ def test_codec_decode_record_key_rejects_bad_bytes(data):
 @given(st.one_of(
     view_records.map(lambda r: (("view",), r)),
     stable_checkpoints.map(lambda r: (("checkpoint",), r)),
-    pre_prepares.map(lambda r: (("pre_prepare", r.seq), r)),
+    (pre_prepares | pre_prepare_headers).map(lambda r: (("pre_prepare", r.seq), r)),
     prepared_certificates.map(lambda r: (("prepared", r.seq), r)),
 ))
 def test_codec_record_round_trip(key_and_record):
@@ -305,6 +312,29 @@ def test_codec_decode_nested_path_in_new_view():
     nv.new_view.view_changes[1].prepared.add()  # a PreparedCertificate without its PrePrepare
     with pytest.raises(CodecError, match=r"view_changes\[1\]\.prepared\[0\]\.pre_prepare: missing"):
         codec.decode_message(nv.SerializeToString())
+
+
+def test_codec_bodies_only_where_the_protocol_carries_them():
+    """§4.4: a PrePrepare sent on its own carries its proposal; the ones in a
+    ViewChange's certificates and a NewView's O set are headers, so neither
+    grows with the payload. The codec refuses the other shape."""
+    p = m.Proposal(chain_id="c", seq=1, proposer=0, timestamp_ms=5, requests=())
+    full = m.PrePrepare(chain_id="c", view=0, seq=1, digest=p.digest, proposal=p, replica=0)
+    header = full.header()
+    with pytest.raises(CodecError, match=r"PrePrepare: proposal: missing"):
+        codec.decode_message(codec.encode_message(header))
+    cert = m.PreparedCertificate(pre_prepare=full, prepares=())
+    vc = m.ViewChange(chain_id="c", view=1, checkpoint=m.GENESIS_CHECKPOINT, prepared=(cert,), replica=1)
+    with pytest.raises(CodecError, match=r"prepared\[0\]\.pre_prepare\.proposal: must be absent"):
+        codec.decode_message(codec.encode_message(vc))
+    nv = m.NewView(chain_id="c", view=1, view_changes=(), pre_prepares=(full,), replica=1)
+    with pytest.raises(CodecError, match=r"pre_prepares\[0\]\.proposal: must be absent"):
+        codec.decode_message(codec.encode_message(nv))
+    # the header forms round-trip, and a durable record may hold either
+    ok = dataclasses.replace(vc, prepared=(dataclasses.replace(cert, pre_prepare=header),))
+    assert codec.decode_message(codec.encode_message(ok)) == ok
+    for record in (full, header):
+        assert codec.decode_record(("pre_prepare", 1), codec.encode_record(("pre_prepare", 1), record)) == record
 
 
 @pytest.mark.parametrize("data", [

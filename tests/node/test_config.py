@@ -7,14 +7,16 @@ from pathlib import Path
 
 import pytest
 
-from node.config import (Address, ConfigError, LimitsConfig, MqttConfig, NodeConfig, config_template, load_config,
-                         parse_address)
+from node.config import (Address, ConfigError, LimitsConfig, MqttConfig, NodeConfig, TlsConfig, config_template,
+                         load_config, parse_address)
 
 MINIMAL = textwrap.dedent("""\
     department = "housing-registry"
     key_file = "node.key"
     data_dir = "data"
     peer_listen = "127.0.0.1:7001"
+    client_listen = "127.0.0.1:7101"
+    tls = { ca = "tls/ca.crt", cert = "tls/node.crt", key = "tls/node.key" }
 
     [[chains]]
     id = "catalog"
@@ -59,7 +61,8 @@ def test_config_minimal_defaults_and_relative_paths(tmp_path) -> None:
     assert config.key_file == base / "node.key"
     assert config.data_dir == base / "data"
     assert config.peer_listen == Address("127.0.0.1", 7001)
-    assert config.client_listen == config.peer_listen and config.shared_listener
+    assert config.client_listen == Address("127.0.0.1", 7101)
+    assert config.tls == TlsConfig(ca=base / "tls/ca.crt", cert=base / "tls/node.crt", key=base / "tls/node.key")
     assert config.tick_ms == 10 and config.log_level == "INFO"
     assert config.limits == LimitsConfig() and config.limits.message_bytes_max == 4 * 1024 * 1024
     assert config.mqtt is None
@@ -100,11 +103,11 @@ def test_config_full_file(tmp_path) -> None:
         client_id = "housing-1"
         queue_max = 100
     """)
-    text = replace_line(text, "peer_listen", 'peer_listen = "0.0.0.0:7001"\nclient_listen = "[::1]:8001"\n'
+    text = replace_line(text, "peer_listen", 'peer_listen = "0.0.0.0:7001"\n'
                                              'tick_ms = 5\nlog_level = "debug"\ndisplay_name = "Housing Registry"')
+    text = replace_line(text, "client_listen", 'client_listen = "[::1]:8001"')
     config = load_text(tmp_path, text)
     assert config.client_listen == Address("::1", 8001) and str(config.client_listen) == "[::1]:8001"
-    assert not config.shared_listener
     assert config.tick_ms == 5 and config.log_level == "DEBUG" and config.display_name == "Housing Registry"
     assert config.limits == LimitsConfig(message_bytes_max=1048576, mempool_txs_max=5000, concurrent_rpcs_max=64,
                                          stream_queue_max=256)
@@ -117,7 +120,7 @@ def test_config_mqtt_defaults(tmp_path) -> None:
     assert config.mqtt == MqttConfig(host="127.0.0.1", port=1883, topic_prefix="govchain", client_id=None)
 
 
-@pytest.mark.parametrize("key", ["department", "key_file", "data_dir", "peer_listen"])
+@pytest.mark.parametrize("key", ["department", "key_file", "data_dir", "peer_listen", "client_listen"])
 def test_config_missing_required_key(tmp_path, key) -> None:
     message = error_of(tmp_path, replace_line(MINIMAL, key, None))
     assert message.startswith(f"{tmp_path / 'node.toml'}: {key} is missing; add {key} = ")
@@ -221,8 +224,7 @@ def test_config_unknown_key_is_an_error(tmp_path, text, expected) -> None:
 ])
 @pytest.mark.parametrize("key", ["peer_listen", "client_listen"])
 def test_config_bad_address(tmp_path, key, value, reason) -> None:
-    text = replace_line(MINIMAL, "peer_listen", f"{key} = {value}") if key == "peer_listen" \
-        else MINIMAL.replace("data_dir", f"{key} = {value}\ndata_dir")
+    text = replace_line(MINIMAL, key, f"{key} = {value}")
     message = error_of(tmp_path, text)
     assert message.startswith(f'{tmp_path / "node.toml"}: {key} must be "host:port", e.g. "127.0.0.1:7001": ')
     assert reason in message
@@ -281,3 +283,36 @@ def test_config_template_validates_its_arguments() -> None:
         config_template("Tax Office")
     with pytest.raises(ConfigError, match='peer_listen must be "host:port"'):
         config_template("tax-office", peer_listen="nowhere")
+
+
+def test_config_tls_insecure_and_client_certificates(tmp_path) -> None:
+    insecure = load_text(tmp_path, replace_line(MINIMAL, "tls", "tls = { insecure = true }"))
+    assert insecure.tls == TlsConfig(insecure=True)
+    strict = load_text(tmp_path, MINIMAL.replace('key = "tls/node.key"', 'key = "k", require_client_cert = true'))
+    assert strict.tls.require_client_cert and not strict.tls.insecure
+
+
+@pytest.mark.parametrize("tls, expected", [
+    (None, "the [tls] table is missing; add [tls] with ca, cert and key"),
+    ('ca = "ca.crt"\ncert = "n.crt"', "[tls] key is missing; add key = "),
+    ('ca = "ca.crt"\ncert = "n.crt"\nkey = "n.key"\ncerts = "x"', 'unknown key "certs" in [tls]; did you mean "cert"?'),
+    ('insecure = "yes"', '[tls] insecure must be true or false (got "yes")'),
+    ('insecure = true\nca = "ca.crt"', "[tls] ca has no effect with insecure = true"),
+    ('insecure = true\nrequire_client_cert = true', "[tls] require_client_cert has no effect with insecure = true"),
+])
+def test_config_bad_tls(tmp_path, tls, expected) -> None:
+    text = replace_line(MINIMAL, "tls", None) + (f"[tls]\n{tls}\n" if tls else "")
+    assert expected in error_of(tmp_path, text)
+
+
+@pytest.mark.parametrize("peer, client", [
+    ("127.0.0.1:7001", "127.0.0.1:7001"),
+    ("0.0.0.0:7001", "127.0.0.1:7001"),
+    ("127.0.0.1:7001", "[::]:7001"),
+])
+def test_config_ports_must_differ(tmp_path, peer, client) -> None:
+    text = replace_line(replace_line(MINIMAL, "peer_listen", f'peer_listen = "{peer}"'),
+                        "client_listen", f'client_listen = "{client}"')
+    message = error_of(tmp_path, text)
+    assert f"client_listen ({client}) must differ from peer_listen ({peer})" in message
+    assert "must differ from peer_listen" in message and "give clients a port of their own" in message

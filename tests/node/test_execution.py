@@ -8,16 +8,19 @@ import json
 
 import nacl.signing
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from consensus import messages as m
 from node import codec
 from node.contracts import load_contract, registry_for
+from node.contracts.base import INT_DIGITS_MAX, PAYLOAD_CONTAINERS_MAX, PAYLOAD_DEPTH_MAX, parse_json_object
 from node.execution import (
     DUPLICATE, EMPTY_STATE_ROOT, FAILED, OK, ContractError, ContractRegistry, ExecutionError,
     Executor, state_root,
 )
-from node.ledger import Ledger
-from node.tx import Transaction, sign_transaction, verify_signature
+from node.ledger import open_ledger
+from node.tx import PAYLOAD_BYTES_MAX, Transaction, sign_transaction, verify_signature
 
 CHAIN = "test-chain"
 GENESIS = hashlib.sha256(b"genesis").digest()
@@ -45,7 +48,7 @@ class Chain:
     """A ledger + executor that executes and commits blocks like the shell."""
 
     def __init__(self, path, registry: ContractRegistry | None = None, **executor_options):
-        self.ledger = Ledger(path, CHAIN, GENESIS)
+        self.ledger = open_ledger(path, CHAIN, GENESIS)
         self.executor = Executor(CHAIN, registry or registry_for(["kv"]), self.ledger, **executor_options)
 
     def run(self, *requests: m.Request):
@@ -218,3 +221,131 @@ def test_contract_registry_loads_builtins_and_plugins():
         load_contract("catalogue")
     with pytest.raises(ValueError, match="already registered"):
         registry_for(["kv", "kv"])
+
+
+# ---- payload bounds: the outcome depends on the bytes, not the interpreter --------
+
+def raw_tx(payload: bytes) -> m.Request:
+    """A kv put with a raw payload, bypassing sign_transaction's shape check
+    (as a faulty primary could); the executor does not re-check signatures."""
+    return codec.request_from_tx(Transaction(chain_id=CHAIN, sender=bytes(KEY.verify_key), nonce=next(_nonce),
+                                             contract="kv", method="put", payload=payload, signature=bytes(64)))
+
+
+def put_with(extra: str) -> bytes:
+    return ('{"key": "k", "value": "v", "extra": ' + extra + "}").encode()
+
+
+def sized(size: int) -> bytes:
+    """A valid kv put payload of exactly `size` bytes."""
+    payload = put_with('""')
+    return payload[:-2] + b"x" * (size - len(payload)) + payload[-2:]
+
+
+def nested(depth: int) -> str:  # `depth` arrays inside the payload object: total depth + 1
+    return "[" * depth + "]" * depth
+
+
+@pytest.mark.parametrize("payload, problem", [
+    (put_with(nested(PAYLOAD_DEPTH_MAX - 1)), None),
+    (put_with(nested(PAYLOAD_DEPTH_MAX)), f"{PAYLOAD_DEPTH_MAX + 1} deep, more than the {PAYLOAD_DEPTH_MAX}"),
+    (put_with(nested(969)), "970 deep"),  # executed or not, depending on the stack, before the bound
+    (put_with(nested(979)), "980 deep"),  # RecursionError before the bound
+    (put_with("9" * INT_DIGITS_MAX), None),
+    (put_with("-" + "9" * INT_DIGITS_MAX), None),
+    (put_with("9" * (INT_DIGITS_MAX + 1)), f"{INT_DIGITS_MAX + 1}-digit number, more than the {INT_DIGITS_MAX}"),
+    (put_with("1" * 4300), "4300-digit number"),  # executed before the bound
+    (put_with("1" * 4301), "4301-digit number"),  # ValueError (int max str digits) before
+    (put_with("0." + "1" * INT_DIGITS_MAX), "non-integer number"),
+    (put_with("[" + ",".join(["[]"] * (PAYLOAD_CONTAINERS_MAX - 2)) + "]"), None),  # + the payload object
+    (put_with("[" + ",".join(["[]"] * (PAYLOAD_CONTAINERS_MAX - 1)) + "]"),
+     f"{2 * PAYLOAD_CONTAINERS_MAX + 2} brackets: more than the {PAYLOAD_CONTAINERS_MAX} arrays/objects"),
+    (put_with('"' + "1" * 30 + '"'), None),  # digits inside strings are text
+    (put_with("1.5"), "non-integer number '1.5'"),
+    (put_with("1e3"), "non-integer number '1e3'"),
+    (put_with("NaN"), "NaN, which is not JSON"),
+    (put_with("-Infinity"), "-Infinity, which is not JSON"),
+    (sized(PAYLOAD_BYTES_MAX), None),
+    (sized(PAYLOAD_BYTES_MAX + 1), f"{PAYLOAD_BYTES_MAX + 1} bytes, more than the {PAYLOAD_BYTES_MAX} allowed"),
+    (put_with('"[[[[[[[ \\" ]]]]"'), None),  # brackets inside strings do not nest
+])
+def test_payload_bounds_decide_the_receipt(chain, payload, problem):
+    result = chain.run(raw_tx(payload))
+    receipt = result.receipts[0]
+    if problem is None:
+        assert (receipt.status, chain.kv("k")) == (OK, "v"), receipt.message
+    else:
+        assert receipt.status == FAILED and problem in receipt.message, receipt.message
+        assert result.state_writes == ()
+
+
+class Recursive:
+    name = "recursive"
+
+    def execute(self, ctx, t):
+        return self.execute(ctx, t)
+
+
+def test_interpreter_limits_stop_the_node_instead_of_failing_the_tx(chain):
+    """A RecursionError depends on the interpreter and its stack: a receipt
+    from it could differ between replicas, so it propagates (fail-stop)."""
+    chain.executor.registry.register(Recursive())
+    with pytest.raises(RecursionError):
+        chain.executor.execute_block(block(1, [tx("x", contract="recursive")]), None)
+
+
+_json_scalars = st.one_of(st.none(), st.booleans(), st.integers(), st.floats(allow_nan=True), st.text(max_size=8))
+_json_values = st.recursive(_json_scalars, lambda inner: st.one_of(
+    st.lists(inner, max_size=4), st.dictionaries(st.text(max_size=4), inner, max_size=4)), max_leaves=20)
+_json_texts = st.one_of(
+    _json_values.map(json.dumps),
+    st.integers(1, 3000).map(lambda d: "[" * d + "]" * d),
+    st.integers(1, 5000).map(lambda n: '{"a": ' + "7" * n + "}"),
+    st.lists(st.sampled_from(list('[]{}",:\\ 0123456789.e-truefalsn')), max_size=200).map("".join),
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.one_of(_json_texts.map(str.encode), st.binary(max_size=300)))
+def test_payload_decoding_raises_only_contract_error(payload):
+    try:
+        value = parse_json_object(payload)
+    except ContractError:
+        return
+    # Accepted: exactly what the standard decoder gives, a JSON object within the bounds.
+    assert value == json.loads(payload) and isinstance(value, dict)
+
+
+def test_hashes_match_the_formulas_documented_in_consensus_proto(chain):
+    """An independent re-implementation of the Proposal digest, tx_root,
+    state_root and block hash as proto/govchain/v1/consensus.proto states
+    them (the API contract for client writers)."""
+    def sha(data: bytes) -> bytes:
+        return hashlib.sha256(data).digest()
+
+    def u(n: int, size: int) -> bytes:
+        return n.to_bytes(size, "big")
+
+    chain.run(tx("put", key="gone", value="x"))
+    requests = [tx("put", key="a", value="1"), tx("delete", key="gone"), tx("put", key="b", value="2")]
+    b = block(2, requests)
+    result = chain.executor.execute_block(b, chain.ledger.tip_header)
+    p, header = b.proposal, result.header
+
+    level = [sha(b"\x00" + r.id + sha(r.body)) for r in requests]
+    while len(level) > 1:
+        level = [sha(b"\x01" + level[i] + level[i + 1]) for i in range(0, len(level) - 1, 2)] + level[len(level) & ~1:]
+    assert p.tx_root == level[0] == header.tx_root
+    assert m.Proposal(chain_id=CHAIN, seq=3, proposer=0, timestamp_ms=0).tx_root == sha(b"")
+    assert p.digest == sha(b"govchain:v1:proposal:" + CHAIN.encode() + u(p.seq, 8) + u(p.proposer, 4)
+                           + u(p.timestamp_ms, 8) + p.tx_root) == header.proposal_digest
+
+    writes = b"govchain:v1:writes:"
+    for key, value in ((b"a", b"1"), (b"b", b"2"), (b"gone", None)):
+        writes += u(2, 2) + b"kv" + u(len(key), 4) + key
+        writes += b"\x00" if value is None else b"\x01" + u(len(value), 4) + value
+    parent = chain.ledger.tip_header
+    assert header.state_root == sha(b"govchain:v1:state:" + parent.state_root + sha(writes))
+    assert header.hash == sha(b"govchain:v1:block:" + u(len(CHAIN), 2) + CHAIN.encode() + u(2, 8) + parent.hash
+                              + u(p.proposer, 4) + u(header.timestamp_ms, 8) + header.tx_root + header.state_root
+                              + header.proposal_digest)

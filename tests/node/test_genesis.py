@@ -58,7 +58,8 @@ FIXED = {
         "batch_txs_max": 1000, "batch_bytes_max": 1048576, "batch_wait_ms": 10, "checkpoint_interval_blocks": 16,
         "window_blocks": 64, "in_flight_blocks_max": 8, "request_timeout_ms": 1000, "view_change_timeout_ms": 1000,
         "view_change_timeout_max_ms": 8000, "status_interval_ms": 200, "retransmit_interval_ms": 200,
-        "pending_requests_max": 50000, "timestamp_skew_max_ms": 60000, "fetch_blocks_max": 64,
+        "pending_requests_max": 50000, "pending_requests_bytes_max": 64 << 20, "timestamp_skew_max_ms": 60000,
+        "fetch_blocks_max": 64,
     },
     "created": "2025-01-01T00:00:00Z",
 }
@@ -70,7 +71,7 @@ def test_genesis_hash_is_sha256_of_canonical_json_and_pinned() -> None:
     canonical = json.dumps(FIXED, sort_keys=True, separators=(",", ":")).encode()
     assert genesis.canonical_bytes() == canonical
     assert genesis.hash == hashlib.sha256(canonical).digest()
-    assert genesis.hash_hex == "0f1341cc4f353a61919fc5df4b08e04e0fdcb41d8e20f50a32c2345fd3ed6f64"
+    assert genesis.hash_hex == "38ee677e425b8d5461dc7cc279bae8f5067051114740d85e21a6b48f6cbdf72f"
 
 
 @pytest.mark.parametrize("change", [

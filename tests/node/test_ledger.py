@@ -16,7 +16,7 @@ from consensus import events as ev
 from consensus import messages as m
 from consensus.block import make_header
 from node.execution import EMPTY_STATE_ROOT, Receipt, state_root
-from node.ledger import Ledger, LedgerError
+from node.ledger import LedgerError, open_ledger
 
 CHAIN = "test-chain"
 GENESIS = hashlib.sha256(b"genesis-1").digest()
@@ -46,7 +46,7 @@ def committed_block(seq: int, requests=(), *, view: int = 0) -> m.CommittedBlock
     ), view)
 
 
-def commit_blocks(ledger: Ledger, count: int, txs_per_block: int = 2) -> None:
+def commit_blocks(ledger, count: int, txs_per_block: int = 2) -> None:
     """Commit `count` blocks, each with txs and one kv write per tx."""
     for _ in range(count):
         seq = ledger.height + 1
@@ -78,7 +78,7 @@ def pre_prepare(seq: int, view: int = 0) -> m.PrePrepare:
 
 def crash_child(path: str, blocks: int) -> None:
     """Run in a subprocess: commit, persist records, then die without close()."""
-    ledger = Ledger(path, CHAIN, GENESIS)
+    ledger = open_ledger(path, CHAIN, GENESIS)
     commit_blocks(ledger, blocks)
     ledger.persist_records([ev.Write(key=("view",), value=ev.ViewRecord(view=3, changing=True))], sync=True)
     sys.stdout.write(f"committed {ledger.height}\n")
@@ -90,14 +90,14 @@ def crash_child(path: str, blocks: int) -> None:
 
 def test_ledger_commit_and_reopen_round_trip(tmp_path):
     path = tmp_path / "chain"
-    with Ledger(path, CHAIN, GENESIS) as ledger:
+    with open_ledger(path, CHAIN, GENESIS) as ledger:
         assert ledger.height == 0 and ledger.tip_header is None and ledger.block(1) is None
         commit_blocks(ledger, 3)
         tip = ledger.tip_header
         blocks = ledger.blocks(1, 3)
         headers = [ledger.header(h) for h in (1, 2, 3)]
 
-    with Ledger(path, CHAIN, GENESIS) as ledger:
+    with open_ledger(path, CHAIN, GENESIS) as ledger:
         assert ledger.height == 3
         assert ledger.tip_header == tip and ledger.tip_header.hash == tip.hash
         assert ledger.blocks(1, 3) == blocks == [ledger.block(h) for h in (1, 2, 3)]
@@ -122,7 +122,7 @@ def test_ledger_commit_and_reopen_round_trip(tmp_path):
 
 
 def test_ledger_refuses_a_block_that_does_not_extend_the_tip(tmp_path):
-    with Ledger(tmp_path / "c", CHAIN, GENESIS) as ledger:
+    with open_ledger(tmp_path / "c", CHAIN, GENESIS) as ledger:
         commit_blocks(ledger, 1)
         block = committed_block(3)
         with pytest.raises(LedgerError, match="next block must be 2"):
@@ -136,7 +136,7 @@ def test_ledger_refuses_a_block_that_does_not_extend_the_tip(tmp_path):
 
 def test_ledger_block_batch_is_all_or_nothing(tmp_path):
     path = tmp_path / "c"
-    with Ledger(path, CHAIN, GENESIS) as ledger:
+    with open_ledger(path, CHAIN, GENESIS) as ledger:
         commit_blocks(ledger, 1)
         reqs = [request(1), request(2)]
         block = committed_block(2, reqs)
@@ -145,7 +145,7 @@ def test_ledger_block_batch_is_all_or_nothing(tmp_path):
                     Receipt(tx_id=reqs[1].id, height=7, index=1, status="OK")]  # fails mid-batch
         with pytest.raises(LedgerError, match="receipt for height 7"):
             ledger.commit_block(block, header, receipts, [("kv", b"new", b"x")])
-    with Ledger(path, CHAIN, GENESIS) as ledger:
+    with open_ledger(path, CHAIN, GENESIS) as ledger:
         assert ledger.height == 1 and ledger.block(2) is None and ledger.header(2) is None
         assert not ledger.has_tx(reqs[0].id) and ledger.receipt_at(2, 0) is None
         assert ledger.state_get("kv", b"new") is None and ledger.block_by_hash(header.hash) is None
@@ -153,22 +153,22 @@ def test_ledger_block_batch_is_all_or_nothing(tmp_path):
 
 def test_ledger_genesis_mismatch_is_a_clear_error(tmp_path):
     path = tmp_path / "chain"
-    Ledger(path, CHAIN, GENESIS).close()
+    open_ledger(path, CHAIN, GENESIS).close()
     other = hashlib.sha256(b"genesis-2").digest()
     with pytest.raises(LedgerError) as err:
-        Ledger(path, CHAIN, other)
+        open_ledger(path, CHAIN, other)
     text = str(err.value)
     assert GENESIS.hex() in text and other.hex() in text and CHAIN in text
     assert "point data_dir elsewhere or remove it" in text
     with pytest.raises(LedgerError, match="holds chain 'test-chain'"):
-        Ledger(path, "another-chain", GENESIS)
+        open_ledger(path, "another-chain", GENESIS)
     # the failed opens released LevelDB's lock: the right genesis still opens
-    Ledger(path, CHAIN, GENESIS).close()
+    open_ledger(path, CHAIN, GENESIS).close()
 
 
 def test_ledger_records_apply_and_delete(tmp_path):
     path = tmp_path / "chain"
-    with Ledger(path, CHAIN, GENESIS) as ledger:
+    with open_ledger(path, CHAIN, GENESIS) as ledger:
         ledger.persist_records([
             ev.Write(key=("view",), value=ev.ViewRecord(view=2, changing=False)),
             ev.Write(key=("pre_prepare", 5), value=pre_prepare(5)),
@@ -181,7 +181,7 @@ def test_ledger_records_apply_and_delete(tmp_path):
             ev.Write(key=("pre_prepare", 99), value=None),  # deleting an absent key is fine
         ])
         ledger.persist_records([ev.Write(key=("checkpoint",), value=stable_checkpoint(20))], sync=False)
-    with Ledger(path, CHAIN, GENESIS) as ledger:
+    with open_ledger(path, CHAIN, GENESIS) as ledger:
         assert ledger.records() == {
             ("view",): ev.ViewRecord(view=3, changing=True),
             ("pre_prepare", 6): pre_prepare(6),
@@ -194,7 +194,7 @@ def test_ledger_records_apply_and_delete(tmp_path):
 
 
 def test_ledger_restored_state(tmp_path):
-    with Ledger(tmp_path / "c", CHAIN, GENESIS) as ledger:
+    with open_ledger(tmp_path / "c", CHAIN, GENESIS) as ledger:
         assert ledger.restored_state() == ev.RestoredState()
         commit_blocks(ledger, 2)
         ledger.persist_records([ev.Write(key=("view",), value=ev.ViewRecord(view=1, changing=False))])
@@ -223,7 +223,7 @@ def test_ledger_committed_data_survives_kill_without_close(tmp_path):
     out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60)
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == "committed 3"
-    with Ledger(path, CHAIN, GENESIS) as ledger:
+    with open_ledger(path, CHAIN, GENESIS) as ledger:
         assert ledger.height == 3
         assert ledger.block(3).seq == 3 and ledger.header(3).parent_hash == ledger.header(2).hash
         assert ledger.records() == {("view",): ev.ViewRecord(view=3, changing=True)}

@@ -1,0 +1,152 @@
+"""Rebuild one chain's damaged store from the other departments' nodes.
+
+`govchain chain repair` moves the damaged store aside (never deletes it: the
+operator may want it for forensics), then fetches the chain block by block
+from other nodes' client ports. Each block must carry a commit certificate
+of 2f+1 genesis validators and extend the previous one; it is executed here,
+so the state root is this node's own, and every stable checkpoint's proof
+must sign exactly the block hash this node computed (docs/design.md,
+"Storage integrity"). The repair succeeds only when the rebuilt chain covers
+every promise the node made (height and the sequence numbers it voted on);
+until the network has passed those, the node could contradict votes it
+forgot, so it stays down.
+"""
+from __future__ import annotations
+
+import fcntl
+import itertools
+import os
+import shutil
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from consensus.certificates import valid_committed_block
+from consensus.events import ViewRecord, Write
+from consensus.messages import CommittedBlock
+from consensus.replica import VIEW_KEY
+from node import codec
+from node.crypto import Ed25519Verifier
+from node.execution import ContractRegistry, Executor
+from node.genesis import Genesis
+from node.ledger import CHECKPOINT_RECORD_KEY, Ledger, damaged_marker
+from node.pb import client_pb2
+from node.promises import Promise, PromiseError, PromiseFile
+from node.verify import checkpoint_problem
+
+BlockSource = Callable[[int], tuple[CommittedBlock, object] | None]  # height -> (block, checkpoint) or None
+
+
+class RepairError(Exception):
+    """The repair could not finish; the message says why and what to do."""
+
+
+@dataclass(frozen=True)
+class RepairResult:
+    height: int
+    checkpoints: int
+    moved_to: str
+    promised: Promise
+
+
+def grpc_source(stubs: list, chain_id: str, timeout_s: float) -> BlockSource:
+    """Blocks from the first of `stubs` that has the height (client API GetBlock)."""
+    def fetch(height: int):
+        for stub in stubs:
+            try:
+                r = stub.GetBlock(client_pb2.GetBlockRequest(chain_id=chain_id, height=height), timeout=timeout_s)
+            except Exception:  # that node is down, behind or damaged too: ask the next one
+                continue
+            checkpoint = codec.from_proto(r.checkpoint) if r.HasField("checkpoint") else None
+            return codec.from_proto(r.block), checkpoint
+        return None
+    return fetch
+
+
+def _check_unlocked(path: str) -> None:
+    """LevelDB holds an fcntl lock on LOCK while a node has the store open."""
+    lock = os.path.join(path, "LOCK")
+    if not os.path.exists(lock):
+        return
+    with open(lock, "rb+") as f:
+        try:
+            fcntl.lockf(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            raise RepairError(f"{path} is in use: stop the node first") from None
+        fcntl.lockf(f, fcntl.LOCK_UN)
+
+
+def _promised(path: str, genesis: Genesis) -> Promise:
+    promises = PromiseFile(path, genesis.hash)
+    if not promises.exists():
+        return Promise()
+    try:
+        return promises.read()
+    except PromiseError:
+        return Promise()  # both copies lost: nothing to hold the rebuilt chain to
+
+
+def repair_chain(path: str, genesis: Genesis, registry: ContractRegistry, source: BlockSource,
+                 progress: Callable[[int], None] = lambda height: None) -> RepairResult:
+    _check_unlocked(path)
+    promised = _promised(path, genesis)
+    moved_to = f"{path}.damaged-{time.strftime('%Y%m%d-%H%M%S')}"
+    if os.path.exists(path):
+        os.rename(path, moved_to)
+    os.makedirs(moved_to, exist_ok=True)
+    for name in PromiseFile(path, genesis.hash).paths + [damaged_marker(path)]:
+        if os.path.exists(name):
+            os.rename(name, os.path.join(moved_to, os.path.basename(name)))
+    ledger = Ledger(path, genesis.chain_id, genesis.hash, create=True)
+    try:
+        checkpoints = _refetch(ledger, genesis, registry, source, progress)
+        if ledger.height < max(promised.height, promised.voted_seq):
+            raise RepairError(
+                f"the other nodes gave {ledger.height} blocks, but this node had promised height "
+                f"{promised.height} and voted up to seq {promised.voted_seq}; wait until the network has "
+                f"passed seq {max(promised.height, promised.voted_seq)} and run the repair again")
+        # Never again enter a view at or below one this node entered before:
+        # it may have signed messages there that it no longer remembers.
+        ledger.persist_records([Write(key=VIEW_KEY, value=ViewRecord(view=promised.view, changing=False,
+                                                                       floor=0))])
+        promises = PromiseFile(path, genesis.hash)
+        promises.create()
+        ledger._promises = promises
+        ledger.sync()
+        return RepairResult(height=ledger.height, checkpoints=checkpoints, moved_to=moved_to, promised=promised)
+    except BaseException:
+        ledger.close()
+        shutil.rmtree(path, ignore_errors=True)
+        for name in PromiseFile(path, genesis.hash).paths:
+            if os.path.exists(name):
+                os.remove(name)
+        raise
+    finally:
+        ledger.close()
+
+
+def _refetch(ledger: Ledger, genesis: Genesis, registry: ContractRegistry, source: BlockSource,
+             progress: Callable[[int], None]) -> int:
+    n = len(genesis.validators)
+    verifier = Ed25519Verifier([v.public_key_bytes for v in genesis.validators])
+    executor = Executor(genesis.chain_id, registry, ledger)
+    checkpoints = 0
+    for height in itertools.count(1):
+        got = source(height)
+        if got is None:
+            return checkpoints
+        block, checkpoint = got
+        if block.seq != height or not valid_committed_block(block, genesis.chain_id, n, verifier):
+            raise RepairError(f"block {height} from the other nodes has no valid commit certificate; "
+                              f"try other nodes with --from")
+        result = executor.execute_block(block, ledger.tip_header)  # our own header, state root, receipts
+        if checkpoint is not None:
+            problem = checkpoint_problem(checkpoint, result.header, n, verifier)
+            if problem:
+                raise RepairError(f"block {height}: {problem}")
+        ledger.commit_block(block, result.header, result.receipts, result.state_writes, sync=False)
+        if checkpoint is not None:
+            ledger.persist_records([Write(key=CHECKPOINT_RECORD_KEY, value=checkpoint)], sync=False)
+            checkpoints += 1
+        progress(height)
+    return checkpoints

@@ -1,0 +1,137 @@
+"""Issue 7 §3 and §6: what one peer can make a node hold is bounded in bytes,
+and admission sheds load before any check when the node is overloaded. The
+verification pool is stalled (its jobs never run) to isolate the rule under
+test: what reaches the pool is counted, nothing is verified."""
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import os
+import time
+
+import grpc
+import pytest
+
+from nacl.signing import SigningKey
+
+from consensus import messages as m
+from consensus.signing import with_signature
+from node import codec
+from node.chain import ChainNode
+from node.contracts import registry_for
+from node.crypto import Ed25519Signer
+from node.genesis import make_genesis
+from node.ledger import Ledger
+from node.pb import client_pb2
+from node.service import ClientService
+from node.transport import PeerLink, Transport
+from node.tx import Transaction, sign_transaction
+
+
+class StalledPool(concurrent.futures.Executor):
+    def __init__(self) -> None:
+        self.jobs = 0
+
+    def submit(self, fn, /, *args, **kwargs):
+        self.jobs += 1
+        return concurrent.futures.Future()  # never runs
+
+
+KEYS = [SigningKey(bytes([i + 1]) * 32) for i in range(4)]
+
+
+@pytest.fixture
+def make_chain(tmp_path):
+    ledgers = []
+
+    def make(pool, **params) -> ChainNode:
+        genesis = make_genesis("demo", [(f"d{i}", KEYS[i].verify_key, f"127.0.0.1:{7001 + i}") for i in range(4)],
+                               **params)
+        ledgers.append(Ledger(str(tmp_path / f"ledger{len(ledgers)}"), "demo", genesis.hash, create=True))
+        return ChainNode(genesis=genesis, department="d1", signing_key=KEYS[1], ledger=ledgers[-1],
+                         registry=registry_for(["kv"]), tick_ms=10, transport=Transport(16, 4 << 20),
+                         mempool_max=1000, pool=pool)
+
+    yield make
+    for ledger in ledgers:
+        ledger.close()
+
+
+def test_one_peer_holds_at_most_its_byte_budget_and_one_verification_job(make_chain) -> None:
+    pool = StalledPool()
+
+    async def flood() -> ChainNode:
+        chain = make_chain(pool, batch_bytes_max=64 << 10, in_flight_blocks_max=2)
+        for b in range(40):
+            requests = tuple(codec.request_from_tx(Transaction(
+                chain_id="demo", sender=bytes(32), nonce=b * 100 + i, contract="kv", method="put",
+                payload=b"x" * 100, signature=os.urandom(64))) for i in range(100))
+            batch = with_signature(m.RequestBatch(chain_id="demo", requests=requests, replica=2),
+                                   Ed25519Signer(KEYS[2]))
+            chain.deliver(batch, codec.envelope_to_proto(batch).ByteSize())
+        return chain
+
+    chain = asyncio.run(flood())
+    budget = (2 + 2) * (64 << 10)  # (in_flight_blocks_max + 2) x batch_bytes_max
+    held = chain._buffered[2]  # bytes charged: the batch in the pool and those waiting behind it
+    biggest = max(item.size for item, _ in chain._waiting[2])
+    assert pool.jobs == 1
+    assert budget - biggest < held <= budget
+    kept = len(chain._waiting[2]) + 1  # + the one in the pool
+    assert chain.counters["dropped: peer budget exceeded"] == 40 - kept > 0
+
+
+def test_outbound_link_queue_is_bounded_in_bytes() -> None:
+    link = PeerLink("127.0.0.1:1", queue_max=1000, message_bytes_max=1 << 20)  # not started: nothing drains it
+    for _ in range(20):
+        link.send(b"x" * (1 << 20))
+    assert link.queued_bytes == 8 << 20 and link.queue.qsize() == 8 and link.dropped == 12
+
+
+def _tx(nonce: int) -> Transaction:
+    return sign_transaction(KEYS[0], chain_id="demo", nonce=nonce, contract="kv", method="put",
+                            payload=b'{"key": "a", "value": "1"}')
+
+
+class Aborted(Exception):
+    pass
+
+
+class Context:
+    async def abort(self, code, details):
+        self.code, self.details = code, details
+        raise Aborted
+
+
+def test_overloaded_node_sheds_submissions_before_any_check(make_chain) -> None:
+    """200 transactions admitted here wait for commit while the last 2 s
+    committed 100/s of them (2 s of work, ADMIT_WAIT_S is far less): a new
+    Submit, a SubmitBatch and a transaction through admit() are refused with
+    RESOURCE_EXHAUSTED and never reach the verification pool."""
+    pool = StalledPool()
+
+    async def offer():
+        chain = make_chain(pool)
+        service = ClientService("d1", {"demo": chain})
+        first = chain.admit(_tx(0))  # not overloaded: goes to the pool (which never answers)
+        for _ in range(3):
+            await asyncio.sleep(0)
+        assert pool.jobs == 1 and not first.done()
+        now = time.monotonic()
+        for i in range(200):
+            chain._open[bytes([i % 256, i // 256]) * 16] = now
+        chain._drained.append((now, 200))
+        refused = await chain.admit(_tx(1))
+        assert refused.code == grpc.StatusCode.RESOURCE_EXHAUSTED and "overloaded" in refused.error
+        context = Context()
+        with pytest.raises(Aborted):
+            await service.Submit(client_pb2.SubmitRequest(tx=codec.tx_to_proto(_tx(2))), context)
+        assert context.code == grpc.StatusCode.RESOURCE_EXHAUSTED
+        batch = await service.SubmitBatch(client_pb2.SubmitBatchRequest(
+            txs=[codec.tx_to_proto(_tx(3)), codec.tx_to_proto(_tx(4))]), Context())
+        assert [(r.tx_id, r.code) for r in batch.results] == [
+            (_tx(n).id, grpc.StatusCode.RESOURCE_EXHAUSTED.value[0]) for n in (3, 4)]
+        return chain
+
+    chain = asyncio.run(offer())
+    assert pool.jobs == 1 and chain.counters["rejected: overloaded"] == 4
