@@ -75,6 +75,12 @@ def parser() -> argparse.ArgumentParser:
     g.add_argument("--payload-bytes", type=int,
                    help="request body size (large payloads: blocks cut by bytes, every message checked "
                         "against a message_bytes_max of about two blocks)")
+    s = p.add_argument_group("storage faults (per synced batch; docs/simulator.md)")
+    s.add_argument("--lost-writes", type=float, help="acknowledged batch never stored (a lost suffix at the crash)")
+    s.add_argument("--torn-writes", type=float, help="a record of the batch half-written at the crash")
+    s.add_argument("--misdirected-writes", type=float, help="a record lands under another key")
+    s.add_argument("--no-storage-defence", action="store_true",
+                   help="control: restart from whatever the store holds (no checksums, no promise record)")
     b = p.add_argument_group("Byzantine replicas")
     b.add_argument("--byzantine", type=int, help="number of Byzantine replicas (default: seed picks 0..f)")
     b.add_argument("--behaviours", type=_behaviours,
@@ -89,7 +95,7 @@ def parser() -> argparse.ArgumentParser:
 
 OVERRIDES = ("loss", "duplicate", "delay_ms_max", "slow", "partitions", "partition_kind", "crashes", "pauses",
              "skew_ms_max", "requests_per_s", "payload_bytes", "byzantine", "behaviours", "byzantine_nodes", "collude",
-             "byzantine_liveness")
+             "byzantine_liveness", "lost_writes", "torn_writes", "misdirected_writes")
 
 
 def options(args, seed: int) -> SimOptions:
@@ -99,7 +105,8 @@ def options(args, seed: int) -> SimOptions:
         if value is not None and value is not False:
             overrides[key] = value
     return SimOptions(seed=seed, nodes=args.nodes[seed % len(args.nodes)], faults=args.faults,
-                      overrides=overrides, safety_ms=args.safety_ms, liveness_ms=args.liveness_ms)
+                      overrides=overrides, safety_ms=args.safety_ms, liveness_ms=args.liveness_ms,
+                      storage_defence=not args.no_storage_defence)
 
 
 def main(argv=None) -> int:

@@ -31,6 +31,9 @@ class FaultProfile:
     byzantine_liveness: str = "persist"  # persist | silent, during the liveness phase
     requests_per_s: int = 200
     payload_bytes: int = 0  # request body size; 0: small bodies. Never drawn by swarm() (CI time)
+    lost_writes: float = 0.0  # per synced batch (storage.py); drawn from the storage RNG
+    torn_writes: float = 0.0
+    misdirected_writes: float = 0.0
 
     def describe(self) -> str:
         parts = []
@@ -87,6 +90,14 @@ def hostile(rng: random.Random, n: int, f: int) -> FaultProfile:
 
 
 PROFILES = {"swarm": swarm, "hostile": hostile}
+
+
+def draw_storage_faults(p: FaultProfile, rng: random.Random) -> None:
+    """Each storage fault class on with probability 1/2, at 0-2 % per synced
+    batch. Its own RNG, so the draws above and the schedules stay as they were."""
+    for name in ("lost_writes", "torn_writes", "misdirected_writes"):
+        if rng.random() < 0.5:
+            setattr(p, name, rng.uniform(0.0, 0.02))
 
 
 def assign_byzantine(p: FaultProfile, rng: random.Random, n: int) -> None:

@@ -20,9 +20,11 @@ from consensus.sim.byzantine import Byzantine, Collusion
 from consensus.sim.checker import Checker, LivenessViolation, SafetyViolation
 from consensus.sim.clients import Clients
 from consensus.sim.crypto import make_keys
-from consensus.sim.faults import PROFILES, FaultEvent, FaultProfile, assign_byzantine, schedule
+from consensus.sim.faults import (PROFILES, FaultEvent, FaultProfile, assign_byzantine, draw_storage_faults,
+                                  schedule)
 from consensus.sim.network import LinkFaults, Network
 from consensus.sim.node import SimNode
+from consensus.sim.storage import Storage, StorageFaults
 
 EXIT = {"ok": 0, "crash": 127, "liveness": 128, "safety": 129}
 
@@ -64,6 +66,7 @@ class SimOptions:
     script: list | None = None  # explicit FaultEvents instead of the drawn schedule (scenario tests)
     max_blocks: int = 0  # stop the safety phase early at this height (bench)
     trace: bool = True
+    storage_defence: bool = True  # False: the control, nodes restart from whatever their store holds
 
     def replay_command(self) -> str:
         cmd = f"python -m consensus.sim --seed {self.seed} --nodes {self.nodes}"
@@ -81,6 +84,8 @@ class SimOptions:
             cmd += f" --safety-ms {self.safety_ms}"
         if self.liveness_ms != SimOptions.liveness_ms:
             cmd += f" --liveness-ms {self.liveness_ms}"
+        if not self.storage_defence:
+            cmd += " --no-storage-defence"
         if self.overrides.get("byzantine", 0) > (self.nodes - 1) // 3:
             cmd += " --allow-over-f"
         if self.script is not None:
@@ -142,8 +147,11 @@ class Simulation:
         master = random.Random(opts.seed)
         derive = lambda: random.Random(master.getrandbits(64))  # noqa: E731
         rng_faults, rng_keys, rng_net, rng_clients, rng_byz, rng_clock = (derive() for _ in range(6))
+        rng_store = derive()  # drawn last: the six above are as before storage faults existed
 
         p = FaultProfile() if opts.faults == "none" else PROFILES[opts.faults](rng_faults, n, f)
+        if opts.faults != "none":
+            draw_storage_faults(p, rng_store)
         for key, value in opts.overrides.items():
             setattr(p, key, value)
         assign_byzantine(p, rng_faults, n)
@@ -164,11 +172,18 @@ class Simulation:
                                registry=self.clients.registry, message_bytes_max=bytes_max)
         self.trace = _Trace() if opts.trace else _NoTrace()
         factory = replica_factory or _default_factory
+        # A replica that lost its promises is faulty until it has re-synced
+        # (Castro's BFT-PR counts recovering replicas in f): bad disks only
+        # on correct nodes, at most f minus the Byzantine ones.
+        faults = StorageFaults(p.lost_writes, p.torn_writes, p.misdirected_writes)
+        budget = max(0, f - len(byz_nodes)) if faults else 0
+        faulty_disks = rng_store.sample([i for i in range(n) if self.correct[i]], budget)
         self.nodes = [
             SimNode(i, config=ReplicaConfig(chain_id="sim", validators=n, replica=i, **cfg),
                     signer=signers[i], verifier=self.verifier, validate_request=self.clients.validate,
                     replica_factory=factory, send=self._send, checker=self.checker, trace=self.trace,
-                    serve_bytes_max=bytes_max // 2)
+                    serve_bytes_max=bytes_max // 2, defence=opts.storage_defence,
+                    storage=Storage(faults if i in faulty_disks else None, random.Random(rng_store.getrandbits(64))))
             for i in range(n)
         ]
         self.skew = [rng_clock.randint(-p.skew_ms_max, p.skew_ms_max) if p.skew_ms_max else 0
@@ -326,6 +341,12 @@ class Simulation:
                 for reason, count in nd.dropped.items():
                     dropped[reason] = dropped.get(reason, 0) + count
         stats["replica_dropped"] = dict(sorted(dropped.items()))
+        storage = {"lost": 0, "torn": 0, "misdirected": 0, "detected": 0, "repairs": 0, "rejoins": 0, "held": 0}
+        for nd in self.nodes:
+            for key, count in (*nd.storage.injected.items(), *nd.storage_stats.items()):
+                storage[key] += count
+        if any(storage.values()):
+            stats["storage"] = storage
         views = [nd.replica.view for nd in self.nodes if nd.replica is not None and self.correct[nd.index]]
         return Result(seed=self.opts.seed, status=status, detail=detail, trace_digest=self.trace.hexdigest(),
                       profile=self.profile, replay=self.opts.replay_command(), height=self.height(),
