@@ -135,10 +135,13 @@ def main(argv=None) -> int:
     total = hi - lo + 1
     every = 10 if total < 1000 else 100
     started = time.monotonic()
+    storage: dict[str, int] = {}
     for i, seed in enumerate(range(lo, hi + 1), 1):
         opts = options(args, seed)
         result = run(opts)
         counts[result.status] += 1
+        for key, count in result.stats.get("storage", {}).items():
+            storage[key] = storage.get(key, 0) + count
         if args.verbose:
             print(f"seed {seed}: n={opts.nodes} {result.status} height={result.height} "
                   f"{result.profile.describe()}")
@@ -151,6 +154,8 @@ def main(argv=None) -> int:
         if i % every == 0 or i == total:
             print(f"progress {i}/{total}: {counts['safety']} safety, {counts['liveness']} liveness, "
                   f"{counts['crash']} crash ({time.monotonic() - started:.0f} s)", file=sys.stderr, flush=True)
+    if storage:
+        print("storage faults (batches): " + ", ".join(f"{k} {v}" for k, v in storage.items()))
     print(f"seeds {lo}..{hi}: {total} run, {counts['safety']} safety, {counts['liveness']} liveness, "
           f"{counts['crash']} crash")
     worst = max((EXIT[r.status] for r in failures), default=0)

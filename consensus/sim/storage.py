@@ -77,15 +77,17 @@ class Storage:
             return
         rng, faults, durable = self._rng, self.faults, self._durable
         undo = [(key, durable.get(key, _ABSENT)) for key, _ in items]
+        victim = None
         if rng.random() < faults.misdirected:
             victims = [k for k in durable if k != items[0][0]]
             if victims:
                 # The first record lands on a victim; its own key stays stale.
-                self.injected["misdirected"] += 1
-                durable[rng.choice(victims)] = Damaged("misdirected")
-                items = items[1:]
+                victim, items = rng.choice(victims), items[1:]
         for key, value in items:
             self._put(key, value)
+        if victim is not None:
+            self.injected["misdirected"] += 1
+            durable[victim] = Damaged("misdirected")
         lost = rng.random() < faults.lost
         torn = rng.choice(items)[0] if items and rng.random() < faults.torn else None
         self._batches.append([undo, lost, torn])
