@@ -12,7 +12,8 @@ with a probability drawn per seed, from the node's own RNG:
 - torn: one record of the batch is half-written at the crash (its checksum
   fails);
 - misdirected: one record lands under another key at once, damaging that
-  record (the checksum covers the key); the intended key keeps its old value.
+  record (the checksum covers the key) and leaving the intended place with
+  the wrong record, damaged as well.
 Every batch also stores the sync counter, as the real node's ledger does.
 """
 from __future__ import annotations
@@ -81,13 +82,15 @@ class Storage:
         if rng.random() < faults.misdirected:
             victims = [k for k in durable if k != items[0][0]]
             if victims:
-                # The first record lands on a victim; its own key stays stale.
-                victim, items = rng.choice(victims), items[1:]
+                # The first record lands on a victim. Its own place keeps a
+                # record that is not the one the store's index (LevelDB's
+                # log, TigerBeetle's parent checksums) expects: damaged too.
+                victim, intended, items = rng.choice(victims), items[0][0], items[1:]
         for key, value in items:
             self._put(key, value)
         if victim is not None:
             self.injected["misdirected"] += 1
-            durable[victim] = Damaged("misdirected")
+            durable[victim] = durable[intended] = Damaged("misdirected")
         lost = rng.random() < faults.lost
         torn = rng.choice(items)[0] if items and rng.random() < faults.torn else None
         self._batches.append([undo, lost, torn])
