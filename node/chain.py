@@ -35,8 +35,9 @@ from node.crypto import Ed25519Signer, Ed25519Verifier
 from node.execution import ContractRegistry, Executor, Receipt
 from node.failpoints import fail_point
 from node.genesis import Genesis
-from node.ledger import Ledger
+from node.ledger import Ledger, repair_hint
 from node.pb import consensus_pb2
+from node.storage import StorageCorrupt
 from node.transport import Transport
 from node.tx import Transaction, validate_shape, verify_signature
 
@@ -57,6 +58,11 @@ DISTRUST_S = (1.0, 60.0)  # first and longest time we ignore a peer that signed 
 ADMIT_WAIT_S = 0.3
 ADMIT_ALWAYS = 100
 RATE_WINDOW_S = 2.0
+
+
+class Diverged(StorageCorrupt):
+    """2f+1 validators signed a history or a state this node's ledger does
+    not hold (docs/design.md, "Block binding"): a fork or undetected damage."""
 
 
 @dataclass
@@ -221,9 +227,13 @@ class ChainNode:
                 await self._release(self._step_group(events))
             except Exception as exc:
                 # A bug or a failing disk, never bad input (the replica does not
-                # raise on peer data): fail-stop rather than risk a diverging
-                # ledger or acknowledging what was not written.
-                log.exception("chain %s stopped: internal error", self.chain_id)
+                # raise on peer data), or a ledger the validators disown:
+                # fail-stop rather than risk a diverging ledger or
+                # acknowledging what was not written.
+                if isinstance(exc, StorageCorrupt):
+                    log.critical("chain %s stopped: %s", self.chain_id, exc)
+                else:
+                    log.exception("chain %s stopped: internal error", self.chain_id)
                 self._on_failure(exc)
                 raise
 
@@ -233,6 +243,8 @@ class ChainNode:
         group = Group()
         while events:
             ready = self.replica.step(events.pop(0))
+            if ready.diverged:
+                raise self._diverged(ready.diverged)
             if ready.persist:
                 self.ledger.persist_records(ready.persist, sync=False)
                 fail_point("persist")
@@ -289,19 +301,30 @@ class ChainNode:
         group.blocks.append((result.header, result.receipts))
         return ev.BlockExecuted(seq=block.seq, block_hash=result.header.hash)
 
+    def _diverged(self, reason: str) -> Diverged:
+        """Stop for good: the store is marked damaged, so the node refuses to
+        start until `govchain chain repair` re-fetches the chain."""
+        self.ledger.mark_damaged(reason)
+        return Diverged(f"{reason}; " + repair_hint(self.ledger.path, self.chain_id))
+
     def _serve(self, serve: ev.ServeBlocks, group: "Group") -> None:
         if not self._serve_pacer.allow(serve.to):
             self._count_drop("fetch paced")
             return
-        blocks, size = [], 0
+        interval = self.replica.config.checkpoint_interval_blocks
+        blocks, proofs, size = [], [], 0
         for block in self.ledger.blocks(serve.from_seq, serve.to_seq):
+            # With its stable checkpoint's proof, if we hold it: the fetcher keeps it too.
+            proof = self.ledger.stable_checkpoint(block.seq) if block.seq % interval == 0 else None
             size += codec.to_proto(block).ByteSize() + 16  # + its field tag and length
+            size += codec.to_proto(proof).ByteSize() + 16 if proof is not None else 0
             if blocks and size > self._serve_bytes_max:
                 break
             blocks.append(block)
+            proofs += [proof] if proof is not None else []
         self._serve_pacer.spend(serve.to, size)
-        group.messages.append((m.BlocksReply(chain_id=self.chain_id, blocks=tuple(blocks), replica=self.index),
-                               serve.to))
+        group.messages.append((m.BlocksReply(chain_id=self.chain_id, blocks=tuple(blocks), checkpoints=tuple(proofs),
+                               replica=self.index), serve.to))
 
     # ---- peer input ---------------------------------------------------------
 

@@ -21,6 +21,7 @@ from node.genesis import GenesisError, check_message_bytes, load_genesis
 from node.keys import KeyFileError, load_signing_key
 from node.ledger import Ledger, open_ledger
 from node.pb import client_pb2, peer_pb2, peer_pb2_grpc, client_pb2_grpc
+from node.storage import StorageCorrupt
 from node.service import ClientService
 from node.transport import PeerService, Transport
 
@@ -355,11 +356,15 @@ def run(config: NodeConfig) -> int:
     logging.basicConfig(level=getattr(logging, config.log_level.upper(), logging.INFO),
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     try:
-        ok = asyncio.run(Node(config).run_until_signalled())
+        node = Node(config)
+        ok = asyncio.run(node.run_until_signalled())
     except StartupError as exc:
         log.error("cannot start: %s", exc)
         return 2
     if not ok:
-        log.critical("node stopped after an internal error; see the traceback above")
+        if isinstance(node.failure, StorageCorrupt):  # its store is marked damaged: the next start refuses
+            log.critical("node stopped: %s", node.failure)
+        else:
+            log.critical("node stopped after an internal error; see the traceback above")
         return 1
     return 0

@@ -176,6 +176,7 @@ class Genesis:
             pending_requests_bytes_max=c.pending_requests_bytes_max,
             timestamp_skew_max_ms=c.timestamp_skew_max_ms,
             fetch_blocks_max=c.fetch_blocks_max,
+            genesis_hash=self.hash,
             **ticks,
         )
 

@@ -36,11 +36,14 @@ def tx(method: str, contract: str = "kv", chain_id: str = CHAIN, **payload) -> m
     return codec.request_from_tx(t)
 
 
-def block(seq: int, requests) -> m.CommittedBlock:
+def block(seq: int, requests, below: bytes = bytes(32)) -> m.CommittedBlock:
+    """Block seq whose certified link extends `below` (link(seq-1))."""
     proposal = m.Proposal(chain_id=CHAIN, seq=seq, proposer=0, timestamp_ms=1_000 * seq,
                           requests=tuple(requests))
-    commit = m.Commit(chain_id=CHAIN, view=0, seq=seq, digest=proposal.digest, replica=0, signature=b"s" * 64)
-    cert = m.CommitCertificate(chain_id=CHAIN, view=0, seq=seq, digest=proposal.digest, commits=(commit,))
+    link = m.next_link(below, proposal.digest)
+    commit = m.Commit(chain_id=CHAIN, view=0, seq=seq, digest=proposal.digest, link=link, replica=0,
+                      signature=b"s" * 64)
+    cert = m.CommitCertificate(chain_id=CHAIN, view=0, seq=seq, digest=proposal.digest, link=link, commits=(commit,))
     return m.CommittedBlock(proposal=proposal, certificate=cert)
 
 
@@ -52,7 +55,7 @@ class Chain:
         self.executor = Executor(CHAIN, registry or registry_for(["kv"]), self.ledger, **executor_options)
 
     def run(self, *requests: m.Request):
-        b = block(self.ledger.height + 1, requests)
+        b = block(self.ledger.height + 1, requests, self.ledger.tip_link)
         result = self.executor.execute_block(b, self.ledger.tip_header)
         self.ledger.commit_block(b, result.header, result.receipts, result.state_writes)
         return result
@@ -318,8 +321,8 @@ def test_payload_decoding_raises_only_contract_error(payload):
 
 def test_hashes_match_the_formulas_documented_in_consensus_proto(chain):
     """An independent re-implementation of the Proposal digest, tx_root,
-    state_root and block hash as proto/govchain/v1/consensus.proto states
-    them (the API contract for client writers)."""
+    state_root, link and block hash as proto/govchain/v1/consensus.proto
+    states them (the API contract for client writers)."""
     def sha(data: bytes) -> bytes:
         return hashlib.sha256(data).digest()
 
@@ -328,9 +331,13 @@ def test_hashes_match_the_formulas_documented_in_consensus_proto(chain):
 
     chain.run(tx("put", key="gone", value="x"))
     requests = [tx("put", key="a", value="1"), tx("delete", key="gone"), tx("put", key="b", value="2")]
-    b = block(2, requests)
+    b = block(2, requests, chain.ledger.tip_link)
     result = chain.executor.execute_block(b, chain.ledger.tip_header)
     p, header = b.proposal, result.header
+    link0 = sha(b"govchain:v1:genesis-link:" + u(len(CHAIN), 2) + CHAIN.encode() + GENESIS)
+    link1 = sha(b"govchain:v1:link:" + link0 + chain.ledger.header(1).proposal_digest)
+    assert chain.ledger.header(1).link == link1
+    assert header.link == sha(b"govchain:v1:link:" + link1 + p.digest) == b.certificate.link
 
     level = [sha(b"\x00" + r.id + sha(r.body)) for r in requests]
     while len(level) > 1:
@@ -348,4 +355,4 @@ def test_hashes_match_the_formulas_documented_in_consensus_proto(chain):
     assert header.state_root == sha(b"govchain:v1:state:" + parent.state_root + sha(writes))
     assert header.hash == sha(b"govchain:v1:block:" + u(len(CHAIN), 2) + CHAIN.encode() + u(2, 8) + parent.hash
                               + u(p.proposer, 4) + u(header.timestamp_ms, 8) + header.tx_root + header.state_root
-                              + header.proposal_digest)
+                              + header.proposal_digest + header.link)

@@ -109,7 +109,8 @@ def test_genesis_replica_config_converts_ms_to_ticks_rounding_up() -> None:
 
 def test_genesis_defaults_equal_replica_config_defaults_at_10ms_ticks() -> None:
     genesis = make_genesis("catalog", validators())
-    assert genesis.replica_config("tax-office", 10) == ReplicaConfig(chain_id="catalog", validators=4, replica=1)
+    assert genesis.replica_config("tax-office", 10) == ReplicaConfig(chain_id="catalog", validators=4, replica=1,
+                                                                     genesis_hash=genesis.hash)
 
 
 def test_genesis_replica_config_rejects_non_validator_and_bad_tick() -> None:
