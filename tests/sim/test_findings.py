@@ -41,7 +41,7 @@ def test_block_hash_is_independent_of_the_certificate_view():
 # (by a view change or by state transfer of a block certified in another view).
 # The seed that first showed F1 was 3; the replica has changed since, so the
 # test runs a few and insists at least one still exercises the situation.
-MIXED_VIEW_SEEDS = (28, 52, 64, 68, 70, 78)
+MIXED_VIEW_SEEDS = (154, 170, 296, 344)
 
 
 def test_replicas_agree_on_header_hash_when_committing_in_different_views():
