@@ -148,13 +148,14 @@ def accepted_backup(seq_reqs: dict[int, tuple] | None = None, me: int = 1, n: in
 
 def assert_no_equivocation(sent_msgs) -> None:
     """TESTING.md S8: a replica never signs two votes for one (view, seq, phase)."""
-    seen: dict[tuple, bytes] = {}
+    seen: dict[tuple, tuple[bytes, bytes]] = {}
     for frm, msg in sent_msgs:
         votes = msg.pre_prepares if isinstance(msg, m.NewView) else (msg,)
         for v in votes:
             if isinstance(v, (m.PrePrepare, m.Prepare, m.Commit)) and v.replica == frm:
                 key = (frm, type(v).__name__, v.view, v.seq)
-                assert seen.setdefault(key, v.digest) == v.digest, f"equivocation {key}"
+                signed = (v.digest, getattr(v, "link", b""))  # a Commit's link is signed too
+                assert seen.setdefault(key, signed) == signed, f"equivocation {key}"
 
 
 def ids_of(ledger) -> list[bytes]:
