@@ -29,6 +29,14 @@ Departures from the paper, each for a reason:
 - Request batches (proposals and forwarded RequestBatches) are cut by count
   and by bytes, so each fits message_bytes_max (node/genesis.py checks the
   worst case of every message against it).
+- A Commit also signs link(seq), a hash chain over the digests of every seq
+  below (docs/design.md, "Block binding"), so a commit certificate binds its
+  block to the whole history. A replica sends it only once it knows those
+  digests (committed, or prepared in the current view): prepares run in
+  parallel, Commits leave in seq order. A fetched block must extend the
+  replica's link and comes with the stable-checkpoint proof its sender
+  holds; 2f+1 signatures over another history or another checkpoint digest
+  stop the replica (Ready.diverged) instead of being grafted or dropped.
 """
 from __future__ import annotations
 
