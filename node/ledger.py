@@ -35,7 +35,9 @@ from node.execution import DUPLICATE, Receipt, StateWrite
 from node.promises import OtherGenesis, Promise, PromiseError, PromiseFile
 from node.storage import Storage, StorageCorrupt, StorageError, from_u64, key, u64
 
-FORMAT_VERSION = 3  # 2: _META_SYNC holds the sync counter of the promise record; 3: certificates and headers hold the link
+# 2: _META_SYNC holds the sync counter of the promise record; 3: certificates
+# and headers hold the link (docs/design.md, "Block binding")
+FORMAT_VERSION = 3
 
 _META = b"M"
 _BLOCK = b"B"

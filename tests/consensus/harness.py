@@ -49,7 +49,8 @@ class Cluster:
         self.ledgers: list[list[m.CommittedBlock]] = [[] for _ in range(n)]
         self.headers: list[list] = [[] for _ in range(n)]
         self.durable: list[dict] = [{} for _ in range(n)]
-        self.proofs: list[dict[int, m.StableCheckpoint]] = [{} for _ in range(n)]  # seq -> proof, as the ledger keeps them
+        # seq -> stable-checkpoint proof, as the node's ledger keeps them (C<seq>)
+        self.proofs: list[dict[int, m.StableCheckpoint]] = [{} for _ in range(n)]
         self.diverged: dict[int, str] = {}  # replica -> the reason it stopped
         self.queue: deque[tuple[int, int, m.Message]] = deque()  # (from, to, msg)
         self.down: set[int] = set()
