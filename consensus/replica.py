@@ -985,6 +985,11 @@ class Replica:
             # §4.4: the NewView proves min-s stable; the log starts there
             # (a replica that has not executed up to it fetches the blocks).
             self._make_stable(best.checkpoint)
+            own = self._own_checkpoint.get(best.checkpoint.seq)
+            if own is not None:  # executed already: ours must be the block hash 2f+1 signed
+                self._compare_with_proof(best.checkpoint.seq, own)
+                if self.diverged:
+                    return
         self._in_flight = {rid: s.seq for s in self._slots.values() if s.decided
                            for rid in (r.id for r in s.decided.proposal.requests)}
         o_set = {pp.seq: pp for pp in nv.pre_prepares if pp.seq > self.executed_seq}

@@ -17,7 +17,7 @@ from consensus import messages as m
 from tests.consensus.harness import CHAIN, Cluster, request
 from tests.consensus.test_replica import (
     FAST, accepted_backup, assert_no_equivocation, committed_block, committed_chain, deliver, link_over,
-    make_replica, pre_prepare, sent, sign, step, vote, written,
+    make_replica, new_view, pre_prepare, sent, sign, step, view_change, vote, written,
 )
 
 
@@ -181,6 +181,17 @@ def test_backup_stops_when_2f_plus_1_checkpoints_sign_another_digest_but_not_on_
 
 
 # ==== view changes (§4.4) ======================================================================
+
+def test_backup_stops_when_a_new_view_proves_another_digest_for_a_checkpoint_it_executed() -> None:
+    """§4.4: a NewView's ViewChanges carry stable checkpoints with 2f+1
+    proofs; min-s proven over another block hash than the one this replica
+    computed when it executed that block stops it, like 2f+1 Checkpoints."""
+    rep = make_replica(me=2, checkpoint_interval_blocks=4, window_blocks=8)
+    deliver(rep, m.BlocksReply(chain_id=CHAIN, blocks=tuple(committed_chain(*[()] * 4)), replica=0))
+    step(rep, ev.BlockExecuted(seq=4, block_hash=b"\x01" * 32))
+    other = _proof(4, b"\x02" * 32, signers=(0, 1, 3))
+    ready = deliver(rep, new_view(1, [view_change(r, 1, checkpoint=other) for r in (0, 1, 3)]))
+    assert ready.diverged.startswith("DATA_LOSS: stable checkpoint 4") and not sent(ready, m.Prepare)
 
 def test_view_change_with_prepared_but_uncommitted_seqs_keeps_committing() -> None:
     """Liveness: seqs 1-3 prepared in view 0 (seq 1 not at replica 3) and
