@@ -185,6 +185,8 @@ def test_ledger_records_apply_and_delete(tmp_path):
             ev.Write(key=("pre_prepare", 99), value=None),  # deleting an absent key is fine
         ])
         ledger.persist_records([ev.Write(key=("checkpoint",), value=stable_checkpoint(20))], sync=False)
+        # a proof below the stable checkpoint (state transfer) is kept by its seq only
+        ledger.persist_records([ev.Write(key=("checkpoint", 5), value=stable_checkpoint(5))], sync=False)
     with open_ledger(path, CHAIN, GENESIS) as ledger:
         assert ledger.records() == {
             ("view",): ev.ViewRecord(view=3, changing=True),
@@ -192,7 +194,8 @@ def test_ledger_records_apply_and_delete(tmp_path):
             ("checkpoint",): stable_checkpoint(20),
         }
         # every stable checkpoint stays available with its proof
-        assert ledger.stable_checkpoint_seqs() == [10, 20]
+        assert ledger.stable_checkpoint_seqs() == [5, 10, 20]
+        assert ledger.stable_checkpoint(5) == stable_checkpoint(5)
         assert ledger.stable_checkpoint(10) == stable_checkpoint(10)
         assert ledger.stable_checkpoint(15) is None
 
