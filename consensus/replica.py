@@ -809,7 +809,7 @@ class Replica:
             return self._diverge_at_checkpoint(seq, proof.digest, own)
         if seq > self.stable.seq:
             self._make_stable(proof)
-        elif proof is not self.stable:
+        elif seq < self.stable.seq:
             self._write(("checkpoint", seq), proof, sync=False)  # kept for chain verify and for peers
 
     def _diverge_at_checkpoint(self, seq: int, theirs: bytes, own: bytes) -> None:

@@ -162,6 +162,23 @@ def test_backup_keeps_a_fetched_checkpoint_proof_that_signs_its_block_hash() -> 
     assert not ready.diverged and rep.stable == proof and written(ready)[("checkpoint",)] == proof
 
 
+def test_backup_keeps_fetched_proofs_below_the_stable_checkpoint_a_new_view_gave_it() -> None:
+    """A NewView moved this replica's stable checkpoint to 8 before it had
+    the blocks; the proof for 4 that came with them is kept for the record
+    (the ("checkpoint", seq) write), the one for 8 matches its stable one."""
+    rep = make_replica(me=2, checkpoint_interval_blocks=4, window_blocks=8)
+    h4, h8 = b"\x04" * 32, b"\x08" * 32
+    deliver(rep, new_view(1, [view_change(r, 1, checkpoint=_proof(8, h8, signers=(0, 1, 3))) for r in (0, 1, 3)]))
+    assert rep.stable.seq == 8 and rep.executed_seq == 0
+    reply = m.BlocksReply(chain_id=CHAIN, blocks=tuple(committed_chain(*[()] * 8)),
+                          checkpoints=(_proof(4, h4), _proof(8, h8)), replica=0)
+    assert len(deliver(rep, reply).committed) == 8
+    ready = step(rep, ev.BlockExecuted(seq=4, block_hash=h4))
+    assert written(ready) == {("checkpoint", 4): _proof(4, h4)} and rep.stable.seq == 8
+    ready = step(rep, ev.BlockExecuted(seq=8, block_hash=h8))
+    assert not ready.diverged and ("checkpoint", 8) not in written(ready)
+
+
 # ==== checkpoints (§4.3) =======================================================================
 
 def test_backup_stops_when_2f_plus_1_checkpoints_sign_another_digest_but_not_on_f_or_f_plus_1() -> None:
