@@ -22,11 +22,11 @@ def test_checker_catches_agreement_violation_with_more_than_f_byzantine():
 
 
 def test_cli_exits_129_on_safety_violation(capsys):
-    code = main(["--seed", "1", "--faults", "none", "--byzantine", "2", "--allow-over-f", "--collude",
+    code = main(["--seed", "2", "--faults", "none", "--byzantine", "2", "--allow-over-f", "--collude",
                  "--behaviours", "equivocate+double_vote", "--byzantine-nodes", "0,1", "--safety-ms", "500"])
     out = capsys.readouterr().out
     assert code == 129
-    assert "replay: python -m consensus.sim --seed 1 --nodes 4" in out
+    assert "replay: python -m consensus.sim --seed 2 --nodes 4" in out
 
 
 def test_cli_batch_prints_one_summary_line(capsys):
