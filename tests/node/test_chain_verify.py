@@ -1,5 +1,7 @@
 """The node's signature cache never vouches for other bytes under a known id;
 `chain verify` and the ledger reject blocks of another history."""
+import os
+
 import pytest
 from nacl.signing import SigningKey
 
@@ -8,9 +10,11 @@ from consensus.block import BlockHeader, make_header
 from consensus.signing import with_signature
 from node import codec
 from node.chain import _verify_requests
+from node.contracts import registry_for
 from node.crypto import Ed25519Signer
 from node.genesis import make_genesis
 from node.ledger import Ledger, LedgerError
+from node.repair import RepairError, repair_chain
 from node.tx import sign_transaction
 from node.verify import verify_chain
 
@@ -72,3 +76,15 @@ def test_ledger_refuses_to_append_a_block_certified_over_another_history(tmp_pat
             ledger.commit_block(b[1][1], grafted, [], [])
         ledger.commit_block(a[1][1], a[1][0], [], [])
         assert ledger.height == 2
+
+
+def test_repair_refuses_blocks_spliced_from_two_histories(tmp_path):
+    """`govchain chain repair` checks the link chain too: sources that serve
+    another history above some height (e.g. a forked node among them) fail
+    the repair with the height, and the half-built store is removed."""
+    spliced = [block for _, block in _history(0, 4)[:2] + _history(1, 4)[2:]]
+    source = lambda height: (spliced[height - 1], None) if height <= len(spliced) else None  # noqa: E731
+    path = str(tmp_path / "demo")
+    with pytest.raises(RepairError, match="block 3: .*another history"):
+        repair_chain(path, GENESIS, registry_for(["kv"]), source)
+    assert not os.path.exists(path)
