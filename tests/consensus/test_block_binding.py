@@ -10,8 +10,6 @@ grafted or dropped.
 """
 from __future__ import annotations
 
-from dataclasses import replace
-
 from consensus import events as ev
 from consensus import messages as m
 from tests.consensus.harness import CHAIN, Cluster, request
