@@ -50,7 +50,7 @@ keeps a full 1,000-transaction block well inside gRPC's message limits."""
 # Contract and method names: ASCII, starting with a letter or digit, then
 # letters, digits, '_', '.', '-' (e.g. "catalog", "grant_consent"). No spaces
 # or control characters, so they are safe in logs, metrics and error messages.
-_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.\-]*")
+NAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.\-]*")
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -157,19 +157,27 @@ def validate_shape(tx: Transaction) -> str | None:
         ("contract", tx.contract, CONTRACT_NAME_BYTES_MAX),
         ("method", tx.method, METHOD_NAME_BYTES_MAX),
     ):
-        if not isinstance(value, str) or not value:
-            return f"{field} must be a non-empty name"
-        if (problem := _text_bytes(field, value, limit)) is not None:
+        if (problem := name_problem(field, value, limit)) is not None:
             return problem
-        if not _NAME.fullmatch(value):
-            return (f"{field} {value!r} is not a valid name: use ASCII letters, digits, "
-                    f"'_', '.' and '-', starting with a letter or digit")
     if not isinstance(tx.payload, (bytes, bytearray)):
         return "payload must be bytes"
     if len(tx.payload) > PAYLOAD_BYTES_MAX:
         return f"payload is {len(tx.payload)} bytes, more than the {PAYLOAD_BYTES_MAX} allowed"
     if not isinstance(tx.signature, (bytes, bytearray)) or len(tx.signature) != SIGNATURE_BYTES:
         return f"signature must be {SIGNATURE_BYTES} bytes (Ed25519), got {_size(tx.signature)}"
+    return None
+
+
+def name_problem(field: str, value: object, limit: int) -> str | None:
+    """None if `value` is a contract or method name of 1..limit bytes, else
+    a message naming `field`."""
+    if not isinstance(value, str) or not value:
+        return f"{field} must be a non-empty name"
+    if (problem := _text_bytes(field, value, limit)) is not None:
+        return problem
+    if not NAME_RE.fullmatch(value):
+        return (f"{field} {value!r} is not a valid name: use ASCII letters, digits, "
+                f"'_', '.' and '-', starting with a letter or digit")
     return None
 
 
