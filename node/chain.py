@@ -173,7 +173,7 @@ class ChainNode:
         # Clients read only what is fsynced: blocks above this may still be
         # in the OS cache only (the group's fsync is under way).
         self.durable_height = ledger.height
-        self.state = StateSnapshot(ledger)  # what queries read: the state at durable_height
+        self.state = StateSnapshot(ledger)  # queries read the state at durable_height (docs/design.md, "Queries")
         self._tasks: list[asyncio.Task] = []
         self.stopping = False
 
