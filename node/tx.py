@@ -147,7 +147,7 @@ def validate_shape(tx: Transaction) -> str | None:
     signature (verify_signature) and not whether the contract exists."""
     if not isinstance(tx.chain_id, str) or not tx.chain_id:
         return "chain_id must be a non-empty string"
-    if (problem := _text_bytes("chain_id", tx.chain_id, CHAIN_ID_BYTES_MAX)) is not None:
+    if (problem := text_problem("chain_id", tx.chain_id, CHAIN_ID_BYTES_MAX)) is not None:
         return problem
     if not isinstance(tx.sender, (bytes, bytearray)) or len(tx.sender) != SENDER_BYTES:
         return f"sender must be a {SENDER_BYTES}-byte Ed25519 public key, got {_size(tx.sender)}"
@@ -173,7 +173,7 @@ def name_problem(field: str, value: object, limit: int) -> str | None:
     a message naming `field`."""
     if not isinstance(value, str) or not value:
         return f"{field} must be a non-empty name"
-    if (problem := _text_bytes(field, value, limit)) is not None:
+    if (problem := text_problem(field, value, limit)) is not None:
         return problem
     if not NAME_RE.fullmatch(value):
         return (f"{field} {value!r} is not a valid name: use ASCII letters, digits, "
@@ -181,7 +181,8 @@ def name_problem(field: str, value: object, limit: int) -> str | None:
     return None
 
 
-def _text_bytes(field: str, value: str, limit: int) -> str | None:
+def text_problem(field: str, value: str, limit: int) -> str | None:
+    """None if `value` is UTF-8 text of at most `limit` bytes, else a message naming `field`."""
     try:
         size = len(value.encode())
     except UnicodeEncodeError:  # lone surrogates: no UTF-8 encoding exists
