@@ -223,11 +223,13 @@ class RequestBatch:
 
 @dataclass(**FROZEN)
 class Status:
-    """Periodic heartbeat: lets lagging replicas learn they are behind."""
+    """Periodic heartbeat: lets lagging replicas learn they are behind (in
+    blocks, in views and in stable checkpoints)."""
 
     chain_id: str
     view: int
     executed_seq: int
+    stable_seq: int = 0  # the sender's stable checkpoint (0: none yet): a peer ahead sends it the proof
     replica: int
     signature: bytes = field(default=b"", compare=False)
 

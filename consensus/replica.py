@@ -9,15 +9,25 @@ Departures from the paper, each for a reason:
   quorum reached v; otherwise it keeps re-sending its ViewChange. An isolated
   replica therefore stays at most one view ahead instead of inflating its
   view forever, and the f+1 rule (§4.5.2) still pulls everyone forward.
-- The request timeout stretches to 4x the recent block latency (capped at
-  view_change_timeout_max_ticks): under overload a slow but progressing
-  cluster keeps its view instead of sliding into view-change storms
-  (Aardvark, NSDI'09). The paper's per-request timer is folded into one
-  progress timer: a primary that keeps committing but censors one request
-  is not yet replaced.
+- Two timers (§4.4), each stretched to 4x a recent latency and capped at
+  view_change_timeout_max_ticks, so that under overload a slow but
+  progressing cluster keeps its view instead of sliding into view-change
+  storms (Aardvark, NSDI'09): accepted PrePrepares must execute within the
+  request timeout stretched by the block latency (restarted by any
+  progress), and each pending request within the request timeout stretched
+  by the request latency, arrival to execution (not restarted by other
+  requests' progress: a primary that keeps committing but leaves one
+  request out is replaced). The first expiry sends the waiting requests to
+  every replica, as the paper's client does; the next one, if they have not
+  executed, changes the view.
 - Lost messages are re-sent on a timer (the paper assumes retransmission),
   and a periodic Status lets lagging replicas fetch certified blocks and lets
   replicas in an old view receive the current NewView.
+- Votes for a stable checkpoint are garbage-collected, so nobody re-sends
+  them: a replica whose Status shows an older stable checkpoint gets the
+  whole proof (2f+1 signed Checkpoints) instead, and checks it vote by vote.
+  A replica re-sends only its latest vote above its stable checkpoint, also
+  during view changes.
 - As in the paper, ViewChanges and NewViews carry PrePrepare headers and
   digests, never proposal bodies, so every message stays bounded whatever the
   payload. The paper leaves open how a replica gets a body it lacks after a
@@ -131,6 +141,11 @@ def _by_replica(msg) -> int:
     return msg.replica
 
 
+def _recent_peak(peak: int, latency: int) -> int:
+    """Up at once, down slowly: a timeout must follow a slowdown now."""
+    return max(latency, (3 * peak + latency) // 4)
+
+
 def _size(request: m.Request) -> int:
     """A request's share of batch_bytes_max, counted as Proposal.size_bytes does."""
     return len(request.body) + len(request.id)
@@ -202,6 +217,7 @@ class Replica:
         self._last_progress_tick = 0
         self._escalated = False  # waiting requests were sent to every replica
         self._block_latency_ticks = 0  # recent PrePrepare-accepted -> executed latency (peak, slow decay)
+        self._request_latency_ticks = 0  # recent request arrival -> executed latency (peak, slow decay)
         self._escalated_tick = 0
         self._checkpoints: dict[int, dict[int, m.Checkpoint]] = {}  # seq -> replica -> vote
         self._own_checkpoint: dict[int, bytes] = {}  # seq -> our executed block hash
@@ -213,7 +229,8 @@ class Replica:
         self._body_requests = 0  # rotates the replica asked for each body
         self._fetch_turn = 0  # rotates state transfer over the peers that claim the target height
         self._claimed_seq: dict[int, int] = {}  # replica -> executed_seq of its latest Status
-        self._new_view_sent: dict[int, tuple[int, int]] = {}  # replica -> (view, tick) of our last NewView to it
+        # (kind, replica[, seq]) -> (what, tick) of the last answer a peer's request bought: see _may_answer
+        self._answered: dict[tuple, tuple[object, int]] = {}
 
         self._ready = ev.Ready()
         self._reset_outbox()
@@ -422,27 +439,26 @@ class Replica:
                 else:
                     self._view_started_tick = self.ticks
         else:
-            stalled = self._stalled_since()
-            if stalled is not None and self.ticks - stalled >= self._request_timeout():
+            if self._timer_expired():
                 self._on_request_timeout()
             else:
                 self._maybe_propose()
                 self._flush_forward()
         if self.ticks % cfg.status_interval_ticks == 0:
-            self._send(self._sign(m.Status(chain_id=cfg.chain_id, view=self.view,
-                                           executed_seq=self.executed_seq, replica=self._me)))
+            self._send(self._sign(m.Status(chain_id=cfg.chain_id, view=self.view, executed_seq=self.executed_seq,
+                                           stable_seq=self.stable.seq, replica=self._me)))
         if self.ticks % cfg.retransmit_interval_ticks == 0:
             self._retransmit()
             if self._awaiting and not self.view_changing:
                 self._request_bodies()
 
-    def _request_timeout(self) -> int:
-        """The configured timeout, stretched to 4x the recent block latency:
-        an overloaded cluster that still commits, only slowly, must not be
-        pushed into view changes that would make it slower (Aardvark's lesson).
+    def _request_timeout(self, latency: int) -> int:
+        """The configured timeout, stretched to 4x a recent latency: an
+        overloaded cluster that still commits, only slowly, must not be pushed
+        into view changes that would make it slower (Aardvark's lesson).
         Capped, so a slow primary cannot stretch it without bound."""
         cfg = self.config
-        return min(max(cfg.request_timeout_ticks, 4 * self._block_latency_ticks), cfg.view_change_timeout_max_ticks)
+        return min(max(cfg.request_timeout_ticks, 4 * latency), cfg.view_change_timeout_max_ticks)
 
     def _view_change_timeout(self) -> int:
         cfg = self.config
@@ -452,20 +468,32 @@ class Replica:
     def _quorum_reached(self, view: int) -> bool:
         return sum(1 for vc in self._view_changes.values() if vc.view >= view) >= self._quorum
 
-    def _stalled_since(self) -> int | None:
-        """When we began waiting, with outstanding work and no progress (§4.4's timer)."""
-        arrivals = [s.accepted_tick for s in self._slots.values()
+    def _timer_expired(self) -> bool:
+        """§4.4's timers, restarted by a new view and by escalation. Accepted
+        PrePrepares must execute within the request timeout stretched by the
+        block latency; any progress restarts it (the pipeline moves). Every
+        pending request must execute within the request timeout stretched by
+        the request latency, whatever else commits: a primary that commits
+        the others but leaves one out is replaced (the paper's per-request
+        timer; the oldest pending request is the one that expires first)."""
+        restarted = max(self._view_started_tick, self._escalated_tick)
+        accepted = [s.accepted_tick for s in self._slots.values()
                     if s.seq > self.executed_seq and (s.pre_prepare or s.decided)]
-        if self._pending:
-            arrivals.append(next(iter(self._pending.values()))[1])
-        if not arrivals:
-            return None
-        return max(self._view_started_tick, self._last_progress_tick, self._escalated_tick, min(arrivals))
+        if accepted and (self.ticks - max(restarted, self._last_progress_tick, min(accepted))
+                         >= self._request_timeout(self._block_latency_ticks)):
+            return True
+        oldest = self._oldest_arrival()
+        return oldest is not None and (self.ticks - max(restarted, oldest)
+                                       >= self._request_timeout(self._request_latency_ticks))
+
+    def _oldest_arrival(self) -> int | None:
+        """The arrival tick of the oldest pending request (_pending keeps arrival order)."""
+        return next(iter(self._pending.values()))[1] if self._pending else None
 
     def _on_request_timeout(self) -> None:
         """First timeout: send the waiting requests to every replica, as a
         PBFT client would, so that all backups start their timers. Second
-        timeout: start a view change."""
+        timeout (before those requests executed): start a view change."""
         if self._pending and not self._escalated:
             self._escalated = True
             self._escalated_tick = self.ticks
@@ -701,23 +729,27 @@ class Replica:
         self.executed_timestamp_ms = max(self.executed_timestamp_ms, block.proposal.timestamp_ms)
         self._last_timestamp_ms = max(self._last_timestamp_ms, self.executed_timestamp_ms)
         self._next_seq = max(self._next_seq, block.seq + 1)
+        waited = 0
         for req in block.proposal.requests:
             self._committed_ids.add(req.id)
             pending = self._pending.pop(req.id, None)
             if pending is not None:
+                waited = max(waited, self.ticks - pending[1])
                 self._pending_bytes -= _size(pending[0])
             self._unproposed.pop(req.id, None)
             self._in_flight.pop(req.id, None)
+        if waited:
+            self._request_latency_ticks = _recent_peak(self._request_latency_ticks, waited)
         slot = self._slots.get(block.seq)
         if slot is not None:  # executed; the prepared certificate stays for ViewChanges until GC
             if slot.pre_prepare is not None:
-                latency = self.ticks - slot.accepted_tick
-                # Up at once, down slowly: a timeout must follow a slowdown now.
-                self._block_latency_ticks = max(latency, (3 * self._block_latency_ticks + latency) // 4)
+                self._block_latency_ticks = _recent_peak(self._block_latency_ticks, self.ticks - slot.accepted_tick)
             slot.decided = None
         self._last_progress_tick = self.ticks
         self._view_change_attempts = 0
-        self._escalated = False
+        oldest = self._oldest_arrival()
+        if oldest is None or oldest > self._escalated_tick:
+            self._escalated = False  # everything we escalated executed
 
     def _on_block_executed(self, e: ev.BlockExecuted) -> None:
         if e.seq % self.config.checkpoint_interval_blocks:
@@ -775,6 +807,8 @@ class Replica:
             del self._checkpoints[seq]
         for seq in [s for s in self._own_checkpoint if s < low]:
             del self._own_checkpoint[seq]
+        for key in [k for k in self._answered if k[0] == "body" and k[2] <= low]:
+            del self._answered[key]
         self._verifier.clear()
 
     # ---- view change (§4.4) -----------------------------------------------
@@ -944,7 +978,7 @@ class Replica:
             return
         slot = self._slots.get(msg.seq)
         body = slot.body(msg.digest) if slot is not None else None
-        if body is not None:
+        if body is not None and self._may_answer(("body", msg.replica, msg.seq), msg.digest):
             self._send(m.ProposalReply(chain_id=self.config.chain_id, proposal=body, replica=self._me),
                        to=msg.replica)
 
@@ -1006,23 +1040,37 @@ class Replica:
             if len(msg.blocks) == self.config.fetch_blocks_max or self.executed_seq < self._fetch_target:
                 self._fetch(msg.replica, max(self._fetch_target, self.executed_seq + self.config.fetch_blocks_max))
 
+    def _may_answer(self, key: tuple, what) -> bool:
+        """Answers that a peer's request buys (our NewView, a stable
+        checkpoint's proof, a proposal body) go out at most once per
+        retransmit interval for the same thing: otherwise the asker, possibly
+        a Byzantine validator, would choose how much we send."""
+        last = self._answered.get(key)
+        if last is not None and last[0] == what and self.ticks - last[1] < self.config.retransmit_interval_ticks:
+            return False
+        self._answered[key] = (what, self.ticks)
+        return True
+
     def _send_new_view(self, to: int) -> None:
-        """Our NewView to a replica in an older view, at most once per
-        retransmit interval per replica: the asker would choose how often."""
+        """Our NewView to a replica in an older view."""
         nv = self._new_view
         if nv is None or nv.view != self.view or self.view_changing:
             return
-        last = self._new_view_sent.get(to)
-        if last is not None and last[0] == nv.view and self.ticks - last[1] < self.config.retransmit_interval_ticks:
-            return
-        self._new_view_sent[to] = (nv.view, self.ticks)
-        self._send(nv, to=to)
+        if self._may_answer(("new-view", to), nv.view):
+            self._send(nv, to=to)
 
     def _on_status(self, st: m.Status) -> None:
         if not self._verified(st):
             return
         if st.view < self.view:
             self._send_new_view(st.replica)
+        if (st.stable_seq < self.stable.seq <= st.executed_seq
+                and self._may_answer(("checkpoint-proof", st.replica), self.stable.seq)):
+            # Its checkpoint votes were garbage-collected by the replicas that
+            # made it stable: hand over the proof, a quorum of signed votes.
+            for c in self.stable.proof:
+                if c.replica != st.replica:
+                    self._send(c, to=st.replica)
         self._claimed_seq[st.replica] = st.executed_seq
         if self.ticks < self._fetch_until_tick:
             return
@@ -1045,6 +1093,11 @@ class Replica:
     # ---- retransmission -----------------------------------------------------
 
     def _retransmit(self) -> None:
+        # Our latest checkpoint vote not yet stable, in any view: peers need it
+        # for their quorum. Votes for stable checkpoints travel as proofs (_on_status).
+        mine = max((s for s in self._own_checkpoint if s > self.stable.seq), default=None)
+        if mine is not None:
+            self._send(self._checkpoints[mine][self._me])
         if self.view_changing:
             self._send(self._view_changes[self._me])
             return
@@ -1059,12 +1112,6 @@ class Replica:
                 self._send(slot.prepares[self._me])
             if slot.sent_commit:
                 self._send(slot.commits[self._me])
-        if self.stable.seq:
-            mine = self._checkpoints.get(self.stable.seq, {}).get(self._me)
-            if mine is None:
-                mine = next((c for c in self.stable.proof if c.replica == self._me), None)
-            if mine is not None:
-                self._send(mine)
         if not self.is_primary and self._unproposed:
             oldest = islice(self._unproposed, self.config.batch_txs_max)
             self._forward([self._pending[rid][0] for rid in oldest])

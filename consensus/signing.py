@@ -96,7 +96,7 @@ def _signable(msg: m.Message) -> bytes:
         case m.RequestBatch():
             body = b"".join(r.id for r in msg.requests)
         case m.Status():
-            body = _u64(msg.view) + _u64(msg.executed_seq)
+            body = _u64(msg.view) + _u64(msg.executed_seq) + _u64(msg.stable_seq)
         case m.FetchBlocks():
             body = _u64(msg.from_seq) + _u64(msg.to_seq)
         case m.BlocksReply():

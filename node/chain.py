@@ -169,6 +169,7 @@ class ChainNode:
         self._admitting: list[tuple[Transaction, asyncio.Future]] = []
         self._open: OrderedDict[bytes, float] = OrderedDict()  # admitted here, not yet committed: id -> when
         self._drained: deque[tuple[float, int]] = deque()  # (when, how many of _open committed)
+        self._drained_total = 0  # their sum: overloaded() is asked for every transaction offered
         self._new_block = asyncio.Event()
         # Clients read only what is fsynced: blocks above this may still be
         # in the OS cache only (the group's fsync is under way).
@@ -272,6 +273,7 @@ class ChainNode:
                     future.set_result(receipt)
         if drained:
             self._drained.append((time.monotonic(), drained))
+            self._drained_total += drained
         if group.receipts:
             fail_point("after-ack")
         if group.blocks:
@@ -458,11 +460,11 @@ class ChainNode:
         commit) leave the head of the queue here."""
         now = time.monotonic()
         while self._drained and self._drained[0][0] < now - RATE_WINDOW_S:
-            self._drained.popleft()
+            self._drained_total -= self._drained.popleft()[1]
         waiting = len(self._open) + len(self._admitting)
         if waiting < ADMIT_ALWAYS:
             return ""
-        rate = sum(n for _, n in self._drained) / RATE_WINDOW_S
+        rate = self._drained_total / RATE_WINDOW_S
         if rate and waiting >= rate * ADMIT_WAIT_S:
             return (f"overloaded: {waiting} transactions admitted here wait for commit, "
                     f"{waiting / rate:.1f} s of work at the current commit rate; retry later")

@@ -347,7 +347,7 @@ def _request_batch_from_pb(pb: consensus_pb2.RequestBatch) -> m.RequestBatch:
 
 def _status_to_pb(x: m.Status) -> consensus_pb2.Status:
     return consensus_pb2.Status(
-        chain_id=x.chain_id, view=x.view, executed_seq=x.executed_seq,
+        chain_id=x.chain_id, view=x.view, executed_seq=x.executed_seq, stable_seq=x.stable_seq,
         replica=x.replica, signature=x.signature,
     )
 
@@ -355,7 +355,7 @@ def _status_to_pb(x: m.Status) -> consensus_pb2.Status:
 def _status_from_pb(pb: consensus_pb2.Status) -> m.Status:
     return m.Status(
         chain_id=_chain_id(pb.chain_id), view=_int(pb.view, "view"),
-        executed_seq=_int(pb.executed_seq, "executed_seq"),
+        executed_seq=_int(pb.executed_seq, "executed_seq"), stable_seq=_int(pb.stable_seq, "stable_seq"),
         replica=pb.replica, signature=_signature(pb.signature),
     )
 

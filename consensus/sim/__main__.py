@@ -1,5 +1,8 @@
 """Command line: `python -m consensus.sim --seed N`, `--seeds A..B`, `--bench`.
 
+The long sweep (docs/simulator.md): `--seeds 1..10000 --nodes 4,7,10`
+runs seed s with n = nodes[s % 3] and prints progress every 100 seeds.
+
 Exit codes follow TigerBeetle's VOPR: 0 ok, 127 crash (exception),
 128 liveness, 129 safety. Every failure prints the command that replays it.
 """
@@ -7,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+import time
 
 from consensus.sim.faults import BEHAVIOURS
 from consensus.sim.runner import EXIT, SimOptions, run
@@ -20,6 +24,13 @@ def _seed_range(text: str) -> tuple[int, int]:
     if hi < lo:
         raise argparse.ArgumentTypeError("B must be >= A")
     return lo, hi
+
+
+def _node_counts(text: str) -> tuple[int, ...]:
+    counts = tuple(int(x) for x in text.split(","))
+    if min(counts) < 1:
+        raise argparse.ArgumentTypeError("node counts must be at least 1")
+    return counts
 
 
 def _behaviours(text: str) -> tuple[str, ...]:
@@ -40,10 +51,12 @@ def parser() -> argparse.ArgumentParser:
     what.add_argument("--seed", type=int, help="run one simulation and print its fault profile")
     what.add_argument("--seeds", type=_seed_range, metavar="A..B", help="run seeds A..B, print one summary line")
     what.add_argument("--bench", action="store_true", help="blocks per wall-clock second, n = 4, 7, 16, 31")
-    p.add_argument("--nodes", type=int, default=4, help="number of replicas (default 4)")
-    p.add_argument("--faults", choices=("swarm", "none"), default="swarm",
-                   help="swarm: the seed draws the fault profile (default); none: a clean network. "
-                        "Options below override single fields of either.")
+    p.add_argument("--nodes", type=_node_counts, default=(4,), metavar="N[,N...]",
+                   help="number of replicas (default 4); with --seeds a list, seed s runs with nodes[s %% len]")
+    p.add_argument("--faults", choices=("swarm", "hostile", "none"), default="swarm",
+                   help="swarm: the seed draws the fault profile (default); hostile: a swarm draw with f "
+                        "Byzantine replicas, crashes and partitions always on; none: a clean network. "
+                        "Options below override single fields of any.")
     p.add_argument("--safety-ms", type=int, default=SimOptions.safety_ms, help="virtual ms with faults")
     p.add_argument("--liveness-ms", type=int, default=SimOptions.liveness_ms,
                    help="virtual ms allowed to converge after faults stop")
@@ -85,8 +98,8 @@ def options(args, seed: int) -> SimOptions:
         value = getattr(args, key)
         if value is not None and value is not False:
             overrides[key] = value
-    return SimOptions(seed=seed, nodes=args.nodes, faults=args.faults, overrides=overrides,
-                      safety_ms=args.safety_ms, liveness_ms=args.liveness_ms)
+    return SimOptions(seed=seed, nodes=args.nodes[seed % len(args.nodes)], faults=args.faults,
+                      overrides=overrides, safety_ms=args.safety_ms, liveness_ms=args.liveness_ms)
 
 
 def main(argv=None) -> int:
@@ -94,13 +107,15 @@ def main(argv=None) -> int:
     if args.bench:
         from consensus.sim.bench import main as bench_main
         return bench_main()
-    f = (args.nodes - 1) // 3
+    f = (min(args.nodes) - 1) // 3
     if args.byzantine is not None and args.byzantine > f and not args.allow_over_f:
-        parser().error(f"--byzantine {args.byzantine} exceeds f={f} for n={args.nodes}; add --allow-over-f")
+        parser().error(f"--byzantine {args.byzantine} exceeds f={f} for n={min(args.nodes)}; add --allow-over-f")
     if args.seed is not None:
+        if len(args.nodes) > 1:
+            parser().error("--seed runs one simulation: give one --nodes")
         opts = options(args, args.seed)
         result = run(opts)
-        print(f"seed {args.seed}: n={args.nodes} profile: {result.profile.describe()}")
+        print(f"seed {args.seed}: n={opts.nodes} profile: {result.profile.describe()}")
         print(f"seed {args.seed}: {result.status} height={result.height} max_view={result.max_view} "
               f"virtual_ms={result.virtual_ms} trace={result.trace_digest[:16]} stats={result.stats}")
         if result.status != "ok":
@@ -111,20 +126,24 @@ def main(argv=None) -> int:
     counts = {"ok": 0, "safety": 0, "liveness": 0, "crash": 0}
     failures = []
     total = hi - lo + 1
+    every = 10 if total < 1000 else 100
+    started = time.monotonic()
     for i, seed in enumerate(range(lo, hi + 1), 1):
-        result = run(options(args, seed))
+        opts = options(args, seed)
+        result = run(opts)
         counts[result.status] += 1
         if args.verbose:
-            print(f"seed {seed}: {result.status} height={result.height} {result.profile.describe()}")
+            print(f"seed {seed}: n={opts.nodes} {result.status} height={result.height} "
+                  f"{result.profile.describe()}")
         if result.status != "ok":
             failures.append(result)
             lines = result.detail.strip().splitlines()
             print(f"seed {seed}: {result.status}: {lines[-1] if result.status == 'crash' else lines[0]}")
             print(f"  profile: {result.profile.describe()}")
-            print(f"  replay: {result.replay}")
-        if i % 10 == 0 or i == total:
+            print(f"  replay: {result.replay}", flush=True)
+        if i % every == 0 or i == total:
             print(f"progress {i}/{total}: {counts['safety']} safety, {counts['liveness']} liveness, "
-                  f"{counts['crash']} crash", file=sys.stderr, flush=True)
+                  f"{counts['crash']} crash ({time.monotonic() - started:.0f} s)", file=sys.stderr, flush=True)
     print(f"seeds {lo}..{hi}: {total} run, {counts['safety']} safety, {counts['liveness']} liveness, "
           f"{counts['crash']} crash")
     worst = max((EXIT[r.status] for r in failures), default=0)

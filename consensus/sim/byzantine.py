@@ -12,6 +12,9 @@ plausible messages at plausible times) while the rewrite injects the attack:
 - replay       re-sends old messages it received, to random replicas
 - huge_view    ViewChange for view 2**60 and Status claiming a far height
 - double_vote  a second Prepare/Commit with another digest for each vote
+- censor       never lets one client's requests (ids starting with byte 0,
+               1 in 256) into its replica: as primary it keeps committing
+               everything else and leaves those out
 
 With `collude`, Byzantine nodes share the equivocating primary's split and
 vote for whichever digest each correct replica was shown: with more than f of
@@ -24,6 +27,7 @@ import hashlib
 import random
 from collections import deque
 
+from consensus import events as ev
 from consensus import messages as m
 from consensus.signing import with_signature
 
@@ -64,6 +68,8 @@ class Byzantine:
         if collusion is not None:
             collusion.members.append(self)
         node.outbox_filter = self.filter
+        if "censor" in self.behaviours:
+            node.inbox_filter = self.censor
 
     @property
     def index(self) -> int:
@@ -78,6 +84,29 @@ class Byzantine:
 
     def observe(self, msg) -> None:
         self.seen.append(msg)
+
+    # ---- censoring incoming requests --------------------------------------
+
+    @staticmethod
+    def censored(request: m.Request) -> bool:
+        return request.id[0] == 0
+
+    def censor(self, event):
+        """Requests reach a replica from clients or in RequestBatches; strip
+        the victim's. A batch is signed by its sender, so what is left goes in
+        as if submitted by a client."""
+        if not self.active:
+            return event
+        if isinstance(event, ev.MessageReceived) and isinstance(event.message, m.RequestBatch):
+            requests = event.message.requests
+        elif isinstance(event, ev.RequestsSubmitted):
+            requests = event.requests
+        else:
+            return event
+        kept = tuple(r for r in requests if not self.censored(r))
+        if len(kept) == len(requests):
+            return event
+        return ev.RequestsSubmitted(requests=kept) if kept else None
 
     # ---- rewriting outgoing messages ------------------------------------
 
@@ -169,7 +198,7 @@ class Byzantine:
             vc = m.ViewChange(chain_id=self.chain_id, view=2**60 + rng.randrange(1000),
                               checkpoint=m.GENESIS_CHECKPOINT, prepared=(), replica=self.index)
             self.send_raw(self.index, None, _resign(vc, self.signer))
-            st = m.Status(chain_id=self.chain_id, view=2**60, executed_seq=2**40, replica=self.index)
+            st = m.Status(chain_id=self.chain_id, view=2**60, executed_seq=2**40, stable_seq=0, replica=self.index)
             self.send_raw(self.index, None, _resign(st, self.signer))
         if "forge" in b and self.seen and rng.random() < 0.05:
             old = self.seen[rng.randrange(len(self.seen))]

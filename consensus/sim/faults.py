@@ -10,7 +10,7 @@ from __future__ import annotations
 import random
 from dataclasses import asdict, dataclass, field, fields
 
-BEHAVIOURS = ("silent", "equivocate", "forge", "replay", "huge_view", "double_vote")
+BEHAVIOURS = ("silent", "equivocate", "forge", "replay", "huge_view", "double_vote", "censor")
 
 
 @dataclass
@@ -72,6 +72,21 @@ def swarm(rng: random.Random, n: int, f: int) -> FaultProfile:
     p.requests_per_s = rng.choice((50, 200, 1000))
     p.byzantine_liveness = rng.choice(("persist", "silent"))
     return p
+
+
+def hostile(rng: random.Random, n: int, f: int) -> FaultProfile:
+    """A swarm draw with the worst classes always on: f Byzantine replicas,
+    crashes and partitions (issue 7: n >= 7 liveness bugs needed all three)."""
+    p = swarm(rng, n, f)
+    p.byzantine = f
+    p.crashes = max(p.crashes, 1)
+    if not p.partitions:
+        p.partitions = rng.randint(1, 3)
+        p.partition_kind = rng.choice(("symmetric", "oneway", "isolate", "mixed"))
+    return p
+
+
+PROFILES = {"swarm": swarm, "hostile": hostile}
 
 
 def assign_byzantine(p: FaultProfile, rng: random.Random, n: int) -> None:

@@ -36,6 +36,7 @@ class SimNode:
         self.paused = False
         self.inbox: deque = deque()  # messages that arrived while paused
         self.outbox_filter = None  # Byzantine hook: (to, msg) -> list[(to, msg)]
+        self.inbox_filter = None  # Byzantine hook: event -> event, or None to drop it
         self.crashes = 0
         self.lost_writes = 0
         self.dropped: dict[str, int] = {}
@@ -85,6 +86,10 @@ class SimNode:
     def step(self, event) -> None:
         """Step the replica and run the shell duties; then feed BlockExecuted
         back (after advance(): the replica takes no step before it)."""
+        if self.inbox_filter is not None:
+            event = self.inbox_filter(event)
+            if event is None:
+                return
         replica = self.replica
         ready = replica.step(event)
         if not ready:

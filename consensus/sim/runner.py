@@ -20,7 +20,7 @@ from consensus.sim.byzantine import Byzantine, Collusion
 from consensus.sim.checker import Checker, LivenessViolation, SafetyViolation
 from consensus.sim.clients import Clients
 from consensus.sim.crypto import make_keys
-from consensus.sim.faults import FaultEvent, FaultProfile, assign_byzantine, schedule, swarm
+from consensus.sim.faults import PROFILES, FaultEvent, FaultProfile, assign_byzantine, schedule
 from consensus.sim.network import LinkFaults, Network
 from consensus.sim.node import SimNode
 
@@ -55,7 +55,7 @@ def large_payload_config(payload_bytes: int) -> tuple[dict, int]:
 class SimOptions:
     seed: int
     nodes: int = 4
-    faults: str = "swarm"  # swarm | none
+    faults: str = "swarm"  # swarm | hostile | none
     overrides: dict = field(default_factory=dict)  # FaultProfile field -> value (explicit CLI options)
     safety_ms: int = 4000
     liveness_ms: int = 60_000
@@ -143,7 +143,7 @@ class Simulation:
         derive = lambda: random.Random(master.getrandbits(64))  # noqa: E731
         rng_faults, rng_keys, rng_net, rng_clients, rng_byz, rng_clock = (derive() for _ in range(6))
 
-        p = FaultProfile() if opts.faults == "none" else swarm(rng_faults, n, f)
+        p = FaultProfile() if opts.faults == "none" else PROFILES[opts.faults](rng_faults, n, f)
         for key, value in opts.overrides.items():
             setattr(p, key, value)
         assign_byzantine(p, rng_faults, n)

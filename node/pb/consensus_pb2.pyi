@@ -167,18 +167,20 @@ class RequestBatch(_message.Message):
     def __init__(self, chain_id: _Optional[str] = ..., requests: _Optional[_Iterable[_Union[Request, _Mapping]]] = ..., replica: _Optional[int] = ..., signature: _Optional[bytes] = ...) -> None: ...
 
 class Status(_message.Message):
-    __slots__ = ("chain_id", "view", "executed_seq", "replica", "signature")
+    __slots__ = ("chain_id", "view", "executed_seq", "replica", "signature", "stable_seq")
     CHAIN_ID_FIELD_NUMBER: _ClassVar[int]
     VIEW_FIELD_NUMBER: _ClassVar[int]
     EXECUTED_SEQ_FIELD_NUMBER: _ClassVar[int]
     REPLICA_FIELD_NUMBER: _ClassVar[int]
     SIGNATURE_FIELD_NUMBER: _ClassVar[int]
+    STABLE_SEQ_FIELD_NUMBER: _ClassVar[int]
     chain_id: str
     view: int
     executed_seq: int
     replica: int
     signature: bytes
-    def __init__(self, chain_id: _Optional[str] = ..., view: _Optional[int] = ..., executed_seq: _Optional[int] = ..., replica: _Optional[int] = ..., signature: _Optional[bytes] = ...) -> None: ...
+    stable_seq: int
+    def __init__(self, chain_id: _Optional[str] = ..., view: _Optional[int] = ..., executed_seq: _Optional[int] = ..., replica: _Optional[int] = ..., signature: _Optional[bytes] = ..., stable_seq: _Optional[int] = ...) -> None: ...
 
 class FetchBlocks(_message.Message):
     __slots__ = ("chain_id", "from_seq", "to_seq", "replica", "signature")

@@ -23,7 +23,7 @@ from hypothesis import strategies as st
 
 from consensus import events as ev
 from consensus import messages as m
-from consensus.certificates import valid_commit_certificate, valid_committed_block
+from consensus.certificates import valid_commit_certificate, valid_committed_block, valid_stable_checkpoint
 from consensus.config import ReplicaConfig
 from consensus.replica import MisuseError, Replica, new_view_pre_prepares
 from consensus.signing import signable
@@ -725,7 +725,7 @@ def _garbage(rep_me: int = 1):
         (replace(good, replica=-1), "unknown sender"),
         (sign(replace(good, chain_id="other")), "other chain"),
         (sign(replace(good, replica=rep_me)), "from self"),
-        (sign(m.Status(chain_id=CHAIN, view=0, executed_seq=5, replica=2), key=3), "bad signature"),
+        (sign(m.Status(chain_id=CHAIN, view=0, executed_seq=5, stable_seq=0, replica=2), key=3), "bad signature"),
         (replace(sign(m.FetchBlocks(chain_id=CHAIN, from_seq=1, to_seq=3, replica=2)), to_seq=9), "bad signature"),
         (sign(m.FetchBlocks(chain_id=CHAIN, from_seq=5, to_seq=3, replica=2)), "bad fetch range"),
         (sign(m.RequestBatch(chain_id=CHAIN, requests=(request(1),), replica=2), key=0), "bad signature"),
@@ -789,7 +789,7 @@ GARBAGE = st.one_of(
               pre_prepares=st.lists(PRE_PREPARE, max_size=2).map(tuple), replica=REPLICA, signature=SIG),
     st.builds(m.RequestBatch, chain_id=CHAIN_ID, requests=st.lists(REQUEST, max_size=3).map(tuple),
               replica=REPLICA, signature=SIG),
-    st.builds(m.Status, chain_id=CHAIN_ID, view=NUM, executed_seq=NUM, replica=REPLICA, signature=SIG),
+    st.builds(m.Status, chain_id=CHAIN_ID, view=NUM, executed_seq=NUM, stable_seq=NUM, replica=REPLICA, signature=SIG),
     st.builds(m.FetchBlocks, chain_id=CHAIN_ID, from_seq=NUM, to_seq=NUM, replica=REPLICA, signature=SIG),
     st.builds(m.BlocksReply, chain_id=CHAIN_ID,
               blocks=st.lists(st.builds(m.CommittedBlock, proposal=PROPOSAL, certificate=COMMIT_CERT),
@@ -1026,6 +1026,35 @@ def test_replica_state_transfer_catches_up_after_missing_checkpoints() -> None:
     assert [b.proposal.digest for b in c.ledgers[3]] == [b.proposal.digest for b in c.ledgers[0]]
 
 
+def test_replica_behind_on_stable_checkpoints_gets_the_proof_from_a_peer() -> None:
+    """OSDI'99 §4.3 / TOCS'02 §4.4 and §6.3.2: a replica that caught up by
+    state transfer still needs a stable checkpoint to move its watermarks.
+    The replicas that made it stable garbage-collected its votes; their
+    Status-triggered answer is the proof (2f+1 signed Checkpoints), which the
+    lagging replica validates and adopts. Before, replicas re-sent only their
+    own vote, and only if it was part of their proof: here (n = 7) replica 5
+    executed the checkpoint late (its proof is 0..4) and two signers are
+    down, so the lagging replica 6 heard 3 votes + its own < 2f+1, dropped
+    every PrePrepare above its high watermark and nothing committed."""
+    K = 4
+    c = Cluster(7, checkpoint_interval_blocks=K, window_blocks=2 * K, batch_txs_max=1, fetch_blocks_max=4, **FAST)
+    c.crash(6)
+    c.drop = lambda frm, to, msg: to == 5 and isinstance(msg, m.Commit) and msg.seq == 3 * K
+    for i in range(3 * K + 1):
+        c.submit(0, request(i))
+        c.tick(2)
+    c.tick_until(lambda: c.replicas[5].executed_seq == 3 * K + 1)  # by state transfer
+    assert {c.replicas[i].stable.seq for i in range(6)} == {3 * K}
+    assert {p.replica for p in c.replicas[5].stable.proof} == {0, 1, 2, 3, 4}
+    c.down = {1, 2}  # 6 is back: 0, 3, 4, 5, 6 are exactly a quorum
+    c.tick_until(lambda: c.replicas[6].executed_seq == 3 * K + 1, 100)
+    c.submit(0, request(100))
+    c.tick_until(lambda: all(request(100).id in ids_of(c.ledgers[i]) for i in c.up()), 100)
+    r6 = c.replicas[6]
+    assert r6.stable.seq >= 3 * K and valid_stable_checkpoint(r6.stable, CHAIN, 7, VERIFIER)
+    c.assert_agreement()
+
+
 @pytest.mark.parametrize("forgery", ["tampered signature", "2f signers", "one signer thrice",
                                      "certificate of another block", "other chain", "out of order"])
 def test_backup_rejects_blocks_reply_with_forged_certificate(forgery: str) -> None:
@@ -1101,6 +1130,42 @@ def test_backup_stretched_timeout_still_replaces_a_crashed_primary() -> None:
     c.submit(1, request(700))
     c.tick_until(lambda: all(request(700).id in ids_of(c.ledgers[i]) for i in (1, 2, 3)), 400)
     assert all(c.replicas[i].view >= 1 for i in (1, 2, 3))
+
+
+def test_backup_long_queue_draining_in_order_keeps_its_view() -> None:
+    """Aardvark again, for the per-request timer: 40 requests arrive at once
+    and leave one per block, so the last waits 4x the request timeout. The
+    timer stretches with the request latency (arrival to execution) of the
+    requests that did execute, so a queue that drains in order is no reason
+    to change views."""
+    c = Cluster(4, request_timeout_ticks=10, view_change_timeout_ticks=10, batch_txs_max=1,
+                in_flight_blocks_max=1, view_change_timeout_max_ticks=400)
+    c.submit(1, *(request(800 + i) for i in range(40)))
+    c.tick_until(lambda: all(len(x) == 40 for x in c.ledgers), 100)
+    assert [r.view for r in c.replicas] == [0, 0, 0, 0]
+
+
+def test_backup_censored_request_changes_view_although_other_blocks_commit() -> None:
+    """OSDI'99 §4.4: a backup's timer runs per request, not per block. The
+    primary keeps committing new requests but never proposes one that a
+    backup forwarded. The backup's timer expires: it sends the request to
+    every replica; their timers expire too: they send it again; then they
+    change views. Within three request timeouts plus a view change and a
+    state transfer the primary is replaced and the request commits. (With
+    one progress timer, every commit restarted it.)"""
+    censored = request(900)
+    c = Cluster(4, **FAST)
+    c.drop = lambda frm, to, msg: to == 0 and isinstance(msg, m.RequestBatch) and censored in msg.requests
+    c.submit(1, censored)
+    for k in range(1, 60):
+        c.submit(0, request(1000 + k))  # the primary commits a block every tick
+        c.tick()
+        if censored.id in ids_of(c.ledgers[1]):
+            break
+    assert k <= 3 * 5 + 5 + 10, k
+    assert all(censored.id in ids_of(c.ledgers[i]) for i in (1, 2, 3))
+    assert all(r.view >= 1 for r in c.replicas[1:])
+    assert len(c.ledgers[1]) > 10  # blocks kept committing while it waited
 
 
 # ==== regressions from the code review =========================================================

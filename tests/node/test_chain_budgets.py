@@ -121,6 +121,7 @@ def test_overloaded_node_sheds_submissions_before_any_check(make_chain) -> None:
         for i in range(200):
             chain._open[bytes([i % 256, i // 256]) * 16] = now
         chain._drained.append((now, 200))
+        chain._drained_total = 200
         refused = await chain.admit(_tx(1))
         assert refused.code == grpc.StatusCode.RESOURCE_EXHAUSTED and "overloaded" in refused.error
         context = Context()

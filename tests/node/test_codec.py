@@ -66,7 +66,7 @@ new_views = st.builds(m.NewView, chain_id=chain_id, view=u63, view_changes=tuple
                       pre_prepares=tuples(pre_prepare_headers, 2), replica=u32, signature=signature)
 request_batches = st.builds(m.RequestBatch, chain_id=chain_id, requests=tuples(requests),
                             replica=u32, signature=signature)
-statuses = st.builds(m.Status, chain_id=chain_id, view=u63, executed_seq=u63, replica=u32,
+statuses = st.builds(m.Status, chain_id=chain_id, view=u63, executed_seq=u63, stable_seq=u63, replica=u32,
                      signature=signature)
 fetch_blocks = st.builds(m.FetchBlocks, chain_id=chain_id, from_seq=u63, to_seq=u63, replica=u32,
                          signature=signature)
@@ -144,7 +144,7 @@ def test_codec_peer_envelope_round_trip(msg):
 
 
 def test_codec_peer_envelope_rejects_chain_mismatch():
-    msg = m.Status(chain_id="catalog", view=1, executed_seq=2, replica=0)
+    msg = m.Status(chain_id="catalog", view=1, executed_seq=2, stable_seq=0, replica=0)
     env = codec.envelope_to_proto(msg)
     env.chain_id = "authz"
     with pytest.raises(CodecError, match="chain"):
@@ -433,7 +433,7 @@ def test_codec_corrupted_messages_decode_or_raise_codec_error(msg, changes):
     except CodecError:
         return
     signable(decoded)
-    for seq_field in ("seq", "view", "executed_seq", "from_seq", "to_seq"):
+    for seq_field in ("seq", "view", "executed_seq", "stable_seq", "from_seq", "to_seq"):
         value = getattr(decoded, seq_field, 0)
         (value + 1).to_bytes(8, "big")  # headroom the core relies on
     assert codec.decode_message(codec.encode_message(decoded)) == decoded

@@ -79,3 +79,15 @@ def test_restarted_replica_makes_checkpoint_stable_from_quorum_of_peers():
         r.advance(r.step(ev.MessageReceived(message=c)))
     assert r.stable.seq == 16
     assert r.high_watermark == 24 > r.executed_seq
+
+
+def test_replica_caught_up_by_state_transfer_makes_checkpoints_stable():
+    # F3 (issue 7 §2): a replica that caught up by state transfer never saw
+    # checkpoint 24 become stable (peers re-sent only their own vote for it,
+    # and only if their proof held it; two of the proof's signers were
+    # Byzantine), dropped every PrePrepare as "outside watermarks" and the
+    # correct replicas cycled through views 2 to 36 without a commit.
+    opts = SimOptions(seed=2077, nodes=7, overrides=dict(
+        partitions=2, crashes=3, byzantine=2, behaviours=("equivocate+huge_view", "forge+replay")))
+    res = Simulation(opts).run()
+    assert res.status == "ok", f"{res.detail}\nreplay: {res.replay}"

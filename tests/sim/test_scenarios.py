@@ -96,3 +96,33 @@ def test_replica_restarts_from_synced_state_after_crash_loop():
                    FaultEvent(500 + k * 500, 2 * k + 1, "restart", (k % 4,))]
     res = _ok(run(_opts(script=script, requests_per_s=500)))
     assert res.stats["crashes"] == 5
+
+
+def test_censoring_primary_is_replaced_and_the_censored_requests_commit_in_bounded_time():
+    # Issue 7 §6 / TESTING.md D5: the primary of view 0 commits everything
+    # except one client's requests (ids starting with byte 0) and keeps doing
+    # so under steady load. The per-request timer (§4.4) must replace it: each
+    # censored request commits on every correct replica within a bound,
+    # although other blocks keep committing meanwhile. Bound: a request times
+    # out at the replica it was sent to, is escalated to all and times out
+    # there too (2 request timeouts, 1.2 s here), then one view change
+    # (view_change_timeout, 0.6 s); 1 s slack.
+    n, until_ms, bound_ms = 7, 5000, 2 * 600 + 600 + 1000
+    sim = Simulation(_opts(nodes=n, byzantine=1, byzantine_nodes=(0,), behaviours=("censor",),
+                           byzantine_liveness="persist", requests_per_s=1000))
+    for node in sim.nodes:
+        node.start()
+    correct = [nd for nd in sim.nodes if sim.correct[nd.index]]
+    censored = {}  # id -> virtual ms of its submission
+    waits = {}  # id -> ms until every correct replica executed it
+    while sim.now < until_ms:
+        known = len(sim.clients.registry)
+        sim.step_time()
+        censored.update((rid, sim.now) for rid in list(sim.clients.registry)[known:] if rid[0] == 0)
+        for rid, at in censored.items():
+            if rid not in waits and all(rid in nd.ledger.executed_ids for nd in correct):
+                waits[rid] = sim.now - at
+    due = [rid for rid, at in censored.items() if at <= until_ms - bound_ms]
+    assert len(due) >= 5
+    assert all(waits.get(rid, until_ms) <= bound_ms for rid in due), sorted(waits.values())
+    assert min(nd.replica.view for nd in correct) >= 1
