@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING
 
 from node.contracts import not_runnable
 from node.execution import ContractError, ContractRegistry
-from node.ledger import _state_key
+from node.ledger import state_key
 from node.tx import CONTRACT_NAME_BYTES_MAX, METHOD_NAME_BYTES_MAX, PAYLOAD_BYTES_MAX, name_problem
 
 if TYPE_CHECKING:
@@ -51,15 +51,15 @@ class StateSnapshot:
 
     def __init__(self, ledger: "Ledger") -> None:
         self.height = ledger.height
-        self._snapshot = ledger._db.snapshot()  # the store itself: Ledger has no snapshot of its own
+        self._snapshot = ledger.snapshot()
 
     def get(self, contract: str, key: bytes) -> bytes | None:
-        return self._snapshot.get(_state_key(contract, key))
+        return self._snapshot.get(state_key(contract, key))
 
     def scan(self, contract: str, prefix: bytes, *, after: bytes | None, limit: int) -> list[tuple[bytes, bytes]]:
         """Up to `limit` (key, value) of one contract under `prefix`, in key
         order, starting after key `after` if given."""
-        namespace = _state_key(contract, b"")
+        namespace = state_key(contract, b"")
         start = namespace + after + b"\x00" if after is not None and after >= prefix else None
         pairs = self._snapshot.scan(namespace + prefix, start=start)
         try:
