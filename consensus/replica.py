@@ -242,7 +242,8 @@ class Replica:
         self._body_requests = 0  # rotates the replica asked for each body
         self._fetch_turn = 0  # rotates state transfer over the peers that claim the target height
         self._claimed_seq: dict[int, int] = {}  # replica -> executed_seq of its latest Status
-        self._new_view_sent: dict[int, tuple[int, int]] = {}  # replica -> (view, tick) of our last NewView to it
+        # (kind, replica[, seq]) -> (what, tick) of the last answer a peer's request bought: see _may_answer
+        self._answered: dict[tuple, tuple[object, int]] = {}
         # seq -> stable-checkpoint proof that came with a fetched block: checked
         # against our own block hash when the shell reports it (BlockExecuted).
         self._transferred: dict[int, m.StableCheckpoint] = {}
@@ -899,6 +900,8 @@ class Replica:
             del self._checkpoints[seq]
         for seq in [s for s in self._own_checkpoint if s < low]:
             del self._own_checkpoint[seq]
+        for key in [k for k in self._answered if k[0] == "body" and k[2] <= low]:
+            del self._answered[key]
         self._verifier.clear()
 
     # ---- view change (§4.4) -----------------------------------------------
@@ -1071,7 +1074,7 @@ class Replica:
             return
         slot = self._slots.get(msg.seq)
         body = slot.body(msg.digest) if slot is not None else None
-        if body is not None:
+        if body is not None and self._may_answer(("body", msg.replica, msg.seq), msg.digest):
             self._send(m.ProposalReply(chain_id=self.config.chain_id, proposal=body, replica=self._me),
                        to=msg.replica)
 
@@ -1139,24 +1142,32 @@ class Replica:
             if len(msg.blocks) == self.config.fetch_blocks_max or self.executed_seq < self._fetch_target:
                 self._fetch(msg.replica, max(self._fetch_target, self.executed_seq + self.config.fetch_blocks_max))
 
+    def _may_answer(self, key: tuple, what) -> bool:
+        """Answers that a peer's request buys (our NewView, a stable
+        checkpoint's proof, a proposal body) go out at most once per
+        retransmit interval for the same thing: otherwise the asker, possibly
+        a Byzantine validator, would choose how much we send."""
+        last = self._answered.get(key)
+        if last is not None and last[0] == what and self.ticks - last[1] < self.config.retransmit_interval_ticks:
+            return False
+        self._answered[key] = (what, self.ticks)
+        return True
+
     def _send_new_view(self, to: int) -> None:
-        """Our NewView to a replica in an older view, at most once per
-        retransmit interval per replica: the asker would choose how often."""
+        """Our NewView to a replica in an older view."""
         nv = self._new_view
         if nv is None or nv.view != self.view or self.view_changing:
             return
-        last = self._new_view_sent.get(to)
-        if last is not None and last[0] == nv.view and self.ticks - last[1] < self.config.retransmit_interval_ticks:
-            return
-        self._new_view_sent[to] = (nv.view, self.ticks)
-        self._send(nv, to=to)
+        if self._may_answer(("new-view", to), nv.view):
+            self._send(nv, to=to)
 
     def _on_status(self, st: m.Status) -> None:
         if not self._verified(st):
             return
         if st.view < self.view:
             self._send_new_view(st.replica)
-        if st.stable_seq < self.stable.seq <= st.executed_seq:
+        if (st.stable_seq < self.stable.seq <= st.executed_seq
+                and self._may_answer(("checkpoint-proof", st.replica), self.stable.seq)):
             # Its checkpoint votes were garbage-collected by the replicas that
             # made it stable: hand over the proof, a quorum of signed votes.
             for c in self.stable.proof:

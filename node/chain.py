@@ -31,12 +31,14 @@ from consensus import events as ev
 from consensus import messages as m
 from consensus.replica import Replica
 from node import codec
+from node.contracts import not_runnable
 from node.crypto import Ed25519Signer, Ed25519Verifier
 from node.execution import ContractRegistry, Executor, Receipt
 from node.failpoints import fail_point
 from node.genesis import Genesis
 from node.ledger import Ledger, repair_hint
 from node.pb import consensus_pb2
+from node.query import StateSnapshot
 from node.storage import StorageCorrupt
 from node.transport import Transport
 from node.tx import Transaction, validate_shape, verify_signature
@@ -153,6 +155,7 @@ class ChainNode:
         # one: genesis.check_message_bytes proved that one block fits.
         self._serve_bytes_max = message_bytes_max // 2
         self._serve_pacer = Pacer(SERVE_BYTES_PER_S, 2 * self._serve_bytes_max)
+        self.registry = registry
         self._executor = Executor(self.chain_id, registry, ledger)
         self.replica = Replica(
             config, Ed25519Signer(signing_key),
@@ -177,6 +180,7 @@ class ChainNode:
         # Clients read only what is fsynced: blocks above this may still be
         # in the OS cache only (the group's fsync is under way).
         self.durable_height = ledger.height
+        self.state = StateSnapshot(ledger)  # queries read the state at durable_height (docs/design.md, "Queries")
         self._tasks: list[asyncio.Task] = []
         self.stopping = False
 
@@ -268,6 +272,9 @@ class ChainNode:
             await asyncio.get_running_loop().run_in_executor(self._fsync_thread, self.ledger.sync)
             fail_point("after-sync")
             self.durable_height = self.ledger.height
+            if group.blocks:  # nothing has written since the fsync began: this is the state at durable_height
+                self.state.close()
+                self.state = StateSnapshot(self.ledger)
         for message, to in group.messages:
             self._send(message, to)
         drained = 0
@@ -507,6 +514,10 @@ class ChainNode:
             problem = validate_shape(tx)
             if problem:
                 results[i] = Admission(tx.id, grpc.StatusCode.INVALID_ARGUMENT, problem)
+                continue
+            problem = not_runnable(self.registry, self.chain_id, tx.contract, tx.method, read=False)
+            if problem:  # it would commit as FAILED: refuse it before it takes room in a block
+                results[i] = Admission(tx.id, grpc.StatusCode.NOT_FOUND, problem)
                 continue
             tx_id = tx.id
             if self.stopping:

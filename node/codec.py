@@ -45,7 +45,8 @@ from consensus.block import BlockHeader
 from consensus.events import Record, RecordKey, StableCheckpoint, ViewRecord
 from node import execution
 from node.execution import Receipt
-from node.pb import client_pb2, consensus_pb2, peer_pb2
+from node.pb import client_pb2, consensus_pb2, peer_pb2, records_pb2
+from node.records import SignedRecord
 from node.tx import CHAIN_ID_BYTES_MAX, Transaction
 
 __all__ = [
@@ -58,6 +59,7 @@ __all__ = [
     "receipt_to_proto", "receipt_from_proto", "encode_receipt", "decode_receipt",
     "encode_header", "decode_header", "encode_committed_block", "decode_committed_block",
     "encode_record_key", "decode_record_key", "encode_record", "decode_record",
+    "parse_canonical", "signed_record_to_proto", "signed_record_from_proto",
 ]
 
 DIGEST_BYTES = 32
@@ -864,3 +866,31 @@ def worst_case_message_bytes(*, chain_id: str, validators: int, batch_txs_max: i
     }
     # PeerEnvelope{chain_id, message: ConsensusMessage{<case>: body}}
     return {kind: _field_bytes(len(chain)) + _field_bytes(_field_bytes(body)) for kind, body in bodies.items()}
+
+
+# ---- application records (docs/design.md, "Records") ----------------------------
+
+def parse_canonical(cls: type[P], data: bytes, what: str) -> P:
+    """`data` as a `cls` message, if it is that message's one canonical
+    encoding: no unknown fields at any depth, and byte for byte what
+    deterministic serialization writes (field order, minimal varints,
+    packed repeated fields, no defaults). CodecError otherwise."""
+    pb = _parse(cls, data)
+    pb.DiscardUnknownFields()
+    if _serialize(pb) != bytes(data):
+        raise CodecError(f"{what} is not the canonical encoding of {cls.DESCRIPTOR.full_name} (unknown fields, "
+                         f"fields out of order or repeated, non-minimal integers or unpacked repeated fields)")
+    return pb
+
+
+def signed_record_to_proto(record: SignedRecord) -> records_pb2.SignedRecord:
+    return _guard_encode(lambda r: records_pb2.SignedRecord(
+        version=r.version, chain_id=r.chain_id, type=r.type, id=r.id, time_ms=r.time_ms, signer=r.signer,
+        body=r.body, signature=r.signature), record)
+
+
+def signed_record_from_proto(pb: records_pb2.SignedRecord) -> SignedRecord:
+    """The domain record, field for field. Limits and the signature are
+    node.records' business (decode_record)."""
+    return SignedRecord(version=pb.version, chain_id=pb.chain_id, type=pb.type, id=pb.id, time_ms=pb.time_ms,
+                        signer=pb.signer, body=pb.body, signature=pb.signature)

@@ -449,7 +449,7 @@ def config_template(
         "# Concurrent streams (StreamBlocks, SubmitStream, Deliver) per client certificate,",
         "# or per IP address for clients without one, and per peer.",
         f"client_streams_max = {limits.client_streams_max}",
-        "# Outbound messages buffered per peer stream before the oldest are dropped.",
+        "# Outbound messages buffered per peer stream; when full, new messages are dropped (PBFT retransmits).",
         f"stream_queue_max = {limits.stream_queue_max}",
         "",
     ]

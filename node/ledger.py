@@ -82,11 +82,12 @@ def _u32(value: int) -> bytes:
     return value.to_bytes(4, "big")
 
 
-def _state_key(contract: str, state_key: bytes) -> bytes:
+def state_key(contract: str, key: bytes) -> bytes:
+    """Where a contract's state key lives in the store (one namespace per contract)."""
     name = contract.encode()
     if not 0 < len(name) < 256:
         raise ValueError(f"bad contract name {contract!r}")
-    return _STATE + bytes([len(name)]) + name + state_key
+    return _STATE + bytes([len(name)]) + name + key
 
 
 class Ledger:
@@ -215,8 +216,8 @@ class Ledger:
                 b.put(_RECEIPT + location, codec.encode_receipt(receipt))
                 if receipt.status != DUPLICATE:  # the index keeps the first occurrence
                     b.put(_TX + receipt.tx_id, location)
-            for contract, state_key, value in state_writes:
-                k = _state_key(contract, state_key)
+            for contract, key_in_contract, value in state_writes:
+                k = state_key(contract, key_in_contract)
                 if value is None:
                     b.delete(k)
                 else:
@@ -302,12 +303,17 @@ class Ledger:
 
     # ---- application state -------------------------------------------------
 
-    def state_get(self, contract: str, state_key: bytes) -> bytes | None:
-        return self._db.get(_state_key(contract, state_key))
+    def state_get(self, contract: str, key_in_contract: bytes) -> bytes | None:
+        return self._db.get(state_key(contract, key_in_contract))
+
+    def snapshot(self):
+        """The store as it is now (a LevelDB snapshot): later writes do not
+        show, reads verify checksums and report damage like the ledger's."""
+        return self._db.snapshot()
 
     def state_items(self, contract: str, prefix: bytes = b"") -> list[tuple[bytes, bytes]]:
         """(key, value) of one contract's state under `prefix`, in key order."""
-        ns = _state_key(contract, b"")
+        ns = state_key(contract, b"")
         return [(k[len(ns):], v) for k, v in self._db.scan(ns + prefix)]
 
     # ---- consensus durable records -------------------------------------------

@@ -12,12 +12,15 @@ from node import codec
 from node.chain import Admission, ChainNode
 from node.execution import CONTRACT_NAME_BYTES_MAX
 from node.ledger import repair_hint
+from node.query import BadQuery, NoSuchQuery, QueryError, ResultTooLarge, run_query
 from node.storage import StorageCorrupt
 from node.pb import client_pb2, client_pb2_grpc
 
 COMMIT_WAIT_DEFAULT_MS = 10_000
 COMMIT_WAIT_MAX_MS = 120_000
 STREAM_UNANSWERED_MAX = 10_000  # per SubmitStream
+_QUERY_CODES = {NoSuchQuery: grpc.StatusCode.NOT_FOUND, BadQuery: grpc.StatusCode.INVALID_ARGUMENT,
+                ResultTooLarge: grpc.StatusCode.RESOURCE_EXHAUSTED}
 
 
 def _data_loss(method):
@@ -239,13 +242,25 @@ class ClientService(client_pb2_grpc.ClientServicer):
                                               receipt=codec.receipt_to_proto(chain.ledger.receipt(request.tx_id)))
 
     @_data_loss
+    async def Query(self, request, context):
+        chain = await self._chain(request.chain_id, context)
+        state = chain.state  # read synchronously below: one height, whatever commits meanwhile
+        try:
+            result = run_query(chain.registry, state, chain_id=chain.chain_id, contract=request.contract,
+                               method=request.method, args=request.args)
+        except QueryError as exc:
+            await context.abort(_QUERY_CODES[type(exc)], str(exc))
+        return client_pb2.QueryResponse(result=result, height=state.height)
+
+    @_data_loss
     async def QueryState(self, request, context):
         if not 0 < len(request.contract.encode()) <= CONTRACT_NAME_BYTES_MAX:
             await context.abort(grpc.StatusCode.INVALID_ARGUMENT,
                                 f"contract must be a contract name of 1..{CONTRACT_NAME_BYTES_MAX} bytes, e.g. \"kv\"")
         chain = await self._chain(request.chain_id, context)
-        value = chain.ledger.state_get(request.contract, request.key)
-        return client_pb2.QueryStateResponse(found=value is not None, value=value or b"", height=chain.durable_height)
+        state = chain.state
+        value = state.get(request.contract, request.key)
+        return client_pb2.QueryStateResponse(found=value is not None, value=value or b"", height=state.height)
 
     @_data_loss
     async def StreamBlocks(self, request, context):

@@ -49,7 +49,7 @@ def make_chain(tmp_path):
                                **params)
         ledgers.append(Ledger(str(tmp_path / f"ledger{len(ledgers)}"), "demo", genesis.hash, create=True))
         return ChainNode(genesis=genesis, department="d1", signing_key=KEYS[1], ledger=ledgers[-1],
-                         registry=registry_for(["kv"]), tick_ms=10, transport=Transport(16, 4 << 20),
+                         registry=registry_for("demo", [("kv", 1)]), tick_ms=10, transport=Transport(16, 4 << 20),
                          mempool_max=1000, pool=pool)
 
     yield make

@@ -86,5 +86,5 @@ def test_repair_refuses_blocks_spliced_from_two_histories(tmp_path):
     source = lambda height: (spliced[height - 1], None) if height <= len(spliced) else None  # noqa: E731
     path = str(tmp_path / "demo")
     with pytest.raises(RepairError, match="block 3: .*another history"):
-        repair_chain(path, GENESIS, registry_for(["kv"]), source)
+        repair_chain(path, GENESIS, registry_for("demo", [("kv", 1)]), source)
     assert not os.path.exists(path)

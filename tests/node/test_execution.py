@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 
 from consensus import messages as m
 from node import codec
-from node.contracts import load_contract, registry_for
+from node.contracts import registry_for
 from node.contracts.base import INT_DIGITS_MAX, PAYLOAD_CONTAINERS_MAX, PAYLOAD_DEPTH_MAX, parse_json_object
 from node.execution import (
     DUPLICATE, EMPTY_STATE_ROOT, FAILED, OK, ContractError, ContractRegistry, ExecutionError,
@@ -52,7 +52,7 @@ class Chain:
 
     def __init__(self, path, registry: ContractRegistry | None = None, **executor_options):
         self.ledger = open_ledger(path, CHAIN, GENESIS)
-        self.executor = Executor(CHAIN, registry or registry_for(["kv"]), self.ledger, **executor_options)
+        self.executor = Executor(CHAIN, registry or registry_for(CHAIN, [("kv", 1)]), self.ledger, **executor_options)
 
     def run(self, *requests: m.Request):
         b = block(self.ledger.height + 1, requests, self.ledger.tip_link)
@@ -116,7 +116,7 @@ class Exploding:
 
 
 def test_executor_failed_tx_writes_are_discarded(tmp_path):
-    c = Chain(tmp_path / "a", registry_for(["kv"]))
+    c = Chain(tmp_path / "a")
     c.executor.registry.register(Exploding())
     result = c.run(
         tx("put", key="a", value="1"),
@@ -214,16 +214,6 @@ def test_state_root_depends_on_writes_not_their_order():
     assert state_root(EMPTY_STATE_ROOT, [("kv", b"b", None)]) != state_root(EMPTY_STATE_ROOT, [("kv", b"b", b"")])
     assert state_root(EMPTY_STATE_ROOT, [("kv", b"ab", b"c")]) != state_root(EMPTY_STATE_ROOT, [("kv", b"a", b"bc")])
     assert state_root(EMPTY_STATE_ROOT, []) != state_root(b"\x01" * 32, [])
-
-
-def test_contract_registry_loads_builtins_and_plugins():
-    registry = registry_for(["kv", f"{__name__}:Exploding"])
-    assert registry.names() == ["boom", "kv"]
-    assert load_contract("node.contracts.kv:KvContract").name == "kv"
-    with pytest.raises(ValueError, match="unknown contract 'catalogue'"):
-        load_contract("catalogue")
-    with pytest.raises(ValueError, match="already registered"):
-        registry_for(["kv", "kv"])
 
 
 # ---- payload bounds: the outcome depends on the bytes, not the interpreter --------
