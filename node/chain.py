@@ -17,7 +17,9 @@ loop) and enters the replica as one RequestsSubmitted event.
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
+import os
 import time
 from collections import Counter, OrderedDict, deque
 from collections.abc import Callable
@@ -60,6 +62,12 @@ DISTRUST_S = (1.0, 60.0)  # first and longest time we ignore a peer that signed 
 ADMIT_WAIT_S = 0.3
 ADMIT_ALWAYS = 100
 RATE_WINDOW_S = 2.0
+# Measurement hook (GOVCHAIN_TRACE=dir scripts/bench --overload; see
+# docs/performance.md): a directory where each node appends, per transaction
+# it admitted, the monotonic times of its RPC's arrival, its admission, the
+# proposal holding it (as seen here) and its durable commit here; node.batchload
+# adds the client's send, answer and block-seen times. Off by default.
+TRACE_DIR = os.environ.get("GOVCHAIN_TRACE")
 
 
 class Diverged(StorageCorrupt):
@@ -176,6 +184,10 @@ class ChainNode:
         self._open: OrderedDict[bytes, float] = OrderedDict()  # admitted here, not yet committed: id -> when
         self._drained: deque[tuple[float, int]] = deque()  # (when, how many of _open committed)
         self._drained_total = 0  # their sum: overloaded() is asked for every transaction offered
+        self._trace: dict[bytes, list[float]] | None = {} if TRACE_DIR else None
+        self._traced: list[list] = []
+        self._trace_arrived: dict[bytes, float] = {}
+        self._trace_flushed = time.monotonic()
         self._new_block = asyncio.Event()
         # Clients read only what is fsynced: blocks above this may still be
         # in the OS cache only (the group's fsync is under way).
@@ -255,6 +267,10 @@ class ChainNode:
                 fail_point("persist")
                 group.sync = group.sync or ready.sync
             group.messages.extend((send.message, send.to) for send in ready.messages)
+            if self._trace is not None:
+                for send in ready.messages:
+                    if isinstance(send.message, m.PrePrepare) and send.message.proposal is not None:
+                        self._trace_proposal(send.message)
             for block in ready.committed:
                 events.append(self._commit(block, group))
             for serve in ready.serve:
@@ -278,6 +294,8 @@ class ChainNode:
         for message, to in group.messages:
             self._send(message, to)
         drained = 0
+        if self._trace is not None and group.receipts:
+            self._trace_commit(group.receipts)
         for receipt in group.receipts:
             drained += self._open.pop(receipt.tx_id, None) is not None
             for future in self._waiters.pop(receipt.tx_id, ()):
@@ -375,6 +393,8 @@ class ChainNode:
             problem = self._screen(message)
             if problem is not None:
                 return self._count_drop(problem)
+            if self._trace is not None and isinstance(message, m.PrePrepare):
+                self._trace_proposal(message)
         cost = size + MESSAGE_OVERHEAD_BYTES
         if self._inbox.qsize() >= INBOX_PEER_MAX:
             return self._count_drop("inbox full")
@@ -459,9 +479,10 @@ class ChainNode:
 
     # ---- client input -------------------------------------------------------
 
-    def admit(self, tx: Transaction) -> asyncio.Future:
+    def admit(self, tx: Transaction, arrived: float | None = None) -> asyncio.Future:
         """Queue one transaction for admission; resolves to an Admission.
-        While overloaded, refused at once: shedding load costs no checks."""
+        While overloaded, refused at once: shedding load costs no checks.
+        `arrived`: when its RPC reached the node (time.monotonic), for tracing."""
         future = asyncio.get_running_loop().create_future()
         overloaded = self.overloaded()
         if overloaded:
@@ -471,6 +492,8 @@ class ChainNode:
         if not self._admitting:
             asyncio.get_running_loop().call_soon(self._flush_admissions)
         self._admitting.append((tx, future))
+        if self._trace is not None:
+            self._trace_arrived[tx.id] = arrived or time.monotonic()
         return future
 
     def _flush_admissions(self) -> None:
@@ -556,9 +579,36 @@ class ChainNode:
                                        "signature does not match sender key and transaction content")
         if admitted:
             self._inbox.put_nowait(ev.RequestsSubmitted(requests=tuple(admitted)))
+        if self._trace is not None:
+            done = time.monotonic()
+            for request in admitted:
+                self._trace[request.id] = [self._trace_arrived.get(request.id, now), now, done, 0.0]
+            for tx, _ in batch:
+                self._trace_arrived.pop(tx.id, None)
         for i, (_, future) in enumerate(batch):
             if not future.done():
                 future.set_result(results[i])
+
+    # ---- tracing (TRACE_DIR) -------------------------------------------------
+
+    def _trace_proposal(self, message: m.PrePrepare) -> None:
+        now = time.monotonic()
+        for r in message.proposal.requests:
+            t = self._trace.get(r.id)
+            if t is not None and not t[3]:
+                t[3] = now
+
+    def _trace_commit(self, receipts) -> None:
+        now = time.monotonic()
+        for receipt in receipts:
+            t = self._trace.pop(receipt.tx_id, None)
+            if t is not None:
+                self._traced.append([receipt.tx_id.hex()[:16], *t, now])
+        if now - self._trace_flushed > 1.0 and self._traced:
+            self._trace_flushed = now
+            with open(os.path.join(TRACE_DIR, f"node-{self.chain_id}-{self.index}.jsonl"), "a") as f:
+                f.write(json.dumps(self._traced) + "\n")
+            self._traced = []
 
     def wait_committed(self, tx_id: bytes) -> asyncio.Future:
         """Resolves to the Receipt once the transaction's block is on disk."""
