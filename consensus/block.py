@@ -1,8 +1,10 @@
 """Block headers: what the ledger stores and hashes after a block commits.
 
-PBFT agrees on the Proposal (its digest is what the commit certificate signs).
+PBFT agrees on the Proposal (its digest is what the commit certificate signs,
+with the link over every digest below: docs/design.md, "Block binding").
 The header adds what every replica derives deterministically once the block is
-final: the parent hash and the state root after execution. The timestamp is
+final: the parent hash and the state root after execution, and keeps the
+certified link, so the block hash covers it. The timestamp is
 the proposer's, clamped so it never goes back. The view is deliberately left
 out: after a view change two correct replicas may hold certificates of
 different views for the same proposal, and their blocks must still be equal.
@@ -28,6 +30,7 @@ class BlockHeader:
     tx_root: bytes
     state_root: bytes
     proposal_digest: bytes
+    link: bytes  # the certificate's link(height) (consensus.messages.next_link)
 
     @cached_property
     def hash(self) -> bytes:
@@ -37,7 +40,7 @@ class BlockHeader:
             + self.height.to_bytes(8, "big") + self.parent_hash
             + self.proposer.to_bytes(4, "big")
             + self.timestamp_ms.to_bytes(8, "big") + self.tx_root + self.state_root
-            + self.proposal_digest
+            + self.proposal_digest + self.link
         ).digest()
 
 
@@ -52,4 +55,5 @@ def make_header(block: CommittedBlock, parent: BlockHeader | None, state_root: b
         tx_root=p.tx_root,
         state_root=state_root,
         proposal_digest=p.digest,
+        link=block.certificate.link,
     )

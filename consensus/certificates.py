@@ -53,6 +53,10 @@ def _vote_subject(v) -> tuple:
     return v.chain_id, v.view, v.seq, v.digest
 
 
+def _commit_subject(c: m.Commit | m.CommitCertificate) -> tuple:
+    return c.chain_id, c.view, c.seq, c.digest, c.link
+
+
 def _checkpoint_subject(c: m.Checkpoint) -> tuple:
     return c.chain_id, c.seq, c.digest
 
@@ -80,10 +84,12 @@ def valid_stable_checkpoint(cp: m.StableCheckpoint, chain_id: str, n: int, verif
 
 
 def valid_commit_certificate(cert: m.CommitCertificate, n: int, verifier: Verifier) -> bool:
-    """2f+1 distinct validators signed Commit for (chain, view, seq, digest)."""
+    """2f+1 distinct validators signed Commit for (chain, view, seq, digest, link).
+    Whether the link extends the blocks below is for whoever holds them."""
     voters: list[int] = []
-    about = (cert.chain_id, cert.view, cert.seq, cert.digest)
-    return _distinct_signed_votes(cert.commits, about, voters, n, verifier) and has_quorum(voters, n)
+    return (len(cert.link) == 32
+            and _distinct_signed_votes(cert.commits, _commit_subject(cert), voters, n, verifier, _commit_subject)
+            and has_quorum(voters, n))
 
 
 def valid_committed_block(block: m.CommittedBlock, chain_id: str, n: int, verifier: Verifier) -> bool:

@@ -50,7 +50,9 @@ Event = MessageReceived | RequestsSubmitted | Tick | BlockExecuted
 
 # ---- durable records ----------------------------------------------------
 # Keys are tuples: ("view",), ("pre_prepare", seq), ("prepared", seq),
-# ("checkpoint",). A value of None deletes the key.
+# ("checkpoint",). A value of None deletes the key. ("checkpoint", seq) holds
+# the proof of a checkpoint below the stable one, which state transfer
+# brought: kept for the record (chain verify, peers), never restored.
 
 @dataclass(**FROZEN)
 class ViewRecord:
@@ -97,9 +99,14 @@ class Ready:
     committed: tuple[m.CommittedBlock, ...] = ()
     serve: tuple[ServeBlocks, ...] = ()
     dropped: tuple[str, ...] = ()  # reasons, for the shell's counters and logs
+    # Why this replica's ledger is not the history 2f+1 validators signed
+    # (docs/design.md, "Block binding"). The shell stops the chain before it
+    # persists or sends anything of this Ready; the replica takes no further part.
+    diverged: str = ""
 
     def __bool__(self) -> bool:
-        return bool(self.persist or self.messages or self.committed or self.serve or self.dropped)
+        return bool(self.persist or self.messages or self.committed or self.serve or self.dropped
+                    or self.diverged)
 
 
 # ---- restart ------------------------------------------------------------
@@ -112,6 +119,7 @@ class RestoredState:
     records: dict = field(default_factory=dict)  # RecordKey -> Record
     executed_seq: int = 0
     executed_timestamp_ms: int = 0
+    executed_link: bytes = b""  # link(executed_seq), from the block's header; unused at 0
     # seq -> block hash for executed blocks above the stable checkpoint, so a
     # restarted replica can vote for the checkpoints it already passed.
     executed_hashes: dict = field(default_factory=dict)

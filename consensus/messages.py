@@ -79,6 +79,19 @@ def null_proposal(chain_id: str, seq: int, proposer: int) -> Proposal:
     return Proposal(chain_id=chain_id, seq=seq, proposer=proposer, timestamp_ms=0)
 
 
+def genesis_link(chain_id: str, genesis_hash: bytes) -> bytes:
+    """link(0): binds the link chain to the chain's genesis (docs/design.md, "Block binding")."""
+    chain = chain_id.encode()
+    return sha256(b"govchain:v1:genesis-link:" + len(chain).to_bytes(2, "big") + chain + genesis_hash)
+
+
+def next_link(previous: bytes, digest: bytes) -> bytes:
+    """link(seq) = H(link(seq-1), digest(seq)): a hash chain over proposal
+    digests, which a Commit signs so that a block cannot be grafted onto
+    another history (docs/design.md, "Block binding")."""
+    return sha256(b"govchain:v1:link:" + previous + digest)
+
+
 @dataclass(**FROZEN)
 class PrePrepare:
     """§4.2. `proposal` is None in a header: the form certificates and
@@ -109,10 +122,14 @@ class Prepare:
 
 @dataclass(**FROZEN)
 class Commit:
+    """§4.2, plus `link` (next_link): the sender knew the digest of every seq
+    below, so the commit certificate binds the block to its whole history."""
+
     chain_id: str
     view: int
     seq: int
     digest: bytes
+    link: bytes
     replica: int
     signature: bytes = field(default=b"", compare=False)
 
@@ -151,7 +168,8 @@ class PreparedCertificate:
 
 @dataclass(**FROZEN)
 class CommitCertificate:
-    """2f+1 Commits for one (view, seq, digest): proof that a block is final.
+    """2f+1 Commits for one (view, seq, digest, link): proof that a block is
+    final, and of the digests of every block below it (through the link).
 
     Anyone with the genesis validator keys can check it offline.
     """
@@ -160,6 +178,7 @@ class CommitCertificate:
     view: int
     seq: int
     digest: bytes
+    link: bytes
     commits: tuple[Commit, ...]
 
 
@@ -247,10 +266,14 @@ class FetchBlocks:
 
 @dataclass(**FROZEN)
 class BlocksReply:
-    """Answer to FetchBlocks. Unsigned: every block carries its certificate."""
+    """Answer to FetchBlocks. Unsigned: every block carries its certificate.
+    `checkpoints`: the stable-checkpoint proofs the sender holds for blocks
+    of the reply at checkpoint heights, so a replica rebuilt by state
+    transfer keeps them too."""
 
     chain_id: str
     blocks: tuple[CommittedBlock, ...]
+    checkpoints: tuple[StableCheckpoint, ...] = ()
     replica: int
     signature: bytes = field(default=b"", compare=False)
 

@@ -39,6 +39,14 @@ Departures from the paper, each for a reason:
 - Request batches (proposals and forwarded RequestBatches) are cut by count
   and by bytes, so each fits message_bytes_max (node/genesis.py checks the
   worst case of every message against it).
+- A Commit also signs link(seq), a hash chain over the digests of every seq
+  below (docs/design.md, "Block binding"), so a commit certificate binds its
+  block to the whole history. A replica sends it only once it knows those
+  digests (committed, or prepared in the current view): prepares run in
+  parallel, Commits leave in seq order. A fetched block must extend the
+  replica's link and comes with the stable-checkpoint proof its sender
+  holds; 2f+1 signatures over another history or another checkpoint digest
+  stop the replica (Ready.diverged) instead of being grafted or dropped.
 """
 from __future__ import annotations
 
@@ -80,11 +88,14 @@ class Slot:
     commits: dict[int, m.Commit] = field(default_factory=dict)  # current view
     prepared: m.PreparedCertificate | None = None  # highest view, with its body; survives view changes
     sent_commit: bool = False
+    link: bytes | None = None  # link(seq) our Commit signed in this view, or the decided block's
     decided: m.CommittedBlock | None = None  # final; survives view changes
     bodies: dict[bytes, m.Proposal] = field(default_factory=dict)  # digest -> proposal; survives view changes
 
     def reset_view(self) -> None:
         self.pre_prepare, self.prepares, self.commits, self.sent_commit = None, {}, {}, False
+        # A link built on digests merely prepared in the old view may not hold in the new one.
+        self.link = self.decided.certificate.link if self.decided else None
 
     def body(self, digest: bytes) -> m.Proposal | None:
         if digest in self.bodies:
@@ -197,6 +208,8 @@ class Replica:
         self.view_changing = False
         self.executed_seq = 0
         self.executed_timestamp_ms = 0
+        self._link = m.genesis_link(config.chain_id, config.genesis_hash)  # link(executed_seq)
+        self.diverged = ""  # set once: this replica's ledger is not the network's; it stops
         self.stable = m.GENESIS_CHECKPOINT
         self._slots: dict[int, Slot] = {}
         self._next_seq = 1  # primary only: next sequence number to assign
@@ -229,7 +242,11 @@ class Replica:
         self._body_requests = 0  # rotates the replica asked for each body
         self._fetch_turn = 0  # rotates state transfer over the peers that claim the target height
         self._claimed_seq: dict[int, int] = {}  # replica -> executed_seq of its latest Status
-        self._new_view_sent: dict[int, tuple[int, int]] = {}  # replica -> (view, tick) of our last NewView to it
+        # (kind, replica[, seq]) -> (what, tick) of the last answer a peer's request bought: see _may_answer
+        self._answered: dict[tuple, tuple[object, int]] = {}
+        # seq -> stable-checkpoint proof that came with a fetched block: checked
+        # against our own block hash when the shell reports it (BlockExecuted).
+        self._transferred: dict[int, m.StableCheckpoint] = {}
 
         self._ready = ev.Ready()
         self._reset_outbox()
@@ -271,11 +288,13 @@ class Replica:
         handler = self._EVENTS.get(type(event))
         if handler is None:
             raise MisuseError(f"unknown event {type(event).__name__}")
-        handler(self, event)
-        if self._persist or self._out or self._committed or self._serve or self._dropped:
+        if not self.diverged:  # a replica on another history takes no further part
+            handler(self, event)
+        if self._persist or self._out or self._committed or self._serve or self._dropped or self._diverged:
             ready = ev.Ready(
                 persist=tuple(self._persist), sync=self._sync, messages=tuple(self._out),
                 committed=tuple(self._committed), serve=tuple(self._serve), dropped=tuple(self._dropped),
+                diverged=self._diverged,
             )
             self._reset_outbox()
         else:
@@ -327,6 +346,7 @@ class Replica:
         self._committed: list[m.CommittedBlock] = []
         self._serve: list[ev.ServeBlocks] = []
         self._dropped: list[str] = []
+        self._diverged = ""
 
     def _write(self, key: tuple, value, *, sync: bool = True) -> None:
         self._persist.append(ev.Write(key=key, value=value))
@@ -342,10 +362,20 @@ class Replica:
         self.counters[reason] = self.counters.get(reason, 0) + 1
         self._dropped.append(reason)
 
+    def _diverge(self, reason: str) -> None:
+        """2f+1 validators signed a history or state this replica does not
+        hold: its ledger forked or was damaged. It stops for good; the shell
+        fail-stops the chain (docs/design.md, "Block binding")."""
+        self.diverged = self._diverged = reason
+
     # ---- restart ----------------------------------------------------------
 
     def _restore(self, r: ev.RestoredState) -> None:
         self.executed_seq = r.executed_seq
+        if r.executed_seq:
+            if len(r.executed_link) != 32:
+                raise MisuseError("RestoredState needs the link of the executed block")
+            self._link = r.executed_link
         self.executed_timestamp_ms = self._last_timestamp_ms = r.executed_timestamp_ms
         records = r.records
         view_record = records.get(VIEW_KEY)
@@ -384,9 +414,7 @@ class Replica:
                 continue
             if pp.replica != self._me:
                 slot.prepares[self._me] = self._vote(m.Prepare, pp)
-            if slot.prepared is not None and slot.prepared.view == self.view:
-                slot.sent_commit = True
-                slot.commits[self._me] = self._vote(m.Commit, pp)
+        self._commit_in_order(self.executed_seq + 1, send=False)  # re-signs the Commits we had sent
         self._next_seq = max([self.executed_seq, self._view_floor, *self._awaiting,
                               *(s.seq for s in self._slots.values() if s.pre_prepare)]) + 1
         if self.view_changing:
@@ -400,8 +428,9 @@ class Replica:
             slot = self._slots[seq] = Slot(seq=seq)
         return slot
 
-    def _vote(self, kind, pp: m.PrePrepare):
-        return self._sign(kind(chain_id=pp.chain_id, view=pp.view, seq=pp.seq, digest=pp.digest, replica=self._me))
+    def _vote(self, kind, pp: m.PrePrepare, **link):
+        return self._sign(kind(chain_id=pp.chain_id, view=pp.view, seq=pp.seq, digest=pp.digest, replica=self._me,
+                               **link))
 
     def _verified(self, msg: m.Message) -> bool:
         if signed_by(msg, self._n, self._verifier):
@@ -671,7 +700,7 @@ class Replica:
         slot = self._slot(vote.seq)
         votes = slot.prepares if is_prepare else slot.commits
         known = votes.get(vote.replica)
-        if known is not None and known.digest == vote.digest:
+        if known is not None and known == vote:  # same fields (a Commit's link too), whatever the signature
             return  # a retransmission
         if not self._verified(vote):
             return
@@ -683,32 +712,58 @@ class Replica:
         else:
             self._check_committed(slot)
 
+    def _prepared_here(self, slot: Slot) -> bool:
+        """Prepared in the current view (with the PrePrepare we accepted in it)."""
+        return slot.pre_prepare is not None and slot.prepared is not None and slot.prepared.view == self.view
+
     def _check_prepared(self, slot: Slot) -> None:
         pp = slot.pre_prepare
-        if pp is None or slot.sent_commit:
+        if pp is None or self._prepared_here(slot):
             return
         matching = [p for p in slot.prepares.values() if p.digest == pp.digest and p.replica != pp.replica]
         if len(matching) < self._quorum - 1:
             return
         matching.sort(key=_by_replica)  # the certificate is the same whichever votes came first
         slot.prepared = m.PreparedCertificate(pre_prepare=pp, prepares=tuple(matching[: self._quorum - 1]))
-        slot.sent_commit = True
         self._write(("prepared", slot.seq), slot.prepared)
-        commit = self._vote(m.Commit, pp)
-        slot.commits[self._me] = commit
-        self._send(commit)
-        self._check_committed(slot)
+        self._commit_in_order(slot.seq)
+
+    def _link_of(self, seq: int) -> bytes | None:
+        """link(seq) if we know the digest of every seq up to it: executed,
+        decided, or committed by us in this view after preparing it."""
+        if seq == self.executed_seq:
+            return self._link
+        slot = self._slots.get(seq)
+        return slot.link if slot is not None and seq > self.executed_seq else None
+
+    def _commit_in_order(self, seq: int, *, send: bool = True) -> None:
+        """Our Commit for seq, then for each prepared seq above it that waited
+        for it. A Commit signs link(seq), so it waits until the digests of all
+        seqs below are known; prepares still run in parallel (docs/design.md,
+        "Block binding"). send=False rebuilds the Commits after a restart."""
+        while not self.diverged:
+            slot = self._slots.get(seq)
+            below = self._link_of(seq - 1)
+            if slot is None or slot.sent_commit or below is None or not self._prepared_here(slot):
+                return
+            slot.link = m.next_link(below, slot.pre_prepare.digest)
+            slot.sent_commit = True
+            commit = slot.commits[self._me] = self._vote(m.Commit, slot.pre_prepare, link=slot.link)
+            if send:
+                self._send(commit)
+                self._check_committed(slot)
+            seq += 1
 
     def _check_committed(self, slot: Slot) -> None:
         pp = slot.pre_prepare
         if pp is None or not slot.sent_commit or slot.decided is not None:
             return
-        matching = [c for c in slot.commits.values() if c.digest == pp.digest]
+        matching = [c for c in slot.commits.values() if c.digest == pp.digest and c.link == slot.link]
         if len(matching) < self._quorum:
             return
         matching.sort(key=_by_replica)
         cert = m.CommitCertificate(chain_id=pp.chain_id, view=pp.view, seq=pp.seq, digest=pp.digest,
-                                   commits=tuple(matching[: self._quorum]))
+                                   link=slot.link, commits=tuple(matching[: self._quorum]))
         slot.decided = m.CommittedBlock(proposal=pp.proposal, certificate=cert)
         self._execute_decided()
         self._maybe_propose()  # a slot in the pipeline freed up
@@ -718,11 +773,20 @@ class Replica:
     def _execute_decided(self) -> None:
         while True:
             slot = self._slots.get(self.executed_seq + 1)
-            if slot is None or slot.decided is None:
+            if slot is None or slot.decided is None or not self._execute(slot.decided):
                 return
-            self._execute(slot.decided)
 
-    def _execute(self, block: m.CommittedBlock) -> None:
+    def _execute(self, block: m.CommittedBlock) -> bool:
+        """Execute the next block, if its certified link extends ours; else
+        this replica holds another history below it and stops."""
+        link = m.next_link(self._link, block.proposal.digest)
+        if block.certificate.link != link:
+            self._diverge(
+                f"block {block.seq}: 2f+1 validators certified link {block.certificate.link.hex()[:16]}, but "
+                f"this node's blocks 1..{block.seq - 1} and the block's digest give link {link.hex()[:16]}: "
+                f"its ledger holds another history than the one the validators signed")
+            return False
+        self._link = link
         self._committed.append(block)
         self.executed_seq = block.seq
         self.executed_timestamp_ms = max(self.executed_timestamp_ms, block.proposal.timestamp_ms)
@@ -749,6 +813,7 @@ class Replica:
         oldest = self._oldest_arrival()
         if oldest is None or oldest > self._escalated_tick:
             self._escalated = False  # everything we escalated executed
+        return True
 
     def _on_block_executed(self, e: ev.BlockExecuted) -> None:
         if e.seq % self.config.checkpoint_interval_blocks:
@@ -760,7 +825,29 @@ class Replica:
                                        replica=self._me))
         self._checkpoints.setdefault(e.seq, {})[self._me] = ckpt
         self._send(ckpt)
+        self._compare_with_proof(e.seq, e.block_hash)
         self._check_stable(e.seq)
+
+    def _compare_with_proof(self, seq: int, own: bytes) -> None:
+        """A stable-checkpoint proof we already hold for seq (it came with the
+        fetched block, or is the NewView's min-s): 2f+1 signed that block
+        hash, so ours must be the same. Then it is ours to keep."""
+        proof = self._transferred.pop(seq, None)
+        if proof is None and seq == self.stable.seq:
+            proof = self.stable
+        if proof is None:
+            return
+        if proof.digest != own:
+            return self._diverge_at_checkpoint(seq, proof.digest, own)
+        if seq > self.stable.seq:
+            self._make_stable(proof)
+        elif seq < self.stable.seq:
+            self._write(("checkpoint", seq), proof, sync=False)  # kept for chain verify and for peers
+
+    def _diverge_at_checkpoint(self, seq: int, theirs: bytes, own: bytes) -> None:
+        self._diverge(f"DATA_LOSS: stable checkpoint {seq}: {self._quorum} validators signed block hash "
+                      f"{theirs.hex()[:16]}, this node computed {own.hex()[:16]}: its ledger or state differs "
+                      f"from the one the validators hold")
 
     # ---- checkpoints and garbage collection (§4.3) ---------------------------
 
@@ -783,17 +870,24 @@ class Replica:
         if own is None:
             # Restarted since executing seq: a quorum's digest stands in for ours
             # (it holds f+1 correct replicas, which executed the same blocks).
-            digests = [c.digest for c in votes.values()]
-            own = next((d for d in digests if digests.count(d) >= self._quorum), None)
+            own = self._quorum_digest(votes)
             if own is None:
                 return
         matching = sorted((c for c in votes.values() if c.digest == own), key=lambda c: c.replica)
         if len(matching) < self._quorum:
-            if len(votes) - len(matching) >= self._quorum:
-                self._drop("checkpoint digest differs from ours")
+            theirs = self._quorum_digest(votes)  # never on f or fewer votes: a quorum holds f+1 correct ones
+            if theirs is not None:
+                self._diverge_at_checkpoint(seq, theirs, own)
             return
-        self.stable = m.StableCheckpoint(seq=seq, digest=own, proof=tuple(matching[: self._quorum]))
-        self._write(CHECKPOINT_KEY, self.stable)
+        self._make_stable(m.StableCheckpoint(seq=seq, digest=own, proof=tuple(matching[: self._quorum])))
+
+    def _quorum_digest(self, votes: dict[int, m.Checkpoint]) -> bytes | None:
+        digests = [c.digest for c in votes.values()]
+        return next((d for d in digests if digests.count(d) >= self._quorum), None)
+
+    def _make_stable(self, cp: m.StableCheckpoint) -> None:
+        self.stable = cp
+        self._write(CHECKPOINT_KEY, cp)
         self._collect_garbage()
 
     def _collect_garbage(self) -> None:
@@ -806,6 +900,8 @@ class Replica:
             del self._checkpoints[seq]
         for seq in [s for s in self._own_checkpoint if s < low]:
             del self._own_checkpoint[seq]
+        for key in [k for k in self._answered if k[0] == "body" and k[2] <= low]:
+            del self._answered[key]
         self._verifier.clear()
 
     # ---- view change (§4.4) -----------------------------------------------
@@ -922,9 +1018,12 @@ class Replica:
         if best.checkpoint.seq > self.stable.seq:
             # §4.4: the NewView proves min-s stable; the log starts there
             # (a replica that has not executed up to it fetches the blocks).
-            self.stable = best.checkpoint
-            self._write(CHECKPOINT_KEY, self.stable)
-            self._collect_garbage()
+            self._make_stable(best.checkpoint)
+            own = self._own_checkpoint.get(best.checkpoint.seq)
+            if own is not None:  # executed already: ours must be the block hash 2f+1 signed
+                self._compare_with_proof(best.checkpoint.seq, own)
+                if self.diverged:
+                    return
         self._in_flight = {rid: s.seq for s in self._slots.values() if s.decided
                            for rid in (r.id for r in s.decided.proposal.requests)}
         o_set = {pp.seq: pp for pp in nv.pre_prepares if pp.seq > self.executed_seq}
@@ -975,7 +1074,7 @@ class Replica:
             return
         slot = self._slots.get(msg.seq)
         body = slot.body(msg.digest) if slot is not None else None
-        if body is not None:
+        if body is not None and self._may_answer(("body", msg.replica, msg.seq), msg.digest):
             self._send(m.ProposalReply(chain_id=self.config.chain_id, proposal=body, replica=self._me),
                        to=msg.replica)
 
@@ -1017,8 +1116,9 @@ class Replica:
             self._serve.append(ev.ServeBlocks(to=msg.replica, from_seq=msg.from_seq, to_seq=last))
 
     def _on_blocks_reply(self, msg: m.BlocksReply) -> None:
-        if len(msg.blocks) > self.config.fetch_blocks_max:
+        if len(msg.blocks) > self.config.fetch_blocks_max or len(msg.checkpoints) > len(msg.blocks):
             return self._drop("blocks reply too large")
+        proofs = {cp.seq: cp for cp in msg.checkpoints}
         applied = False
         for block in msg.blocks:
             if block.seq <= self.executed_seq:
@@ -1027,34 +1127,47 @@ class Replica:
                 return self._drop("blocks reply out of order")
             if not valid_committed_block(block, self.config.chain_id, self._n, self._verifier):
                 return self._drop("block with invalid certificate")
-            self._execute(block)
+            if not self._execute(block):  # a valid certificate over a link we cannot reproduce
+                return
             applied = True
+            proof = proofs.get(block.seq)
+            if proof is not None and self._valid_checkpoint(proof):
+                self._transferred[block.seq] = proof
         if applied:
             self._fetch_until_tick = -1
+            self._commit_in_order(self.executed_seq + 1)  # link(executed_seq) is known now
             self._execute_decided()
             self._maybe_propose()
             # More to come: the reply was full, or cut short by its byte bound (node/chain.py).
             if len(msg.blocks) == self.config.fetch_blocks_max or self.executed_seq < self._fetch_target:
                 self._fetch(msg.replica, max(self._fetch_target, self.executed_seq + self.config.fetch_blocks_max))
 
+    def _may_answer(self, key: tuple, what) -> bool:
+        """Answers that a peer's request buys (our NewView, a stable
+        checkpoint's proof, a proposal body) go out at most once per
+        retransmit interval for the same thing: otherwise the asker, possibly
+        a Byzantine validator, would choose how much we send."""
+        last = self._answered.get(key)
+        if last is not None and last[0] == what and self.ticks - last[1] < self.config.retransmit_interval_ticks:
+            return False
+        self._answered[key] = (what, self.ticks)
+        return True
+
     def _send_new_view(self, to: int) -> None:
-        """Our NewView to a replica in an older view, at most once per
-        retransmit interval per replica: the asker would choose how often."""
+        """Our NewView to a replica in an older view."""
         nv = self._new_view
         if nv is None or nv.view != self.view or self.view_changing:
             return
-        last = self._new_view_sent.get(to)
-        if last is not None and last[0] == nv.view and self.ticks - last[1] < self.config.retransmit_interval_ticks:
-            return
-        self._new_view_sent[to] = (nv.view, self.ticks)
-        self._send(nv, to=to)
+        if self._may_answer(("new-view", to), nv.view):
+            self._send(nv, to=to)
 
     def _on_status(self, st: m.Status) -> None:
         if not self._verified(st):
             return
         if st.view < self.view:
             self._send_new_view(st.replica)
-        if st.stable_seq < self.stable.seq <= st.executed_seq:
+        if (st.stable_seq < self.stable.seq <= st.executed_seq
+                and self._may_answer(("checkpoint-proof", st.replica), self.stable.seq)):
             # Its checkpoint votes were garbage-collected by the replicas that
             # made it stable: hand over the proof, a quorum of signed votes.
             for c in self.stable.proof:

@@ -81,8 +81,10 @@ def with_signature(msg, signer: Signer):
 def _signable(msg: m.Message) -> bytes:
     head = _header(msg.chain_id, type(msg).__name__)
     match msg:
-        case m.PrePrepare() | m.Prepare() | m.Commit():
+        case m.PrePrepare() | m.Prepare():
             body = _vote(msg)
+        case m.Commit():
+            body = _vote(msg) + msg.link
         case m.Checkpoint():
             body = _u64(msg.seq) + msg.digest
         case m.ViewChange():

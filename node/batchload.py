@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import time
 from dataclasses import dataclass, field
 
@@ -23,6 +24,7 @@ from node.pb import client_pb2, client_pb2_grpc
 from node.tx import sign_transaction
 
 IN_FLIGHT_CALLS_MAX = 256
+_CODE_NAMES = {c.value[0]: c.name for c in grpc.StatusCode}  # a lookup per refused tx: keep the generator cheap
 
 
 @dataclass
@@ -77,6 +79,8 @@ async def run_batch_load(addresses: list[str], *, chain: str, rate: float, durat
     stubs = [client_pb2_grpc.ClientStub(c) for c in channels]
     slots = asyncio.Semaphore(IN_FLIGHT_CALLS_MAX)
     window = (0.0, 0.0)  # set when offering starts
+    trace_dir = os.environ.get("GOVCHAIN_TRACE")  # per admitted tx: sent, answered, seen (node.chain.TRACE_DIR)
+    trace: dict[bytes, list[float]] = {}
 
     async def watch() -> None:
         status = await stubs[0].Status(client_pb2.StatusRequest())
@@ -90,6 +94,8 @@ async def run_batch_load(addresses: list[str], *, chain: str, rate: float, durat
                     continue
                 result.committed += 1
                 result.latencies_ms.append((now - sent) * 1000)
+                if trace_dir and receipt.tx_id in trace:
+                    trace[receipt.tx_id].append(now)
                 if window[0] <= now <= window[1]:
                     result.committed_in_window += 1
 
@@ -101,12 +107,15 @@ async def run_batch_load(addresses: list[str], *, chain: str, rate: float, durat
             return
         finally:
             slots.release()
+        answered = time.perf_counter()
         for tx_id, r in zip(ids, response.results):
             if r.code == 0:
                 result.admitted += 1
+                if trace_dir and tx_id in sent_at:
+                    trace[tx_id] = [sent_at[tx_id], answered]
             else:
                 sent_at.pop(tx_id, None)
-                name = grpc.StatusCode(next(c for c in grpc.StatusCode if c.value[0] == r.code)).name
+                name = _CODE_NAMES.get(r.code, str(r.code))
                 result.refused[name] = result.refused.get(name, 0) + 1
 
     watcher = asyncio.create_task(watch())
@@ -134,4 +143,7 @@ async def run_batch_load(addresses: list[str], *, chain: str, rate: float, durat
     await asyncio.gather(watcher, return_exceptions=True)
     for c in channels:
         await c.close()
+    if trace_dir:
+        with open(os.path.join(trace_dir, f"client-{run}-{rate:.0f}.json"), "w") as f:
+            json.dump([[k.hex()[:16], *v] for k, v in trace.items()], f)
     return result

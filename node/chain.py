@@ -17,7 +17,9 @@ loop) and enters the replica as one RequestsSubmitted event.
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
+import os
 import time
 from collections import Counter, OrderedDict, deque
 from collections.abc import Callable
@@ -31,12 +33,15 @@ from consensus import events as ev
 from consensus import messages as m
 from consensus.replica import Replica
 from node import codec
+from node.contracts import not_runnable
 from node.crypto import Ed25519Signer, Ed25519Verifier
 from node.execution import ContractRegistry, Executor, Receipt
 from node.failpoints import fail_point
 from node.genesis import Genesis
-from node.ledger import Ledger
+from node.ledger import Ledger, repair_hint
 from node.pb import consensus_pb2
+from node.query import StateSnapshot
+from node.storage import StorageCorrupt
 from node.transport import Transport
 from node.tx import Transaction, validate_shape, verify_signature
 
@@ -57,6 +62,17 @@ DISTRUST_S = (1.0, 60.0)  # first and longest time we ignore a peer that signed 
 ADMIT_WAIT_S = 0.3
 ADMIT_ALWAYS = 100
 RATE_WINDOW_S = 2.0
+# Measurement hook (GOVCHAIN_TRACE=dir scripts/bench --overload; see
+# docs/performance.md): a directory where each node appends, per transaction
+# it admitted, the monotonic times of its RPC's arrival, its admission, the
+# proposal holding it (as seen here) and its durable commit here; node.batchload
+# adds the client's send, answer and block-seen times. Off by default.
+TRACE_DIR = os.environ.get("GOVCHAIN_TRACE")
+
+
+class Diverged(StorageCorrupt):
+    """2f+1 validators signed a history or a state this node's ledger does
+    not hold (docs/design.md, "Block binding"): a fork or undetected damage."""
 
 
 @dataclass
@@ -147,6 +163,7 @@ class ChainNode:
         # one: genesis.check_message_bytes proved that one block fits.
         self._serve_bytes_max = message_bytes_max // 2
         self._serve_pacer = Pacer(SERVE_BYTES_PER_S, 2 * self._serve_bytes_max)
+        self.registry = registry
         self._executor = Executor(self.chain_id, registry, ledger)
         self.replica = Replica(
             config, Ed25519Signer(signing_key),
@@ -167,10 +184,15 @@ class ChainNode:
         self._open: OrderedDict[bytes, float] = OrderedDict()  # admitted here, not yet committed: id -> when
         self._drained: deque[tuple[float, int]] = deque()  # (when, how many of _open committed)
         self._drained_total = 0  # their sum: overloaded() is asked for every transaction offered
+        self._trace: dict[bytes, list[float]] | None = {} if TRACE_DIR else None
+        self._traced: list[list] = []
+        self._trace_arrived: dict[bytes, float] = {}
+        self._trace_flushed = time.monotonic()
         self._new_block = asyncio.Event()
         # Clients read only what is fsynced: blocks above this may still be
         # in the OS cache only (the group's fsync is under way).
         self.durable_height = ledger.height
+        self.state = StateSnapshot(ledger)  # queries read the state at durable_height (docs/design.md, "Queries")
         self._tasks: list[asyncio.Task] = []
         self.stopping = False
 
@@ -222,9 +244,13 @@ class ChainNode:
                 await self._release(self._step_group(events))
             except Exception as exc:
                 # A bug or a failing disk, never bad input (the replica does not
-                # raise on peer data): fail-stop rather than risk a diverging
-                # ledger or acknowledging what was not written.
-                log.exception("chain %s stopped: internal error", self.chain_id)
+                # raise on peer data), or a ledger the validators disown:
+                # fail-stop rather than risk a diverging ledger or
+                # acknowledging what was not written.
+                if isinstance(exc, StorageCorrupt):
+                    log.critical("chain %s stopped: %s", self.chain_id, exc)
+                else:
+                    log.exception("chain %s stopped: internal error", self.chain_id)
                 self._on_failure(exc)
                 raise
 
@@ -234,11 +260,17 @@ class ChainNode:
         group = Group()
         while events:
             ready = self.replica.step(events.pop(0))
+            if ready.diverged:
+                raise self._diverged(ready.diverged)
             if ready.persist:
                 self.ledger.persist_records(ready.persist, sync=False)
                 fail_point("persist")
                 group.sync = group.sync or ready.sync
             group.messages.extend((send.message, send.to) for send in ready.messages)
+            if self._trace is not None:
+                for send in ready.messages:
+                    if isinstance(send.message, m.PrePrepare) and send.message.proposal is not None:
+                        self._trace_proposal(send.message)
             for block in ready.committed:
                 events.append(self._commit(block, group))
             for serve in ready.serve:
@@ -256,9 +288,14 @@ class ChainNode:
             await asyncio.get_running_loop().run_in_executor(self._fsync_thread, self.ledger.sync)
             fail_point("after-sync")
             self.durable_height = self.ledger.height
+            if group.blocks:  # nothing has written since the fsync began: this is the state at durable_height
+                self.state.close()
+                self.state = StateSnapshot(self.ledger)
         for message, to in group.messages:
             self._send(message, to)
         drained = 0
+        if self._trace is not None and group.receipts:
+            self._trace_commit(group.receipts)
         for receipt in group.receipts:
             drained += self._open.pop(receipt.tx_id, None) is not None
             for future in self._waiters.pop(receipt.tx_id, ()):
@@ -291,19 +328,30 @@ class ChainNode:
         group.blocks.append((result.header, result.receipts))
         return ev.BlockExecuted(seq=block.seq, block_hash=result.header.hash)
 
+    def _diverged(self, reason: str) -> Diverged:
+        """Stop for good: the store is marked damaged, so the node refuses to
+        start until `govchain chain repair` re-fetches the chain."""
+        self.ledger.mark_damaged(reason)
+        return Diverged(f"{reason}; " + repair_hint(self.ledger.path, self.chain_id))
+
     def _serve(self, serve: ev.ServeBlocks, group: "Group") -> None:
         if not self._serve_pacer.allow(serve.to):
             self._count_drop("fetch paced")
             return
-        blocks, size = [], 0
+        interval = self.replica.config.checkpoint_interval_blocks
+        blocks, proofs, size = [], [], 0
         for block in self.ledger.blocks(serve.from_seq, serve.to_seq):
+            # With its stable checkpoint's proof, if we hold it: the fetcher keeps it too.
+            proof = self.ledger.stable_checkpoint(block.seq) if block.seq % interval == 0 else None
             size += codec.to_proto(block).ByteSize() + 16  # + its field tag and length
+            size += codec.to_proto(proof).ByteSize() + 16 if proof is not None else 0
             if blocks and size > self._serve_bytes_max:
                 break
             blocks.append(block)
+            proofs += [proof] if proof is not None else []
         self._serve_pacer.spend(serve.to, size)
-        group.messages.append((m.BlocksReply(chain_id=self.chain_id, blocks=tuple(blocks), replica=self.index),
-                               serve.to))
+        group.messages.append((m.BlocksReply(chain_id=self.chain_id, blocks=tuple(blocks), checkpoints=tuple(proofs),
+                               replica=self.index), serve.to))
 
     # ---- peer input ---------------------------------------------------------
 
@@ -345,6 +393,8 @@ class ChainNode:
             problem = self._screen(message)
             if problem is not None:
                 return self._count_drop(problem)
+            if self._trace is not None and isinstance(message, m.PrePrepare):
+                self._trace_proposal(message)
         cost = size + MESSAGE_OVERHEAD_BYTES
         if self._inbox.qsize() >= INBOX_PEER_MAX:
             return self._count_drop("inbox full")
@@ -429,9 +479,10 @@ class ChainNode:
 
     # ---- client input -------------------------------------------------------
 
-    def admit(self, tx: Transaction) -> asyncio.Future:
+    def admit(self, tx: Transaction, arrived: float | None = None) -> asyncio.Future:
         """Queue one transaction for admission; resolves to an Admission.
-        While overloaded, refused at once: shedding load costs no checks."""
+        While overloaded, refused at once: shedding load costs no checks.
+        `arrived`: when its RPC reached the node (time.monotonic), for tracing."""
         future = asyncio.get_running_loop().create_future()
         overloaded = self.overloaded()
         if overloaded:
@@ -441,6 +492,8 @@ class ChainNode:
         if not self._admitting:
             asyncio.get_running_loop().call_soon(self._flush_admissions)
         self._admitting.append((tx, future))
+        if self._trace is not None:
+            self._trace_arrived[tx.id] = arrived or time.monotonic()
         return future
 
     def _flush_admissions(self) -> None:
@@ -485,6 +538,10 @@ class ChainNode:
             if problem:
                 results[i] = Admission(tx.id, grpc.StatusCode.INVALID_ARGUMENT, problem)
                 continue
+            problem = not_runnable(self.registry, self.chain_id, tx.contract, tx.method, read=False)
+            if problem:  # it would commit as FAILED: refuse it before it takes room in a block
+                results[i] = Admission(tx.id, grpc.StatusCode.NOT_FOUND, problem)
+                continue
             tx_id = tx.id
             if self.stopping:
                 results[i] = Admission(tx_id, grpc.StatusCode.UNAVAILABLE, "node is shutting down; retry on another node")
@@ -522,9 +579,36 @@ class ChainNode:
                                        "signature does not match sender key and transaction content")
         if admitted:
             self._inbox.put_nowait(ev.RequestsSubmitted(requests=tuple(admitted)))
+        if self._trace is not None:
+            done = time.monotonic()
+            for request in admitted:
+                self._trace[request.id] = [self._trace_arrived.get(request.id, now), now, done, 0.0]
+            for tx, _ in batch:
+                self._trace_arrived.pop(tx.id, None)
         for i, (_, future) in enumerate(batch):
             if not future.done():
                 future.set_result(results[i])
+
+    # ---- tracing (TRACE_DIR) -------------------------------------------------
+
+    def _trace_proposal(self, message: m.PrePrepare) -> None:
+        now = time.monotonic()
+        for r in message.proposal.requests:
+            t = self._trace.get(r.id)
+            if t is not None and not t[3]:
+                t[3] = now
+
+    def _trace_commit(self, receipts) -> None:
+        now = time.monotonic()
+        for receipt in receipts:
+            t = self._trace.pop(receipt.tx_id, None)
+            if t is not None:
+                self._traced.append([receipt.tx_id.hex()[:16], *t, now])
+        if now - self._trace_flushed > 1.0 and self._traced:
+            self._trace_flushed = now
+            with open(os.path.join(TRACE_DIR, f"node-{self.chain_id}-{self.index}.jsonl"), "a") as f:
+                f.write(json.dumps(self._traced) + "\n")
+            self._traced = []
 
     def wait_committed(self, tx_id: bytes) -> asyncio.Future:
         """Resolves to the Receipt once the transaction's block is on disk."""

@@ -202,6 +202,18 @@ def cmd_state_get(args) -> int:
     return 0 if r.found else 1
 
 
+def cmd_query(args) -> int:
+    from node.pb import client_pb2
+
+    r = _stub(args).Query(client_pb2.QueryRequest(chain_id=args.chain, contract=args.contract, method=args.method,
+                                                  args=args.args.encode()), timeout=args.timeout)
+    result = json.loads(r.result)
+    _print({"chain_id": args.chain, "contract": args.contract, "method": args.method, "height": r.height,
+            "result": result}, args.json,
+           f"{json.dumps(result, indent=2, ensure_ascii=False)}\n(at height {r.height})")
+    return 0
+
+
 def cmd_chain_verify(args) -> int:
     from node.client import blocks_from_ledger, blocks_over_grpc
     from node.genesis import load_genesis
@@ -228,7 +240,6 @@ def cmd_chain_verify(args) -> int:
 def cmd_chain_repair(args) -> int:
     from node.client import stub
     from node.config import load_config
-    from node.daemon import CONTRACTS
     from node.contracts import registry_for
     from node.genesis import load_genesis
     from node.repair import RepairError, grpc_source, repair_chain
@@ -250,8 +261,8 @@ def cmd_chain_repair(args) -> int:
             print(f"  {height} blocks re-fetched and executed", file=sys.stderr)
 
     try:
-        result = repair_chain(str(config.data_dir / genesis.chain_id), genesis, registry_for(CONTRACTS),
-                              source, progress)
+        result = repair_chain(str(config.data_dir / genesis.chain_id), genesis,
+                              registry_for(genesis.chain_id, genesis.contracts), source, progress)
     except RepairError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 3
@@ -357,6 +368,17 @@ def build_parser() -> argparse.ArgumentParser:
     sget.add_argument("--contract", default="kv")
     sget.add_argument("--key", required=True)
     sget.set_defaults(func=cmd_state_get)
+
+    q = sub.add_parser("query", help="run a contract's read method (query) on committed state",
+                       description="Runs one query of one of the chain's contracts against the state at the "
+                                   "node's durable height and prints its JSON answer, e.g. "
+                                   "--contract kv --method get --args '{\"key\": \"a\"}'.")
+    client_opts(q)
+    q.add_argument("--chain", required=True)
+    q.add_argument("--contract", required=True, help="a contract the chain's genesis names, e.g. kv")
+    q.add_argument("--method", required=True, help="one of its queries, e.g. kv: get, list")
+    q.add_argument("--args", default="{}", help='a JSON object (default {}), e.g. \'{"prefix": "account/"}\'')
+    q.set_defaults(func=cmd_query)
 
     chain = sub.add_parser("chain", help="whole-chain checks").add_subparsers(dest="action", required=True)
     verify = chain.add_parser("verify", help="check every hash link, Merkle root and certificate against genesis")

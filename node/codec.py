@@ -45,7 +45,8 @@ from consensus.block import BlockHeader
 from consensus.events import Record, RecordKey, StableCheckpoint, ViewRecord
 from node import execution
 from node.execution import Receipt
-from node.pb import client_pb2, consensus_pb2, peer_pb2
+from node.pb import client_pb2, consensus_pb2, peer_pb2, records_pb2
+from node.records import SignedRecord
 from node.tx import CHAIN_ID_BYTES_MAX, Transaction
 
 __all__ = [
@@ -58,6 +59,7 @@ __all__ = [
     "receipt_to_proto", "receipt_from_proto", "encode_receipt", "decode_receipt",
     "encode_header", "decode_header", "encode_committed_block", "decode_committed_block",
     "encode_record_key", "decode_record_key", "encode_record", "decode_record",
+    "parse_canonical", "signed_record_to_proto", "signed_record_from_proto",
 ]
 
 DIGEST_BYTES = 32
@@ -180,7 +182,7 @@ def _proposal_from_pb(pb: consensus_pb2.Proposal) -> m.Proposal:
 
 def _commit_certificate_to_pb(c: m.CommitCertificate) -> consensus_pb2.CommitCertificate:
     return consensus_pb2.CommitCertificate(
-        chain_id=c.chain_id, view=c.view, seq=c.seq, digest=c.digest,
+        chain_id=c.chain_id, view=c.view, seq=c.seq, digest=c.digest, link=c.link,
         commits=[_commit_to_pb(x) for x in c.commits],
     )
 
@@ -188,7 +190,8 @@ def _commit_certificate_to_pb(c: m.CommitCertificate) -> consensus_pb2.CommitCer
 def _commit_certificate_from_pb(pb: consensus_pb2.CommitCertificate) -> m.CommitCertificate:
     return m.CommitCertificate(
         chain_id=_chain_id(pb.chain_id), view=_int(pb.view, "view"), seq=_int(pb.seq, "seq"),
-        digest=_digest(pb.digest), commits=_each(_commit_from_pb, pb.commits, "commits"),
+        digest=_digest(pb.digest), link=_digest(pb.link, "link"),
+        commits=_each(_commit_from_pb, pb.commits, "commits"),
     )
 
 
@@ -256,23 +259,25 @@ _pre_prepare_record_from_pb = _pre_prepare_codec("optional")
 _prepared_record_from_pb = _prepared_certificate_codec(_pre_prepare_record_from_pb)
 
 
-def _vote_codec(domain_cls, pb_cls):
-    """Prepare and Commit have the same fields: one converter pair each."""
+def _vote_codec(domain_cls, pb_cls, digests: tuple[str, ...]):
+    """Prepare and Commit share their fields but a Commit's link (one more
+    digest): one converter pair each."""
     def to_pb(x):
-        return pb_cls(chain_id=x.chain_id, view=x.view, seq=x.seq, digest=x.digest,
-                      replica=x.replica, signature=x.signature)
+        return pb_cls(chain_id=x.chain_id, view=x.view, seq=x.seq, replica=x.replica, signature=x.signature,
+                      **{name: getattr(x, name) for name in digests})
 
     def from_pb(pb):
         return domain_cls(
             chain_id=_chain_id(pb.chain_id), view=_int(pb.view, "view"), seq=_int(pb.seq, "seq"),
-            digest=_digest(pb.digest), replica=pb.replica, signature=_signature(pb.signature),
+            replica=pb.replica, signature=_signature(pb.signature),
+            **{name: _digest(getattr(pb, name), name) for name in digests},
         )
 
     return to_pb, from_pb
 
 
-_prepare_to_pb, _prepare_from_pb = _vote_codec(m.Prepare, consensus_pb2.Prepare)
-_commit_to_pb, _commit_from_pb = _vote_codec(m.Commit, consensus_pb2.Commit)
+_prepare_to_pb, _prepare_from_pb = _vote_codec(m.Prepare, consensus_pb2.Prepare, ("digest",))
+_commit_to_pb, _commit_from_pb = _vote_codec(m.Commit, consensus_pb2.Commit, ("digest", "link"))
 
 
 def _seq_digest_codec(domain_cls, pb_cls):
@@ -375,6 +380,7 @@ def _fetch_blocks_from_pb(pb: consensus_pb2.FetchBlocks) -> m.FetchBlocks:
 def _blocks_reply_to_pb(x: m.BlocksReply) -> consensus_pb2.BlocksReply:
     return consensus_pb2.BlocksReply(
         chain_id=x.chain_id, blocks=[_committed_block_to_pb(b) for b in x.blocks],
+        checkpoints=[_stable_checkpoint_to_pb(c) for c in x.checkpoints],
         replica=x.replica, signature=x.signature,
     )
 
@@ -382,6 +388,7 @@ def _blocks_reply_to_pb(x: m.BlocksReply) -> consensus_pb2.BlocksReply:
 def _blocks_reply_from_pb(pb: consensus_pb2.BlocksReply) -> m.BlocksReply:
     return m.BlocksReply(
         chain_id=_chain_id(pb.chain_id), blocks=_each(_committed_block_from_pb, pb.blocks, "blocks"),
+        checkpoints=_each(_stable_checkpoint_from_pb, pb.checkpoints, "checkpoints"),
         replica=pb.replica, signature=_signature(pb.signature),
     )
 
@@ -427,7 +434,7 @@ def _header_to_pb(h: BlockHeader) -> consensus_pb2.BlockHeader:
     return consensus_pb2.BlockHeader(
         chain_id=h.chain_id, height=h.height, parent_hash=h.parent_hash,
         proposer=h.proposer, timestamp_ms=h.timestamp_ms, tx_root=h.tx_root,
-        state_root=h.state_root, proposal_digest=h.proposal_digest,
+        state_root=h.state_root, proposal_digest=h.proposal_digest, link=h.link,
     )
 
 
@@ -437,7 +444,7 @@ def _header_from_pb(pb: consensus_pb2.BlockHeader) -> BlockHeader:
         parent_hash=_digest(pb.parent_hash, "parent_hash"),
         proposer=pb.proposer, timestamp_ms=_int(pb.timestamp_ms, "timestamp_ms"),
         tx_root=_digest(pb.tx_root, "tx_root"), state_root=_digest(pb.state_root, "state_root"),
-        proposal_digest=_digest(pb.proposal_digest, "proposal_digest"),
+        proposal_digest=_digest(pb.proposal_digest, "proposal_digest"), link=_digest(pb.link, "link"),
     )
 
 
@@ -818,7 +825,8 @@ def worst_case_message_bytes(*, chain_id: str, validators: int, batch_txs_max: i
     them: a PrePrepare, RequestBatch or ProposalReply holds one batch
     (batch_txs_max requests, batch_bytes_max bytes counted as
     len(id) + len(body), consensus.replica._batches); a committed block adds
-    a commit certificate; a ViewChange holds at most window_blocks prepared
+    a commit certificate (and in a BlocksReply a stable checkpoint's proof);
+    a ViewChange holds at most window_blocks prepared
     certificates (headers, consensus.replica._valid_view_change); a NewView
     2f+1 ViewChanges and at most window_blocks PrePrepare headers.
     Certificates count n signatures, the most a valid one may carry.
@@ -835,8 +843,8 @@ def worst_case_message_bytes(*, chain_id: str, validators: int, batch_txs_max: i
     per_request = 1 + _varint_bytes(batch_bytes_max + 64) + 2 + 1 + _varint_bytes(batch_bytes_max)
     requests = batch_bytes_max + min(batch_txs_max, batch_bytes_max // DIGEST_BYTES) * per_request
     proposal = size(empty) + requests
-    certificate = size(m.CommitCertificate(chain_id=chain, view=top, seq=top, digest=digest,
-                                           commits=(m.Commit(**vote),) * n))
+    certificate = size(m.CommitCertificate(chain_id=chain, view=top, seq=top, digest=digest, link=digest,
+                                           commits=(m.Commit(link=digest, **vote),) * n))
     prepared = size(m.PreparedCertificate(pre_prepare=header, prepares=(m.Prepare(**vote),) * n))
     checkpoint = m.StableCheckpoint(seq=top, digest=digest, proof=(m.Checkpoint(
         chain_id=chain, seq=top, digest=digest, replica=replica, signature=sig),) * n)
@@ -851,10 +859,38 @@ def worst_case_message_bytes(*, chain_id: str, validators: int, batch_txs_max: i
         "PrePrepare": size(header) + _field_bytes(proposal),
         "RequestBatch": size(m.RequestBatch(requests=(), **tail)) + requests,
         "ProposalReply": size(m.ProposalReply(proposal=empty, **tail)) + full,
-        "BlocksReply": size(m.BlocksReply(blocks=(), **tail))
-        + _field_bytes(_field_bytes(proposal) + _field_bytes(certificate)),  # one block; see node/chain.py
+        "BlocksReply": size(m.BlocksReply(blocks=(), **tail))  # one block and its checkpoint proof; see node/chain.py
+        + _field_bytes(_field_bytes(proposal) + _field_bytes(certificate)) + _field_bytes(size(checkpoint)),
         "ViewChange": view_change,
         "NewView": new_view,
     }
     # PeerEnvelope{chain_id, message: ConsensusMessage{<case>: body}}
     return {kind: _field_bytes(len(chain)) + _field_bytes(_field_bytes(body)) for kind, body in bodies.items()}
+
+
+# ---- application records (docs/design.md, "Records") ----------------------------
+
+def parse_canonical(cls: type[P], data: bytes, what: str) -> P:
+    """`data` as a `cls` message, if it is that message's one canonical
+    encoding: no unknown fields at any depth, and byte for byte what
+    deterministic serialization writes (field order, minimal varints,
+    packed repeated fields, no defaults). CodecError otherwise."""
+    pb = _parse(cls, data)
+    pb.DiscardUnknownFields()
+    if _serialize(pb) != bytes(data):
+        raise CodecError(f"{what} is not the canonical encoding of {cls.DESCRIPTOR.full_name} (unknown fields, "
+                         f"fields out of order or repeated, non-minimal integers or unpacked repeated fields)")
+    return pb
+
+
+def signed_record_to_proto(record: SignedRecord) -> records_pb2.SignedRecord:
+    return _guard_encode(lambda r: records_pb2.SignedRecord(
+        version=r.version, chain_id=r.chain_id, type=r.type, id=r.id, time_ms=r.time_ms, signer=r.signer,
+        body=r.body, signature=r.signature), record)
+
+
+def signed_record_from_proto(pb: records_pb2.SignedRecord) -> SignedRecord:
+    """The domain record, field for field. Limits and the signature are
+    node.records' business (decode_record)."""
+    return SignedRecord(version=pb.version, chain_id=pb.chain_id, type=pb.type, id=pb.id, time_ms=pb.time_ms,
+                        signer=pb.signer, body=pb.body, signature=pb.signature)

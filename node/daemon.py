@@ -15,12 +15,13 @@ from node import codec, tls
 from node.access import PeerAuthInterceptor, StreamCapInterceptor, validator_roles
 from node.chain import ChainNode
 from node.config import NodeConfig
-from node.contracts import registry_for
+from node.contracts import MissingContracts, registry_for
 from node.events import EventPublisher
 from node.genesis import GenesisError, check_message_bytes, load_genesis
 from node.keys import KeyFileError, load_signing_key
 from node.ledger import Ledger, open_ledger
 from node.pb import client_pb2, peer_pb2, peer_pb2_grpc, client_pb2_grpc
+from node.storage import StorageCorrupt
 from node.service import ClientService
 from node.transport import PeerService, Transport
 
@@ -28,7 +29,6 @@ log = logging.getLogger("govchain.node")
 
 STOP_GRACE_S = 3.0
 STATUS_INTERVAL_S = 5.0
-CONTRACTS = ("kv",)  # the sub-chain contracts register here when they land
 
 
 class StartupError(Exception):
@@ -177,7 +177,7 @@ class Node:
     def _open_chains(self) -> None:
         cfg = self.config
         key = self._key
-        geneses = []
+        geneses, registries = [], {}
         for chain_cfg in cfg.chains:
             try:
                 genesis = load_genesis(chain_cfg.genesis)
@@ -199,6 +199,10 @@ class Node:
                 raise StartupError(f"chain {genesis.chain_id}: key_file {cfg.key_file} holds public key "
                                    f"{bytes(key.verify_key).hex()}, genesis names {validator.public_key} "
                                    f"for {cfg.department}; use the matching key file")
+            try:  # before any store is opened: a node that cannot run a chain's code does not start
+                registries[genesis.chain_id] = registry_for(genesis.chain_id, genesis.contracts)
+            except MissingContracts as exc:
+                raise StartupError(str(exc)) from exc
             geneses.append(genesis)
         self._transport = Transport(cfg.limits.stream_queue_max, cfg.limits.message_bytes_max,
                                     self._tls.channel_credentials() if self._tls else None,
@@ -211,7 +215,7 @@ class Node:
             self._ledgers.append(ledger)
             self.chains[genesis.chain_id] = ChainNode(
                 genesis=genesis, department=cfg.department, signing_key=key, ledger=ledger,
-                registry=registry_for(CONTRACTS), tick_ms=cfg.tick_ms, transport=self._transport,
+                registry=registries[genesis.chain_id], tick_ms=cfg.tick_ms, transport=self._transport,
                 mempool_max=cfg.limits.mempool_txs_max, message_bytes_max=cfg.limits.message_bytes_max,
                 pool=self._pool, publisher=self._publisher,
                 log_drop=self._bad_log.warning, on_failure=self._chain_failed)
@@ -355,11 +359,15 @@ def run(config: NodeConfig) -> int:
     logging.basicConfig(level=getattr(logging, config.log_level.upper(), logging.INFO),
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     try:
-        ok = asyncio.run(Node(config).run_until_signalled())
+        node = Node(config)
+        ok = asyncio.run(node.run_until_signalled())
     except StartupError as exc:
         log.error("cannot start: %s", exc)
         return 2
     if not ok:
-        log.critical("node stopped after an internal error; see the traceback above")
+        if isinstance(node.failure, StorageCorrupt):  # its store is marked damaged: the next start refuses
+            log.critical("node stopped: %s", node.failure)
+        else:
+            log.critical("node stopped after an internal error; see the traceback above")
         return 1
     return 0

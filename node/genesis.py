@@ -7,6 +7,7 @@
         ...
       ],
       "consensus": {"batch_txs_max": 1000, ..., "fetch_blocks_max": 64},
+      "contracts": [{"name": "kv", "version": 1}],  (may be empty: a chain that takes no transactions)
       "created": "2025-01-01T00:00:00Z"            (optional, informational)
     }
 
@@ -18,12 +19,17 @@ Rules, and why:
   code default would let two software versions with different defaults run
   the "same" genesis with different parameters; make_genesis writes the
   defaults out explicitly instead.
+- The contracts (name and version) are the code the chain runs, so they are
+  part of its identity: a node that lacks one does not start
+  (node.contracts.registry_for). There is no default: a file without
+  "contracts" (written before they were named) is refused with the line to
+  add, which makes a new chain (docs/design.md, "Contracts").
 - Unknown keys, duplicate JSON keys, floats and booleans where integers are
   expected are errors: a genesis is security-relevant and must mean one thing.
 - ``Genesis.hash`` is sha256 over a canonical encoding of the parsed values
-  (sorted keys, no whitespace, ASCII, public keys in lowercase hex, "created"
-  omitted when absent), so reformatting the file does not change it while
-  any change of meaning does.
+  (sorted keys, no whitespace, ASCII, public keys in lowercase hex, contracts
+  sorted by name, "created" omitted when absent), so reformatting the file
+  does not change it while any change of meaning does.
 - Durations are milliseconds here; replica_config converts them to ticks for
   the consensus core (rounding up, at least one tick).
 - Every protocol message must fit message_bytes_max, or the transport drops
@@ -43,13 +49,14 @@ import tempfile
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, fields
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from nacl.bindings import crypto_core_ed25519_is_valid_point
 
 from consensus.config import ReplicaConfig
 from node import codec
 from node.config import CHAIN_ID_RE, DEPARTMENT_RE, LimitsConfig, parse_address
+from node.tx import CONTRACT_NAME_BYTES_MAX, name_problem
 
 DEFAULT_MESSAGE_BYTES_MAX = LimitsConfig().message_bytes_max
 
@@ -94,7 +101,9 @@ class ConsensusParams:
 _PARAM_NAMES = tuple(f.name for f in fields(ConsensusParams))
 _PARAM_MAX = 1 << 40  # sanity bound: keeps values in int64 and rejects obvious garbage
 _VALIDATOR_KEYS = ("department", "public_key", "address")
-_TOP_KEYS = ("chain_id", "validators", "consensus", "created")
+_CONTRACT_KEYS = ("name", "version")
+_VERSION_MAX = (1 << 32) - 1
+_TOP_KEYS = ("chain_id", "validators", "consensus", "contracts", "created")
 _MS_TO_TICKS = {
     "batch_wait_ms": "batch_wait_ticks",
     "request_timeout_ms": "request_timeout_ticks",
@@ -112,11 +121,19 @@ def ms_to_ticks(ms: int, tick_ms: int) -> int:
     return max(1, -(-ms // tick_ms))
 
 
+class ContractRef(NamedTuple):
+    """A contract a chain runs: its name in transactions and its version."""
+
+    name: str
+    version: int
+
+
 @dataclass(frozen=True, kw_only=True)
 class Genesis:
     chain_id: str
     validators: tuple[Validator, ...]
     consensus: ConsensusParams
+    contracts: tuple[ContractRef, ...]  # sorted by name
     created: str | None = None
 
     def to_json_obj(self) -> dict[str, Any]:
@@ -127,6 +144,7 @@ class Genesis:
                 for v in self.validators
             ],
             "consensus": {name: getattr(self.consensus, name) for name in _PARAM_NAMES},
+            "contracts": [{"name": c.name, "version": c.version} for c in self.contracts],
         }
         if self.created is not None:
             obj["created"] = self.created
@@ -176,6 +194,7 @@ class Genesis:
             pending_requests_bytes_max=c.pending_requests_bytes_max,
             timestamp_skew_max_ms=c.timestamp_skew_max_ms,
             fetch_blocks_max=c.fetch_blocks_max,
+            genesis_hash=self.hash,
             **ticks,
         )
 
@@ -209,6 +228,16 @@ def _check_keys(source: str, obj: Mapping[str, Any], allowed: tuple[str, ...], w
             raise GenesisError(f"{source}: unknown field {where}{key!r}; allowed: {', '.join(allowed)}")
 
 
+def _check_entry(source: str, raw: object, keys: tuple[str, ...], where: str) -> None:
+    """An array entry: an object with exactly `keys`."""
+    if not isinstance(raw, dict):
+        raise GenesisError(f"{source}: {where} must be an object (got {_show(raw)})")
+    _check_keys(source, raw, keys, f"{where}.")
+    for key in keys:
+        if key not in raw:
+            raise GenesisError(f"{source}: {where}.{key} is missing")
+
+
 def genesis_from_obj(obj: object, *, source: str = "genesis") -> Genesis:
     """Validate a decoded JSON document. Raises GenesisError naming the field."""
     if not isinstance(obj, dict):
@@ -217,6 +246,10 @@ def genesis_from_obj(obj: object, *, source: str = "genesis") -> Genesis:
     for key in ("chain_id", "validators", "consensus"):
         if key not in obj:
             raise GenesisError(f"{source}: {key} is missing")
+    if "contracts" not in obj:
+        raise GenesisError(f"{source}: contracts is missing: a genesis names the contracts its chain runs, e.g. "
+                           f"\"contracts\": [{{\"name\": \"kv\", \"version\": 1}}] for the open key-value store "
+                           f"every chain ran before; that makes a new chain (docs/design.md, \"Contracts\")")
 
     chain_id = obj["chain_id"]
     if not isinstance(chain_id, str) or not CHAIN_ID_RE.fullmatch(chain_id):
@@ -231,12 +264,7 @@ def genesis_from_obj(obj: object, *, source: str = "genesis") -> Genesis:
     seen_addresses: set[str] = set()
     for index, raw in enumerate(validators_raw):
         where = f"validators[{index}]"
-        if not isinstance(raw, dict):
-            raise GenesisError(f"{source}: {where} must be an object (got {_show(raw)})")
-        _check_keys(source, raw, _VALIDATOR_KEYS, f"{where}.")
-        for key in _VALIDATOR_KEYS:
-            if key not in raw:
-                raise GenesisError(f"{source}: {where}.{key} is missing")
+        _check_entry(source, raw, _VALIDATOR_KEYS, where)
         department = raw["department"]
         if not isinstance(department, str) or not DEPARTMENT_RE.fullmatch(department):
             raise GenesisError(f"{source}: {where}.department must be lowercase letters, digits and '-' "
@@ -290,14 +318,36 @@ def genesis_from_obj(obj: object, *, source: str = "genesis") -> Genesis:
     if params["view_change_timeout_max_ms"] < params["view_change_timeout_ms"]:
         raise GenesisError(f"{source}: consensus.view_change_timeout_max_ms must be >= view_change_timeout_ms")
 
+    contracts = _contracts(source, obj["contracts"])
     created = obj.get("created")
     if created is not None and not isinstance(created, str):
         raise GenesisError(f"{source}: created must be a string such as \"2025-01-01T00:00:00Z\" "
                            f"(got {_show(created)})")
     genesis = Genesis(chain_id=chain_id, validators=tuple(validators), consensus=ConsensusParams(**params),
-                      created=created)
+                      contracts=contracts, created=created)
     check_message_bytes(genesis, source=source)
     return genesis
+
+
+def _contracts(source: str, raw: object) -> tuple[ContractRef, ...]:
+    if not isinstance(raw, list):
+        raise GenesisError(f"{source}: contracts must be an array of {{\"name\": ..., \"version\": ...}} "
+                           f"(got {_show(raw)})")
+    contracts: dict[str, ContractRef] = {}
+    for index, entry in enumerate(raw):
+        where = f"contracts[{index}]"
+        _check_entry(source, entry, _CONTRACT_KEYS, where)
+        name, version = entry["name"], entry["version"]
+        if (problem := name_problem(f"{where}.name", name, CONTRACT_NAME_BYTES_MAX)) is not None:
+            raise GenesisError(f"{source}: {problem}")
+        if isinstance(version, bool) or not isinstance(version, int) or not 1 <= version <= _VERSION_MAX:
+            raise GenesisError(f"{source}: {where}.version must be an integer between 1 and {_VERSION_MAX} "
+                               f"(got {_show(version)})")
+        if name in contracts:
+            raise GenesisError(f"{source}: {where}.name {name!r} is listed twice; a chain runs one version "
+                               f"of each contract")
+        contracts[name] = ContractRef(name, version)
+    return tuple(contracts[name] for name in sorted(contracts))
 
 
 def _fix(kind: str, c: ConsensusParams, validators: int) -> str:
@@ -380,13 +430,16 @@ def make_genesis(
     chain_id: str,
     validators: Iterable[Validator | Mapping[str, Any] | tuple[str, Any, str]],
     *,
+    contracts: Iterable[tuple[str, int]] = (),
     created: str | None = None,
     **params: int,
 ) -> Genesis:
     """Build a validated Genesis. `validators` are Validator objects, dicts, or
     (department, public_key, address) tuples; a public key may be hex, 32 raw
-    bytes, or a nacl VerifyKey. Consensus parameters not given take the
-    ConsensusParams defaults. Raises GenesisError (TypeError for unknown params)."""
+    bytes, or a nacl VerifyKey. `contracts` are (name, version) pairs; none
+    by default (a chain that takes no transactions). Consensus parameters not
+    given take the ConsensusParams defaults. Raises GenesisError (TypeError
+    for unknown params)."""
     unknown = sorted(set(params) - set(_PARAM_NAMES))
     if unknown:
         raise TypeError(f"make_genesis() got unknown consensus parameter(s): {', '.join(unknown)}")
@@ -406,6 +459,7 @@ def make_genesis(
         "chain_id": chain_id,
         "validators": entries,
         "consensus": {name: params.get(name, getattr(defaults, name)) for name in _PARAM_NAMES},
+        "contracts": [{"name": name, "version": version} for name, version in contracts],
     }
     if created is not None:
         obj["created"] = created

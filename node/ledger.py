@@ -17,6 +17,8 @@ by height; see node/storage.py):
 Everything one block changes (B, H, h, T, R, S and the tip) is written in a
 single write_batch(sync=True): after a crash (kill -9, power loss) a block is
 either entirely there or entirely absent, and the tip never points past it.
+A block is appended only if it extends the tip: its parent hash and its
+certified link (docs/design.md, "Block binding").
 """
 from __future__ import annotations
 
@@ -27,13 +29,15 @@ from typing import Iterable
 
 from consensus.block import GENESIS_PARENT, BlockHeader
 from consensus.events import RestoredState, StableCheckpoint, Write
-from consensus.messages import CommittedBlock
+from consensus.messages import CommittedBlock, genesis_link, next_link
 from node import codec
 from node.execution import DUPLICATE, Receipt, StateWrite
 from node.promises import OtherGenesis, Promise, PromiseError, PromiseFile
 from node.storage import Storage, StorageCorrupt, StorageError, from_u64, key, u64
 
-FORMAT_VERSION = 2  # 2: _META_SYNC holds the sync counter of the promise record
+# 2: _META_SYNC holds the sync counter of the promise record; 3: certificates
+# and headers hold the link (docs/design.md, "Block binding")
+FORMAT_VERSION = 3
 
 _META = b"M"
 _BLOCK = b"B"
@@ -78,11 +82,12 @@ def _u32(value: int) -> bytes:
     return value.to_bytes(4, "big")
 
 
-def _state_key(contract: str, state_key: bytes) -> bytes:
+def state_key(contract: str, key: bytes) -> bytes:
+    """Where a contract's state key lives in the store (one namespace per contract)."""
     name = contract.encode()
     if not 0 < len(name) < 256:
         raise ValueError(f"bad contract name {contract!r}")
-    return _STATE + bytes([len(name)]) + name + state_key
+    return _STATE + bytes([len(name)]) + name + key
 
 
 class Ledger:
@@ -193,8 +198,12 @@ class Ledger:
         parent_hash = self._tip_header.hash if self._tip_header else GENESIS_PARENT
         if header.parent_hash != parent_hash:
             raise LedgerError(f"block {height} does not extend the tip (parent hash mismatch)")
-        if header.proposal_digest != block.proposal.digest or block.certificate.digest != block.proposal.digest:
+        if (header.proposal_digest != block.proposal.digest or block.certificate.digest != block.proposal.digest
+                or header.link != block.certificate.link):
             raise LedgerError(f"block {height}: header, proposal and certificate disagree")
+        if block.certificate.link != next_link(self.tip_link, block.proposal.digest):
+            raise LedgerError(f"block {height}: its certified link does not extend this ledger's chain "
+                              f"(a block of another history)")
 
         with self._db.write_batch(sync=sync) as b:
             b.put(key(_BLOCK, height), codec.encode_committed_block(block))
@@ -207,8 +216,8 @@ class Ledger:
                 b.put(_RECEIPT + location, codec.encode_receipt(receipt))
                 if receipt.status != DUPLICATE:  # the index keeps the first occurrence
                     b.put(_TX + receipt.tx_id, location)
-            for contract, state_key, value in state_writes:
-                k = _state_key(contract, state_key)
+            for contract, key_in_contract, value in state_writes:
+                k = state_key(contract, key_in_contract)
                 if value is None:
                     b.delete(k)
                 else:
@@ -225,6 +234,11 @@ class Ledger:
     @property
     def tip_header(self) -> BlockHeader | None:
         return self._tip_header
+
+    @property
+    def tip_link(self) -> bytes:
+        """link(height): the tip's certified link, or link(0) of this genesis."""
+        return self._tip_header.link if self._tip_header else genesis_link(self.chain_id, self.genesis_hash)
 
     def header(self, height: int) -> BlockHeader | None:
         if not 0 < height <= self._height:
@@ -289,12 +303,17 @@ class Ledger:
 
     # ---- application state -------------------------------------------------
 
-    def state_get(self, contract: str, state_key: bytes) -> bytes | None:
-        return self._db.get(_state_key(contract, state_key))
+    def state_get(self, contract: str, key_in_contract: bytes) -> bytes | None:
+        return self._db.get(state_key(contract, key_in_contract))
+
+    def snapshot(self):
+        """The store as it is now (a LevelDB snapshot): later writes do not
+        show, reads verify checksums and report damage like the ledger's."""
+        return self._db.snapshot()
 
     def state_items(self, contract: str, prefix: bytes = b"") -> list[tuple[bytes, bytes]]:
         """(key, value) of one contract's state under `prefix`, in key order."""
-        ns = _state_key(contract, b"")
+        ns = state_key(contract, b"")
         return [(k[len(ns):], v) for k, v in self._db.scan(ns + prefix)]
 
     # ---- consensus durable records -------------------------------------------
@@ -302,9 +321,14 @@ class Ledger:
     def persist_records(self, writes: Iterable[Write], sync: bool = True) -> None:
         """Apply a Ready.persist batch atomically; value None deletes the key.
         A StableCheckpoint written under ("checkpoint",) is also kept by its
-        seq, so the proof of every checkpoint stays available."""
+        seq, so the proof of every checkpoint stays available; one written
+        under ("checkpoint", seq) (a proof below the stable checkpoint, from
+        state transfer) only by its seq."""
         with self._db.write_batch(sync=sync) as b:
             for w in writes:
+                if w.key[0] == CHECKPOINT_RECORD_KEY[0] and len(w.key) == 2:
+                    b.put(key(_CHECKPOINT, w.value.seq), codec.encode_record(CHECKPOINT_RECORD_KEY, w.value))
+                    continue
                 k = _RECORD + codec.encode_record_key(w.key)
                 if w.value is None:
                     b.delete(k)
@@ -357,6 +381,7 @@ class Ledger:
             records=records,
             executed_seq=self._height,
             executed_timestamp_ms=self._tip_header.timestamp_ms if self._tip_header else 0,
+            executed_link=self._tip_header.link if self._tip_header else b"",
             executed_hashes={h: self.header(h).hash for h in range(first, self._height + 1)},
         )
 

@@ -32,6 +32,7 @@ import grpc
 
 from node import tls
 from node.config import MqttConfig, TlsConfig, config_template
+from node.contracts import platform_contracts
 from node.genesis import make_genesis, write_genesis
 from node.keys import generate_key_file, public_key_hex
 
@@ -149,7 +150,8 @@ def create_network(root: Path, *, nodes: int = 4, chains=DEFAULT_CHAINS, mqtt_po
     security = TlsConfig(insecure=True) if insecure else TlsConfig(ca=Path("../tls/ca.crt"), cert=Path("tls.crt"),
                                                                     key=Path("tls.key"))
     for chain in chains:
-        genesis = make_genesis(chain, [(s.department, keys[s.department], s.peer) for s in specs], **consensus)
+        genesis = make_genesis(chain, [(s.department, keys[s.department], s.peer) for s in specs],
+                               contracts=platform_contracts(chain), **consensus)
         write_genesis(root / "genesis" / f"{chain}.json", genesis)
     mqtt = MqttConfig(host="127.0.0.1", port=mqtt_port) if mqtt_port else None
     for spec in specs:

@@ -3,7 +3,8 @@
 `govchain chain repair` moves the damaged store aside (never deletes it: the
 operator may want it for forensics), then fetches the chain block by block
 from other nodes' client ports. Each block must carry a commit certificate
-of 2f+1 genesis validators and extend the previous one; it is executed here,
+of 2f+1 genesis validators and extend the previous one (parent hash and
+certified link: docs/design.md, "Block binding"); it is executed here,
 so the state root is this node's own, and every stable checkpoint's proof
 must sign exactly the block hash this node computed (docs/design.md,
 "Storage integrity"). The repair succeeds only when the rebuilt chain covers
@@ -29,7 +30,7 @@ from node import codec
 from node.crypto import Ed25519Verifier
 from node.execution import ContractRegistry, Executor
 from node.genesis import Genesis
-from node.ledger import CHECKPOINT_RECORD_KEY, Ledger, damaged_marker
+from node.ledger import CHECKPOINT_RECORD_KEY, Ledger, LedgerError, damaged_marker
 from node.pb import client_pb2
 from node.promises import Promise, PromiseError, PromiseFile
 from node.verify import checkpoint_problem
@@ -144,7 +145,10 @@ def _refetch(ledger: Ledger, genesis: Genesis, registry: ContractRegistry, sourc
             problem = checkpoint_problem(checkpoint, result.header, n, verifier)
             if problem:
                 raise RepairError(f"block {height}: {problem}")
-        ledger.commit_block(block, result.header, result.receipts, result.state_writes, sync=False)
+        try:
+            ledger.commit_block(block, result.header, result.receipts, result.state_writes, sync=False)
+        except LedgerError as exc:  # e.g. a certified link over another history: the sources disagree
+            raise RepairError(f"block {height}: {exc}; try other nodes with --from") from exc
         if checkpoint is not None:
             ledger.persist_records([Write(key=CHECKPOINT_RECORD_KEY, value=checkpoint)], sync=False)
             checkpoints += 1

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import inspect
+import time
 
 import grpc
 
@@ -12,12 +13,16 @@ from node import codec
 from node.chain import Admission, ChainNode
 from node.execution import CONTRACT_NAME_BYTES_MAX
 from node.ledger import repair_hint
+from node.query import BadQuery, NoSuchQuery, QueryError, ResultTooLarge, run_query
 from node.storage import StorageCorrupt
 from node.pb import client_pb2, client_pb2_grpc
+from node.tx import tx_id_of
 
 COMMIT_WAIT_DEFAULT_MS = 10_000
 COMMIT_WAIT_MAX_MS = 120_000
 STREAM_UNANSWERED_MAX = 10_000  # per SubmitStream
+_QUERY_CODES = {NoSuchQuery: grpc.StatusCode.NOT_FOUND, BadQuery: grpc.StatusCode.INVALID_ARGUMENT,
+                ResultTooLarge: grpc.StatusCode.RESOURCE_EXHAUSTED}
 
 
 def _data_loss(method):
@@ -125,8 +130,12 @@ class ClientService(client_pb2_grpc.ClientServicer):
     async def SubmitBatch(self, request, context):
         # Futures, not a task per transaction: under overload admit() refuses
         # at once, and refusing must stay cheap (docs/benchmarks.md).
+        arrived = time.monotonic()
+        shed = self._shed(request.txs)
+        if shed is not None:
+            return shed
         decoded = [self._decode(pb_tx) for pb_tx in request.txs]
-        pending = [(chain, refusal or chain.admit(tx)) for chain, tx, refusal in decoded]
+        pending = [(chain, refusal or chain.admit(tx, arrived)) for chain, tx, refusal in decoded]
         futures = [a for _, a in pending if isinstance(a, asyncio.Future)]
         if futures:
             await asyncio.wait(futures)
@@ -139,6 +148,31 @@ class ClientService(client_pb2_grpc.ClientServicer):
                 for chain, a in admitted))
         return client_pb2.SubmitBatchResponse(
             results=[self._result(a, r) for (_, a), r in zip(admitted, receipts)])
+
+    def _shed(self, pb_txs) -> client_pb2.SubmitBatchResponse | None:
+        """The whole batch refused at once when every chain it names is
+        overloaded: one result per transaction still, but each costs its id
+        (from the fields, no Transaction built) and no admission step, so
+        the CPU goes to consensus rather than to saying no (docs/performance.md).
+        None when any transaction might be admitted: the ordinary path decides."""
+        why: dict[str, str] = {}
+        for pb_tx in pb_txs:
+            chain_id = pb_tx.chain_id
+            if chain_id not in why:
+                chain = self._chains.get(chain_id)
+                reason = chain.overloaded() if chain is not None else ""
+                if not reason:
+                    return None
+                why[chain_id] = reason
+        if not why:
+            return None
+        code = grpc.StatusCode.RESOURCE_EXHAUSTED.value[0]
+        results = [client_pb2.SubmitResult(
+            tx_id=tx_id_of(t.chain_id, t.sender, t.nonce, t.contract, t.method, t.payload, t.signature),
+            code=code, error=why[t.chain_id]) for t in pb_txs]
+        for chain_id in why:
+            self._chains[chain_id].counters["rejected: overloaded"] += sum(1 for t in pb_txs if t.chain_id == chain_id)
+        return client_pb2.SubmitBatchResponse(results=results)
 
     async def SubmitStream(self, request_iterator, context):
         """Results come back as they are known: refusals at once, admitted
@@ -239,13 +273,25 @@ class ClientService(client_pb2_grpc.ClientServicer):
                                               receipt=codec.receipt_to_proto(chain.ledger.receipt(request.tx_id)))
 
     @_data_loss
+    async def Query(self, request, context):
+        chain = await self._chain(request.chain_id, context)
+        state = chain.state  # read synchronously below: one height, whatever commits meanwhile
+        try:
+            result = run_query(chain.registry, state, chain_id=chain.chain_id, contract=request.contract,
+                               method=request.method, args=request.args)
+        except QueryError as exc:
+            await context.abort(_QUERY_CODES[type(exc)], str(exc))
+        return client_pb2.QueryResponse(result=result, height=state.height)
+
+    @_data_loss
     async def QueryState(self, request, context):
         if not 0 < len(request.contract.encode()) <= CONTRACT_NAME_BYTES_MAX:
             await context.abort(grpc.StatusCode.INVALID_ARGUMENT,
                                 f"contract must be a contract name of 1..{CONTRACT_NAME_BYTES_MAX} bytes, e.g. \"kv\"")
         chain = await self._chain(request.chain_id, context)
-        value = chain.ledger.state_get(request.contract, request.key)
-        return client_pb2.QueryStateResponse(found=value is not None, value=value or b"", height=chain.durable_height)
+        state = chain.state
+        value = state.get(request.contract, request.key)
+        return client_pb2.QueryStateResponse(found=value is not None, value=value or b"", height=state.height)
 
     @_data_loss
     async def StreamBlocks(self, request, context):

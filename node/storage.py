@@ -75,11 +75,7 @@ class Storage:
         return self._db.closed
 
     def get(self, key: bytes) -> bytes | None:
-        try:
-            return self._db.get(key, verify_checksums=True)
-        except plyvel.CorruptionError as exc:
-            self.on_corrupt(str(exc))
-            raise StorageCorrupt(f"{self.path}: {exc}") from exc
+        return _get(self._db, key, self.path, self.on_corrupt)
 
     def put(self, key: bytes, value: bytes, *, sync: bool = True) -> None:
         self._db.put(key, value, sync=sync)
@@ -104,16 +100,11 @@ class Storage:
     ) -> Iterator[tuple[bytes, bytes]]:
         """(key, value) pairs under `prefix`, keys in [start, stop) if given
         (both include the prefix). The iterator is closed when exhausted."""
-        if start is None and stop is None:
-            it = self._db.iterator(prefix=prefix, reverse=reverse, verify_checksums=True)
-        else:
-            upper = stop if stop is not None else _prefix_end(prefix)
-            it = self._db.iterator(start=start or prefix, stop=upper, reverse=reverse, verify_checksums=True)
-        with it:
-            try:
-                yield from it
-            except plyvel.CorruptionError as exc:
-                raise StorageCorrupt(f"{self.path}: {exc}") from exc
+        return _scan(self._db, prefix, start, stop, reverse, self.path)
+
+    def snapshot(self) -> "Snapshot":
+        """A read-only view of the store as it is now; later writes do not show."""
+        return Snapshot(self._db.snapshot(), self.path, self.on_corrupt)
 
     def close(self) -> None:
         if not self._db.closed:
@@ -124,6 +115,49 @@ class Storage:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+class Snapshot:
+    """A LevelDB snapshot: get and scan as on Storage, checksums verified.
+    Closing the store releases it too."""
+
+    def __init__(self, snapshot, path: str, on_corrupt: Callable[[str], None]) -> None:
+        self._snapshot = snapshot
+        self._path = path
+        self._on_corrupt = on_corrupt
+
+    def get(self, key: bytes) -> bytes | None:
+        return _get(self._snapshot, key, self._path, self._on_corrupt)
+
+    def scan(self, prefix: bytes, *, start: bytes | None = None, stop: bytes | None = None,
+             reverse: bool = False) -> Iterator[tuple[bytes, bytes]]:
+        return _scan(self._snapshot, prefix, start, stop, reverse, self._path)
+
+    def close(self) -> None:
+        self._snapshot.close()
+
+
+def _get(reader, key: bytes, path: str, on_corrupt: Callable[[str], None]) -> bytes | None:
+    """A plyvel DB's or Snapshot's get, a damaged block reported as such."""
+    try:
+        return reader.get(key, verify_checksums=True)
+    except plyvel.CorruptionError as exc:
+        on_corrupt(str(exc))
+        raise StorageCorrupt(f"{path}: {exc}") from exc
+
+
+def _scan(reader, prefix: bytes, start: bytes | None, stop: bytes | None, reverse: bool,
+          path: str) -> Iterator[tuple[bytes, bytes]]:
+    if start is None and stop is None:
+        it = reader.iterator(prefix=prefix, reverse=reverse, verify_checksums=True)
+    else:
+        upper = stop if stop is not None else _prefix_end(prefix)
+        it = reader.iterator(start=start or prefix, stop=upper, reverse=reverse, verify_checksums=True)
+    with it:
+        try:
+            yield from it
+        except plyvel.CorruptionError as exc:
+            raise StorageCorrupt(f"{path}: {exc}") from exc
 
 
 def _prefix_end(prefix: bytes) -> bytes | None:

@@ -50,7 +50,7 @@ keeps a full 1,000-transaction block well inside gRPC's message limits."""
 # Contract and method names: ASCII, starting with a letter or digit, then
 # letters, digits, '_', '.', '-' (e.g. "catalog", "grant_consent"). No spaces
 # or control characters, so they are safe in logs, metrics and error messages.
-_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.\-]*")
+NAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.\-]*")
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -72,7 +72,18 @@ class Transaction:
         signature bytes under the same id. Ed25519 signatures are
         deterministic and libsodium rejects malleated ones, so re-signing the
         same content gives the same id and a replay is still caught."""
-        return hashlib.sha256(TX_ID_DOMAIN + signing_digest(self) + bytes(self.signature)).digest()
+        return tx_id_of(self.chain_id, self.sender, self.nonce, self.contract, self.method, self.payload,
+                        self.signature)
+
+
+def tx_id_of(chain_id: str, sender: bytes, nonce: int, contract: str, method: str, payload: bytes,
+             signature: bytes) -> bytes:
+    """Transaction.id from the fields, without building a Transaction: what
+    refusing a transaction under overload costs (node.service SubmitBatch)."""
+    digest = hashlib.sha256(
+        TX_DOMAIN + _lp(chain_id.encode()) + _lp(sender) + nonce.to_bytes(8, "big")
+        + _lp(contract.encode()) + _lp(method.encode()) + _lp(payload)).digest()
+    return hashlib.sha256(TX_ID_DOMAIN + digest + bytes(signature)).digest()
 
 
 def _lp(data: bytes) -> bytes:
@@ -147,7 +158,7 @@ def validate_shape(tx: Transaction) -> str | None:
     signature (verify_signature) and not whether the contract exists."""
     if not isinstance(tx.chain_id, str) or not tx.chain_id:
         return "chain_id must be a non-empty string"
-    if (problem := _text_bytes("chain_id", tx.chain_id, CHAIN_ID_BYTES_MAX)) is not None:
+    if (problem := text_problem("chain_id", tx.chain_id, CHAIN_ID_BYTES_MAX)) is not None:
         return problem
     if not isinstance(tx.sender, (bytes, bytearray)) or len(tx.sender) != SENDER_BYTES:
         return f"sender must be a {SENDER_BYTES}-byte Ed25519 public key, got {_size(tx.sender)}"
@@ -157,13 +168,8 @@ def validate_shape(tx: Transaction) -> str | None:
         ("contract", tx.contract, CONTRACT_NAME_BYTES_MAX),
         ("method", tx.method, METHOD_NAME_BYTES_MAX),
     ):
-        if not isinstance(value, str) or not value:
-            return f"{field} must be a non-empty name"
-        if (problem := _text_bytes(field, value, limit)) is not None:
+        if (problem := name_problem(field, value, limit)) is not None:
             return problem
-        if not _NAME.fullmatch(value):
-            return (f"{field} {value!r} is not a valid name: use ASCII letters, digits, "
-                    f"'_', '.' and '-', starting with a letter or digit")
     if not isinstance(tx.payload, (bytes, bytearray)):
         return "payload must be bytes"
     if len(tx.payload) > PAYLOAD_BYTES_MAX:
@@ -173,7 +179,21 @@ def validate_shape(tx: Transaction) -> str | None:
     return None
 
 
-def _text_bytes(field: str, value: str, limit: int) -> str | None:
+def name_problem(field: str, value: object, limit: int) -> str | None:
+    """None if `value` is a contract or method name of 1..limit bytes, else
+    a message naming `field`."""
+    if not isinstance(value, str) or not value:
+        return f"{field} must be a non-empty name"
+    if (problem := text_problem(field, value, limit)) is not None:
+        return problem
+    if not NAME_RE.fullmatch(value):
+        return (f"{field} {value!r} is not a valid name: use ASCII letters, digits, "
+                f"'_', '.' and '-', starting with a letter or digit")
+    return None
+
+
+def text_problem(field: str, value: str, limit: int) -> str | None:
+    """None if `value` is UTF-8 text of at most `limit` bytes, else a message naming `field`."""
     try:
         size = len(value.encode())
     except UnicodeEncodeError:  # lone surrogates: no UTF-8 encoding exists

@@ -1,7 +1,10 @@
 """Offline verification of a whole chain against its genesis keys.
 
 Independent of the node's commit path: it re-derives every header from the
-certified proposal and checks every link, Merkle root and signature.
+certified proposal and checks every hash link, Merkle root and signature, and
+that each certified link extends the one below it from the genesis: a chain
+spliced from two histories fails there even if its headers were re-derived
+(docs/design.md, "Block binding").
 """
 from __future__ import annotations
 
@@ -11,7 +14,7 @@ from dataclasses import dataclass
 from consensus.block import BlockHeader, make_header
 from consensus.certificates import valid_committed_block, valid_stable_checkpoint
 from consensus.events import StableCheckpoint
-from consensus.messages import CommittedBlock
+from consensus.messages import CommittedBlock, genesis_link, next_link
 from consensus.quorum import quorum_size
 from node.crypto import Ed25519Verifier
 from node.genesis import Genesis
@@ -30,6 +33,7 @@ def verify_chain(genesis: Genesis,
     n = len(genesis.validators)
     verifier = Ed25519Verifier([v.public_key_bytes for v in genesis.validators])
     parent: BlockHeader | None = None
+    link = genesis_link(genesis.chain_id, genesis.hash)
     checkpoints = 0
     height = 0
     for header, block, checkpoint in blocks:
@@ -38,10 +42,14 @@ def verify_chain(genesis: Genesis,
             return VerifyResult(False, height, checkpoints, f"expected height {height}, found {header.height}")
         if not valid_committed_block(block, genesis.chain_id, n, verifier):
             return VerifyResult(False, height, checkpoints, "commit certificate does not verify against genesis keys")
+        link = next_link(link, block.proposal.digest)
+        if block.certificate.link != link:
+            return VerifyResult(False, height, checkpoints, "certified link does not extend the blocks below: "
+                                "the validators signed this block on another history (a spliced chain)")
         expected = make_header(block, parent, header.state_root)
         if header != expected:
             diff = [f for f in ("chain_id", "parent_hash", "proposer", "timestamp_ms", "tx_root",
-                                "proposal_digest") if getattr(header, f) != getattr(expected, f)]
+                                "proposal_digest", "link") if getattr(header, f) != getattr(expected, f)]
             return VerifyResult(False, height, checkpoints, f"header does not match certified block: {', '.join(diff)}")
         if checkpoint is not None:
             problem = checkpoint_problem(checkpoint, header, n, verifier)

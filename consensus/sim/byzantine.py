@@ -17,8 +17,10 @@ plausible messages at plausible times) while the rewrite injects the attack:
                everything else and leaves those out
 
 With `collude`, Byzantine nodes share the equivocating primary's split and
-vote for whichever digest each correct replica was shown: with more than f of
-them this must break agreement, which proves the checker can fail.
+vote for whichever digest each correct replica was shown (a Commit echoes the
+link the target signed itself, which only the target's history determines):
+with more than f of them this must break agreement, which proves the checker
+can fail.
 """
 from __future__ import annotations
 
@@ -64,6 +66,7 @@ class Byzantine:
         self.collusion = collusion
         self.send_raw = send_raw  # send_raw(src, to, msg), bypassing the filter
         self.seen: deque = deque(maxlen=256)  # messages received, for replay
+        self.echoed: set[tuple[int, int, int]] = set()  # (view, seq, target) whose Commit we echoed
         self.active = True
         if collusion is not None:
             collusion.members.append(self)
@@ -84,6 +87,18 @@ class Byzantine:
 
     def observe(self, msg) -> None:
         self.seen.append(msg)
+        if isinstance(msg, m.Commit) and self.collusion is not None:
+            self._echo_commit(msg)
+
+    def _echo_commit(self, c: m.Commit) -> None:
+        """A target committed the digest it was shown: sign the same Commit, link included."""
+        key = (c.view, c.seq, c.replica)
+        if (self.collusion.shown.get(key) != c.digest or key in self.echoed or "silent" in self.behaviours
+                or not self.active or self.node.replica is None):
+            return
+        self.echoed.add(key)
+        echo = dataclasses.replace(c, replica=self.index)
+        self.send_raw(self.index, c.replica, _resign(echo, self.signer))
 
     # ---- censoring incoming requests --------------------------------------
 
@@ -168,21 +183,21 @@ class Byzantine:
             digest = self.collusion.shown.get((vote.view, vote.seq, d))
             if digest is None or digest == vote.digest:
                 out.append((d, vote))
-            else:
+            elif isinstance(vote, m.Prepare):
                 out.append((d, _resign(dataclasses.replace(vote, digest=digest), self.signer)))
+            # A Commit for another digest would carry the wrong link: _echo_commit sends the right one.
         return out
 
     def vote_split(self, view: int, seq: int, shown: dict[int, bytes]) -> None:
-        """Colluders immediately Prepare and Commit whatever each target saw."""
+        """Colluders immediately Prepare whatever each target saw (and Commit
+        it once the target does: _echo_commit)."""
         if "silent" in self.behaviours or not self.active or self.node.replica is None:
             return
-        primary = view % self.n
+        if self.index == view % self.n:
+            return  # the primary's PrePrepare is its prepare
         for d, digest in shown.items():
-            if d == self.index:
-                continue
-            kinds = (m.Commit,) if self.index == primary else (m.Prepare, m.Commit)
-            for kind in kinds:
-                v = kind(chain_id=self.chain_id, view=view, seq=seq, digest=digest, replica=self.index)
+            if d != self.index:
+                v = m.Prepare(chain_id=self.chain_id, view=view, seq=seq, digest=digest, replica=self.index)
                 self.send_raw(self.index, d, _resign(v, self.signer))
 
     # ---- spontaneous mischief, once per tick -----------------------------

@@ -48,8 +48,10 @@ class Checker:
         self.correct = correct
         self.registry = registry  # request id -> body, every request a client created
         self.proposal_at: dict[int, tuple[bytes, int]] = {}  # height -> (proposal digest, first node)
+        self.link_at: dict[int, tuple[bytes, int]] = {}  # height -> (certified link, first node)
+        self.genesis_link = m.genesis_link(chain_id, b"")
         self.header_at: dict[int, tuple] = {}  # height -> (header, first node)
-        self.votes: dict[tuple, bytes] = {}  # (replica, kind, view, seq) -> digest
+        self.votes: dict[tuple, tuple[bytes, bytes]] = {}  # (replica, kind, view, seq) -> (digest, Commit's link)
         self.executed: list[dict[bytes, int]] = [dict() for _ in range(n)]
         self.commits = 0
 
@@ -73,11 +75,12 @@ class Checker:
         if msg.replica != src:
             return  # relaying someone else's signed message is not a vote
         key = (src, type(msg).__name__, msg.view, msg.seq)
-        old = self.votes.setdefault(key, msg.digest)
-        if old != msg.digest:
+        signed = (msg.digest, getattr(msg, "link", b""))
+        old = self.votes.setdefault(key, signed)
+        if old != signed:
             raise SafetyViolation(
                 "equivocation", f"correct replica {src} signed {key[1]} view={msg.view} seq={msg.seq} "
-                f"for {_h(old)} and {_h(msg.digest)}")
+                f"for {_h(old[0])} (link {_h(old[1])}) and {_h(signed[0])} (link {_h(signed[1])})")
 
     # ---- S1-S6 on every commit -------------------------------------------
 
@@ -99,6 +102,16 @@ class Checker:
         if first[0] != digest:
             raise SafetyViolation(
                 "agreement", f"seq {seq}: node {first[1]} committed {_h(first[0])}, node {node} {_h(digest)}")
+        # docs/design.md, "Block binding": the certified link extends the node's own chain, and every
+        # correct node holds the same link at each height.
+        link = block.certificate.link
+        if link != m.next_link(prev_entry.header.link if prev_entry else self.genesis_link, digest):
+            raise SafetyViolation("link-chain", f"node {node} seq {seq}: certified link {_h(link)} does not "
+                                  "extend its chain")
+        lfirst = self.link_at.setdefault(seq, (link, node))
+        if lfirst[0] != link:
+            raise SafetyViolation(
+                "agreement", f"seq {seq}: node {lfirst[1]} certified link {_h(lfirst[0])}, node {node} {_h(link)}")
         done = self.executed[node]
         for r in block.proposal.requests:
             if self.registry.get(r.id) != r.body:

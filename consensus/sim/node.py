@@ -138,6 +138,7 @@ class SimNode:
             records=records,
             executed_seq=self.ledger.height,
             executed_timestamp_ms=tip.block.proposal.timestamp_ms if tip else 0,
+            executed_link=tip.header.link if tip else b"",
             executed_hashes={e.header.height: e.header.hash for e in self.ledger.entries[-1024:]},
         )
 
@@ -215,8 +216,16 @@ class SimNode:
             self.step(e)
 
     def _handle(self, ready) -> list:
+        if ready.diverged:
+            # node/chain.py fail-stops here. With at most f faulty replicas a
+            # correct one never holds another history than 2f+1 signed.
+            if self.checker.correct[self.index]:
+                raise SafetyViolation("diverged", f"correct node {self.index}: {ready.diverged}")
+            self.crash()
+            return []
         if ready.persist or ready.sync:
             self.storage.write(ready.persist, ready.sync)
+            self.ledger.keep_checkpoints(ready.persist)
             if ready.sync and self.learning is None:  # a learner's writes promise nothing: no vote leaves
                 self._promise(ready.persist)
         for s in ready.messages:
@@ -228,17 +237,19 @@ class SimNode:
                 executed.append(ev.BlockExecuted(seq=block.seq, block_hash=entry.header.hash))
         for sb in ready.serve:
             blocks = self.ledger.blocks(sb.from_seq, sb.to_seq)
+            proofs = self.ledger.checkpoints
             if self.serve_bytes_max:
                 size, count = 0, 0
                 for block in blocks:
-                    size += wire_bytes(block)
+                    size += wire_bytes(block) + wire_bytes(proofs.get(block.seq))
                     if count and size > self.serve_bytes_max:
                         break
                     count += 1
                 blocks = blocks[:count]
             if blocks:
                 self.emit(sb.to, m.BlocksReply(
-                    chain_id=self.config.chain_id, blocks=blocks, replica=self.index))
+                    chain_id=self.config.chain_id, blocks=blocks,
+                    checkpoints=tuple(proofs[b.seq] for b in blocks if b.seq in proofs), replica=self.index))
         for reason in ready.dropped:
             self.dropped[reason] = self.dropped.get(reason, 0) + 1
         return executed

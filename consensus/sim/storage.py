@@ -168,6 +168,7 @@ class Ledger:
     def __init__(self) -> None:
         self.entries: list[LedgerEntry] = []
         self.executed_ids: dict[bytes, int] = {}  # request id -> height that executed it
+        self.checkpoints: dict[int, m.StableCheckpoint] = {}  # seq -> proof, as node/ledger.py keeps C<seq>
 
     @property
     def height(self) -> int:
@@ -196,3 +197,9 @@ class Ledger:
     def blocks(self, from_seq: int, to_seq: int) -> tuple[m.CommittedBlock, ...]:
         lo, hi = max(from_seq, 1), min(to_seq, self.height)
         return tuple(self.entries[s - 1].block for s in range(lo, hi + 1))
+
+    def keep_checkpoints(self, writes) -> None:
+        """Every stable-checkpoint proof the replica writes, by seq (served with the blocks)."""
+        for w in writes:
+            if w.key[0] == "checkpoint" and w.value is not None:
+                self.checkpoints[w.value.seq] = w.value

@@ -1,38 +1,114 @@
-"""Built-in contracts and the registry helper each chain uses to build its
-ContractRegistry from names in its config.
+"""The contracts this node can run, and the registry each chain builds from
+its genesis (docs/design.md, "Contracts").
 
-A new contract (catalog, item, authn, authz, cert) is a module with a class
-that has a `name` and an `execute(ctx, tx)` (node.execution.Contract; most
-subclass node.contracts.base.MethodContract). It plugs in by adding one line
-to BUILTIN below, or without touching this package by naming it in the chain
-config as "package.module:Class". The core (node.execution) never changes.
+Every module of this package but `base` is one contract at one version:
+
+    NAME = "kv"                   # what transactions and genesis call it
+    VERSION = 1                   # bumped for any change in behaviour
+    class KvContract(MethodContract):
+        name, version = NAME, VERSION
+        @method(role=ANYONE)
+        def put(self, ctx, args): ...
+        @query
+        def get(self, ctx, args): ...
+    CONTRACT = KvContract
+
+A chain runs exactly the (name, version) pairs its genesis lists, so the
+genesis hash pins the code every validator runs; a node that lacks one
+does not start. A new contract is a new module here, named in a genesis;
+a new version of one is a new module too (e.g. kv_v2.py), so that nodes
+keep replaying the blocks of chains pinned to the old one.
 """
 from __future__ import annotations
 
+import functools
 import importlib
-from typing import Iterable
+import pkgutil
+from collections.abc import Iterable
 
-from node.execution import Contract, ContractRegistry
+from node.execution import ContractRegistry
 
-BUILTIN: dict[str, str] = {
-    "kv": "node.contracts.kv:KvContract",
+NOT_CONTRACTS = ("base",)
+
+OPEN_CONTRACTS = (("kv", 1),)
+PLATFORM_CONTRACTS: dict[str, tuple[tuple[str, int], ...]] = {
+    # The five sub-chains name no contract until theirs exist: a chain without
+    # contracts refuses every transaction, where the open kv store would let
+    # anyone overwrite anything (docs/design.md, "Contracts").
+    "catalog": (), "item": (), "authn": (), "authz": (), "cert": (),
+    "demo": OPEN_CONTRACTS,  # load tests and the demo: the open key-value store, on purpose
 }
 
 
-def load_contract(spec: str) -> Contract:
-    """A contract instance from a built-in name ("kv") or "module:Class"."""
-    target = BUILTIN.get(spec, spec)
-    module_name, sep, attr = target.partition(":")
-    if not sep or not module_name or not attr:
-        raise ValueError(f"unknown contract {spec!r}: not built in ({', '.join(sorted(BUILTIN))}) "
-                         "and not of the form 'module:Class'")
-    factory = getattr(importlib.import_module(module_name), attr)
-    contract = factory()
-    if not isinstance(getattr(contract, "name", None), str) or not callable(getattr(contract, "execute", None)):
-        raise TypeError(f"{target} is not a contract (needs .name and .execute(ctx, tx))")
-    return contract
+def platform_contracts(chain_id: str) -> tuple[tuple[str, int], ...]:
+    """What the genesis files the tools write (node/localnet.py,
+    deploy/compose/init.py) name for `chain_id`. A chain the platform does
+    not define is a test chain, and runs the open kv store like demo."""
+    return PLATFORM_CONTRACTS.get(chain_id, OPEN_CONTRACTS)
 
 
-def registry_for(specs: Iterable[str]) -> ContractRegistry:
-    """The registry of one chain: load every named contract, in config order."""
-    return ContractRegistry(load_contract(spec) for spec in specs)
+class MissingContracts(ValueError):
+    """A genesis names a contract or version this node does not have."""
+
+
+def _label(name: str, version: int) -> str:
+    return f"{name} version {version}"
+
+
+@functools.cache
+def available() -> dict[tuple[str, int], type]:
+    """Every contract in this package: (NAME, VERSION) -> its class, in order."""
+    found: dict[tuple[str, int], type] = {}
+    for info in sorted(pkgutil.iter_modules(__path__), key=lambda i: i.name):
+        if info.name in NOT_CONTRACTS or info.name.startswith("_"):
+            continue
+        module = importlib.import_module(f"{__name__}.{info.name}")
+        name, version, cls = (getattr(module, attr, None) for attr in ("NAME", "VERSION", "CONTRACT"))
+        where = f"{module.__name__}"
+        if not isinstance(name, str) or isinstance(version, bool) or not isinstance(version, int) or cls is None:
+            raise TypeError(f"{where}: a contract module defines NAME (str), VERSION (int) and CONTRACT (its class)")
+        if (getattr(cls, "name", None), getattr(cls, "version", None)) != (name, version):
+            raise TypeError(f"{where}: CONTRACT {cls.__name__} says {getattr(cls, 'name', None)!r} version "
+                            f"{getattr(cls, 'version', None)!r}, the module {name!r} version {version}")
+        if (name, version) in found:
+            raise TypeError(f"{where}: {_label(name, version)} is defined twice")
+        found[(name, version)] = cls
+    return found
+
+
+def registry_for(chain_id: str, contracts: Iterable[tuple[str, int]]) -> ContractRegistry:
+    """The registry of one chain: one instance of each (name, version) its
+    genesis names. MissingContracts names each one this node lacks, and
+    what it has."""
+    wanted = list(contracts)
+    have = available()
+    missing = [pair for pair in wanted if pair not in have]
+    if missing:
+        raise MissingContracts(
+            f"chain {chain_id}: genesis names {', '.join(_label(*pair) for pair in missing)}, which this node "
+            f"does not have (it has {', '.join(_label(*pair) for pair in have) or 'no contracts'}); "
+            f"run a govchain release that includes {'them' if len(missing) > 1 else 'it'}")
+    return ContractRegistry(have[pair]() for pair in wanted)
+
+
+def describe(registry: ContractRegistry) -> str:
+    """'kv 1, authz 2': the name and version of each contract, for messages."""
+    return ", ".join(f"{name} {getattr(registry.get(name), 'version', '?')}" for name in registry.names()) or "none"
+
+
+def not_runnable(registry: ContractRegistry, chain_id: str, contract: str, method: str, *,
+                 read: bool) -> str | None:
+    """Why `contract`.`method` cannot run on this chain, or None: an unknown
+    contract, or a write method (read=False) or query (read=True) the
+    contract does not declare."""
+    target = registry.get(contract)
+    if target is None:
+        return f"chain {chain_id} runs no contract {contract!r}; it runs: {describe(registry)}"
+    kind, declared = ("query", "queries") if read else ("method", "methods")
+    names = getattr(target, declared, None)
+    if names is None and not read:
+        return None  # a contract that declares no methods dispatches (and refuses) them itself
+    if method not in (names or ()):
+        return (f"contract {contract} has no {kind} {method!r}; its {declared}: "
+                f"{', '.join(sorted(names or ())) or 'none'}")
+    return None

@@ -1,4 +1,5 @@
-"""Helpers for contracts that dispatch on tx.method with a JSON payload.
+"""The base of contracts whose methods take a JSON object, and the bounded
+JSON decoding they share (docs/design.md, "Contracts").
 
 Payload decoding is bounded explicitly, before decoding, so that whether a
 transaction runs depends on its bytes alone and never on the interpreter
@@ -26,17 +27,23 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Mapping
 from itertools import accumulate
-from typing import Any, Callable, NoReturn
+from types import MappingProxyType
+from typing import TYPE_CHECKING, Any, Callable, ClassVar, NoReturn
 
 from node.execution import OK, ContractError, TxContext
-from node.tx import PAYLOAD_BYTES_MAX
+from node.tx import NAME_RE, PAYLOAD_BYTES_MAX
+
+if TYPE_CHECKING:
+    from node.query import QueryContext
 
 PAYLOAD_DEPTH_MAX = 64
 PAYLOAD_CONTAINERS_MAX = 4096
 INT_DIGITS_MAX = 20
 
-Handler = Callable[[TxContext, dict], "bytes | None"]
+Handler = Callable[[Any, TxContext, dict], "bytes | None"]
+QueryHandler = Callable[[Any, "QueryContext", dict], Any]
 
 # A string literal, or an unterminated one up to the end: every '"' outside a
 # string starts exactly one match, so the scan is linear on any input.
@@ -47,49 +54,56 @@ _NOT_BRACKET = bytes(b for b in range(256) if b not in b"[]{}")
 _DEPTH_STEP = tuple(1 if b in b"[{" else -1 if b in b"]}" else 0 for b in range(256))
 
 
-def _check_bounds(payload: bytes) -> None:
+def _check_bounds(payload: bytes, what: str) -> None:
     if len(payload) > PAYLOAD_BYTES_MAX:
-        raise ContractError(f"payload is {len(payload)} bytes, more than the {PAYLOAD_BYTES_MAX} allowed "
+        raise ContractError(f"{what} is {len(payload)} bytes, more than the {PAYLOAD_BYTES_MAX} allowed "
                             "(PAYLOAD_BYTES_MAX)")
     outside = _STRING.sub(b'""', payload)  # a placeholder keeps the tokens around a string apart
     digits = outside.translate(_DIGITS)
     if (start := digits.find(_TOO_MANY_DIGITS)) >= 0:
         end = digits.find(b" ", start)
-        raise ContractError(f"payload has a {(end if end >= 0 else len(digits)) - start}-digit number, more than "
+        raise ContractError(f"{what} has a {(end if end >= 0 else len(digits)) - start}-digit number, more than "
                             f"the {INT_DIGITS_MAX} digits allowed (INT_DIGITS_MAX); send larger numbers as strings")
     brackets = outside.translate(None, _NOT_BRACKET)
     if len(brackets) > 2 * PAYLOAD_CONTAINERS_MAX:
-        raise ContractError(f"payload has {len(brackets)} brackets: more than the {PAYLOAD_CONTAINERS_MAX} "
+        raise ContractError(f"{what} has {len(brackets)} brackets: more than the {PAYLOAD_CONTAINERS_MAX} "
                             "arrays/objects allowed (PAYLOAD_CONTAINERS_MAX)")
     depth = max(accumulate(map(_DEPTH_STEP.__getitem__, brackets), initial=0))
     if depth > PAYLOAD_DEPTH_MAX:
-        raise ContractError(f"payload nests arrays/objects {depth} deep, more than the {PAYLOAD_DEPTH_MAX} "
+        raise ContractError(f"{what} nests arrays/objects {depth} deep, more than the {PAYLOAD_DEPTH_MAX} "
                             "allowed (PAYLOAD_DEPTH_MAX)")
 
 
+class _Refused(Exception):
+    """Raised inside the decoder; parse_json_object says whose value it was."""
+
+
 def _no_float(text: str) -> NoReturn:
-    raise ContractError(f"payload has a non-integer number {text[:24]!r}: fractions and exponents are "
-                        "refused; send decimals as strings")
+    raise _Refused(f"has a non-integer number {text[:24]!r}: fractions and exponents are "
+                   "refused; send decimals as strings")
 
 
 def _no_constant(text: str) -> NoReturn:
-    raise ContractError(f"payload has {text}, which is not JSON")
+    raise _Refused(f"has {text}, which is not JSON")
 
 
 _DECODER = json.JSONDecoder(parse_float=_no_float, parse_constant=_no_constant)
 
 
-def parse_json_object(payload: bytes) -> dict[str, Any]:
-    """The payload as a JSON object, within the bounds above. Raises
-    ContractError (and nothing else) for anything else."""
-    _check_bounds(payload)
+def parse_json_object(payload: bytes, what: str = "payload") -> dict[str, Any]:
+    """The payload (or a query's args: `what`) as a JSON object, within the
+    bounds above. Raises ContractError (and nothing else) for anything else."""
+    _check_bounds(payload, what)
     try:
         value = _DECODER.decode(payload.decode("utf-8"))
+    except _Refused as exc:
+        raise ContractError(f"{what} {exc}") from None
     except (UnicodeDecodeError, ValueError) as exc:
-        raise ContractError(f"payload is not JSON: {exc}") from None
+        raise ContractError(f"{what} is not JSON: {exc}") from None
     if not isinstance(value, dict):
-        raise ContractError("payload must be a JSON object")
+        raise ContractError(f"{what} must be a JSON object")
     return value
+
 
 
 def require_str(args: dict, field: str, *, allow_none: bool = False, allow_empty: bool = False) -> str | None:
@@ -103,20 +117,90 @@ def require_str(args: dict, field: str, *, allow_none: bool = False, allow_empty
     return value
 
 
-class MethodContract:
-    """Subclasses set `name` and `methods` (method name -> handler name).
+def require_int(args: dict, field: str, *, low: int, high: int, default: int | None = None) -> int:
+    value = args.get(field, default)
+    if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
+        raise ContractError(f"field {field!r} must be an integer from {low} to {high}")
+    return value
 
-    A handler takes (ctx, args) with args the parsed JSON object, raises
-    ContractError to fail, and returns the output bytes (or None).
+
+def canonical_json(value: Any) -> bytes:
+    """One byte string per JSON value: sorted keys, no whitespace, UTF-8."""
+    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False,
+                      allow_nan=False).encode()
+
+
+# ---- declaring methods ---------------------------------------------------------
+
+ANYONE = "anyone"
+"""The role of a method any key may call whose signature verifies. Only the
+open demo contract (kv) uses it."""
+
+_ROLE = "_govchain_role"
+_QUERY = "_govchain_query"
+
+
+def method(*, role: str) -> Callable[[Handler], Handler]:
+    """Marks a write method: a handler (self, TxContext, args) -> output bytes
+    or None, called for transactions whose `method` is the handler's name.
+    Every write method names the role its sender needs (docs/design.md,
+    "Contracts"); there is no default, so none can be forgotten."""
+    if not isinstance(role, str) or not NAME_RE.fullmatch(role):
+        raise TypeError(f"role must be a name such as {ANYONE!r} (got {role!r})")
+
+    def mark(handler: Handler) -> Handler:
+        setattr(handler, _ROLE, role)
+        return handler
+    return mark
+
+
+def query(handler: QueryHandler) -> QueryHandler:
+    """Marks a read method: a handler (self, QueryContext, args) -> a JSON
+    value, run by the Query RPC against committed state. It gets no way to
+    write and no clock, so it is deterministic."""
+    setattr(handler, _QUERY, True)
+    return handler
+
+
+class MethodContract:
+    """A contract whose methods take one JSON object (node.execution.Contract).
+
+    Subclasses set `name` and `version` and mark handlers with
+    @method(role=...) and @query; `methods` (write method -> role) and
+    `queries` are collected from those marks when the class is defined.
     """
 
-    name: str = ""
-    methods: dict[str, str] = {}
+    name: ClassVar[str] = ""
+    version: ClassVar[int] = 0
+    methods: ClassVar[Mapping[str, str]] = MappingProxyType({})
+    queries: ClassVar[frozenset[str]] = frozenset()
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        methods: dict[str, str] = {}
+        queries: set[str] = set()
+        for klass in reversed(cls.__mro__):  # a subclass may override or unmark a handler
+            for attr, value in vars(klass).items():
+                methods.pop(attr, None)
+                queries.discard(attr)
+                if hasattr(value, _ROLE):
+                    methods[attr] = getattr(value, _ROLE)
+                if getattr(value, _QUERY, False):
+                    queries.add(attr)
+        if both := sorted(queries & methods.keys()):
+            raise TypeError(f"{cls.__name__}: {', '.join(both)} marked both @method and @query")
+        cls.methods = MappingProxyType(dict(sorted(methods.items())))
+        cls.queries = frozenset(queries)
 
     def execute(self, ctx: TxContext, tx) -> tuple[str, str, bytes]:
-        handler_name = self.methods.get(tx.method)
-        if handler_name is None:
+        if tx.method not in self.methods:
             raise ContractError(f"contract {self.name!r} has no method {tx.method!r}")
-        handler: Handler = getattr(self, handler_name)
-        output = handler(ctx, parse_json_object(tx.payload))
+        output = getattr(self, tx.method)(ctx, parse_json_object(tx.payload))
         return OK, "", output or b""
+
+    def query(self, ctx: "QueryContext", method_name: str, args: bytes) -> bytes:
+        """The canonical JSON answer of one read method. ContractError for an
+        unknown method or bad args."""
+        if method_name not in self.queries:
+            raise ContractError(f"contract {self.name!r} has no query {method_name!r}")
+        return canonical_json(getattr(self, method_name)(ctx, parse_json_object(args, "args")))

@@ -140,6 +140,26 @@ class TransactionResponse(_message.Message):
     receipt: Receipt
     def __init__(self, tx: _Optional[_Union[Transaction, _Mapping]] = ..., receipt: _Optional[_Union[Receipt, _Mapping]] = ...) -> None: ...
 
+class QueryRequest(_message.Message):
+    __slots__ = ("chain_id", "contract", "method", "args")
+    CHAIN_ID_FIELD_NUMBER: _ClassVar[int]
+    CONTRACT_FIELD_NUMBER: _ClassVar[int]
+    METHOD_FIELD_NUMBER: _ClassVar[int]
+    ARGS_FIELD_NUMBER: _ClassVar[int]
+    chain_id: str
+    contract: str
+    method: str
+    args: bytes
+    def __init__(self, chain_id: _Optional[str] = ..., contract: _Optional[str] = ..., method: _Optional[str] = ..., args: _Optional[bytes] = ...) -> None: ...
+
+class QueryResponse(_message.Message):
+    __slots__ = ("result", "height")
+    RESULT_FIELD_NUMBER: _ClassVar[int]
+    HEIGHT_FIELD_NUMBER: _ClassVar[int]
+    result: bytes
+    height: int
+    def __init__(self, result: _Optional[bytes] = ..., height: _Optional[int] = ...) -> None: ...
+
 class QueryStateRequest(_message.Message):
     __slots__ = ("chain_id", "contract", "key")
     CHAIN_ID_FIELD_NUMBER: _ClassVar[int]

@@ -60,6 +60,11 @@ class ClientStub:
                 request_serializer=govchain_dot_v1_dot_client__pb2.GetTransactionRequest.SerializeToString,
                 response_deserializer=govchain_dot_v1_dot_client__pb2.TransactionResponse.FromString,
                 _registered_method=True)
+        self.Query = channel.unary_unary(
+                '/govchain.v1.Client/Query',
+                request_serializer=govchain_dot_v1_dot_client__pb2.QueryRequest.SerializeToString,
+                response_deserializer=govchain_dot_v1_dot_client__pb2.QueryResponse.FromString,
+                _registered_method=True)
         self.QueryState = channel.unary_unary(
                 '/govchain.v1.Client/QueryState',
                 request_serializer=govchain_dot_v1_dot_client__pb2.QueryStateRequest.SerializeToString,
@@ -85,7 +90,7 @@ class ClientServicer:
         """Admit one transaction into the mempool; with wait_commit, answer only
         once it committed (or timeout_ms passed). A refusal is the RPC's status
         (INVALID_ARGUMENT, UNAUTHENTICATED, ALREADY_EXISTS, FAILED_PRECONDITION,
-        RESOURCE_EXHAUSTED, UNAVAILABLE).
+        NOT_FOUND, RESOURCE_EXHAUSTED, UNAVAILABLE).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -130,8 +135,23 @@ class ClientServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def Query(self, request, context):
+        """One read method (query) of one of the chain's contracts, run against
+        the chain's state at its durable height, e.g. kv "get" {"key": "a"}.
+        Deterministic: every correct node at the same height gives the same
+        result. FAILED_PRECONDITION for a chain this node does not serve,
+        NOT_FOUND for a contract or query the chain does not run,
+        INVALID_ARGUMENT for malformed names or args, RESOURCE_EXHAUSTED for an
+        answer over 1 MiB, DATA_LOSS if the node's store is damaged.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
     def QueryState(self, request, context):
-        """One key of one contract's committed state; found = false if absent.
+        """One raw key of one contract's committed state at the durable height;
+        found = false if absent. For debugging: applications use Query, which
+        goes through the contract's own read methods.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -180,6 +200,11 @@ def add_ClientServicer_to_server(servicer, server):
                     servicer.GetTransaction,
                     request_deserializer=govchain_dot_v1_dot_client__pb2.GetTransactionRequest.FromString,
                     response_serializer=govchain_dot_v1_dot_client__pb2.TransactionResponse.SerializeToString,
+            ),
+            'Query': grpc.unary_unary_rpc_method_handler(
+                    servicer.Query,
+                    request_deserializer=govchain_dot_v1_dot_client__pb2.QueryRequest.FromString,
+                    response_serializer=govchain_dot_v1_dot_client__pb2.QueryResponse.SerializeToString,
             ),
             'QueryState': grpc.unary_unary_rpc_method_handler(
                     servicer.QueryState,
@@ -333,6 +358,33 @@ class Client:
             '/govchain.v1.Client/GetTransaction',
             govchain_dot_v1_dot_client__pb2.GetTransactionRequest.SerializeToString,
             govchain_dot_v1_dot_client__pb2.TransactionResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def Query(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/govchain.v1.Client/Query',
+            govchain_dot_v1_dot_client__pb2.QueryRequest.SerializeToString,
+            govchain_dot_v1_dot_client__pb2.QueryResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -63,20 +63,22 @@ class Prepare(_message.Message):
     def __init__(self, chain_id: _Optional[str] = ..., view: _Optional[int] = ..., seq: _Optional[int] = ..., digest: _Optional[bytes] = ..., replica: _Optional[int] = ..., signature: _Optional[bytes] = ...) -> None: ...
 
 class Commit(_message.Message):
-    __slots__ = ("chain_id", "view", "seq", "digest", "replica", "signature")
+    __slots__ = ("chain_id", "view", "seq", "digest", "replica", "signature", "link")
     CHAIN_ID_FIELD_NUMBER: _ClassVar[int]
     VIEW_FIELD_NUMBER: _ClassVar[int]
     SEQ_FIELD_NUMBER: _ClassVar[int]
     DIGEST_FIELD_NUMBER: _ClassVar[int]
     REPLICA_FIELD_NUMBER: _ClassVar[int]
     SIGNATURE_FIELD_NUMBER: _ClassVar[int]
+    LINK_FIELD_NUMBER: _ClassVar[int]
     chain_id: str
     view: int
     seq: int
     digest: bytes
     replica: int
     signature: bytes
-    def __init__(self, chain_id: _Optional[str] = ..., view: _Optional[int] = ..., seq: _Optional[int] = ..., digest: _Optional[bytes] = ..., replica: _Optional[int] = ..., signature: _Optional[bytes] = ...) -> None: ...
+    link: bytes
+    def __init__(self, chain_id: _Optional[str] = ..., view: _Optional[int] = ..., seq: _Optional[int] = ..., digest: _Optional[bytes] = ..., replica: _Optional[int] = ..., signature: _Optional[bytes] = ..., link: _Optional[bytes] = ...) -> None: ...
 
 class Checkpoint(_message.Message):
     __slots__ = ("chain_id", "seq", "digest", "replica", "signature")
@@ -101,18 +103,20 @@ class PreparedCertificate(_message.Message):
     def __init__(self, pre_prepare: _Optional[_Union[PrePrepare, _Mapping]] = ..., prepares: _Optional[_Iterable[_Union[Prepare, _Mapping]]] = ...) -> None: ...
 
 class CommitCertificate(_message.Message):
-    __slots__ = ("chain_id", "view", "seq", "digest", "commits")
+    __slots__ = ("chain_id", "view", "seq", "digest", "commits", "link")
     CHAIN_ID_FIELD_NUMBER: _ClassVar[int]
     VIEW_FIELD_NUMBER: _ClassVar[int]
     SEQ_FIELD_NUMBER: _ClassVar[int]
     DIGEST_FIELD_NUMBER: _ClassVar[int]
     COMMITS_FIELD_NUMBER: _ClassVar[int]
+    LINK_FIELD_NUMBER: _ClassVar[int]
     chain_id: str
     view: int
     seq: int
     digest: bytes
     commits: _containers.RepeatedCompositeFieldContainer[Commit]
-    def __init__(self, chain_id: _Optional[str] = ..., view: _Optional[int] = ..., seq: _Optional[int] = ..., digest: _Optional[bytes] = ..., commits: _Optional[_Iterable[_Union[Commit, _Mapping]]] = ...) -> None: ...
+    link: bytes
+    def __init__(self, chain_id: _Optional[str] = ..., view: _Optional[int] = ..., seq: _Optional[int] = ..., digest: _Optional[bytes] = ..., commits: _Optional[_Iterable[_Union[Commit, _Mapping]]] = ..., link: _Optional[bytes] = ...) -> None: ...
 
 class CommittedBlock(_message.Message):
     __slots__ = ("proposal", "certificate")
@@ -197,16 +201,18 @@ class FetchBlocks(_message.Message):
     def __init__(self, chain_id: _Optional[str] = ..., from_seq: _Optional[int] = ..., to_seq: _Optional[int] = ..., replica: _Optional[int] = ..., signature: _Optional[bytes] = ...) -> None: ...
 
 class BlocksReply(_message.Message):
-    __slots__ = ("chain_id", "blocks", "replica", "signature")
+    __slots__ = ("chain_id", "blocks", "replica", "signature", "checkpoints")
     CHAIN_ID_FIELD_NUMBER: _ClassVar[int]
     BLOCKS_FIELD_NUMBER: _ClassVar[int]
     REPLICA_FIELD_NUMBER: _ClassVar[int]
     SIGNATURE_FIELD_NUMBER: _ClassVar[int]
+    CHECKPOINTS_FIELD_NUMBER: _ClassVar[int]
     chain_id: str
     blocks: _containers.RepeatedCompositeFieldContainer[CommittedBlock]
     replica: int
     signature: bytes
-    def __init__(self, chain_id: _Optional[str] = ..., blocks: _Optional[_Iterable[_Union[CommittedBlock, _Mapping]]] = ..., replica: _Optional[int] = ..., signature: _Optional[bytes] = ...) -> None: ...
+    checkpoints: _containers.RepeatedCompositeFieldContainer[StableCheckpoint]
+    def __init__(self, chain_id: _Optional[str] = ..., blocks: _Optional[_Iterable[_Union[CommittedBlock, _Mapping]]] = ..., replica: _Optional[int] = ..., signature: _Optional[bytes] = ..., checkpoints: _Optional[_Iterable[_Union[StableCheckpoint, _Mapping]]] = ...) -> None: ...
 
 class FetchProposal(_message.Message):
     __slots__ = ("chain_id", "seq", "digest", "replica", "signature")
@@ -283,7 +289,7 @@ class StableCheckpoint(_message.Message):
     def __init__(self, seq: _Optional[int] = ..., digest: _Optional[bytes] = ..., proof: _Optional[_Iterable[_Union[Checkpoint, _Mapping]]] = ...) -> None: ...
 
 class BlockHeader(_message.Message):
-    __slots__ = ("chain_id", "height", "parent_hash", "proposer", "timestamp_ms", "tx_root", "state_root", "proposal_digest")
+    __slots__ = ("chain_id", "height", "parent_hash", "proposer", "timestamp_ms", "tx_root", "state_root", "proposal_digest", "link")
     CHAIN_ID_FIELD_NUMBER: _ClassVar[int]
     HEIGHT_FIELD_NUMBER: _ClassVar[int]
     PARENT_HASH_FIELD_NUMBER: _ClassVar[int]
@@ -292,6 +298,7 @@ class BlockHeader(_message.Message):
     TX_ROOT_FIELD_NUMBER: _ClassVar[int]
     STATE_ROOT_FIELD_NUMBER: _ClassVar[int]
     PROPOSAL_DIGEST_FIELD_NUMBER: _ClassVar[int]
+    LINK_FIELD_NUMBER: _ClassVar[int]
     chain_id: str
     height: int
     parent_hash: bytes
@@ -300,4 +307,5 @@ class BlockHeader(_message.Message):
     tx_root: bytes
     state_root: bytes
     proposal_digest: bytes
-    def __init__(self, chain_id: _Optional[str] = ..., height: _Optional[int] = ..., parent_hash: _Optional[bytes] = ..., proposer: _Optional[int] = ..., timestamp_ms: _Optional[int] = ..., tx_root: _Optional[bytes] = ..., state_root: _Optional[bytes] = ..., proposal_digest: _Optional[bytes] = ...) -> None: ...
+    link: bytes
+    def __init__(self, chain_id: _Optional[str] = ..., height: _Optional[int] = ..., parent_hash: _Optional[bytes] = ..., proposer: _Optional[int] = ..., timestamp_ms: _Optional[int] = ..., tx_root: _Optional[bytes] = ..., state_root: _Optional[bytes] = ..., proposal_digest: _Optional[bytes] = ..., link: _Optional[bytes] = ...) -> None: ...

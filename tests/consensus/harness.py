@@ -49,6 +49,9 @@ class Cluster:
         self.ledgers: list[list[m.CommittedBlock]] = [[] for _ in range(n)]
         self.headers: list[list] = [[] for _ in range(n)]
         self.durable: list[dict] = [{} for _ in range(n)]
+        # seq -> stable-checkpoint proof, as the node's ledger keeps them (C<seq>)
+        self.proofs: list[dict[int, m.StableCheckpoint]] = [{} for _ in range(n)]
+        self.diverged: dict[int, str] = {}  # replica -> the reason it stopped
         self.queue: deque[tuple[int, int, m.Message]] = deque()  # (from, to, msg)
         self.down: set[int] = set()
         self.drop = lambda frm, to, msg: False
@@ -61,11 +64,18 @@ class Cluster:
         return Replica(cfg, KeyedHashSigner(i), KeyedHashVerifier(), is_committed=is_committed, restored=restored)
 
     def handle(self, i: int, ready: ev.Ready) -> None:
+        if ready.diverged:  # the node's shell fail-stops: nothing of this Ready is persisted or sent
+            self.diverged[i] = ready.diverged
+            self.down.add(i)
+            self.replicas[i].advance(ready)
+            return
         for w in ready.persist:
             if w.value is None:
                 self.durable[i].pop(w.key, None)
             else:
                 self.durable[i][w.key] = w.value
+            if w.key[0] == "checkpoint" and w.value is not None:
+                self.proofs[i][w.value.seq] = w.value
         for send in ready.messages:
             self.sent.append((i, send.message))
             targets = [send.to] if send.to is not None else [j for j in range(self.n) if j != i]
@@ -81,7 +91,8 @@ class Cluster:
             executed.append(ev.BlockExecuted(seq=block.seq, block_hash=header.hash))
         for s in ready.serve:
             blocks = tuple(b for b in self.ledgers[i] if s.from_seq <= b.seq <= s.to_seq)
-            reply = m.BlocksReply(chain_id=CHAIN, blocks=blocks, replica=i)
+            proofs = tuple(self.proofs[i][b.seq] for b in blocks if b.seq in self.proofs[i])
+            reply = m.BlocksReply(chain_id=CHAIN, blocks=blocks, checkpoints=proofs, replica=i)
             self.sent.append((i, reply))  # sent by the shell on the replica's behalf
             self.queue.append((i, s.to, reply))
         self.replicas[i].advance(ready)
@@ -124,6 +135,7 @@ class Cluster:
             records=dict(self.durable[i]),
             executed_seq=tip.seq if tip else 0,
             executed_timestamp_ms=tip.proposal.timestamp_ms if tip else 0,
+            executed_link=tip.certificate.link if tip else b"",
             executed_hashes={h.height: h.hash for h in self.headers[i]},
         )
         self.replicas[i] = self._make(i, restored)

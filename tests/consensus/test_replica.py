@@ -60,9 +60,19 @@ def pre_prepare(seq: int, reqs=(), *, view: int = 0, n: int = 4, sender: int | N
                              proposal=p, replica=sender))
 
 
-def vote(kind, pp: m.PrePrepare, replica: int, digest: bytes | None = None):
-    return sign(kind(chain_id=CHAIN, view=pp.view, seq=pp.seq, digest=pp.digest if digest is None else digest,
-                     replica=replica))
+def link_over(*digests: bytes) -> bytes:
+    """link(k) over the digests of seqs 1..k (docs/design.md, "Block binding")."""
+    link = m.genesis_link(CHAIN, b"")
+    for digest in digests:
+        link = m.next_link(link, digest)
+    return link
+
+
+def vote(kind, pp: m.PrePrepare, replica: int, digest: bytes | None = None, *, below=()):
+    """A Prepare or Commit for pp; a Commit's link covers `below`, the digests of seqs 1..seq-1."""
+    digest = pp.digest if digest is None else digest
+    link = {"link": link_over(*below, digest)} if kind is m.Commit else {}
+    return sign(kind(chain_id=CHAIN, view=pp.view, seq=pp.seq, digest=digest, replica=replica, **link))
 
 
 def step(rep: Replica, event: ev.Event) -> ev.Ready:
@@ -105,11 +115,24 @@ def new_view(view: int, vcs, *, n: int = 4, pre_prepares=None) -> m.NewView:
                           replica=primary))
 
 
-def committed_block(seq: int, reqs=(), *, view: int = 0, signers=(0, 1, 2), n: int = 4) -> m.CommittedBlock:
-    p = proposal(seq, reqs, proposer=view % n)
-    commits = tuple(sign(m.Commit(chain_id=CHAIN, view=view, seq=seq, digest=p.digest, replica=r)) for r in signers)
-    cert = m.CommitCertificate(chain_id=CHAIN, view=view, seq=seq, digest=p.digest, commits=commits)
+def committed_block(seq: int, reqs=(), *, view: int = 0, signers=(0, 1, 2), n: int = 4, below=(),
+                    ts: int = 0) -> m.CommittedBlock:
+    """Block seq certified by `signers`; its link covers `below`, the digests of seqs 1..seq-1."""
+    p = proposal(seq, reqs, proposer=view % n, ts=ts)
+    link = link_over(*below, p.digest)
+    commits = tuple(sign(m.Commit(chain_id=CHAIN, view=view, seq=seq, digest=p.digest, link=link, replica=r))
+                    for r in signers)
+    cert = m.CommitCertificate(chain_id=CHAIN, view=view, seq=seq, digest=p.digest, link=link, commits=commits)
     return m.CommittedBlock(proposal=p, certificate=cert)
+
+
+def committed_chain(*reqs, first: int = 1, below=(), **kw) -> list[m.CommittedBlock]:
+    """Consecutive certified blocks from seq `first`, one per entry of `reqs`."""
+    blocks, below = [], list(below)
+    for seq, r in enumerate(reqs, first):
+        blocks.append(committed_block(seq, r, below=below, **kw))
+        below.append(blocks[-1].proposal.digest)
+    return blocks
 
 
 def accepted_backup(seq_reqs: dict[int, tuple] | None = None, me: int = 1, n: int = 4, **params):
@@ -125,13 +148,14 @@ def accepted_backup(seq_reqs: dict[int, tuple] | None = None, me: int = 1, n: in
 
 def assert_no_equivocation(sent_msgs) -> None:
     """TESTING.md S8: a replica never signs two votes for one (view, seq, phase)."""
-    seen: dict[tuple, bytes] = {}
+    seen: dict[tuple, tuple[bytes, bytes]] = {}
     for frm, msg in sent_msgs:
         votes = msg.pre_prepares if isinstance(msg, m.NewView) else (msg,)
         for v in votes:
             if isinstance(v, (m.PrePrepare, m.Prepare, m.Commit)) and v.replica == frm:
                 key = (frm, type(v).__name__, v.view, v.seq)
-                assert seen.setdefault(key, v.digest) == v.digest, f"equivocation {key}"
+                signed = (v.digest, getattr(v, "link", b""))  # a Commit's link is signed too
+                assert seen.setdefault(key, signed) == signed, f"equivocation {key}"
 
 
 def ids_of(ledger) -> list[bytes]:
@@ -405,10 +429,11 @@ def test_backup_executes_in_seq_order_when_commits_complete_out_of_order() -> No
     """OSDI'99 §4.2: a replica executes the request of seq n only after it has
     executed every request with a lower seq, even if n committed first."""
     rep, pps = accepted_backup({1: (request(1),), 2: (request(2),)}, me=1, n=4)
+    below = {1: (), 2: (pps[1].digest,)}
     for seq in (2, 1):
         deliver(rep, vote(m.Prepare, pps[seq], 2))
-        deliver(rep, vote(m.Commit, pps[seq], 2))
-        ready = deliver(rep, vote(m.Commit, pps[seq], 3))
+        deliver(rep, vote(m.Commit, pps[seq], 2, below=below[seq]))
+        ready = deliver(rep, vote(m.Commit, pps[seq], 3, below=below[seq]))
         if seq == 2:
             assert ready.committed == () and rep.executed_seq == 0  # 2 waits for 1
     assert [b.seq for b in ready.committed] == [1, 2]
@@ -767,14 +792,16 @@ PROPOSAL = st.builds(m.Proposal, chain_id=CHAIN_ID, seq=NUM, proposer=REPLICA, t
 
 
 def _vote_st(kind):
-    return st.builds(kind, chain_id=CHAIN_ID, view=NUM, seq=NUM, digest=DIGEST, replica=REPLICA, signature=SIG)
+    link = {"link": DIGEST} if kind is m.Commit else {}
+    return st.builds(kind, chain_id=CHAIN_ID, view=NUM, seq=NUM, digest=DIGEST, replica=REPLICA, signature=SIG,
+                     **link)
 
 
 PRE_PREPARE = st.builds(m.PrePrepare, chain_id=CHAIN_ID, view=NUM, seq=NUM, digest=DIGEST, proposal=PROPOSAL,
                         replica=REPLICA, signature=SIG)
 PREPARED = st.builds(m.PreparedCertificate, pre_prepare=PRE_PREPARE,
                      prepares=st.lists(_vote_st(m.Prepare), max_size=3).map(tuple))
-COMMIT_CERT = st.builds(m.CommitCertificate, chain_id=CHAIN_ID, view=NUM, seq=NUM, digest=DIGEST,
+COMMIT_CERT = st.builds(m.CommitCertificate, chain_id=CHAIN_ID, view=NUM, seq=NUM, digest=DIGEST, link=DIGEST,
                         commits=st.lists(_vote_st(m.Commit), max_size=4).map(tuple))
 CHECKPOINT = st.builds(m.Checkpoint, chain_id=CHAIN_ID, seq=NUM, digest=DIGEST, replica=REPLICA, signature=SIG)
 VIEW_CHANGE = st.builds(m.ViewChange, chain_id=CHAIN_ID, view=NUM,
@@ -793,7 +820,10 @@ GARBAGE = st.one_of(
     st.builds(m.FetchBlocks, chain_id=CHAIN_ID, from_seq=NUM, to_seq=NUM, replica=REPLICA, signature=SIG),
     st.builds(m.BlocksReply, chain_id=CHAIN_ID,
               blocks=st.lists(st.builds(m.CommittedBlock, proposal=PROPOSAL, certificate=COMMIT_CERT),
-                              max_size=2).map(tuple), replica=REPLICA, signature=SIG),
+                              max_size=2).map(tuple),
+              checkpoints=st.lists(st.builds(m.StableCheckpoint, seq=NUM, digest=DIGEST,
+                                             proof=st.lists(CHECKPOINT, max_size=3).map(tuple)),
+                                   max_size=2).map(tuple), replica=REPLICA, signature=SIG),
 )
 
 
@@ -1071,13 +1101,14 @@ def test_backup_rejects_blocks_reply_with_forged_certificate(forgery: str) -> No
         "one signer thrice": replace(good, certificate=replace(cert, commits=(c0, c0, c0))),
         "certificate of another block": replace(good, proposal=proposal(1, (request(2),))),
         "other chain": replace(good, proposal=replace(good.proposal, chain_id="other")),
-        "out of order": committed_block(2, (request(1),)),
+        "out of order": committed_block(2, (request(1),), below=(good.proposal.digest,)),
     }[forgery]
     rep = make_replica(me=3)
     ready = deliver(rep, m.BlocksReply(chain_id=CHAIN, blocks=(bad,), replica=0))
     assert ready.committed == () and rep.executed_seq == 0
     assert len(ready.dropped) == 1 and sum(rep.counters.values()) == 1
-    ready = deliver(rep, m.BlocksReply(chain_id=CHAIN, blocks=(good, committed_block(2)), replica=0))
+    ready = deliver(rep, m.BlocksReply(chain_id=CHAIN, blocks=(good, committed_block(2, below=(good.proposal.digest,))),
+                                       replica=0))
     assert [b.seq for b in ready.committed] == [1, 2] and rep.executed_seq == 2
 
 
@@ -1085,7 +1116,7 @@ def test_replica_serves_fetch_blocks_only_for_executed_range() -> None:
     """TOCS'02 §6.3.2: a replica answers FetchBlocks with blocks it executed,
     at most fetch_blocks_max of them; the shell reads them from its ledger."""
     rep = make_replica(me=0, fetch_blocks_max=3)
-    deliver(rep, m.BlocksReply(chain_id=CHAIN, blocks=tuple(committed_block(s) for s in (1, 2, 3)), replica=1))
+    deliver(rep, m.BlocksReply(chain_id=CHAIN, blocks=tuple(committed_chain((), (), ())), replica=1))
     assert rep.executed_seq == 3
     ready = deliver(rep, sign(m.FetchBlocks(chain_id=CHAIN, from_seq=2, to_seq=100, replica=2)))
     assert ready.serve == (ev.ServeBlocks(to=2, from_seq=2, to_seq=3),)

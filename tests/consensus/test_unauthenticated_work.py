@@ -13,6 +13,7 @@ from tests.consensus.test_replica import (
     committed_block,
     deliver,
     make_replica,
+    prepared_cert,
     sent,
     sign,
     step,
@@ -94,3 +95,20 @@ def test_replica_pending_pool_is_bounded_in_bytes() -> None:
     assert ready.dropped == ("pending requests full",) * 2
     deliver(rep, m.BlocksReply(chain_id=CHAIN, blocks=(committed_block(1, reqs[:2]),), replica=0))
     assert (rep.pending_count, rep.pending_bytes) == (1, size)
+
+
+def test_replica_paces_proposal_bodies_it_answers_per_peer() -> None:
+    """A FetchProposal buys a whole proposal body (up to batch_bytes_max):
+    one validator asking again and again gets it once per retransmit
+    interval, not once per request (before: every request answered)."""
+    pc = prepared_cert(1, (request(1),))
+    rep = make_replica(me=3, **FAST)
+    deliver(rep, pc.pre_prepare)
+    ask = sign(m.FetchProposal(chain_id=CHAIN, seq=1, digest=pc.digest, replica=2))
+    assert len(sent(deliver(rep, ask), m.ProposalReply)) == 1
+    for _ in range(5):
+        assert not sent(deliver(rep, ask), m.ProposalReply)
+    other = sign(m.FetchProposal(chain_id=CHAIN, seq=1, digest=pc.digest, replica=1))
+    assert len(sent(deliver(rep, other), m.ProposalReply)) == 1  # per peer: another replica is served
+    _ticks(rep, FAST["retransmit_interval_ticks"])
+    assert len(sent(deliver(rep, ask), m.ProposalReply)) == 1  # a genuine retry after the interval

@@ -189,8 +189,8 @@ def test_peer_stream_drops_and_counts_hostile_messages(net_factory, sender):
     next_seq = heads[target][0] + 1
 
     def commit(**kw):
-        return m.Commit(**{"chain_id": "demo", "view": 0, "seq": next_seq, "digest": os.urandom(32), "replica": 2,
-                           **kw})
+        return m.Commit(**{"chain_id": "demo", "view": 0, "seq": next_seq, "digest": os.urandom(32),
+                           "link": os.urandom(32), "replica": 2, **kw})
 
     envelopes = [
         # garbage envelopes: no message, a malformed message, a message for another chain than its envelope

@@ -64,6 +64,19 @@ def test_cli_keys_status_tx_block_state(net_factory, tmp_path):
     missing = run_cli("state", "get", "--node", node, "--chain", "demo", "--key", "nope", "--json", check=False)
     assert missing.returncode == 1 and json.loads(missing.stdout)["found"] is False
 
+    ask = ("query", "--node", node, "--chain", "demo", "--contract", "kv")
+    got = json.loads(run_cli(*ask, "--method", "get", "--args", '{"key": "greeting"}', "--json").stdout)
+    assert got == {"chain_id": "demo", "contract": "kv", "method": "get", "height": 1,
+                   "result": {"found": True, "value": "hello"}}
+    listed = run_cli(*ask, "--method", "list").stdout  # --args defaults to {}
+    assert json.loads(listed[:listed.rindex("(")]) == {"items": [{"key": "greeting", "value": "hello"}],
+                                                       "more": False}
+    assert listed.rstrip().endswith("(at height 1)")
+    wrong = run_cli(*ask, "--method", "put", "--args", "{}", check=False)
+    assert wrong.returncode == 1 and "NOT_FOUND: contract kv has no query 'put'; its queries: get, list" in wrong.stderr
+    bad = run_cli(*ask, "--method", "get", "--args", "not json", check=False)
+    assert bad.returncode == 1 and "INVALID_ARGUMENT: kv.get: args is not JSON" in bad.stderr
+
     # Replaying the same signed transaction (same nonce) is refused with the gRPC code.
     replay = run_cli("tx", "submit", "--node", node, "--chain", "demo", "--key", str(key), "--method", "put",
                      "--payload", payload, "--nonce", "7", "--json", check=False)

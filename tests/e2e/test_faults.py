@@ -143,6 +143,11 @@ def test_stopped_node_catches_up_across_checkpoints_and_rejoins(net_factory, sen
     net.start(3)
     caught_up = net.wait_same_head("demo", range(4), timeout_s=40, at_least=head["height"])
     assert caught_up["head"] == head["head"]
+    # It fetched the stable-checkpoint proofs with the blocks (issue 8: 40 proofs against its peers' 108).
+    for h in range(interval, head["height"] + 1, interval):
+        at = client_pb2.GetBlockRequest(chain_id="demo", height=h)
+        theirs = net.client(0).GetBlock(at, timeout=10)
+        assert not theirs.HasField("checkpoint") or net.client(3).GetBlock(at, timeout=10).HasField("checkpoint"), h
     # Back in consensus within a few seconds: its peers are connected ...
     localnet.wait_until(lambda: all((s := net.status(i)) and s["demo"]["peers"] == 3 for i in range(4)), 10,
                         what="node 3 and its peers connected both ways")

@@ -38,7 +38,7 @@ def _peer_stub(address: str, material: tls.Material, server_name: str) -> peer_p
 
 
 def _commit(key: nacl.signing.SigningKey, replica: int, chain_id: str = "demo"):
-    msg = m.Commit(chain_id=chain_id, view=0, seq=1, digest=os.urandom(32), replica=replica)
+    msg = m.Commit(chain_id=chain_id, view=0, seq=1, digest=os.urandom(32), link=os.urandom(32), replica=replica)
     return codec.envelope_to_proto(dataclasses.replace(msg, signature=key.sign(signable(msg)).signature))
 
 

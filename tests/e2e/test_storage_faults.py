@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import time
 
 import grpc
@@ -178,3 +179,91 @@ def test_more_storage_faults_than_f_stop_the_cluster_instead_of_forking(net_fact
     for i in range(4):
         all_acked_on(net, i, ids)
     assert final["height"] >= head["height"]
+
+
+def _load(net, sender, clients, batches: int, tag: str) -> list[bytes]:
+    ids = []
+    for b in range(batches):
+        txs = [make_tx(sender, "demo", f"{tag}{b}-{i}", tag) for i in range(10)]
+        response = submit_batch(net.client(clients[b % len(clients)]), txs)
+        assert all(r.committed for r in response.results), response
+        ids.extend(t.id for t in txs)
+    return ids
+
+
+def _copy_data(net, i: int, to) -> None:
+    shutil.copytree(os.path.join(net.specs[i].home, "data"), to)
+
+
+def _put_data(net, i: int, source) -> None:
+    data = os.path.join(net.specs[i].home, "data")
+    shutil.rmtree(data)
+    shutil.copytree(source, data)
+
+
+def test_a_node_on_another_history_stops_instead_of_grafting_the_others_blocks(net_factory, sender, tmp_path):
+    """Issue 8, finding 2 (docs/design.md, "Block binding"): a node whose
+    store holds another history used to graft the others' certified blocks
+    onto it by state transfer, and `chain verify` passed on it.
+
+    Two histories with one genesis and one set of keys each need a quorum
+    that certified them, so the test makes them the way more than f storage
+    faults did: every store is copied at a common height, history A is
+    committed by all four nodes, then the copies of nodes 0, 1 and 3 are put
+    back (store and promise record together, so each is consistent with
+    itself) and those three commit history B above the same height. Node 3
+    then returns among 0, 1 (back on A) and 2 (still on A): its first
+    fetched block is certified over a link it cannot reproduce (or a stable
+    checkpoint over a block hash it did not compute), so it stops, marks its
+    store damaged and refuses to start until `govchain chain repair`."""
+    net = net_factory(nodes=4, chains=("demo",), checkpoint_interval_blocks=4, window_blocks=8)
+    _load(net, sender, (0, 1, 2), batches=2, tag="common")
+    common = net.wait_same_head("demo", range(4))
+    for i in range(4):
+        assert net.stop(i) == "stopped"
+    for i in (0, 1, 3):
+        _copy_data(net, i, tmp_path / f"common{i}")
+
+    net.start()
+    net.wait_ready()
+    a_ids = _load(net, sender, (0, 1, 2), batches=8, tag="a")
+    a = net.wait_same_head("demo", range(4))
+    for i in range(4):
+        assert net.stop(i) == "stopped"
+    for i in (0, 1):
+        _copy_data(net, i, tmp_path / f"a{i}")
+
+    for i in (0, 1, 3):
+        _put_data(net, i, tmp_path / f"common{i}")
+    net.start(0, 1, 3)
+    net.wait_ready((0, 1, 3))
+    _load(net, sender, (0, 1), batches=2, tag="b")
+    b = net.wait_same_head("demo", (0, 1, 3))
+    assert common["height"] < b["height"] < a["height"] and b["head"] != a["head"]
+    for i in (0, 1, 3):
+        assert net.stop(i) == "stopped"
+
+    for i in (0, 1):
+        _put_data(net, i, tmp_path / f"a{i}")
+    net.specs[3].log.write_text("")
+    net.start()
+    localnet.wait_until(lambda: localnet.pid_of(net.specs[3]) is None, 40, what="node 3 to stop")
+    log = net.specs[3].log.read_text()
+    assert "another history" in log or "DATA_LOSS" in log, log
+    assert "govchain chain repair --config node.toml --chain demo" in log, log
+    assert net.status(3) is None
+    st = net.status(0)["demo"]
+    assert st["height"] >= a["height"]  # node 3 never served or voted its blocks into the others
+
+    log = exits_with(net, 3)  # remembered: a supervisor's restart is refused with the repair
+    assert "cannot start" in log and "govchain chain repair" in log, log
+    out = repair(net, 3, 0, 1)
+    assert out["height"] >= a["height"], out
+    net.start(3)
+    net.wait_ready()
+    a_ids += _load(net, sender, (0, 1, 2), batches=1, tag="after")
+    final = net.wait_same_head("demo", range(4), timeout_s=40)
+    all_acked_on(net, 3, a_ids)
+    verified = json.loads(run_cli("chain", "verify", "--node", net.specs[3].client, "--genesis",
+                                  str(net.genesis("demo")), "--json").stdout)
+    assert verified["ok"] and verified["height"] >= final["height"], verified

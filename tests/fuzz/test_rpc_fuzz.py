@@ -139,8 +139,18 @@ def _submit_requests() -> st.SearchStrategy:
                      timeout_ms=st.integers(1, 3000))
 
 
+def _query_requests() -> st.SearchStrategy:
+    """kv's queries (and neighbours) with args that parse as JSON, to reach the contract's own checks."""
+    args = st.fixed_dictionaries({}, optional={field: _json for field in ("key", "prefix", "after", "limit")})
+    return st.builds(client_pb2.QueryRequest, chain_id=st.just(CHAIN), contract=st.sampled_from(["kv", "authz"]),
+                     method=st.sampled_from(["get", "list", "put"]),
+                     args=st.one_of(args.map(lambda a: json.dumps(a).encode()), _payloads))
+
+
 def requests_of(method: d.MethodDescriptor) -> st.SearchStrategy:
     structured = messages(method.input_type)
+    if method.input_type.name == "QueryRequest":
+        return st.one_of(structured, _query_requests())
     if method.input_type.name == "SubmitRequest":
         return st.one_of(structured, _submit_requests())
     if method.input_type.name == "SubmitBatchRequest":

@@ -49,7 +49,7 @@ def make_chain(tmp_path):
                                **params)
         ledgers.append(Ledger(str(tmp_path / f"ledger{len(ledgers)}"), "demo", genesis.hash, create=True))
         return ChainNode(genesis=genesis, department="d1", signing_key=KEYS[1], ledger=ledgers[-1],
-                         registry=registry_for(["kv"]), tick_ms=10, transport=Transport(16, 4 << 20),
+                         registry=registry_for("demo", [("kv", 1)]), tick_ms=10, transport=Transport(16, 4 << 20),
                          mempool_max=1000, pool=pool)
 
     yield make
@@ -132,7 +132,16 @@ def test_overloaded_node_sheds_submissions_before_any_check(make_chain) -> None:
             txs=[codec.tx_to_proto(_tx(3)), codec.tx_to_proto(_tx(4))]), Context())
         assert [(r.tx_id, r.code) for r in batch.results] == [
             (_tx(n).id, grpc.StatusCode.RESOURCE_EXHAUSTED.value[0]) for n in (3, 4)]
+        # A batch that also names an unknown chain takes the ordinary path:
+        # still one result per transaction, each with its own reason.
+        other = codec.tx_to_proto(_tx(5))
+        other.chain_id = "nope"
+        mixed = await service.SubmitBatch(client_pb2.SubmitBatchRequest(
+            txs=[codec.tx_to_proto(_tx(6)), other]), Context())
+        assert [r.code for r in mixed.results] == [grpc.StatusCode.RESOURCE_EXHAUSTED.value[0],
+                                                   grpc.StatusCode.FAILED_PRECONDITION.value[0]]
+        assert mixed.results[0].tx_id == _tx(6).id
         return chain
 
     chain = asyncio.run(offer())
-    assert pool.jobs == 1 and chain.counters["rejected: overloaded"] == 4
+    assert pool.jobs == 1 and chain.counters["rejected: overloaded"] == 5

@@ -47,14 +47,14 @@ vote = dict(chain_id=chain_id, view=u63, seq=u63, digest=digest, replica=u32, si
 pre_prepares = st.builds(m.PrePrepare, proposal=proposals, **vote)
 pre_prepare_headers = st.builds(m.PrePrepare, proposal=st.none(), **vote)  # in certificates and NewViews
 prepares = st.builds(m.Prepare, **vote)
-commits = st.builds(m.Commit, **vote)
+commits = st.builds(m.Commit, link=digest, **vote)
 checkpoints = st.builds(m.Checkpoint, chain_id=chain_id, seq=u63, digest=digest, replica=u32,
                         signature=signature)
 prepared_certificates = st.builds(m.PreparedCertificate, pre_prepare=pre_prepares,
                                   prepares=tuples(prepares))  # a replica's own record, with the body
 wire_certificates = st.builds(m.PreparedCertificate, pre_prepare=pre_prepare_headers, prepares=tuples(prepares))
 commit_certificates = st.builds(m.CommitCertificate, chain_id=chain_id, view=u63, seq=u63,
-                                digest=digest, commits=tuples(commits))
+                                digest=digest, link=digest, commits=tuples(commits))
 committed_blocks = st.builds(m.CommittedBlock, proposal=proposals, certificate=commit_certificates)
 stable_checkpoints = st.builds(m.StableCheckpoint, seq=u63.filter(bool), digest=digest,
                                proof=tuples(checkpoints)) | st.just(m.GENESIS_CHECKPOINT)
@@ -71,7 +71,7 @@ statuses = st.builds(m.Status, chain_id=chain_id, view=u63, executed_seq=u63, st
 fetch_blocks = st.builds(m.FetchBlocks, chain_id=chain_id, from_seq=u63, to_seq=u63, replica=u32,
                          signature=signature)
 blocks_replies = st.builds(m.BlocksReply, chain_id=chain_id, blocks=tuples(committed_blocks, 2),
-                           replica=u32, signature=signature)
+                           checkpoints=tuples(stable_checkpoints, 2), replica=u32, signature=signature)
 fetch_proposals = st.builds(m.FetchProposal, chain_id=chain_id, seq=u63, digest=digest, replica=u32,
                             signature=signature)
 proposal_replies = st.builds(m.ProposalReply, chain_id=chain_id, proposal=proposals, replica=u32,
@@ -89,7 +89,7 @@ view_records = st.builds(ViewRecord, view=u63, changing=st.booleans())
 stable_checkpoints = st.builds(StableCheckpoint, seq=u63, digest=digest, proof=tuples(checkpoints))
 headers = st.builds(BlockHeader, chain_id=chain_id, height=u63, parent_hash=digest,
                     proposer=u32, timestamp_ms=u63, tx_root=digest, state_root=digest,
-                    proposal_digest=digest)
+                    proposal_digest=digest, link=digest)
 receipts = st.builds(Receipt, tx_id=digest, height=u63, index=u32,
                      status=st.sampled_from(["OK", "FAILED", "DUPLICATE"]),
                      message=st.text(max_size=20), output=st.binary(max_size=20))

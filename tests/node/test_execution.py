@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 
 from consensus import messages as m
 from node import codec
-from node.contracts import load_contract, registry_for
+from node.contracts import registry_for
 from node.contracts.base import INT_DIGITS_MAX, PAYLOAD_CONTAINERS_MAX, PAYLOAD_DEPTH_MAX, parse_json_object
 from node.execution import (
     DUPLICATE, EMPTY_STATE_ROOT, FAILED, OK, ContractError, ContractRegistry, ExecutionError,
@@ -36,11 +36,14 @@ def tx(method: str, contract: str = "kv", chain_id: str = CHAIN, **payload) -> m
     return codec.request_from_tx(t)
 
 
-def block(seq: int, requests) -> m.CommittedBlock:
+def block(seq: int, requests, below: bytes = bytes(32)) -> m.CommittedBlock:
+    """Block seq whose certified link extends `below` (link(seq-1))."""
     proposal = m.Proposal(chain_id=CHAIN, seq=seq, proposer=0, timestamp_ms=1_000 * seq,
                           requests=tuple(requests))
-    commit = m.Commit(chain_id=CHAIN, view=0, seq=seq, digest=proposal.digest, replica=0, signature=b"s" * 64)
-    cert = m.CommitCertificate(chain_id=CHAIN, view=0, seq=seq, digest=proposal.digest, commits=(commit,))
+    link = m.next_link(below, proposal.digest)
+    commit = m.Commit(chain_id=CHAIN, view=0, seq=seq, digest=proposal.digest, link=link, replica=0,
+                      signature=b"s" * 64)
+    cert = m.CommitCertificate(chain_id=CHAIN, view=0, seq=seq, digest=proposal.digest, link=link, commits=(commit,))
     return m.CommittedBlock(proposal=proposal, certificate=cert)
 
 
@@ -49,10 +52,10 @@ class Chain:
 
     def __init__(self, path, registry: ContractRegistry | None = None, **executor_options):
         self.ledger = open_ledger(path, CHAIN, GENESIS)
-        self.executor = Executor(CHAIN, registry or registry_for(["kv"]), self.ledger, **executor_options)
+        self.executor = Executor(CHAIN, registry or registry_for(CHAIN, [("kv", 1)]), self.ledger, **executor_options)
 
     def run(self, *requests: m.Request):
-        b = block(self.ledger.height + 1, requests)
+        b = block(self.ledger.height + 1, requests, self.ledger.tip_link)
         result = self.executor.execute_block(b, self.ledger.tip_header)
         self.ledger.commit_block(b, result.header, result.receipts, result.state_writes)
         return result
@@ -113,7 +116,7 @@ class Exploding:
 
 
 def test_executor_failed_tx_writes_are_discarded(tmp_path):
-    c = Chain(tmp_path / "a", registry_for(["kv"]))
+    c = Chain(tmp_path / "a")
     c.executor.registry.register(Exploding())
     result = c.run(
         tx("put", key="a", value="1"),
@@ -213,16 +216,6 @@ def test_state_root_depends_on_writes_not_their_order():
     assert state_root(EMPTY_STATE_ROOT, []) != state_root(b"\x01" * 32, [])
 
 
-def test_contract_registry_loads_builtins_and_plugins():
-    registry = registry_for(["kv", f"{__name__}:Exploding"])
-    assert registry.names() == ["boom", "kv"]
-    assert load_contract("node.contracts.kv:KvContract").name == "kv"
-    with pytest.raises(ValueError, match="unknown contract 'catalogue'"):
-        load_contract("catalogue")
-    with pytest.raises(ValueError, match="already registered"):
-        registry_for(["kv", "kv"])
-
-
 # ---- payload bounds: the outcome depends on the bytes, not the interpreter --------
 
 def raw_tx(payload: bytes) -> m.Request:
@@ -318,8 +311,8 @@ def test_payload_decoding_raises_only_contract_error(payload):
 
 def test_hashes_match_the_formulas_documented_in_consensus_proto(chain):
     """An independent re-implementation of the Proposal digest, tx_root,
-    state_root and block hash as proto/govchain/v1/consensus.proto states
-    them (the API contract for client writers)."""
+    state_root, link and block hash as proto/govchain/v1/consensus.proto
+    states them (the API contract for client writers)."""
     def sha(data: bytes) -> bytes:
         return hashlib.sha256(data).digest()
 
@@ -328,9 +321,13 @@ def test_hashes_match_the_formulas_documented_in_consensus_proto(chain):
 
     chain.run(tx("put", key="gone", value="x"))
     requests = [tx("put", key="a", value="1"), tx("delete", key="gone"), tx("put", key="b", value="2")]
-    b = block(2, requests)
+    b = block(2, requests, chain.ledger.tip_link)
     result = chain.executor.execute_block(b, chain.ledger.tip_header)
     p, header = b.proposal, result.header
+    link0 = sha(b"govchain:v1:genesis-link:" + u(len(CHAIN), 2) + CHAIN.encode() + GENESIS)
+    link1 = sha(b"govchain:v1:link:" + link0 + chain.ledger.header(1).proposal_digest)
+    assert chain.ledger.header(1).link == link1
+    assert header.link == sha(b"govchain:v1:link:" + link1 + p.digest) == b.certificate.link
 
     level = [sha(b"\x00" + r.id + sha(r.body)) for r in requests]
     while len(level) > 1:
@@ -348,4 +345,4 @@ def test_hashes_match_the_formulas_documented_in_consensus_proto(chain):
     assert header.state_root == sha(b"govchain:v1:state:" + parent.state_root + sha(writes))
     assert header.hash == sha(b"govchain:v1:block:" + u(len(CHAIN), 2) + CHAIN.encode() + u(2, 8) + parent.hash
                               + u(p.proposer, 4) + u(header.timestamp_ms, 8) + header.tx_root + header.state_root
-                              + header.proposal_digest)
+                              + header.proposal_digest + header.link)

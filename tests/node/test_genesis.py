@@ -61,6 +61,7 @@ FIXED = {
         "pending_requests_max": 50000, "pending_requests_bytes_max": 64 << 20, "timestamp_skew_max_ms": 60000,
         "fetch_blocks_max": 64,
     },
+    "contracts": [{"name": "kv", "version": 1}],
     "created": "2025-01-01T00:00:00Z",
 }
 
@@ -71,7 +72,7 @@ def test_genesis_hash_is_sha256_of_canonical_json_and_pinned() -> None:
     canonical = json.dumps(FIXED, sort_keys=True, separators=(",", ":")).encode()
     assert genesis.canonical_bytes() == canonical
     assert genesis.hash == hashlib.sha256(canonical).digest()
-    assert genesis.hash_hex == "38ee677e425b8d5461dc7cc279bae8f5067051114740d85e21a6b48f6cbdf72f"
+    assert genesis.hash_hex == "874deb810929816670033b364ff00f90f6e83176042168eab17f5a2f5613b377"
 
 
 @pytest.mark.parametrize("change", [
@@ -80,12 +81,23 @@ def test_genesis_hash_is_sha256_of_canonical_json_and_pinned() -> None:
     lambda o: o["consensus"].update(batch_wait_ms=11),
     lambda o: o["validators"].reverse(),  # order is the replica index
     lambda o: o["validators"][0].update(address="127.0.0.1:7101"),
+    lambda o: o.update(contracts=[{"name": "kv", "version": 1}]),  # the code the chain runs
+    lambda o: o.update(contracts=[{"name": "kv", "version": 2}]),
 ])
 def test_genesis_hash_changes_with_meaning(change) -> None:
     base = genesis_obj()
     other = genesis_obj()
     change(other)
     assert genesis_from_obj(base).hash != genesis_from_obj(other).hash
+
+
+def test_genesis_contracts_are_a_set_sorted_by_name() -> None:
+    """Their order means nothing, so it does not change the hash."""
+    a = make_genesis("catalog", validators(), contracts=[("kv", 1), ("authz", 3)])
+    b = make_genesis("catalog", validators(), contracts=[("authz", 3), ("kv", 1)])
+    assert a.hash == b.hash and a.contracts == (("authz", 3), ("kv", 1))
+    assert a.to_json_obj()["contracts"] == [{"name": "authz", "version": 3}, {"name": "kv", "version": 1}]
+    assert make_genesis("catalog", validators()).contracts == ()
 
 
 def test_genesis_replica_config_converts_ms_to_ticks_rounding_up() -> None:
@@ -109,7 +121,8 @@ def test_genesis_replica_config_converts_ms_to_ticks_rounding_up() -> None:
 
 def test_genesis_defaults_equal_replica_config_defaults_at_10ms_ticks() -> None:
     genesis = make_genesis("catalog", validators())
-    assert genesis.replica_config("tax-office", 10) == ReplicaConfig(chain_id="catalog", validators=4, replica=1)
+    assert genesis.replica_config("tax-office", 10) == ReplicaConfig(chain_id="catalog", validators=4, replica=1,
+                                                                     genesis_hash=genesis.hash)
 
 
 def test_genesis_replica_config_rejects_non_validator_and_bad_tick() -> None:
@@ -166,6 +179,21 @@ BAD = [
     (_set(("consensus", "batch_tx_max"), 5), "unknown field consensus.'batch_tx_max'"),
     (_set(("consensus", "window_blocks"), 31), r"window_blocks \(31\) must be at least 2 x"),
     (_set(("consensus", "view_change_timeout_max_ms"), 999), "view_change_timeout_max_ms must be >="),
+    (_delete(("contracts",)), r'contracts is missing: .* "contracts": \[\{"name": "kv", "version": 1\}\] for the '
+                              r"open key-value store every chain ran before; that makes a new chain"),
+    (_set(("contracts",), {"kv": 1}), "contracts must be an array"),
+    (_set(("contracts",), ["kv"]), r"contracts\[0\] must be an object"),
+    (_set(("contracts",), [{"name": "kv"}]), r"contracts\[0\]\.version is missing"),
+    (_set(("contracts",), [{"version": 1}]), r"contracts\[0\]\.name is missing"),
+    (_set(("contracts",), [{"name": "kv", "version": 1, "code": "x"}]), r"unknown field contracts\[0\]\.'code'"),
+    (_set(("contracts",), [{"name": "k v", "version": 1}]), r"contracts\[0\]\.name 'k v' is not a valid name"),
+    (_set(("contracts",), [{"name": "", "version": 1}]), r"contracts\[0\]\.name must be a non-empty name"),
+    (_set(("contracts",), [{"name": "k" * 65, "version": 1}]), r"contracts\[0\]\.name is 65 bytes long"),
+    (_set(("contracts",), [{"name": "kv", "version": 0}]), r"contracts\[0\]\.version must be an integer between 1"),
+    (_set(("contracts",), [{"name": "kv", "version": True}]), r"contracts\[0\]\.version must be an integer"),
+    (_set(("contracts",), [{"name": "kv", "version": "1"}]), r"contracts\[0\]\.version must be an integer"),
+    (_set(("contracts",), [{"name": "kv", "version": 1}, {"name": "kv", "version": 2}]),
+     r"contracts\[1\]\.name 'kv' is listed twice; a chain runs one version of each contract"),
     (_set(("created",), 2025), "created must be a string"),
     (_set(("extra",), 1), "unknown field 'extra'"),
 ]

@@ -30,20 +30,24 @@ def request(n: int) -> m.Request:
     return m.Request(id=hashlib.sha256(body).digest(), body=body)
 
 
-def certify(proposal: m.Proposal, view: int = 0) -> m.CommittedBlock:
+def certify(proposal: m.Proposal, view: int = 0, below: bytes = b"") -> m.CommittedBlock:
+    """Certified with a link that extends `below` (link(seq-1); default: the genesis link, for seq 1)."""
     seq = proposal.seq
+    link = m.next_link(below or m.genesis_link(CHAIN, GENESIS), proposal.digest)
     commits = tuple(
-        m.Commit(chain_id=CHAIN, view=view, seq=seq, digest=proposal.digest, replica=r, signature=bytes([r]) * 64)
+        m.Commit(chain_id=CHAIN, view=view, seq=seq, digest=proposal.digest, link=link, replica=r,
+                 signature=bytes([r]) * 64)
         for r in range(3)
     )
-    cert = m.CommitCertificate(chain_id=CHAIN, view=view, seq=seq, digest=proposal.digest, commits=commits)
+    cert = m.CommitCertificate(chain_id=CHAIN, view=view, seq=seq, digest=proposal.digest, link=link,
+                               commits=commits)
     return m.CommittedBlock(proposal=proposal, certificate=cert)
 
 
-def committed_block(seq: int, requests=(), *, view: int = 0) -> m.CommittedBlock:
+def committed_block(seq: int, requests=(), *, view: int = 0, below: bytes = b"") -> m.CommittedBlock:
     return certify(m.Proposal(
         chain_id=CHAIN, seq=seq, proposer=seq % 4, timestamp_ms=1_000 * seq, requests=tuple(requests),
-    ), view)
+    ), view, below)
 
 
 def commit_blocks(ledger, count: int, txs_per_block: int = 2) -> None:
@@ -51,7 +55,7 @@ def commit_blocks(ledger, count: int, txs_per_block: int = 2) -> None:
     for _ in range(count):
         seq = ledger.height + 1
         reqs = [request(seq * 100 + i) for i in range(txs_per_block)]
-        block = committed_block(seq, reqs)
+        block = committed_block(seq, reqs, below=ledger.tip_link)
         writes = tuple(sorted(("kv", f"k{seq}-{i}".encode(), f"v{seq}".encode()) for i in range(txs_per_block)))
         parent = ledger.tip_header
         header = make_header(block, parent, state_root(parent.state_root if parent else EMPTY_STATE_ROOT, writes))
@@ -139,7 +143,7 @@ def test_ledger_block_batch_is_all_or_nothing(tmp_path):
     with open_ledger(path, CHAIN, GENESIS) as ledger:
         commit_blocks(ledger, 1)
         reqs = [request(1), request(2)]
-        block = committed_block(2, reqs)
+        block = committed_block(2, reqs, below=ledger.tip_link)
         header = make_header(block, ledger.tip_header, bytes(32))
         receipts = [Receipt(tx_id=reqs[0].id, height=2, index=0, status="OK"),
                     Receipt(tx_id=reqs[1].id, height=7, index=1, status="OK")]  # fails mid-batch
@@ -181,6 +185,8 @@ def test_ledger_records_apply_and_delete(tmp_path):
             ev.Write(key=("pre_prepare", 99), value=None),  # deleting an absent key is fine
         ])
         ledger.persist_records([ev.Write(key=("checkpoint",), value=stable_checkpoint(20))], sync=False)
+        # a proof below the stable checkpoint (state transfer) is kept by its seq only
+        ledger.persist_records([ev.Write(key=("checkpoint", 5), value=stable_checkpoint(5))], sync=False)
     with open_ledger(path, CHAIN, GENESIS) as ledger:
         assert ledger.records() == {
             ("view",): ev.ViewRecord(view=3, changing=True),
@@ -188,7 +194,8 @@ def test_ledger_records_apply_and_delete(tmp_path):
             ("checkpoint",): stable_checkpoint(20),
         }
         # every stable checkpoint stays available with its proof
-        assert ledger.stable_checkpoint_seqs() == [10, 20]
+        assert ledger.stable_checkpoint_seqs() == [5, 10, 20]
+        assert ledger.stable_checkpoint(5) == stable_checkpoint(5)
         assert ledger.stable_checkpoint(10) == stable_checkpoint(10)
         assert ledger.stable_checkpoint(15) is None
 
@@ -199,12 +206,12 @@ def test_ledger_restored_state(tmp_path):
         commit_blocks(ledger, 2)
         ledger.persist_records([ev.Write(key=("view",), value=ev.ViewRecord(view=1, changing=False))])
         restored = ledger.restored_state()
-        assert restored.executed_seq == 2
+        assert restored.executed_seq == 2 and restored.executed_link == ledger.header(2).link
         assert restored.executed_hashes == {1: ledger.header(1).hash, 2: ledger.header(2).hash}
         assert restored.executed_timestamp_ms == 2_000
         assert restored.records == {("view",): ev.ViewRecord(view=1, changing=False)}
         # a null proposal at the tip (timestamp 0) does not move time back
-        null = certify(m.null_proposal(CHAIN, 3, 1), view=1)
+        null = certify(m.null_proposal(CHAIN, 3, 1), view=1, below=ledger.tip_link)
         header = make_header(null, ledger.tip_header, state_root(ledger.tip_header.state_root, ()))
         ledger.commit_block(null, header, [], [])
         assert ledger.restored_state().executed_timestamp_ms == 2_000

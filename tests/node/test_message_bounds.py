@@ -33,7 +33,9 @@ def _envelope_bytes(msg) -> int:
 
 
 def _vote(kind, seq: int, replica: int, view: int = codec.INT_MAX):
-    return kind(chain_id=CHAIN, view=view, seq=seq, digest=b"\xee" * 32, replica=replica, signature=b"\xff" * 64)
+    link = {"link": b"\xee" * 32} if kind is m.Commit else {}
+    return kind(chain_id=CHAIN, view=view, seq=seq, digest=b"\xee" * 32, replica=replica, signature=b"\xff" * 64,
+                **link)
 
 
 def _header(seq: int, view: int = codec.INT_MAX) -> m.PrePrepare:
@@ -80,21 +82,25 @@ def test_worst_case_new_view_and_view_change_for_genesis_defaults_fit_message_by
 
 def test_worst_case_batch_messages_fit_and_are_bounded_by_batch_bytes_max() -> None:
     """A full batch (batch_txs_max requests, batch_bytes_max bytes) in a
-    PrePrepare, a RequestBatch, a ProposalReply and a BlocksReply block."""
+    PrePrepare, a RequestBatch, a ProposalReply and a BlocksReply block
+    (with its stable checkpoint's proof, n signatures)."""
     txs, size = 1000, 1 << 20
     bound = codec.worst_case_message_bytes(chain_id=CHAIN, validators=4, batch_txs_max=txs, batch_bytes_max=size,
                                            window_blocks=64)
     reqs = _full_batch(txs, size)
     p = m.Proposal(chain_id=CHAIN, seq=2**60, proposer=3, timestamp_ms=2**60, requests=reqs)
-    cert = m.CommitCertificate(chain_id=CHAIN, view=2**40, seq=2**60, digest=p.digest,
+    cert = m.CommitCertificate(chain_id=CHAIN, view=2**40, seq=2**60, digest=p.digest, link=b"\xee" * 32,
                                commits=tuple(_vote(m.Commit, 2**60, r) for r in range(4)))
+    proof = m.StableCheckpoint(seq=2**60, digest=b"\xee" * 32, proof=tuple(
+        m.Checkpoint(chain_id=CHAIN, seq=2**60, digest=b"\xee" * 32, replica=r, signature=b"\xff" * 64)
+        for r in range(4)))
     real = {
         "PrePrepare": m.PrePrepare(chain_id=CHAIN, view=2**40, seq=2**60, digest=p.digest, proposal=p, replica=3,
                                    signature=b"\xff" * 64),
         "RequestBatch": m.RequestBatch(chain_id=CHAIN, requests=reqs, replica=3, signature=b"\xff" * 64),
         "ProposalReply": m.ProposalReply(chain_id=CHAIN, proposal=p, replica=3),
         "BlocksReply": m.BlocksReply(chain_id=CHAIN, blocks=(m.CommittedBlock(proposal=p, certificate=cert),),
-                                     replica=3),
+                                     checkpoints=(proof,), replica=3),
     }
     for kind, msg in real.items():
         assert size < _envelope_bytes(msg) <= bound[kind] <= DEFAULT_MESSAGE_BYTES_MAX, kind

@@ -3,6 +3,7 @@ crypto. The oracle must be right before it judges the replica."""
 from __future__ import annotations
 
 import random
+from dataclasses import replace
 
 import pytest
 
@@ -78,18 +79,26 @@ def test_checker_flags_correct_replica_double_vote():
 
 def test_checker_ignores_byzantine_double_vote():
     c = _checker(correct=[True, False, True, True])
-    c.on_send(1, m.Commit(chain_id="sim", view=0, seq=1, digest=b"a" * 32, replica=1))
-    c.on_send(1, m.Commit(chain_id="sim", view=0, seq=1, digest=b"b" * 32, replica=1))
+    c.on_send(1, m.Commit(chain_id="sim", view=0, seq=1, digest=b"a" * 32, link=b"l" * 32, replica=1))
+    c.on_send(1, m.Commit(chain_id="sim", view=0, seq=1, digest=b"b" * 32, link=b"l" * 32, replica=1))
 
 
-def _committed(signers, seq, requests=(), view=0, ts=1):
+def test_checker_flags_a_correct_replica_signing_two_links_for_one_commit():
+    c = _checker()
+    c.on_send(1, m.Commit(chain_id="sim", view=0, seq=2, digest=b"a" * 32, link=b"l" * 32, replica=1))
+    with pytest.raises(SafetyViolation, match="equivocation"):
+        c.on_send(1, m.Commit(chain_id="sim", view=0, seq=2, digest=b"a" * 32, link=b"k" * 32, replica=1))
+
+
+def _committed(signers, seq, requests=(), view=0, ts=1, parent=None):
+    """Block seq certified by replicas 0-2; its link extends `parent` (a ledger entry), or the genesis."""
     p = m.Proposal(chain_id="sim", seq=seq, proposer=0, timestamp_ms=ts, requests=tuple(requests))
+    link = m.next_link(parent.header.link if parent else m.genesis_link("sim", b""), p.digest)
     commits = []
     for i in range(3):
-        c = m.Commit(chain_id="sim", view=view, seq=seq, digest=p.digest, replica=i)
-        commits.append(m.Commit(chain_id="sim", view=view, seq=seq, digest=p.digest, replica=i,
-                                signature=signers[i].sign(signable(c))))
-    cert = m.CommitCertificate(chain_id="sim", view=view, seq=seq, digest=p.digest, commits=tuple(commits))
+        c = m.Commit(chain_id="sim", view=view, seq=seq, digest=p.digest, link=link, replica=i)
+        commits.append(replace(c, signature=signers[i].sign(signable(c))))
+    cert = m.CommitCertificate(chain_id="sim", view=view, seq=seq, digest=p.digest, link=link, commits=tuple(commits))
     return m.CommittedBlock(proposal=p, certificate=cert)
 
 
@@ -103,7 +112,18 @@ def test_checker_flags_disagreement_and_unsubmitted_requests():
         c.on_commit(1, b.append(_committed(signers, 1, [req], ts=2)), None)
     bogus = m.Request(id=b"z" * 32, body=b"invented")
     with pytest.raises(SafetyViolation, match="validity"):
-        c.on_commit(0, a.append(_committed(signers, 2, [bogus])), a.entries[0])
+        c.on_commit(0, a.append(_committed(signers, 2, [bogus], parent=a.entries[0])), a.entries[0])
+
+
+def test_checker_flags_a_block_whose_certified_link_does_not_extend_the_chain():
+    signers, verifier = make_keys(4, random.Random(1))
+    c = Checker(n=4, chain_id="sim", verifier=verifier, correct=[True] * 4, registry={})
+    a, b = Ledger(), Ledger()
+    c.on_commit(0, a.append(_committed(signers, 1)), None)
+    b.append(_committed(signers, 1, ts=2))  # another history's block 1 (node 1 is not checked here)
+    grafted = _committed(signers, 2, parent=b.entries[0])
+    with pytest.raises(SafetyViolation, match="link-chain"):
+        c.on_commit(0, a.append(grafted), a.entries[0])
 
 
 def test_ledger_executes_a_duplicate_request_id_only_once():
@@ -112,7 +132,7 @@ def test_ledger_executes_a_duplicate_request_id_only_once():
     c = Checker(n=4, chain_id="sim", verifier=verifier, correct=[True] * 4, registry={req.id: b"x"})
     led = Ledger()
     c.on_commit(0, led.append(_committed(signers, 1, [req])), None)
-    e2 = led.append(_committed(signers, 2, [req]))
+    e2 = led.append(_committed(signers, 2, [req], parent=led.entries[0]))
     assert e2.executed == () and e2.duplicates == (req.id,)
     c.on_commit(0, e2, led.entries[0])
 
@@ -160,7 +180,7 @@ def test_verified_cache_is_bounded():
     signers, verifier = make_keys(2, random.Random(1))
     cache = VerifiedCache(verifier, size_max=4)
     for seq in range(1, 20):
-        c = m.Commit(chain_id="sim", view=0, seq=seq, digest=bytes(32), replica=0)
+        c = m.Commit(chain_id="sim", view=0, seq=seq, digest=bytes(32), link=bytes(32), replica=0)
         assert cache.verify(0, signable(c), signers[0].sign(signable(c)))
         assert len(cache) <= 4
     cache.clear()

@@ -17,11 +17,11 @@ from consensus.sim.crypto import make_keys
 from consensus.sim.runner import SimOptions, Simulation
 
 
-def _signed_commits(signers, view, seq, digest, voters=(0, 1, 2)):
+def _signed_commits(signers, view, seq, digest, link, voters=(0, 1, 2)):
     out = []
     for i in voters:
-        c = m.Commit(chain_id="sim", view=view, seq=seq, digest=digest, replica=i)
-        out.append(m.Commit(chain_id="sim", view=view, seq=seq, digest=digest, replica=i,
+        c = m.Commit(chain_id="sim", view=view, seq=seq, digest=digest, link=link, replica=i)
+        out.append(m.Commit(chain_id="sim", view=view, seq=seq, digest=digest, link=link, replica=i,
                             signature=signers[i].sign(signable(c))))
     return tuple(out)
 
@@ -30,9 +30,10 @@ def test_block_hash_is_independent_of_the_certificate_view():
     # F1 (unit): the same proposal certified in view 0 and in view 1 is the same block.
     signers, _ = make_keys(4, random.Random(1))
     p = m.Proposal(chain_id="sim", seq=1, proposer=0, timestamp_ms=5)
+    link = m.next_link(m.genesis_link("sim", b""), p.digest)
     blocks = [m.CommittedBlock(proposal=p, certificate=m.CommitCertificate(
-        chain_id="sim", view=v, seq=1, digest=p.digest, commits=_signed_commits(signers, v, 1, p.digest)))
-        for v in (0, 1)]
+        chain_id="sim", view=v, seq=1, digest=p.digest, link=link,
+        commits=_signed_commits(signers, v, 1, p.digest, link))) for v in (0, 1)]
     assert make_header(blocks[0], None, bytes(32)).hash == make_header(blocks[1], None, bytes(32)).hash
 
 
@@ -40,7 +41,7 @@ def test_block_hash_is_independent_of_the_certificate_view():
 # (by a view change or by state transfer of a block certified in another view).
 # The seed that first showed F1 was 3; the replica has changed since, so the
 # test runs a few and insists at least one still exercises the situation.
-MIXED_VIEW_SEEDS = (28, 52, 64, 68, 70, 78)
+MIXED_VIEW_SEEDS = (154, 170, 296, 344)
 
 
 def test_replicas_agree_on_header_hash_when_committing_in_different_views():
@@ -71,7 +72,8 @@ def test_restarted_replica_makes_checkpoint_stable_from_quorum_of_peers():
     # watermarks" (seen in the swarm as a permanent stall).
     signers, verifier = make_keys(4, random.Random(1))
     cfg = ReplicaConfig(chain_id="sim", validators=4, replica=2, checkpoint_interval_blocks=4, window_blocks=8)
-    r = Replica(cfg, signers[2], verifier, restored=ev.RestoredState(records={}, executed_seq=20))
+    r = Replica(cfg, signers[2], verifier, restored=ev.RestoredState(records={}, executed_seq=20,
+                                                                         executed_link=b"l" * 32))
     digest = b"h" * 32
     for peer in (0, 1, 3):
         c = m.Checkpoint(chain_id="sim", seq=16, digest=digest, replica=peer)

@@ -86,7 +86,7 @@ def test_with_the_defence_the_same_seeds_repair_rejoin_and_pass(seed):
 
 def test_swarm_seeds_with_storage_faults_pass_and_faults_reach_a_restart():
     detected = 0
-    for seed in range(1, 13):
+    for seed in range(60, 72):  # 69 repairs a store (after the merge of the hash-chain link)
         res = run(SimOptions(seed=seed, safety_ms=2500))
         assert res.status == "ok", (res.detail, res.replay)
         detected += res.stats.get("storage", {}).get("detected", 0)
