@@ -4,7 +4,7 @@ A single asyncio task owns the chain's Replica. It takes every event that is
 waiting, steps them one by one and writes what each Ready persists and each
 committed block (one LevelDB batch per block) unsynced; then one fsync makes
 the whole group durable, and only then do its messages leave and its clients
-hear of their commits (group commit: DESIGN.md's persist -> send -> apply
+hear of their commits (group commit: docs/design.md's persist -> send -> apply
 order holds for the group, at one fsync instead of three per block).
 LevelDB appends every write to one log, so the final synced write covers
 all earlier ones. Stepping is never interrupted: cancellation can only land

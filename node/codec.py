@@ -1,6 +1,6 @@
 """The one translator between protobuf (node.pb) and the domain types.
 
-No other module imports both `node.pb` and `consensus` (DESIGN.md rule 5).
+No other module imports both `node.pb` and `consensus` (docs/design.md, Rule 5).
 The rest of the node passes domain objects around; the gRPC edges call
 `*_to_proto` / `*_from_proto` (or `encode_*` / `decode_*` for bytes) here.
 
@@ -31,7 +31,7 @@ and raises CodecError too.
 
 Serialization is deterministic (`SerializeToString(deterministic=True)`),
 and a transaction inside a Request body must be in exactly that canonical
-form, so every replica stores byte-identical blocks (TESTING.md S6).
+form, so every replica stores byte-identical blocks (docs/testing.md S6).
 """
 from __future__ import annotations
 

@@ -1,7 +1,7 @@
 """Deterministic execution of committed blocks against the application state.
 
 Every replica runs `Executor.execute_block` on the same committed blocks in the
-same order and must reach byte-identical results (TESTING.md S6), so nothing in
+same order and must reach byte-identical results (docs/testing.md S6), so nothing in
 this module (or in a contract) may read a clock, draw randomness, touch the
 network or iterate an unordered collection. Time comes from the block header.
 
@@ -259,7 +259,7 @@ class Executor:
         self.registry = registry
         self.ledger = ledger
         self._decode_tx = decode_tx
-        # Signatures are checked once at admission (DESIGN.md, performance).
+        # Signatures are checked once at admission (docs/design.md, Performance by design).
         # A deployment that wants every replica to re-check what a possibly
         # Byzantine primary proposed passes a (deterministic) verifier here.
         self._verify_tx = verify_tx

@@ -1,6 +1,6 @@
 """A thin plyvel (LevelDB) wrapper: open, prefixed keys, synced write batches.
 
-Key layout convention (DESIGN.md, "Edges are thin"): a short prefix followed
+Key layout convention (docs/design.md, Rule 5: edges are thin): a short prefix followed
 by big-endian fixed-width integers, so LevelDB's bytewise order is numeric
 order and a range scan over heights is a plain iterator. Nothing in here knows
 what a block or a record is; that is node/ledger.py's job.

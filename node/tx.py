@@ -13,7 +13,7 @@ and u64 is 8-byte big-endian. Every variable-length field is length-prefixed,
 so no two different transactions share an encoding; the domain tag keeps the
 digest from ever equalling another kind of signed object's. The sender signs
 the 32-byte digest with Ed25519. Because chain_id is covered, a transaction
-signed for one chain is invalid on every other one (TESTING.md E3).
+signed for one chain is invalid on every other one (docs/testing.md E3).
 
 The id of a transaction is sha256(b"govchain:v1:txid:" + signing digest +
 signature) (Transaction.id). Ed25519 signatures from libsodium are
@@ -44,7 +44,7 @@ CONTRACT_NAME_BYTES_MAX = 64
 METHOD_NAME_BYTES_MAX = 64
 PAYLOAD_BYTES_MAX = 64 * 1024
 """A transaction carries a query, a consent, a certificate digest: small
-records, never documents (DOMAIN.md: data is shared, not copied). 64 KiB
+records, never documents (docs/design.md, Purpose: data is shared, not copied). 64 KiB
 keeps a full 1,000-transaction block well inside gRPC's message limits."""
 
 # Contract and method names: ASCII, starting with a letter or digit, then

@@ -1,5 +1,5 @@
 """scripts/gen_proto.py: the committed node/pb/ matches proto/, and --check
-notices when it does not (DESIGN.md: committed generated code checked in CI)."""
+notices when it does not (docs/design.md, Rule 5: committed generated code checked in CI)."""
 from __future__ import annotations
 
 import shutil

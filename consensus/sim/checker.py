@@ -1,4 +1,4 @@
-"""Cluster-wide invariant checker (docs/simulator.md, TESTING.md S1-S8, L1).
+"""Cluster-wide invariant checker (docs/simulator.md, docs/testing.md S1-S8, L1).
 
 It sees every message a node hands to the network and every block a node
 appends to its ledger, and raises SafetyViolation at the first broken

@@ -1,4 +1,4 @@
-"""The core is pure (DESIGN.md rule 1): consensus/ never does I/O, never reads
+"""The core is pure (docs/design.md, Rule 1): consensus/ never does I/O, never reads
 a clock, never uses global randomness and never imports the node.
 
 Every .py file under consensus/ (including consensus/sim/) is parsed with
@@ -101,7 +101,7 @@ def test_purity_scan_finds_the_package() -> None:
 
 @pytest.mark.parametrize("path", _files(), ids=_rel)
 def test_purity_module_imports_nothing_impure(path: Path) -> None:
-    """DESIGN.md rule 1: no asyncio, threading, socket, time, os, uuid, grpc,
+    """docs/design.md, Rule 1: no asyncio, threading, socket, time, os, uuid, grpc,
     plyvel, nacl, node, or module-level random anywhere under consensus/."""
     rel = _rel(path)
     assert violations(path.read_text(encoding="utf-8"), rel) == []

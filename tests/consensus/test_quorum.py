@@ -1,4 +1,4 @@
-"""consensus/quorum.py against a naive oracle (DESIGN.md rule 4; Castro &
+"""consensus/quorum.py against a naive oracle (docs/design.md, Rule 4; Castro &
 Liskov OSDI'99 §3 / TOCS'02 §2: n >= 3f+1, quorums of 2f+1 intersect in at
 least f+1 replicas, hence in at least one correct one).
 
@@ -96,7 +96,7 @@ def test_quorum_distinct_ignores_duplicates_and_out_of_range_ids(n: int, voters:
 
 @given(N, st.integers(min_value=0, max_value=99), st.integers(min_value=1, max_value=300))
 def test_quorum_one_replica_voting_many_times_counts_once(n: int, voter: int, times: int) -> None:
-    """A Byzantine replica repeating its vote is still one vote (TESTING.md D3)."""
+    """A Byzantine replica repeating its vote is still one vote (docs/testing.md D3)."""
     voter %= n
     assert quorum.distinct([voter] * times, n) == 1
     assert quorum.has_quorum([voter] * times, n) == (quorum.quorum_size(n) == 1)

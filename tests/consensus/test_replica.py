@@ -147,7 +147,7 @@ def accepted_backup(seq_reqs: dict[int, tuple] | None = None, me: int = 1, n: in
 
 
 def assert_no_equivocation(sent_msgs) -> None:
-    """TESTING.md S8: a replica never signs two votes for one (view, seq, phase)."""
+    """docs/testing.md S8: a replica never signs two votes for one (view, seq, phase)."""
     seen: dict[tuple, tuple[bytes, bytes]] = {}
     for frm, msg in sent_msgs:
         votes = msg.pre_prepares if isinstance(msg, m.NewView) else (msg,)
@@ -305,7 +305,7 @@ def test_backup_rejects_conflicting_pre_prepare_for_same_view_and_seq() -> None:
 
 
 def test_backup_forged_conflicting_pre_prepare_is_not_blamed_on_the_primary() -> None:
-    """TESTING.md S9 / E1: only signed evidence may accuse a replica. Regression:
+    """docs/testing.md S9 / E1: only signed evidence may accuse a replica. Regression:
     Replica._on_pre_prepare counts "conflicting pre-prepare" *before* it checks
     the signature, so anyone can make a correct primary look like an
     equivocator by sending unsigned garbage for an accepted (view, seq); the
@@ -323,7 +323,7 @@ def test_backup_forged_conflicting_pre_prepare_is_not_blamed_on_the_primary() ->
 
 
 def test_backup_rejects_proposal_with_duplicate_request() -> None:
-    """Exactly-once (TESTING.md S5): a proposal that repeats a request, or
+    """Exactly-once (docs/testing.md S5): a proposal that repeats a request, or
     proposes one already in flight at another seq, is refused."""
     rep, _ = accepted_backup({1: (request(1),)})
     ready = deliver(rep, pre_prepare(2, (request(1),)))  # in flight at seq 1
@@ -353,7 +353,7 @@ def test_backup_prepared_needs_2f_prepares_from_distinct_replicas() -> None:
 
 
 def test_backup_double_vote_is_counted_once_and_not_for_both_digests() -> None:
-    """OSDI'99 §4.2 / TESTING.md D3: a replica that signs two Prepares for one
+    """OSDI'99 §4.2 / docs/testing.md D3: a replica that signs two Prepares for one
     (view, seq) is counted as a double voter and its second vote is ignored:
     it cannot help a conflicting digest towards a certificate."""
     rep, pps = accepted_backup({1: (request(1),)}, me=1, n=4)
@@ -763,7 +763,7 @@ def _garbage(rep_me: int = 1):
 
 
 def test_replica_drops_and_counts_bad_signature_unknown_sender_other_chain() -> None:
-    """DESIGN rule 2 / TESTING.md E1, E2, E4: messages with a bad signature,
+    """DESIGN rule 2 / docs/testing.md E1, E2, E4: messages with a bad signature,
     from a non-member, for another chain, or otherwise invalid are dropped and
     counted; they change nothing and step() never raises."""
     rep = make_replica(me=1)
@@ -830,7 +830,7 @@ GARBAGE = st.one_of(
 @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(st.lists(GARBAGE, min_size=1, max_size=6))
 def test_replica_step_never_raises_on_garbage_messages(msgs) -> None:
-    """DESIGN rule 2 / TESTING.md E5: arbitrary well-typed messages with any
+    """DESIGN rule 2 / docs/testing.md E5: arbitrary well-typed messages with any
     uint64/uint32 field values (what the codec can produce) and unforgeable
     signatures never raise out of step(), never get signed votes, durable
     writes or committed blocks out of a replica, and leave it working."""
@@ -863,7 +863,7 @@ def test_replica_step_before_advance_raises_misuse_error() -> None:
         make_replica(me=2).step("not an event")  # type: ignore[arg-type]
 
 
-# ==== request de-duplication (§4.1, TESTING.md S5 / E3) =======================================
+# ==== request de-duplication (§4.1, docs/testing.md S5 / E3) =======================================
 
 def test_primary_same_request_submitted_twice_commits_once() -> None:
     """OSDI'99 §4.1: a request is executed once even if the client resends it,
@@ -880,7 +880,7 @@ def test_primary_same_request_submitted_twice_commits_once() -> None:
 
 
 def test_replica_request_dedup_survives_view_change() -> None:
-    """OSDI'99 §4.1/§4.4, TESTING.md E3: a request committed in view 0 and
+    """OSDI'99 §4.1/§4.4, docs/testing.md E3: a request committed in view 0 and
     resubmitted to every replica after the primary crashed and the view
     changed is not committed again."""
     c = Cluster(4, **FAST)
@@ -900,7 +900,7 @@ def test_replica_request_dedup_survives_view_change() -> None:
 
 
 def test_replica_request_dedup_survives_restart_of_every_replica() -> None:
-    """TESTING.md A3/E3: after every replica restarts from its RestoredState
+    """docs/testing.md A3/E3: after every replica restarts from its RestoredState
     (durable records + the ledger, which answers is_committed), a replayed
     request id is not committed a second time."""
     c = Cluster(4, ledger_dedup=True, **FAST)
@@ -921,7 +921,7 @@ def test_replica_request_dedup_survives_restart_of_every_replica() -> None:
 
 
 def test_primary_does_not_repropose_request_committed_below_new_view_floor() -> None:
-    """OSDI'99 §4.1/§4.4, TESTING.md S5, DESIGN "the same id never commits
+    """OSDI'99 §4.1/§4.4, docs/testing.md S5, DESIGN "the same id never commits
     twice". Regression: request r committed at seq 1 in view 0 only at replica 0
     (Commits and Status heartbeats to 1, 2, 3 are lost). In view 1 the NewView includes 0's
     ViewChange (executed_seq 1), so min-s = 1 and the O set is empty. The new
@@ -955,10 +955,10 @@ def test_primary_does_not_repropose_request_committed_below_new_view_floor() -> 
         assert not twice, f"replica {i} committed a request twice: (seq, view, ids) {layout}"
 
 
-# ==== restart (TOCS'02 §5, TESTING.md A1/A2/S8) =================================================
+# ==== restart (TOCS'02 §5, docs/testing.md A1/A2/S8) =================================================
 
 def test_backup_restart_never_signs_conflicting_prepare() -> None:
-    """TOCS'02 §5 (recovery) / TESTING.md S8: a replica rebuilt from its
+    """TOCS'02 §5 (recovery) / docs/testing.md S8: a replica rebuilt from its
     durable records after a crash never signs a Prepare for a (view, seq) it
     voted on before with another digest -- even when a Byzantine primary
     offers it a conflicting PrePrepare after the restart. (Control: the same
@@ -985,7 +985,7 @@ def test_backup_restart_never_signs_conflicting_prepare() -> None:
 
 
 def test_backup_restart_after_commit_keeps_its_commit_vote() -> None:
-    """TOCS'02 §5 / TESTING.md S8: a replica that sent a Commit and restarted
+    """TOCS'02 §5 / docs/testing.md S8: a replica that sent a Commit and restarted
     re-sends the same Commit and never signs a Prepare or Commit for another
     digest at that (view, seq)."""
     c = Cluster(4, **FAST)
@@ -1088,7 +1088,7 @@ def test_replica_behind_on_stable_checkpoints_gets_the_proof_from_a_peer() -> No
 @pytest.mark.parametrize("forgery", ["tampered signature", "2f signers", "one signer thrice",
                                      "certificate of another block", "other chain", "out of order"])
 def test_backup_rejects_blocks_reply_with_forged_certificate(forgery: str) -> None:
-    """TOCS'02 §6.3.2 / TESTING.md E8: fetched blocks are applied only if their
+    """TOCS'02 §6.3.2 / docs/testing.md E8: fetched blocks are applied only if their
     commit certificate verifies (2f+1 distinct valid Commits for this chain,
     seq and digest) and they extend the executed prefix; otherwise the reply
     is dropped and counted."""
@@ -1202,7 +1202,7 @@ def test_backup_censored_request_changes_view_although_other_blocks_commit() -> 
 # ==== regressions from the code review =========================================================
 
 def test_backup_rejects_state_transfer_block_with_swapped_body() -> None:
-    """TOCS'02 §6.2 (state transfer) / TESTING.md S1, S6: a certified block
+    """TOCS'02 §6.2 (state transfer) / docs/testing.md S1, S6: a certified block
     whose request bodies were swapped under the same ids is rejected: the
     proposal digest covers every body, so the certificate no longer matches."""
     c = Cluster(4)
@@ -1231,7 +1231,7 @@ def test_backup_rejects_pre_prepare_whose_body_differs_from_the_submitted_one() 
 
 
 def test_replica_restart_after_view_change_never_commits_a_second_block_at_a_height() -> None:
-    """OSDI'99 §4.4 + TESTING.md A3 (power loss of all nodes): seq 1 commits
+    """OSDI'99 §4.4 + docs/testing.md A3 (power loss of all nodes): seq 1 commits
     only at replica 3, the cluster moves to view 1, then every replica
     restarts. The prepared certificates kept until garbage collection carry
     seq 1 into the new view and the view record keeps the NewView floor, so

@@ -1,5 +1,5 @@
 """Hostile input on every client RPC and on the peer Deliver stream
-(TESTING.md E1-E5, R1): each is refused with the documented status or
+(docs/testing.md E1-E5, R1): each is refused with the documented status or
 dropped and counted; the node stays up and its ledger does not change."""
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Four node processes agree (TESTING.md S1, S2, S3, S6; PBFT §4.2 normal case)."""
+"""Four node processes agree (docs/testing.md S1, S2, S3, S6; PBFT §4.2 normal case)."""
 from __future__ import annotations
 
 import json

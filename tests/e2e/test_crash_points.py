@@ -1,4 +1,4 @@
-"""TESTING.md A2: a node dies at each crash point of its commit path (before
+"""docs/testing.md A2: a node dies at each crash point of its commit path (before
 and after the group fsync, between block writes, after acknowledging) with
 no cleanup. After a restart it rejoins, loses no acknowledged transaction,
 and its chain verifies against the genesis keys. A raised internal error

@@ -1,4 +1,4 @@
-"""Crash faults with real processes (TESTING.md A1, S4, L1; PBFT §4.4 view change, §4.3 checkpoints)."""
+"""Crash faults with real processes (docs/testing.md A1, S4, L1; PBFT §4.4 view change, §4.3 checkpoints)."""
 from __future__ import annotations
 
 import json

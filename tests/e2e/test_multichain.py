@@ -1,4 +1,4 @@
-"""Several chains in one node process (DESIGN.md: sub-chains, one replica and one LevelDB each)."""
+"""Several chains in one node process (docs/design.md, Sub-chains: one replica and one LevelDB each)."""
 from __future__ import annotations
 
 import json

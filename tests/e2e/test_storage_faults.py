@@ -1,4 +1,4 @@
-"""Storage faults on a real 4-node cluster (TESTING.md A4, A5, A8;
+"""Storage faults on a real 4-node cluster (docs/testing.md A4, A5, A8;
 docs/design.md, "Storage integrity"): a node whose store lost writes it had
 promised refuses to start and says how to repair; `govchain chain repair`
 rebuilds it from the other nodes; damaged data is answered DATA_LOSS, never

@@ -1,9 +1,9 @@
 """node.codec: protobuf <-> domain round trips and hostile input.
 
 Round trips are exact, signatures included; decoding garbage raises
-CodecError and nothing else (TESTING.md E5, D6), and whatever does decode
+CodecError and nothing else (docs/testing.md E5, D6), and whatever does decode
 can be signed and re-encoded without raising, so a Byzantine peer cannot
-crash Replica.step() through the codec (DESIGN.md rule 2).
+crash Replica.step() through the codec (docs/design.md, Rule 2).
 """
 from __future__ import annotations
 
@@ -425,7 +425,7 @@ edits = st.lists(st.tuples(st.sampled_from(["flip", "set", "insert", "delete", "
 @settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(messages, edits)
 def test_codec_corrupted_messages_decode_or_raise_codec_error(msg, changes):
-    """A byte-corrupting peer (TESTING.md D6): every corruption either fails
+    """A byte-corrupting peer (docs/testing.md D6): every corruption either fails
     with CodecError or yields a message the core can sign and re-encode."""
     data = _mutate(codec.encode_message(msg), changes)
     try:

@@ -1,5 +1,5 @@
 """Executor + kv contract on a real LevelDB ledger: duplicates (Fabric
-DUPLICATE_TXID, TESTING.md S5/E3), failed transactions leave no writes, and
+DUPLICATE_TXID, docs/testing.md S5/E3), failed transactions leave no writes, and
 the state root is a deterministic function of the committed blocks (S6)."""
 from __future__ import annotations
 

@@ -1,5 +1,5 @@
 """Ledger on a real LevelDB in tmp dirs: round trips, genesis pin, consensus
-records, restored state and crash durability (TESTING.md A1/A3, S4)."""
+records, restored state and crash durability (docs/testing.md A1/A3, S4)."""
 from __future__ import annotations
 
 import hashlib

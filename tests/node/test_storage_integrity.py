@@ -1,6 +1,6 @@
 """A node notices a rolled-back, truncated or corrupted store (docs/design.md,
 "Storage integrity"): real LevelDB files damaged the way disks and operators
-damage them (TESTING.md A4, A5, A8)."""
+damage them (docs/testing.md A4, A5, A8)."""
 from __future__ import annotations
 
 import os

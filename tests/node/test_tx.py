@@ -1,8 +1,8 @@
 """node.tx: transaction ids, Ed25519 signatures and shape checks.
 
-The id is a domain-separated, length-prefixed digest (DESIGN.md data model);
-cross-chain replay must fail the signature (TESTING.md E3) and forged or
-garbage signatures must give False, never an exception (TESTING.md E1).
+The id is a domain-separated, length-prefixed digest (docs/design.md, Data model);
+cross-chain replay must fail the signature (docs/testing.md E3) and forged or
+garbage signatures must give False, never an exception (docs/testing.md E1).
 """
 from __future__ import annotations
 
@@ -60,7 +60,7 @@ def test_tx_id_covers_signature_and_is_deterministic():
 
 
 @pytest.mark.parametrize("field, value", [
-    ("chain_id", "authz"),  # cross-chain replay (TESTING.md E3)
+    ("chain_id", "authz"),  # cross-chain replay (docs/testing.md E3)
     ("nonce", 8),
     ("contract", "cert"),
     ("method", "register_items"),

@@ -1,4 +1,4 @@
-"""Control experiment (TESTING.md D1): with more than f colluding Byzantine
+"""Control experiment (docs/testing.md D1): with more than f colluding Byzantine
 replicas the checker MUST report a safety violation, or it proves nothing."""
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Every run reproduces from its seed (DESIGN.md rule 3)."""
+"""Every run reproduces from its seed (docs/design.md, Rule 3)."""
 from __future__ import annotations
 
 import random
@@ -22,7 +22,7 @@ def test_simulator_different_seeds_give_different_traces():
 
 def _ed25519_keys(n: int, rng: random.Random):
     """The node's real signature scheme, injected from the test: consensus/
-    never imports nacl or node (DESIGN.md rule 1)."""
+    never imports nacl or node (docs/design.md, Rule 1)."""
     from nacl.signing import SigningKey
 
     from node.crypto import Ed25519Signer, Ed25519Verifier

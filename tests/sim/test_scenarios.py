@@ -99,7 +99,7 @@ def test_replica_restarts_from_synced_state_after_crash_loop():
 
 
 def test_censoring_primary_is_replaced_and_the_censored_requests_commit_in_bounded_time():
-    # Issue 7 §6 / TESTING.md D5: the primary of view 0 commits everything
+    # Issue 7 §6 / docs/testing.md D5: the primary of view 0 commits everything
     # except one client's requests (ids starting with byte 0) and keeps doing
     # so under steady load. The per-request timer (§4.4) must replace it: each
     # censored request commits on every correct replica within a bound,

@@ -1,4 +1,4 @@
-"""The fixed CI seed list: swarm-sampled fault profiles (TESTING.md "per PR").
+"""The fixed CI seed list: swarm-sampled fault profiles (docs/testing.md "per PR").
 
 700 seeds split so pytest -n / the report shows which block failed: 200
 swarm seeds at n = 4 and 100 at n = 7, then 200 hostile seeds (f Byzantine
