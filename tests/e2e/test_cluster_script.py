@@ -4,6 +4,7 @@ directory restarting the same network with its data."""
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -97,3 +98,13 @@ def test_cluster_script_takes_dir_before_or_after_the_command(network_dir):
     down = subprocess.run([*run, "down", "--dir", str(network_dir)], capture_output=True, text=True, timeout=60,
                           cwd=REPO)
     assert down.returncode == 0 and "stopped" in down.stdout, down.stderr
+
+
+def test_cluster_script_runs_from_a_python_without_the_dependencies():
+    """`scripts/cluster status` from a plain shell: the system python3 lacks
+    grpc, so the script re-runs itself under the repository's .venv."""
+    base = Path(sys.base_prefix) / "bin" / "python3"
+    proc = subprocess.run([str(base), str(REPO / "scripts" / "cluster"), "--help"], capture_output=True, text=True,
+                          timeout=60, env={k: v for k, v in os.environ.items() if k != "PYTHONPATH"})
+    assert proc.returncode == 0, proc.stderr
+    assert "usage: scripts/cluster" in proc.stdout
