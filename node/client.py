@@ -50,9 +50,15 @@ def blocks_over_grpc(client: client_pb2_grpc.ClientStub, address: str, chain_id:
     if tip is None:
         raise LookupError(f"node {address} does not serve chain {chain_id!r}")
     for h in range(1, tip + 1):
-        r = client.GetBlock(client_pb2.GetBlockRequest(chain_id=chain_id, height=h), timeout=timeout_s)
-        checkpoint = codec.from_proto(r.checkpoint) if r.HasField("checkpoint") else None
-        yield codec.from_proto(r.header), codec.from_proto(r.block), checkpoint
+        yield get_block(client, chain_id, h, timeout_s)
+
+
+def get_block(client: client_pb2_grpc.ClientStub, chain_id: str, height: int, timeout_s: float
+              ) -> tuple[BlockHeader, CommittedBlock, StableCheckpoint | None]:
+    """One block with its header and, at a checkpoint height, its stable-checkpoint proof."""
+    r = client.GetBlock(client_pb2.GetBlockRequest(chain_id=chain_id, height=height), timeout=timeout_s)
+    checkpoint = codec.from_proto(r.checkpoint) if r.HasField("checkpoint") else None
+    return codec.from_proto(r.header), codec.from_proto(r.block), checkpoint
 
 
 def blocks_from_ledger(ledger: Ledger) -> Iterator[tuple[BlockHeader, CommittedBlock, StableCheckpoint | None]]:

@@ -22,16 +22,17 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
+import grpc
+
 from consensus.certificates import valid_committed_block
 from consensus.events import ViewRecord, Write
 from consensus.messages import CommittedBlock
 from consensus.replica import VIEW_KEY
-from node import codec
+from node.client import get_block
 from node.crypto import Ed25519Verifier
 from node.execution import ContractRegistry, Executor
 from node.genesis import Genesis
 from node.ledger import CHECKPOINT_RECORD_KEY, Ledger, LedgerError, damaged_marker
-from node.pb import client_pb2
 from node.promises import Promise, PromiseError, PromiseFile
 from node.verify import checkpoint_problem
 
@@ -55,11 +56,10 @@ def grpc_source(stubs: list, chain_id: str, timeout_s: float) -> BlockSource:
     def fetch(height: int):
         for stub in stubs:
             try:
-                r = stub.GetBlock(client_pb2.GetBlockRequest(chain_id=chain_id, height=height), timeout=timeout_s)
-            except Exception:  # that node is down, behind or damaged too: ask the next one
+                _, block, checkpoint = get_block(stub, chain_id, height, timeout_s)
+            except grpc.RpcError:  # that node is down, behind or damaged too: ask the next one
                 continue
-            checkpoint = codec.from_proto(r.checkpoint) if r.HasField("checkpoint") else None
-            return codec.from_proto(r.block), checkpoint
+            return block, checkpoint
         return None
     return fetch
 
