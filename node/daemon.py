@@ -11,19 +11,21 @@ import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
-from node import codec, tls
-from node.access import PeerAuthInterceptor, StreamCapInterceptor, validator_roles
-from node.chain import ChainNode
-from node.config import NodeConfig
+from node.core import codec
+
+from node.net import tls
+from node.net.access import PeerAuthInterceptor, StreamCapInterceptor, validator_roles
+from node.chain.chain_node import ChainNode
+from node.core.config import NodeConfig
 from node.contracts import MissingContracts, registry_for
-from node.events import EventPublisher
-from node.genesis import GenesisError, check_message_bytes, load_genesis
-from node.keys import KeyFileError, load_signing_key
-from node.ledger import Ledger, open_ledger
+from node.services.events import EventPublisher
+from node.core.genesis import GenesisError, check_message_bytes, load_genesis
+from node.core.keys import KeyFileError, load_signing_key
+from node.ledger.ledger import Ledger, open_ledger
 from node.pb import client_pb2, peer_pb2, peer_pb2_grpc, client_pb2_grpc
-from node.storage import StorageCorrupt
-from node.service import ClientService
-from node.transport import PeerService, Transport
+from node.ledger.storage import StorageCorrupt
+from node.services.client_api import ClientService
+from node.net.transport import PeerService, Transport
 
 log = logging.getLogger("govchain.node")
 

@@ -26,7 +26,7 @@ import importlib
 import pkgutil
 from collections.abc import Iterable
 
-from node.execution import ContractRegistry
+from node.ledger.execution import ContractRegistry
 
 NOT_CONTRACTS = ("base",)
 
@@ -41,7 +41,7 @@ PLATFORM_CONTRACTS: dict[str, tuple[tuple[str, int], ...]] = {
 
 
 def platform_contracts(chain_id: str) -> tuple[tuple[str, int], ...]:
-    """What the genesis files the tools write (node/localnet.py,
+    """What the genesis files the tools write (node/tools/localnet.py,
     deploy/compose/init.py) name for `chain_id`. A chain the platform does
     not define is a test chain, and runs the open kv store like demo."""
     return PLATFORM_CONTRACTS.get(chain_id, OPEN_CONTRACTS)

@@ -1,4 +1,4 @@
-"""node.codec: protobuf <-> domain round trips and hostile input.
+"""node.core.codec: protobuf <-> domain round trips and hostile input.
 
 Round trips are exact, signatures included; decoding garbage raises
 CodecError and nothing else (docs/testing.md E5, D6), and whatever does decode
@@ -19,11 +19,11 @@ from consensus import messages as m
 from consensus.block import BlockHeader
 from consensus.events import StableCheckpoint, ViewRecord
 from consensus.signing import signable
-from node import codec
-from node.codec import CodecError
-from node.execution import Receipt
+from node.core import codec
+from node.core.codec import CodecError
+from node.ledger.execution import Receipt
 from node.pb import client_pb2, consensus_pb2, peer_pb2
-from node.tx import Transaction, sign_transaction
+from node.core.tx import Transaction, sign_transaction
 
 SETTINGS = settings(max_examples=120, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
@@ -450,7 +450,7 @@ def test_codec_corrupted_transactions_decode_or_raise_codec_error(changes):
         return
     # Only the original fields get through. The signature is not covered by
     # the id, so a flipped signature byte still decodes (verify_signature
-    # catches it); see node/tx.py.
+    # catches it); see node/core/tx.py.
     original = _tx()
     assert tx.id == original.id
     assert dataclasses.replace(tx, signature=b"") == dataclasses.replace(original, signature=b"")

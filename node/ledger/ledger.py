@@ -2,7 +2,7 @@
 and the consensus core's durable records, in one LevelDB directory.
 
 Key layout (one prefix byte, then big-endian fixed-width integers so keys sort
-by height; see node/storage.py):
+by height; see node/ledger/storage.py):
 
     M<name>                   meta: chain id, genesis hash, format, tip height
     B<u64 height>             committed block (proposal + commit certificate)
@@ -30,10 +30,10 @@ from typing import Iterable
 from consensus.block import GENESIS_PARENT, BlockHeader
 from consensus.events import RestoredState, StableCheckpoint, Write
 from consensus.messages import CommittedBlock, genesis_link, next_link
-from node import codec
-from node.execution import DUPLICATE, Receipt, StateWrite
-from node.promises import OtherGenesis, Promise, PromiseError, PromiseFile
-from node.storage import Storage, StorageCorrupt, StorageError, from_u64, key, u64
+from node.core import codec
+from node.ledger.execution import DUPLICATE, Receipt, StateWrite
+from node.ledger.promises import OtherGenesis, Promise, PromiseError, PromiseFile
+from node.ledger.storage import Storage, StorageCorrupt, StorageError, from_u64, key, u64
 
 # 2: _META_SYNC holds the sync counter of the promise record; 3: certificates
 # and headers hold the link (docs/design.md, "Block binding")

@@ -7,8 +7,8 @@ network or iterate an unordered collection. Time comes from the block header.
 
 Per block:
 
-1. each Request is decoded into a Transaction (node.codec.tx_from_request);
-   one that cannot be decoded, is malformed (node.tx.validate_shape: sizes,
+1. each Request is decoded into a Transaction (node.core.codec.tx_from_request);
+   one that cannot be decoded, is malformed (node.core.tx.validate_shape: sizes,
    names), names another chain or whose id differs from the Request id is
    FAILED without running;
 2. a transaction id already committed in an earlier block, or earlier in this
@@ -37,10 +37,10 @@ from typing import TYPE_CHECKING, Callable, Iterable, Protocol
 
 from consensus.block import BlockHeader, make_header
 from consensus.messages import CommittedBlock, Request
-from node.tx import Transaction, validate_shape
+from node.core.tx import Transaction, validate_shape
 
-if TYPE_CHECKING:  # node.ledger imports this module (Receipt): no runtime import here
-    from node.ledger import Ledger
+if TYPE_CHECKING:  # node.ledger.ledger imports this module (Receipt): no runtime import here
+    from node.ledger.ledger import Ledger
 
 OK = "OK"
 FAILED = "FAILED"
@@ -253,8 +253,8 @@ class Executor:
         verify_tx: Callable[["Transaction"], bool] | None = None,
     ):
         if decode_tx is None:
-            # Imported here, not at module level: node.codec imports Receipt.
-            from node.codec import tx_from_request as decode_tx
+            # Imported here, not at module level: node.core.codec imports Receipt.
+            from node.core.codec import tx_from_request as decode_tx
         self.chain_id = chain_id
         self.registry = registry
         self.ledger = ledger

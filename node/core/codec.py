@@ -43,11 +43,11 @@ from google.protobuf.message import Message as ProtoMessage
 from consensus import messages as m
 from consensus.block import BlockHeader
 from consensus.events import Record, RecordKey, StableCheckpoint, ViewRecord
-from node import execution
-from node.execution import Receipt
+from node.ledger import execution
+from node.ledger.execution import Receipt
 from node.pb import client_pb2, consensus_pb2, peer_pb2, records_pb2
-from node.records import SignedRecord
-from node.tx import CHAIN_ID_BYTES_MAX, Transaction
+from node.core.records import SignedRecord
+from node.core.tx import CHAIN_ID_BYTES_MAX, Transaction
 
 __all__ = [
     "CodecError",
@@ -458,7 +458,7 @@ def _tx_to_pb(tx: Transaction) -> client_pb2.Transaction:
 
 
 def _tx_from_pb(pb: client_pb2.Transaction) -> Transaction:
-    # Faithful: field shapes are node.tx.validate_shape's job (it has the
+    # Faithful: field shapes are node.core.tx.validate_shape's job (it has the
     # messages for clients); protobuf already guarantees the types.
     return Transaction(
         chain_id=pb.chain_id, sender=pb.sender, nonce=pb.nonce, contract=pb.contract,
@@ -660,7 +660,7 @@ def tx_to_proto(tx: Transaction) -> client_pb2.Transaction:
 
 def tx_from_proto(pb: client_pb2.Transaction) -> Transaction:
     """The domain transaction, field for field. Does not check shapes or the
-    signature: call node.tx.validate_shape and verify_signature."""
+    signature: call node.core.tx.validate_shape and verify_signature."""
     return _tx_from_pb(pb)
 
 
@@ -683,7 +683,7 @@ def tx_from_request(request: m.Request) -> Transaction:
     """The transaction inside a (committed) Request. Raises CodecError unless
     the body parses, is in canonical form (so every replica stores the same
     bytes) and hashes to the request's id. Shapes and signature are not
-    checked here (node.tx.validate_shape, verify_signature)."""
+    checked here (node.core.tx.validate_shape, verify_signature)."""
     tx = decode_tx(request.body)
     if encode_tx(tx) != request.body:
         raise CodecError("request body is not the canonical encoding of its transaction")
@@ -807,7 +807,7 @@ def decode_record(key: RecordKey, data: bytes) -> Record:
     return record
 
 
-# ---- worst-case message sizes (node/genesis.py checks them) ---------------------------
+# ---- worst-case message sizes (node/core/genesis.py checks them) ---------------------------
 
 def _varint_bytes(value: int) -> int:
     return max(1, (value.bit_length() + 6) // 7)
@@ -859,7 +859,7 @@ def worst_case_message_bytes(*, chain_id: str, validators: int, batch_txs_max: i
         "PrePrepare": size(header) + _field_bytes(proposal),
         "RequestBatch": size(m.RequestBatch(requests=(), **tail)) + requests,
         "ProposalReply": size(m.ProposalReply(proposal=empty, **tail)) + full,
-        "BlocksReply": size(m.BlocksReply(blocks=(), **tail))  # one block and its checkpoint proof; see node/chain.py
+        "BlocksReply": size(m.BlocksReply(blocks=(), **tail))  # one block and its checkpoint proof; see node/chain/chain_node.py
         + _field_bytes(_field_bytes(proposal) + _field_bytes(certificate)) + _field_bytes(size(checkpoint)),
         "ViewChange": view_change,
         "NewView": new_view,
@@ -891,6 +891,6 @@ def signed_record_to_proto(record: SignedRecord) -> records_pb2.SignedRecord:
 
 def signed_record_from_proto(pb: records_pb2.SignedRecord) -> SignedRecord:
     """The domain record, field for field. Limits and the signature are
-    node.records' business (decode_record)."""
+    node.core.records' business (decode_record)."""
     return SignedRecord(version=pb.version, chain_id=pb.chain_id, type=pb.type, id=pb.id, time_ms=pb.time_ms,
                         signer=pb.signer, body=pb.body, signature=pb.signature)
