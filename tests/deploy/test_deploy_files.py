@@ -118,7 +118,7 @@ def test_no_private_keys_committed():
 def unit() -> configparser.ConfigParser:
     parser = configparser.ConfigParser(strict=False, interpolation=None, delimiters=("=",))
     parser.optionxform = str  # keys are case-sensitive
-    parser.read(DEPLOY / "systemd" / "govchain-node.services.client_api")
+    parser.read(DEPLOY / "systemd" / "govchain-node.service")
     return parser
 
 
@@ -126,10 +126,10 @@ def test_systemd_execstart_runs_the_example_config():
     service = unit()["Service"]
     argv = shlex.split(service["ExecStart"])
     assert argv[0] == "/opt/govchain/.venv/bin/govchain" and argv[1:4] == NODE_COMMAND[1:], \
-        f"deploy/systemd/govchain-node.services.client_api: ExecStart must be " \
+        f"deploy/systemd/govchain-node.service: ExecStart must be " \
         f"/opt/govchain/.venv/bin/govchain node run --config <path> (got {argv})"
     assert argv[4:] == ["/etc/govchain/node.toml"], \
-        "deploy/systemd/govchain-node.services.client_api: ExecStart --config must be /etc/govchain/node.toml, " \
+        "deploy/systemd/govchain-node.service: ExecStart --config must be /etc/govchain/node.toml, " \
         "where README.md installs deploy/systemd/node.toml"
     config = node_config(DEPLOY / "systemd" / "node.toml", base_dir=PurePosixPath("/etc/govchain"))
     assert under(config.key_file, "/etc/govchain"), "deploy/systemd/node.toml: key_file belongs in /etc/govchain"
@@ -151,21 +151,21 @@ def test_systemd_hardening():
     }
     for key, value in expected.items():
         assert service.get(key) == value, \
-            f"deploy/systemd/govchain-node.services.client_api: set {key}={value} (got {service.get(key)!r})"
+            f"deploy/systemd/govchain-node.service: set {key}={value} (got {service.get(key)!r})"
     for key in ("RestartSec", "TimeoutStopSec", "LimitNOFILE", "SystemCallFilter"):
-        assert service.get(key), f"deploy/systemd/govchain-node.services.client_api: {key}= is missing"
-    text = (DEPLOY / "systemd" / "govchain-node.services.client_api").read_text()
+        assert service.get(key), f"deploy/systemd/govchain-node.service: {key}= is missing"
+    text = (DEPLOY / "systemd" / "govchain-node.service").read_text()
     assert "SystemCallFilter=@system-service" in text
 
 
 @pytest.mark.skipif(not shutil.which("systemd-analyze"), reason="systemd-analyze not installed")
 def test_systemd_analyze_verify():
-    result = subprocess.run(["systemd-analyze", "verify", str(DEPLOY / "systemd" / "govchain-node.services.client_api")],
+    result = subprocess.run(["systemd-analyze", "verify", str(DEPLOY / "systemd" / "govchain-node.service")],
                             capture_output=True, text=True)
     # The venv does not exist on the test machine; any other complaint is a real problem.
     problems = [line for line in (result.stdout + result.stderr).splitlines()
                 if line.strip() and "/opt/govchain/.venv/bin/govchain" not in line]
-    assert not problems, "deploy/systemd/govchain-node.services.client_api: systemd-analyze verify:\n" + "\n".join(problems)
+    assert not problems, "deploy/systemd/govchain-node.service: systemd-analyze verify:\n" + "\n".join(problems)
 
 
 # --------------------------------------------------------------------------- Dockerfile
