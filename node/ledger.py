@@ -11,10 +11,12 @@ by height; see node/storage.py):
     T<tx id>                  -> u64 height + u32 index of its first (non-DUPLICATE) occurrence
     R<u64 height><u32 index>  receipt of every transaction, DUPLICATEs included
     S<u8 len><contract><key>  application state, one namespace per contract
+    V<u8 len><contract><u32 len><key><u64 height>
+                              state version: 1 + value, or 0 (deleted), as block `height` wrote it
     P<record key>             consensus durable record (Ready.persist)
     C<u64 seq>                stable checkpoint (with its 2f+1 proof) per checkpoint seq
 
-Everything one block changes (B, H, h, T, R, S and the tip) is written in a
+Everything one block changes (B, H, h, T, R, S, V and the tip) is written in a
 single write_batch(sync=True): after a crash (kill -9, power loss) a block is
 either entirely there or entirely absent, and the tip never points past it.
 A block is appended only if it extends the tip: its parent hash and its
@@ -36,8 +38,10 @@ from node.promises import OtherGenesis, Promise, PromiseError, PromiseFile
 from node.storage import Storage, StorageCorrupt, StorageError, from_u64, key, u64
 
 # 2: _META_SYNC holds the sync counter of the promise record; 3: certificates
-# and headers hold the link (docs/design.md, "Block binding")
-FORMAT_VERSION = 3
+# and headers hold the link (docs/design.md, "Block binding"); 4: proposal
+# digests cover the metadata, and state versions (V) are kept (docs/design.md,
+# "Cross-chain reads")
+FORMAT_VERSION = 4
 
 _META = b"M"
 _BLOCK = b"B"
@@ -46,6 +50,7 @@ _HASH = b"h"
 _TX = b"T"
 _RECEIPT = b"R"
 _STATE = b"S"
+_VERSION = b"V"
 _RECORD = b"P"
 _CHECKPOINT = b"C"
 
@@ -88,6 +93,11 @@ def state_key(contract: str, key: bytes) -> bytes:
     if not 0 < len(name) < 256:
         raise ValueError(f"bad contract name {contract!r}")
     return _STATE + bytes([len(name)]) + name + key
+
+
+def _version_prefix(contract: str, key_in_contract: bytes) -> bytes:
+    """V<u8 len><contract><u32 len><key>: every version of one state key, by height."""
+    return _VERSION + state_key(contract, b"")[1:] + _u32(len(key_in_contract)) + key_in_contract
 
 
 class Ledger:
@@ -222,6 +232,8 @@ class Ledger:
                     b.delete(k)
                 else:
                     b.put(k, value)
+                version = b"\x00" if value is None else b"\x01" + value
+                b.put(_version_prefix(contract, key_in_contract) + u64(height), version)
             b.put(_META_TIP, u64(height))
         self._height = height
         self._tip_header = header
@@ -305,6 +317,17 @@ class Ledger:
 
     def state_get(self, contract: str, key_in_contract: bytes) -> bytes | None:
         return self._db.get(state_key(contract, key_in_contract))
+
+    def state_get_at(self, contract: str, key_in_contract: bytes, height: int) -> bytes | None:
+        """The value as of block `height` (at most the tip): the latest write
+        at or below it, None if there is none or it deleted the key
+        (docs/design.md, "Cross-chain reads")."""
+        if not 0 <= height <= self._height:
+            raise LedgerError(f"{self.chain_id}: state at height {height} asked, the tip is {self._height}")
+        prefix = _version_prefix(contract, key_in_contract)
+        for _, value in self._db.scan(prefix, stop=prefix + u64(height + 1), reverse=True):
+            return value[1:] if value[:1] == b"\x01" else None
+        return None
 
     def snapshot(self):
         """The store as it is now (a LevelDB snapshot): later writes do not
