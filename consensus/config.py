@@ -27,7 +27,7 @@ class ReplicaConfig:
     pending_requests_bytes_max: int = 64 << 20  # the same pool in bytes: a count alone lets large requests fill memory
     timestamp_skew_max_ms: int = 60_000
     fetch_blocks_max: int = 64
-    genesis_hash: bytes = b""  # the genesis file's hash (node/genesis.py): link(0) derives from it
+    genesis_hash: bytes = b""  # the genesis file's hash (node/core/genesis.py): link(0) derives from it
 
     def __post_init__(self) -> None:
         if self.validators < 1:

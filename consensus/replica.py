@@ -37,7 +37,7 @@ Departures from the paper, each for a reason:
   digest and only then votes. Bodies from earlier views stay in the log
   until their seq is garbage collected.
 - Request batches (proposals and forwarded RequestBatches) are cut by count
-  and by bytes, so each fits message_bytes_max (node/genesis.py checks the
+  and by bytes, so each fits message_bytes_max (node/core/genesis.py checks the
   worst case of every message against it).
 - A proposal carries opaque metadata, checked by an injected callable
   before a replica accepts its PrePrepare (docs/design.md, "Cross-chain
@@ -171,7 +171,7 @@ def _size(request: m.Request) -> int:
 def _batches(requests, config: ReplicaConfig):
     """Cut `requests` (in order) into batches of at most batch_txs_max requests
     and batch_bytes_max bytes: a proposal or a RequestBatch then fits
-    message_bytes_max (node/genesis.py checks the worst case). Every request
+    message_bytes_max (node/core/genesis.py checks the worst case). Every request
     alone fits: larger ones are refused on arrival."""
     batch, size = [], 0
     for req in requests:
@@ -1221,7 +1221,7 @@ class Replica:
             self._commit_in_order(self.executed_seq + 1)  # link(executed_seq) is known now
             self._execute_decided()
             self._maybe_propose()
-            # More to come: the reply was full, or cut short by its byte bound (node/chain.py).
+            # More to come: the reply was full, or cut short by its byte bound (node/chain/chain_node.py).
             if len(msg.blocks) == self.config.fetch_blocks_max or self.executed_seq < self._fetch_target:
                 self._fetch(msg.replica, max(self._fetch_target, self.executed_seq + self.config.fetch_blocks_max))
 

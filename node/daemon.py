@@ -11,19 +11,21 @@ import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
-from node import codec, tls
-from node.access import PeerAuthInterceptor, StreamCapInterceptor, validator_roles
-from node.chain import ChainNode
-from node.config import NodeConfig
+from node.core import codec
+
+from node.net import tls
+from node.net.access import PeerAuthInterceptor, StreamCapInterceptor, validator_roles
+from node.chain.chain_node import ChainNode
+from node.core.config import NodeConfig
 from node.contracts import MissingContracts, registry_for
-from node.events import EventPublisher
-from node.genesis import GenesisError, check_message_bytes, load_genesis
-from node.keys import KeyFileError, load_signing_key
-from node.ledger import Ledger, open_ledger
-from node.pb import client_pb2, peer_pb2, peer_pb2_grpc, client_pb2_grpc
-from node.storage import StorageCorrupt
-from node.service import ClientService
-from node.transport import PeerService, Transport
+from node.services.events import EventPublisher
+from node.core.genesis import GenesisError, check_message_bytes, load_genesis
+from node.core.keys import KeyFileError, load_signing_key
+from node.ledger.ledger import Ledger, open_ledger
+from node.pb import peer_pb2, peer_pb2_grpc
+from node.ledger.storage import StorageCorrupt
+from node.services import CLIENT_PORT_SERVICES
+from node.net.transport import PeerService, Transport
 
 log = logging.getLogger("govchain.node")
 
@@ -290,12 +292,10 @@ class Node:
         peer_pb2_grpc.add_PeerServicer_to_server(PeerService(self._deliver), peer)
         self._listen(peer, cfg.peer_listen, self._tls and self._tls.server_credentials(True))
         client = self._server()
-        client_pb2_grpc.add_ClientServicer_to_server(ClientService(cfg.department, self.chains, self.bad_input), client)
+        services = [name for register in CLIENT_PORT_SERVICES if (name := register(self, client)) is not None]
         health_pb2_grpc.add_HealthServicer_to_server(self._health, client)
-        names = (client_pb2.DESCRIPTOR.services_by_name["Client"].full_name,
-                 health_pb2.DESCRIPTOR.services_by_name["Health"].full_name,
-                 reflection.SERVICE_NAME)
-        reflection.enable_server_reflection(names, client)
+        reflection.enable_server_reflection(
+            (*services, health_pb2.DESCRIPTOR.services_by_name["Health"].full_name, reflection.SERVICE_NAME), client)
         self._listen(client, cfg.client_listen, self._tls and self._tls.server_credentials(cfg.tls.require_client_cert))
         for server in (peer, client):
             await server.start()
@@ -304,7 +304,7 @@ class Node:
             await self._publisher.start()
         for chain in self.chains.values():
             chain.start()
-        for name in ("", names[0]):
+        for name in ("", *services):
             await self._health.set(name, health_pb2.HealthCheckResponse.SERVING)
         self._status_task = asyncio.get_running_loop().create_task(self._heartbeat())
         log.info("node %s ready: peer %s (%s), client %s (%s), chains %s", cfg.department, cfg.peer_listen,

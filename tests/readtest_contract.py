@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 
 from node.contracts.base import ANYONE, MethodContract, method, require_str
-from node.execution import TxContext
+from node.ledger.execution import TxContext
 
 NAME = "readtest"
 VERSION = 1

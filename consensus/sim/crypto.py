@@ -3,7 +3,7 @@
 A keyed BLAKE2b MAC: two orders of magnitude cheaper than Ed25519 and still
 unforgeable without the secret, so a Byzantine node that signs with its own
 key while claiming another replica's index is rejected exactly as it would be
-with real signatures. Real Ed25519 (node.crypto, PyNaCl) is exercised by the
+with real signatures. Real Ed25519 (node.core.crypto, PyNaCl) is exercised by the
 node tests; consensus/ never imports nacl (docs/design.md, Rule 1). A test may
 still run the simulator with Ed25519 by passing its own `key_factory` to
 `runner.Simulation` (see tests/sim/test_determinism.py).

@@ -7,7 +7,7 @@ BlockExecuted back. A crash drops the Replica object and unsynced writes; a
 restart rebuilds it from durable records plus the ledger tip.
 
 Storage defence (docs/simulator.md, "Storage faults"), the sim's stand-in for
-node/promises.py and `govchain chain repair`: after every synced batch and
+node/ledger/promises.py and `govchain chain repair`: after every synced batch and
 before its messages leave, the shell records its promises (sync count,
 height, view, highest voted seq) in one of two copies kept apart from the
 store. A restart whose store is damaged or behind those promises wipes the
@@ -42,7 +42,7 @@ class Promise:
 
 class PromiseRecord:
     """Two copies; a write goes to the older one, so a torn write leaves the
-    previous promise intact in the other (as node/promises.py)."""
+    previous promise intact in the other (as node/ledger/promises.py)."""
 
     def __init__(self) -> None:
         self.copies: list[Promise | None] = [Promise(), Promise()]
@@ -68,7 +68,7 @@ class SimNode:
                  send, checker, trace, serve_bytes_max: int = 0, storage: Storage | None = None,
                  defence: bool = True) -> None:
         self.index = index
-        self.serve_bytes_max = serve_bytes_max  # like node/chain.py: a BlocksReply stays bounded; 0: unbounded
+        self.serve_bytes_max = serve_bytes_max  # like node/chain/chain_node.py: a BlocksReply stays bounded; 0: unbounded
         self.config = config
         self.signer = signer
         self.verifier = verifier
@@ -218,7 +218,7 @@ class SimNode:
 
     def _handle(self, ready) -> list:
         if ready.diverged:
-            # node/chain.py fail-stops here. With at most f faulty replicas a
+            # node/chain/chain_node.py fail-stops here. With at most f faulty replicas a
             # correct one never holds another history than 2f+1 signed.
             if self.checker.correct[self.index]:
                 raise SafetyViolation("diverged", f"correct node {self.index}: {ready.diverged}")

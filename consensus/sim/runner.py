@@ -137,7 +137,7 @@ def fingerprint(src: int, dst: int, msg) -> bytes:
 class Simulation:
     """One cluster. `replica_factory` swaps the Replica (tests); `key_factory`
     (n, rng) -> (signers, verifier) swaps the signature scheme (default: the
-    keyed-BLAKE2b `crypto.make_keys`; a test may inject Ed25519 from node.crypto,
+    keyed-BLAKE2b `crypto.make_keys`; a test may inject Ed25519 from node.core.crypto,
     which consensus/ itself must never import). The forger's key is one more
     key from the same factory, drawn from the Byzantine RNG."""
 

@@ -168,7 +168,7 @@ class Ledger:
     def __init__(self) -> None:
         self.entries: list[LedgerEntry] = []
         self.executed_ids: dict[bytes, int] = {}  # request id -> height that executed it
-        self.checkpoints: dict[int, m.StableCheckpoint] = {}  # seq -> proof, as node/ledger.py keeps C<seq>
+        self.checkpoints: dict[int, m.StableCheckpoint] = {}  # seq -> proof, as node/ledger/ledger.py keeps C<seq>
 
     @property
     def height(self) -> int:

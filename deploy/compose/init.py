@@ -16,7 +16,7 @@ Layout of DIR (committed: <department>/node.toml; created here: the rest)::
     genesis/<chain>.json     one genesis per chain, validators in DEPARTMENTS order
 
 This does what `govchain keys generate --out <department>/node.key` per
-department followed by node.genesis.make_genesis with the printed public keys
+department followed by node.core.genesis.make_genesis with the printed public keys
 would do. Each validator's address is where the other nodes dial it:
 
     compose     <department>:<peer port>                  (compose service name)
@@ -64,10 +64,10 @@ def peer_address(platform: str, department: str, port: int) -> str:
 def init(directory: Path, platform: str, departments: tuple[str, ...] = DEPARTMENTS,
          log=print) -> dict[str, str]:
     """Create keys and genesis files under `directory`; returns {department: public key hex}."""
-    from node.config import ConfigError, load_config
+    from node.core.config import ConfigError, load_config
     from node.contracts import platform_contracts
-    from node.genesis import GenesisError, load_genesis, make_genesis, write_genesis
-    from node.keys import KeyFileError, generate_key_file, load_signing_key, public_key_hex
+    from node.core.genesis import GenesisError, load_genesis, make_genesis, write_genesis
+    from node.core.keys import KeyFileError, generate_key_file, load_signing_key, public_key_hex
 
     directory = Path(directory)
     configs = {}
@@ -130,7 +130,7 @@ def tls_material(directory: Path, platform: str, signing_keys: dict, configs: di
     """The network CA, a client certificate for the tools, and one certificate per department."""
     import shutil
 
-    from node.tls import bound_key, generate_ca, issue_cert
+    from node.net.tls import bound_key, generate_ca, issue_cert
 
     ca_dir = directory / "tls"
     if not (ca_dir / "ca.crt").exists():

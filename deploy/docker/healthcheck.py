@@ -27,7 +27,7 @@ _WILDCARD = {"0.0.0.0": "127.0.0.1", "::": "::1", "[::]": "::1"}
 
 def target_address(config_path: str) -> str:
     """host:port to dial for the node configured in config_path."""
-    from node.config import load_config  # the installed govchain package
+    from node.core.config import load_config  # the installed govchain package
 
     listen = load_config(config_path).client_listen
     host = _WILDCARD.get(listen.host, listen.host)
@@ -38,12 +38,12 @@ def channel(config_path: str | None, address: str):
     """A channel as the node's [tls] says: plaintext only for insecure = true (or without a config)."""
     import grpc
 
-    from node.config import load_config
+    from node.core.config import load_config
 
     config = load_config(config_path) if config_path else None
     if config is None or config.tls.insecure:
         return grpc.insecure_channel(address)
-    from node.tls import Material
+    from node.net.tls import Material
 
     tls = Material.load(config.tls.ca, config.tls.cert, config.tls.key)
     return grpc.secure_channel(address, tls.channel_credentials(),

@@ -6,7 +6,7 @@ transaction runs depends on its bytes alone and never on the interpreter
 (Python's recursion limit, its int-digit limit): a payload past a bound gets a
 FAILED receipt naming that bound on every replica. The bounds:
 
-- at most PAYLOAD_BYTES_MAX bytes (node.tx), UTF-8, one JSON value;
+- at most PAYLOAD_BYTES_MAX bytes (node.core.tx), UTF-8, one JSON value;
 - arrays and objects nested at most PAYLOAD_DEPTH_MAX deep, and at most
   PAYLOAD_CONTAINERS_MAX of them (so the depth scan stays cheap);
 - numbers of at most INT_DIGITS_MAX digits: every signed or unsigned 64-bit
@@ -32,11 +32,12 @@ from itertools import accumulate
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Any, Callable, ClassVar, NoReturn
 
-from node.execution import OK, ContractError, TxContext
-from node.tx import NAME_RE, PAYLOAD_BYTES_MAX
+from node.core.receipts import OK
+from node.ledger.execution import ContractError, TxContext
+from node.core.tx import NAME_RE, PAYLOAD_BYTES_MAX
 
 if TYPE_CHECKING:
-    from node.query import QueryContext
+    from node.ledger.query import QueryContext
 
 PAYLOAD_DEPTH_MAX = 64
 PAYLOAD_CONTAINERS_MAX = 4096
@@ -163,7 +164,7 @@ def query(handler: QueryHandler) -> QueryHandler:
 
 
 class MethodContract:
-    """A contract whose methods take one JSON object (node.execution.Contract).
+    """A contract whose methods take one JSON object (node.ledger.execution.Contract).
 
     Subclasses set `name` and `version` and mark handlers with
     @method(role=...) and @query; `methods` (write method -> role) and

@@ -23,8 +23,8 @@ from __future__ import annotations
 import json
 
 from node.contracts.base import ANYONE, MethodContract, method, query, require_int, require_str
-from node.execution import ContractError, TxContext
-from node.query import QueryContext
+from node.ledger.execution import ContractError, TxContext
+from node.ledger.query import QueryContext
 
 NAME = "kv"
 VERSION = 1

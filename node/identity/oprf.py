@@ -63,7 +63,7 @@ from nacl.bindings import (
     crypto_scalarmult_ed25519_noclamp,
 )
 
-from node.keys import read_key_file, write_key_file
+from node.core.keys import read_key_file, write_key_file
 
 # Versioned domains: a different construction must not produce colliding tags.
 H1_DOMAIN = b"govchain/subject-tag/v1/H1/edwards25519-sha512-elligator2x2"
@@ -240,7 +240,7 @@ def finalize(state: BlindState, evaluated: bytes) -> bytes:
     return derive_tag(state.oprf_input, unblinded)
 
 
-# Key files: the format and permission rules of node/keys.py with their own header.
+# Key files: the format and permission rules of node/core/keys.py with their own header.
 
 def generate_key_file(path: str | os.PathLike[str]) -> OprfKey:
     """Create a new random OPRF key at `path` (mode 0600, never overwrites) and return it."""

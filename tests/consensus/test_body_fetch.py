@@ -159,7 +159,7 @@ def test_replica_view_change_completes_when_a_backup_lacks_the_body() -> None:
 
 def test_backup_state_transfer_continues_when_a_reply_is_cut_by_bytes() -> None:
     """TOCS'02 §6.3.2 with bounded messages: the shell cuts a BlocksReply at
-    half of message_bytes_max (node/chain.py), so a reply may hold fewer
+    half of message_bytes_max (node/chain/chain_node.py), so a reply may hold fewer
     blocks than asked. The replica asks for the rest at once instead of
     waiting for the next Status (one block per status interval)."""
     rep = make_replica(me=3, in_flight_blocks_max=2)

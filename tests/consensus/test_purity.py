@@ -124,7 +124,7 @@ def test_purity_module_imports_nothing_impure(path: Path) -> None:
     "from nacl.signing import SigningKey",
     "def lazy():\n    import nacl.signing\n",
     "import node",
-    "from node.ledger import Ledger",
+    "from node.ledger.ledger import Ledger",
     "from node import codec",
     "from random import random",
     "from random import choice, Random",

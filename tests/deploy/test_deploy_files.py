@@ -1,10 +1,10 @@
 """deploy/ must carry configuration the daemon accepts, and agree with itself.
 
 Every file under deploy/ is parsed; every node.toml goes through
-node.config.parse_config; ports, paths and service names in compose.yaml,
+node.core.config.parse_config; ports, paths and service names in compose.yaml,
 the Kubernetes manifests, the systemd unit and the Dockerfile are checked
 against the node.toml they run. deploy/compose/init.py is run into a temp
-directory and its genesis files are loaded with node.genesis.load_genesis.
+directory and its genesis files are loaded with node.core.genesis.load_genesis.
 A failure names the file and what to change.
 
 Needs PyYAML (pip install pyyaml).
@@ -26,9 +26,9 @@ from pathlib import Path, PurePosixPath
 import pytest
 import yaml
 
-from node.config import NodeConfig, parse_config
-from node.genesis import load_genesis
-from node.keys import load_signing_key, public_key_hex
+from node.core.config import NodeConfig, parse_config
+from node.core.genesis import load_genesis
+from node.core.keys import load_signing_key, public_key_hex
 
 REPO = Path(__file__).resolve().parents[2]
 DEPLOY = REPO / "deploy"
@@ -326,7 +326,7 @@ def check_generated(directory: Path, keys: dict[str, str], hosts: dict[str, list
     chains to the network CA copied next to it."""
     from cryptography import x509
 
-    from node.tls import bound_key
+    from node.net.tls import bound_key
 
     ca = (directory / "tls" / "ca.crt").read_bytes()
     for department in DEPARTMENTS:
@@ -582,7 +582,7 @@ def test_node_runs_under_memory_deny_write_execute(tmp_path):
 
     if not seccomp_mdwe.supported():
         pytest.skip("seccomp emulation is x86_64 Linux only")
-    from node.localnet import create_network, status, wait_until
+    from node.tools.localnet import create_network, status, wait_until
 
     (spec,) = create_network(tmp_path / "net", nodes=1, chains=("demo",))
     log = open(spec.log, "wb")

@@ -1,6 +1,6 @@
 """End-to-end harness: real node processes on 127.0.0.1, real gRPC, real LevelDB.
 
-`net_factory(**kw)` creates a network with node.localnet.create_network in a
+`net_factory(**kw)` creates a network with node.tools.localnet.create_network in a
 tmp dir (TLS on both ports unless insecure=True) and starts every node; the finalizer SIGKILLs whatever is still
 running (and reaps it), so no daemon ever outlives its test, pass or fail.
 A failing test gets the tail of every node log appended to its report.
@@ -18,10 +18,12 @@ import grpc
 import nacl.signing
 import pytest
 
-from node import codec, localnet
-from node.client import stub
+from node.core import codec
+
+from node.tools import localnet
+from node.net.client import stub
 from node.pb import client_pb2
-from node.tx import sign_transaction
+from node.core.tx import sign_transaction
 
 REPO = Path(__file__).resolve().parents[2]
 _GOVCHAIN = Path(sys.executable).parent / "govchain"

@@ -4,7 +4,7 @@ tests/e2e/test_reads.py. Production nodes never have it."""
 import sys
 
 from node import contracts
-from node.cli import main
+from node.tools.cli import main
 from tests.readtest_contract import CONTRACT, NAME, VERSION
 
 contracts.available()[(NAME, VERSION)] = CONTRACT  # the cached table every registry_for reads

@@ -13,11 +13,12 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from consensus import messages as m
 from consensus.signing import signable
-from node import codec, localnet
-from node.client import channel as client_channel
-from node.keys import load_signing_key
+from node.core import codec
+from node.tools import localnet
+from node.net.client import channel as client_channel
+from node.core.keys import load_signing_key
 from node.pb import client_pb2, consensus_pb2, peer_pb2, peer_pb2_grpc
-from node.tx import PAYLOAD_BYTES_MAX, Transaction
+from node.core.tx import PAYLOAD_BYTES_MAX, Transaction
 
 from .conftest import make_tx, rpc_code, submit_batch
 

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from node import localnet
+from node.tools import localnet
 
 REPO = Path(__file__).resolve().parents[2]
 pytestmark = pytest.mark.e2e

@@ -6,7 +6,7 @@ import json
 import grpc
 import pytest
 
-from node import codec
+from node.core import codec
 from node.pb import client_pb2
 
 from .conftest import make_tx, run_cli, submit_batch

@@ -8,12 +8,12 @@ from __future__ import annotations
 import nacl.signing
 import pytest
 
-from node import localnet
-from node.client import blocks_over_grpc
-from node.failpoints import POINTS
-from node.genesis import load_genesis
+from node.tools import localnet
+from node.net.client import blocks_over_grpc
+from node.core.failpoints import POINTS
+from node.core.genesis import load_genesis
 from node.pb import client_pb2
-from node.verify import verify_chain
+from node.ledger.verify import verify_chain
 from tests.e2e.conftest import make_tx, submit_batch
 
 pytestmark = pytest.mark.e2e

@@ -8,11 +8,13 @@ import time
 import grpc
 import pytest
 
-from node import codec, localnet
-from node.client import blocks_over_grpc
-from node.genesis import load_genesis
+from node.core import codec
+
+from node.tools import localnet
+from node.net.client import blocks_over_grpc
+from node.core.genesis import load_genesis
 from node.pb import client_pb2
-from node.verify import verify_chain
+from node.ledger.verify import verify_chain
 
 from .conftest import make_tx, run_cli, submit_batch
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 import grpc
 import pytest
 
-from node.client import channel as client_channel
+from node.net.client import channel as client_channel
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha.proto_reflection_descriptor_database import ProtoReflectionDescriptorDatabase
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import pytest
 
-from node import localnet
+from node.tools import localnet
 from node.pb import client_pb2
 
 from .conftest import make_tx
@@ -19,7 +19,7 @@ from .test_faults import Load
 
 pytestmark = pytest.mark.e2e
 
-VALUE_CHARS = 60_000  # a 60 KB transaction payload (node.tx allows 64 KiB)
+VALUE_CHARS = 60_000  # a 60 KB transaction payload (node.core.tx allows 64 KiB)
 
 
 class LargeLoad(Load):

@@ -8,7 +8,9 @@ import uuid
 import paho.mqtt.client as mqtt
 import pytest
 
-from node import codec, localnet
+from node.core import codec
+
+from node.tools import localnet
 from node.pb import client_pb2
 
 from .conftest import make_tx, submit_batch

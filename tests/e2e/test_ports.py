@@ -14,9 +14,11 @@ import pytest
 
 from consensus import messages as m
 from consensus.signing import signable
-from node import codec, localnet, tls
-from node.client import aio_channel, stub
-from node.keys import load_signing_key
+from node.core import codec
+from node.tools import localnet
+from node.net import tls
+from node.net.client import aio_channel, stub
+from node.core.keys import load_signing_key
 from node.pb import client_pb2, client_pb2_grpc, peer_pb2_grpc
 
 from .conftest import make_tx, rpc_code, submit_batch

@@ -7,7 +7,7 @@ import json
 import grpc
 import pytest
 
-from node import codec
+from node.core import codec
 from node.pb import client_pb2
 
 from .conftest import RPC_TIMEOUT_S, make_tx, rpc_code, submit_batch

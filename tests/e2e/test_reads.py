@@ -11,9 +11,9 @@ import sys
 
 import pytest
 
-from node import localnet
+from node.tools import localnet
 from node.pb import client_pb2
-from node.tx import sign_transaction
+from node.core.tx import sign_transaction
 
 from .conftest import REPO, make_tx, submit_batch
 

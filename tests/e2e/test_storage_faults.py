@@ -13,7 +13,7 @@ import time
 import grpc
 import pytest
 
-from node import localnet
+from node.tools import localnet
 from node.pb import client_pb2
 from tests.e2e.conftest import make_tx, run_cli, submit_batch
 

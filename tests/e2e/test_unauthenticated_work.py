@@ -11,10 +11,11 @@ import grpc
 import nacl.signing
 
 from consensus import messages as m
-from node import codec, localnet
-from node.keys import load_signing_key
+from node.core import codec
+from node.tools import localnet
+from node.core.keys import load_signing_key
 from node.pb import peer_pb2_grpc
-from node.tx import Transaction
+from node.core.tx import Transaction
 
 from .conftest import make_tx, submit_batch
 from .test_bad_input import _signed

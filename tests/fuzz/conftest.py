@@ -8,8 +8,10 @@ import grpc
 import nacl.signing
 import pytest
 
-from node import localnet, tls
-from node.client import channel
+from node.tools import localnet
+
+from node.net import tls
+from node.net.client import channel
 from tests.e2e.conftest import Net, make_tx, submit_batch
 
 CHAIN = "demo"

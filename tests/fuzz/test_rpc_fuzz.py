@@ -23,10 +23,10 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from consensus.signing import signable
-from node import codec
-from node.keys import load_signing_key
+from node.core import codec
+from node.core.keys import load_signing_key
 from node.pb import client_pb2, consensus_pb2, peer_pb2
-from node.tx import Transaction, signing_digest
+from node.core.tx import Transaction, signing_digest
 from tests.e2e.conftest import make_tx, submit_batch
 
 from .conftest import CHAIN, open_channel

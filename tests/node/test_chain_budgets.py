@@ -16,16 +16,16 @@ from nacl.signing import SigningKey
 
 from consensus import messages as m
 from consensus.signing import with_signature
-from node import codec
-from node.chain import ChainNode
+from node.core import codec
+from node.chain.chain_node import ChainNode
 from node.contracts import registry_for
-from node.crypto import Ed25519Signer
-from node.genesis import make_genesis
-from node.ledger import Ledger
+from node.core.crypto import Ed25519Signer
+from node.core.genesis import make_genesis
+from node.ledger.ledger import Ledger
 from node.pb import client_pb2
-from node.service import ClientService
-from node.transport import PeerLink, Transport
-from node.tx import Transaction, sign_transaction
+from node.services.client_api import ClientService
+from node.net.transport import PeerLink, Transport
+from node.core.tx import Transaction, sign_transaction
 
 
 class StalledPool(concurrent.futures.Executor):

@@ -8,15 +8,15 @@ from nacl.signing import SigningKey
 from consensus import messages as m
 from consensus.block import BlockHeader, make_header
 from consensus.signing import with_signature
-from node import codec
-from node.chain import _verify_requests
+from node.core import codec
+from node.chain.chain_node import _verify_requests
 from node.contracts import registry_for
-from node.crypto import Ed25519Signer
-from node.genesis import make_genesis
-from node.ledger import Ledger, LedgerError
-from node.repair import RepairError, repair_chain
-from node.tx import sign_transaction
-from node.verify import verify_chain
+from node.core.crypto import Ed25519Signer
+from node.core.genesis import make_genesis
+from node.ledger.ledger import Ledger, LedgerError
+from node.tools.repair import RepairError, repair_chain
+from node.core.tx import sign_transaction
+from node.ledger.verify import verify_chain
 
 
 def test_chain_verified_cache_key_binds_the_body():

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from node.config import (Address, ConfigError, LimitsConfig, MqttConfig, NodeConfig, TlsConfig, config_template,
+from node.core.config import (Address, ConfigError, LimitsConfig, MqttConfig, NodeConfig, TlsConfig, config_template,
                          load_config, parse_address)
 
 MINIMAL = textwrap.dedent("""\

@@ -11,14 +11,15 @@ from pathlib import Path
 import pytest
 
 import node.contracts
-from node import localnet
-from node.config import load_config
-from node.contracts import MissingContracts, available, not_runnable, platform_contracts, registry_for
+from node.tools import localnet
+from node.core.config import load_config
+from node.contracts import MissingContracts, available, platform_contracts, registry_for
+from node.ledger.execution import not_runnable
 from node.contracts.base import ANYONE, MethodContract, method, query
 from node.contracts.kv import KvContract
 from node.daemon import Node, StartupError
-from node.execution import ContractError
-from node.genesis import ContractRef, load_genesis, write_genesis
+from node.ledger.execution import ContractError
+from node.core.genesis import ContractRef, load_genesis, write_genesis
 
 KV_SOURCE = Path(node.contracts.__path__[0]) / "kv.py"
 

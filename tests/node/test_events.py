@@ -17,8 +17,8 @@ from pathlib import Path
 import aiomqtt
 import pytest
 
-from node.config import MqttConfig
-from node.events import EventPublisher
+from node.core.config import MqttConfig
+from node.services.events import EventPublisher
 from tests.mosquitto import Mosquitto, free_port, mosquitto, mosquitto_factory  # noqa: F401 (fixtures)
 
 pytestmark = pytest.mark.asyncio
@@ -126,7 +126,7 @@ async def test_publisher_status_is_retained_for_late_subscriber(mosquitto: Mosqu
 async def test_publisher_last_will_seen_when_process_is_killed(mosquitto: Mosquitto) -> None:
     script = textwrap.dedent(f"""
         import asyncio, sys
-        from node.events import EventPublisher
+        from node.services.events import EventPublisher
 
         async def main():
             pub = EventPublisher(host="127.0.0.1", port={mosquitto.port}, department="{DEPT}")

@@ -12,15 +12,15 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from consensus import messages as m
-from node import codec
+from node.core import codec
 from node.contracts import registry_for
 from node.contracts.base import INT_DIGITS_MAX, PAYLOAD_CONTAINERS_MAX, PAYLOAD_DEPTH_MAX, parse_json_object
-from node.execution import (
-    DUPLICATE, EMPTY_STATE_ROOT, FAILED, OK, ContractError, ContractRegistry, ExecutionError,
-    Executor, state_root,
+from node.core.receipts import DUPLICATE, FAILED, OK
+from node.ledger.execution import (
+    EMPTY_STATE_ROOT, ContractError, ContractRegistry, ExecutionError, Executor, state_root,
 )
-from node.ledger import open_ledger
-from node.tx import PAYLOAD_BYTES_MAX, Transaction, sign_transaction, verify_signature
+from node.ledger.ledger import open_ledger
+from node.core.tx import PAYLOAD_BYTES_MAX, Transaction, sign_transaction, verify_signature
 
 CHAIN = "test-chain"
 GENESIS = hashlib.sha256(b"genesis").digest()
@@ -385,7 +385,7 @@ def _run_with_metadata(chain, metadata: bytes, *requests):
 
 
 def test_executor_reads_another_chain_at_the_blocks_effective_height_which_never_goes_back(tmp_path):
-    from node.execution import READS_NAMESPACE
+    from node.ledger.execution import READS_NAMESPACE
     chain = _reads_chain(tmp_path)
     heights = lambda h: codec.encode_read_heights({"catalog": h})  # noqa: E731
     copy = lambda: tx("copy", contract="readtest", chain="catalog", key="k")  # noqa: E731

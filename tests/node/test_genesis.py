@@ -7,7 +7,7 @@ import pytest
 from nacl.signing import SigningKey
 
 from consensus.config import ReplicaConfig
-from node.genesis import (ConsensusParams, Genesis, GenesisError, Validator, genesis_from_obj, load_genesis,
+from node.core.genesis import (ConsensusParams, Genesis, GenesisError, Validator, genesis_from_obj, load_genesis,
                           make_genesis, ms_to_ticks, write_genesis)
 
 DEPARTMENTS = ("housing-registry", "tax-office", "health-dept", "transport")

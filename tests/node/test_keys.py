@@ -6,7 +6,7 @@ import stat
 import pytest
 from nacl.signing import SigningKey
 
-from node.keys import HEADER, KeyFileError, generate_key_file, load_signing_key, public_key_hex
+from node.core.keys import HEADER, KeyFileError, generate_key_file, load_signing_key, public_key_hex
 
 
 def test_keys_generate_creates_0600_file_that_loads_back(tmp_path) -> None:

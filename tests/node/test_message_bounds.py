@@ -1,6 +1,6 @@
 """Every protocol message fits message_bytes_max by construction (issue 7 §1).
 
-node.codec.worst_case_message_bytes bounds each message kind from the
+node.core.codec.worst_case_message_bytes bounds each message kind from the
 consensus parameters; the genesis refuses parameters whose worst case does
 not fit the default 4 MiB, and the daemon checks its own [limits] again. The
 bound is checked against real encodings of the largest messages a replica
@@ -16,10 +16,11 @@ from nacl.signing import SigningKey
 
 from consensus import messages as m
 from consensus.quorum import quorum_size
-from node import codec, localnet
-from node.config import load_config
+from node.core import codec
+from node.tools import localnet
+from node.core.config import load_config
 from node.daemon import Node, StartupError
-from node.genesis import DEFAULT_MESSAGE_BYTES_MAX, GenesisError, check_message_bytes, make_genesis
+from node.core.genesis import DEFAULT_MESSAGE_BYTES_MAX, GenesisError, check_message_bytes, make_genesis
 
 CHAIN = "c" * 32  # the longest chain id a genesis allows
 

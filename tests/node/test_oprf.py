@@ -15,7 +15,7 @@ from nacl.bindings import (
     crypto_scalarmult_ed25519_noclamp,
 )
 
-from node import keys
+from node.core import keys
 from node.identity import oprf
 from node.identity.oprf import IdNumberError, OprfKey, blind, evaluate, finalize
 

@@ -9,20 +9,20 @@ import json
 import grpc
 import pytest
 
-from node.chain import ChainNode, Group
+from node.chain.chain_node import ChainNode, Group
 from node.contracts import registry_for
 from node.contracts.base import MethodContract, query
 from node.contracts.kv import LIST_BYTES_MAX, LIST_LIMIT_MAX
-from node.execution import ContractRegistry
-from node.ledger import Ledger
+from node.ledger.execution import ContractRegistry
+from node.ledger.ledger import Ledger
 from node.pb import client_pb2
-from node.query import (RESULT_BYTES_MAX, SCAN_LIMIT_MAX, BadQuery, NoSuchQuery, QueryContext, ResultTooLarge,
+from node.ledger.query import (RESULT_BYTES_MAX, SCAN_LIMIT_MAX, BadQuery, NoSuchQuery, QueryContext, ResultTooLarge,
                         StateSnapshot, run_query)
-from node.service import ClientService
-from node.transport import Transport
-from node.codec import request_from_tx
-from node.genesis import make_genesis
-from node.tx import sign_transaction
+from node.services.client_api import ClientService
+from node.net.transport import Transport
+from node.core.codec import request_from_tx
+from node.core.genesis import make_genesis
+from node.core.tx import sign_transaction
 from tests.node.test_chain_budgets import KEYS, Aborted, Context
 from tests.node.test_execution import CHAIN, Chain, block, tx
 
@@ -173,7 +173,7 @@ async def _ask(service: ClientService, request):
 def test_query_and_query_state_read_only_fsynced_state(service):
     """A committed block whose group fsync has not finished is invisible:
     Query and QueryState answer from the state at durable_height, and see the
-    block once its fsync is done (node/chain.py, _release)."""
+    block once its fsync is done (node/chain/chain_node.py, _release)."""
     chain: ChainNode = service._chains[CHAIN]
     put = sign_transaction(KEYS[0], chain_id=CHAIN, nonce=1, contract="kv", method="put",
                            payload=b'{"key": "a", "value": "1"}')

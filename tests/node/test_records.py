@@ -13,9 +13,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from node.pb import records_pb2
-from node.records import (RECORD_BYTES_MAX, RECORD_DOMAIN, RecordError, SignedRecord, decode_body, decode_record,
+from node.core.records import (RECORD_BYTES_MAX, RECORD_DOMAIN, RecordError, SignedRecord, decode_body, decode_record,
                           encode_record, shape_problem, sign_record, signing_digest, verify_record)
-from node.tx import TX_DOMAIN
+from node.core.tx import TX_DOMAIN
 
 KEY = nacl.signing.SigningKey(bytes(range(32)))
 OTHER = nacl.signing.SigningKey(bytes(range(1, 33)))

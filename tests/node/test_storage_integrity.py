@@ -9,10 +9,10 @@ import shutil
 import pytest
 
 from consensus import events as ev
-from node import promises
-from node.ledger import BehindPromise, damaged_marker, open_ledger, open_snapshot
-from node.promises import Promise, PromiseError, PromiseFile
-from node.storage import StorageCorrupt
+from node.ledger import promises
+from node.ledger.ledger import BehindPromise, damaged_marker, open_ledger, open_snapshot
+from node.ledger.promises import Promise, PromiseError, PromiseFile
+from node.ledger.storage import StorageCorrupt
 from tests.node.test_ledger import CHAIN, GENESIS, commit_blocks, pre_prepare
 
 

@@ -11,10 +11,12 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from nacl.signing import SigningKey
 
-from node import cli, tls
-from node.config import TlsConfig, config_template, load_config
+from node.tools import cli
+
+from node.net import tls
+from node.core.config import TlsConfig, config_template, load_config
 from node.daemon import Node, StartupError
-from node.keys import generate_key_file
+from node.core.keys import generate_key_file
 
 
 @pytest.fixture

@@ -1,4 +1,4 @@
-"""node.tx: transaction ids, Ed25519 signatures and shape checks.
+"""node.core.tx: transaction ids, Ed25519 signatures and shape checks.
 
 The id is a domain-separated, length-prefixed digest (docs/design.md, Data model);
 cross-chain replay must fail the signature (docs/testing.md E3) and forged or
@@ -14,8 +14,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from node import tx as txm
-from node.tx import Transaction, sign_transaction, signing_digest, validate_shape, verify_signature
+from node.core import tx as txm
+from node.core.tx import Transaction, sign_transaction, signing_digest, validate_shape, verify_signature
 
 KEY = nacl.signing.SigningKey(bytes(range(32)))
 OTHER_KEY = nacl.signing.SigningKey(bytes(range(1, 33)))
@@ -167,8 +167,8 @@ def test_tx_sign_rejects_malformed_fields():
 
 
 def test_tx_id_of_fields_is_the_transaction_id():
-    """node.service refuses overloaded batches with ids computed from the
-    protobuf fields (node.tx.tx_id_of): they must be Transaction.id."""
+    """node.services.client_api refuses overloaded batches with ids computed from the
+    protobuf fields (node.core.tx.tx_id_of): they must be Transaction.id."""
     for tx in (_signed(), _signed(payload=b"x" * 300, nonce=2**64 - 1, method="put")):
         assert txm.tx_id_of(tx.chain_id, tx.sender, tx.nonce, tx.contract, tx.method, tx.payload,
                             tx.signature) == tx.id

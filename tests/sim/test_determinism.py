@@ -25,7 +25,7 @@ def _ed25519_keys(n: int, rng: random.Random):
     never imports nacl or node (docs/design.md, Rule 1)."""
     from nacl.signing import SigningKey
 
-    from node.crypto import Ed25519Signer, Ed25519Verifier
+    from node.core.crypto import Ed25519Signer, Ed25519Verifier
 
     keys = [SigningKey(rng.randbytes(32)) for _ in range(n)]
     return [Ed25519Signer(k) for k in keys], Ed25519Verifier([bytes(k.verify_key) for k in keys])

@@ -16,8 +16,8 @@ from consensus.certificates import valid_committed_block, valid_stable_checkpoin
 from consensus.events import StableCheckpoint
 from consensus.messages import CommittedBlock, genesis_link, next_link
 from consensus.quorum import quorum_size
-from node.crypto import Ed25519Verifier
-from node.genesis import Genesis
+from node.core.crypto import Ed25519Verifier
+from node.core.genesis import Genesis
 
 
 @dataclass(frozen=True)

@@ -3,7 +3,7 @@
 Key layout convention (docs/design.md, Rule 5: edges are thin): a short prefix followed
 by big-endian fixed-width integers, so LevelDB's bytewise order is numeric
 order and a range scan over heights is a plain iterator. Nothing in here knows
-what a block or a record is; that is node/ledger.py's job.
+what a block or a record is; that is node/ledger/ledger.py's job.
 """
 from __future__ import annotations
 

@@ -28,13 +28,13 @@ from consensus.certificates import valid_committed_block
 from consensus.events import ViewRecord, Write
 from consensus.messages import CommittedBlock
 from consensus.replica import VIEW_KEY
-from node.client import get_block
-from node.crypto import Ed25519Verifier
-from node.execution import ContractRegistry, Executor
-from node.genesis import Genesis
-from node.ledger import CHECKPOINT_RECORD_KEY, Ledger, LedgerError, damaged_marker
-from node.promises import Promise, PromiseError, PromiseFile
-from node.verify import checkpoint_problem
+from node.net.client import get_block
+from node.core.crypto import Ed25519Verifier
+from node.ledger.execution import ContractRegistry, Executor
+from node.core.genesis import Genesis
+from node.ledger.ledger import CHECKPOINT_RECORD_KEY, Ledger, LedgerError, damaged_marker
+from node.ledger.promises import Promise, PromiseError, PromiseFile
+from node.ledger.verify import checkpoint_problem
 
 BlockSource = Callable[[int], tuple[CommittedBlock, object] | None]  # height -> (block, checkpoint) or None
 

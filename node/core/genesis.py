@@ -60,9 +60,9 @@ from typing import Any, NamedTuple
 from nacl.bindings import crypto_core_ed25519_is_valid_point
 
 from consensus.config import ReplicaConfig
-from node import codec
-from node.config import CHAIN_ID_RE, DEPARTMENT_RE, LimitsConfig, parse_address
-from node.tx import CONTRACT_NAME_BYTES_MAX, name_problem
+from node.core import codec
+from node.core.config import CHAIN_ID_RE, DEPARTMENT_RE, LimitsConfig, parse_address
+from node.core.tx import CONTRACT_NAME_BYTES_MAX, name_problem
 
 DEFAULT_MESSAGE_BYTES_MAX = LimitsConfig().message_bytes_max
 
@@ -382,7 +382,7 @@ def _fix(kind: str, c: ConsensusParams, validators: int) -> str:
 def check_message_bytes(genesis: Genesis, message_bytes_max: int = DEFAULT_MESSAGE_BYTES_MAX, *,
                         source: str = "genesis", limit_name: str = "the default message_bytes_max") -> None:
     """Raise GenesisError unless the largest message these parameters allow
-    (node.codec.worst_case_message_bytes) fits `message_bytes_max`. With a
+    (node.core.codec.worst_case_message_bytes) fits `message_bytes_max`. With a
     node's own limit (not the default), the fix may also be raising it."""
     c, n = genesis.consensus, len(genesis.validators)
     sizes = codec.worst_case_message_bytes(chain_id=genesis.chain_id, validators=n, batch_txs_max=c.batch_txs_max,

@@ -13,8 +13,8 @@ import time
 
 import grpc
 
-from node import codec
-from node.keys import KeyFileError
+from node.core import codec
+from node.core.keys import KeyFileError
 
 DEFAULT_NODE = os.environ.get("GOVCHAIN_NODE", "127.0.0.1:7101")
 
@@ -31,7 +31,7 @@ def _receipt_dict(r) -> dict:
 # ---- node and keys ----------------------------------------------------------
 
 def cmd_node_run(args) -> int:
-    from node.config import load_config
+    from node.core.config import load_config
     from node.daemon import run
 
     try:
@@ -43,7 +43,7 @@ def cmd_node_run(args) -> int:
 
 
 def cmd_keys_generate(args) -> int:
-    from node.keys import generate_key_file, public_key_hex
+    from node.core.keys import generate_key_file, public_key_hex
 
     key = generate_key_file(args.out)
     _print({"file": args.out, "public_key": public_key_hex(key)}, args.json,
@@ -52,7 +52,7 @@ def cmd_keys_generate(args) -> int:
 
 
 def cmd_keys_show(args) -> int:
-    from node.keys import load_signing_key, public_key_hex
+    from node.core.keys import load_signing_key, public_key_hex
 
     key = load_signing_key(args.file)
     _print({"file": args.file, "public_key": public_key_hex(key)}, args.json, public_key_hex(key))
@@ -62,7 +62,7 @@ def cmd_keys_show(args) -> int:
 # ---- talking to a node ------------------------------------------------------
 
 def cmd_tls_ca(args) -> int:
-    from node.tls import generate_ca
+    from node.net.tls import generate_ca
 
     crt, key = generate_ca(args.dir)
     _print({"cert": str(crt), "key": str(key)}, args.json,
@@ -71,8 +71,8 @@ def cmd_tls_ca(args) -> int:
 
 
 def cmd_tls_cert(args) -> int:
-    from node.keys import load_signing_key
-    from node.tls import issue_cert
+    from node.core.keys import load_signing_key
+    from node.net.tls import issue_cert
 
     node_key = load_signing_key(args.node_key) if args.node_key else None
     crt, key = issue_cert(args.ca_dir, args.out, args.name, args.host, node_key)
@@ -93,8 +93,8 @@ def _rpc_error(exc: grpc.RpcError, address: str) -> int:
 def _client_tls(args):
     """TLS unless --insecure: the CA from --ca, GOVCHAIN_CA or the local
     cluster (scripts/cluster up), a client certificate if one is given."""
-    from node.localnet import DEFAULT_DIR, client_tls
-    from node.tls import Material
+    from node.tools.localnet import DEFAULT_DIR, client_tls
+    from node.net.tls import Material
 
     if args.insecure:
         return None
@@ -110,7 +110,7 @@ def _client_tls(args):
 
 
 def _stub(args):
-    from node.client import stub
+    from node.net.client import stub
 
     return stub(args.node, _client_tls(args), args.server_name)
 
@@ -136,9 +136,9 @@ def cmd_status(args) -> int:
 
 
 def cmd_tx_submit(args) -> int:
-    from node.keys import load_signing_key
+    from node.core.keys import load_signing_key
     from node.pb import client_pb2
-    from node.tx import sign_transaction
+    from node.core.tx import sign_transaction
 
     key = load_signing_key(args.key)
     nonce = args.nonce if args.nonce is not None else time.time_ns()
@@ -215,10 +215,10 @@ def cmd_query(args) -> int:
 
 
 def cmd_chain_verify(args) -> int:
-    from node.client import blocks_from_ledger, blocks_over_grpc
-    from node.genesis import load_genesis
-    from node.ledger import open_snapshot
-    from node.verify import verify_chain
+    from node.net.client import blocks_from_ledger, blocks_over_grpc
+    from node.core.genesis import load_genesis
+    from node.ledger.ledger import open_snapshot
+    from node.ledger.verify import verify_chain
 
     genesis = load_genesis(args.genesis)
     if args.data_dir:
@@ -238,12 +238,12 @@ def cmd_chain_verify(args) -> int:
 
 
 def cmd_chain_repair(args) -> int:
-    from node.client import stub
-    from node.config import load_config
+    from node.net.client import stub
+    from node.core.config import load_config
     from node.contracts import registry_for
-    from node.genesis import load_genesis
-    from node.repair import RepairError, grpc_source, repair_chain
-    from node.tls import Material
+    from node.core.genesis import load_genesis
+    from node.tools.repair import RepairError, grpc_source, repair_chain
+    from node.net.tls import Material
 
     config = load_config(args.config)
     chain_cfg = next((c for c in config.chains if c.id == args.chain), None)

@@ -8,10 +8,10 @@ import grpc
 from consensus.block import BlockHeader
 from consensus.events import StableCheckpoint
 from consensus.messages import CommittedBlock
-from node import codec
-from node.ledger import Ledger
+from node.core import codec
+from node.ledger.ledger import Ledger
 from node.pb import client_pb2, client_pb2_grpc
-from node.tls import Material
+from node.net.tls import Material
 
 MESSAGE_BYTES_MAX = 64 << 20
 OPTIONS = [("grpc.max_receive_message_length", MESSAGE_BYTES_MAX), ("grpc.max_send_message_length", MESSAGE_BYTES_MAX)]

@@ -9,14 +9,14 @@ import time
 
 import grpc
 
-from node import codec
-from node.chain import Admission, ChainNode
-from node.execution import CONTRACT_NAME_BYTES_MAX
-from node.ledger import repair_hint
-from node.query import BadQuery, NoSuchQuery, QueryError, ResultTooLarge, run_query
-from node.storage import StorageCorrupt
+from node.core import codec
+from node.chain.chain_node import Admission, ChainNode
+from node.ledger.execution import CONTRACT_NAME_BYTES_MAX
+from node.ledger.ledger import repair_hint
+from node.ledger.query import BadQuery, NoSuchQuery, QueryError, ResultTooLarge, run_query
+from node.ledger.storage import StorageCorrupt
 from node.pb import client_pb2, client_pb2_grpc
-from node.tx import tx_id_of
+from node.core.tx import tx_id_of
 
 COMMIT_WAIT_DEFAULT_MS = 10_000
 COMMIT_WAIT_MAX_MS = 120_000
@@ -309,3 +309,10 @@ class ClientService(client_pb2_grpc.ClientServicer):
 
 async def _none():
     return None
+
+
+def register(host, server) -> str:
+    """The client API, on every node (node.services.CLIENT_PORT_SERVICES)."""
+    client_pb2_grpc.add_ClientServicer_to_server(ClientService(host.config.department, host.chains, host.bad_input),
+                                                 server)
+    return client_pb2.DESCRIPTOR.services_by_name["Client"].full_name

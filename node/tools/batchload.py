@@ -1,7 +1,7 @@
 """Open-loop load for overload benchmarks: pre-signed transactions in
 SubmitBatch calls (no commit wait), commits observed on StreamBlocks.
 
-Unlike node.load (one SubmitStream per client, waiting for each commit),
+Unlike node.tools.load (one SubmitStream per client, waiting for each commit),
 the offered rate here does not slow down when the cluster does: batches
 leave on schedule whatever the answers, as from many independent clients.
 Signing happens before the clock starts, so the generator's CPU goes into
@@ -19,9 +19,9 @@ from dataclasses import dataclass, field
 import grpc
 from nacl.signing import SigningKey
 
-from node import codec
+from node.core import codec
 from node.pb import client_pb2, client_pb2_grpc
-from node.tx import sign_transaction
+from node.core.tx import sign_transaction
 
 IN_FLIGHT_CALLS_MAX = 256
 _CODE_NAMES = {c.value[0]: c.name for c in grpc.StatusCode}  # a lookup per refused tx: keep the generator cheap
@@ -79,7 +79,7 @@ async def run_batch_load(addresses: list[str], *, chain: str, rate: float, durat
     stubs = [client_pb2_grpc.ClientStub(c) for c in channels]
     slots = asyncio.Semaphore(IN_FLIGHT_CALLS_MAX)
     window = (0.0, 0.0)  # set when offering starts
-    trace_dir = os.environ.get("GOVCHAIN_TRACE")  # per admitted tx: sent, answered, seen (node.chain.TRACE_DIR)
+    trace_dir = os.environ.get("GOVCHAIN_TRACE")  # per admitted tx: sent, answered, seen (node.chain.chain_node.TRACE_DIR)
     trace: dict[bytes, list[float]] = {}
 
     async def watch() -> None:

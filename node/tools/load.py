@@ -16,11 +16,11 @@ from dataclasses import dataclass, field
 import grpc
 from nacl.signing import SigningKey
 
-from node import codec
-from node.client import aio_channel
+from node.core import codec
+from node.net.client import aio_channel
 from node.pb import client_pb2, client_pb2_grpc
-from node.tls import Material
-from node.tx import sign_transaction
+from node.net.tls import Material
+from node.core.tx import sign_transaction
 
 SIGN_AHEAD_S = 1.0
 

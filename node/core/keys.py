@@ -22,7 +22,7 @@ secret mounts use them).
 
 Two layers. `write_private_file` and `read_private_file` hold the file rules
 (0600, never overwrite, refuse group/other access, size cap) for a secret
-file of any kind; node/tls.py uses them for its PEM keys. On top of them,
+file of any kind; node/net/tls.py uses them for its PEM keys. On top of them,
 `write_key_file` and `read_key_file` hold the format above for any fixed-size
 secret with a public counterpart, the header passed in: the Ed25519 functions
 here and the identity service's OPRF key (node/identity/oprf.py) use them.
@@ -108,7 +108,7 @@ def read_key_file(
     return _parse(path, raw, header, secret_bytes, public_of)
 
 
-# Secret files of any kind (also the PEM keys of node/tls.py): 0600, never overwritten.
+# Secret files of any kind (also the PEM keys of node/net/tls.py): 0600, never overwritten.
 
 def write_private_file(path: str | os.PathLike[str], data: bytes, what: str) -> None:
     """Write a new secret file with mode 0600 (a key of any kind).

@@ -9,7 +9,7 @@ The signing digest of a record, with lp(x) a 4-byte big-endian length and x
            + lp(id) + u64(time_ms) + lp(signer) + lp(body))
 
 The signer signs the 32-byte digest with Ed25519. As for transactions
-(node/tx.py), every variable-length field is length-prefixed and the domain
+(node/core/tx.py), every variable-length field is length-prefixed and the domain
 tag differs from every other signed object's, so a record signature is never
 a valid transaction or consensus signature; chain_id is signed, so a record
 is valid on one chain only.
@@ -17,7 +17,7 @@ is valid on one chain only.
 The body is the canonical protobuf encoding of the message `type` names,
 signed as the exact bytes the envelope carries: verifying never re-encodes
 anything. Decoding does re-encode, to refuse every byte string but the
-canonical one (node.codec.parse_canonical): one meaning, one digest, and no
+canonical one (node.core.codec.parse_canonical): one meaning, one digest, and no
 unknown fields for data to hide in.
 """
 from __future__ import annotations
@@ -33,7 +33,7 @@ import nacl.exceptions
 import nacl.signing
 from google.protobuf.message import Message
 
-from node.tx import CHAIN_ID_BYTES_MAX, PAYLOAD_BYTES_MAX, SENDER_BYTES, SIGNATURE_BYTES, text_problem
+from node.core.tx import CHAIN_ID_BYTES_MAX, PAYLOAD_BYTES_MAX, SENDER_BYTES, SIGNATURE_BYTES, text_problem
 
 RECORD_DOMAIN = b"govchain:v1:record:"
 RECORD_VERSION = 1
@@ -144,7 +144,7 @@ def verify_record(record: SignedRecord) -> bool:
 
 def encode_record(record: SignedRecord) -> bytes:
     """The record's canonical bytes. RecordError if they exceed RECORD_BYTES_MAX."""
-    from node.codec import CodecError, signed_record_to_proto  # node.codec imports this module
+    from node.core.codec import CodecError, signed_record_to_proto  # node.core.codec imports this module
     try:
         data = signed_record_to_proto(record).SerializeToString(deterministic=True)
     except CodecError as exc:
@@ -159,7 +159,7 @@ def decode_record(data: bytes, *, chain_id: str) -> SignedRecord:
     """A record of chain `chain_id` from its bytes, checked in order of cost:
     size (before parsing), canonical form, field limits, chain, signature.
     Raises RecordError (and nothing else) naming what is wrong."""
-    from node.codec import CodecError, parse_canonical, signed_record_from_proto
+    from node.core.codec import CodecError, parse_canonical, signed_record_from_proto
     from node.pb import records_pb2
 
     if not isinstance(data, (bytes, bytearray)):
@@ -182,7 +182,7 @@ def decode_record(data: bytes, *, chain_id: str) -> SignedRecord:
 def decode_body(record: SignedRecord, cls: type[M]) -> M:
     """The record's body as a `cls` message. RecordError unless the record's
     type is `cls` and the body is its canonical encoding."""
-    from node.codec import CodecError, parse_canonical
+    from node.core.codec import CodecError, parse_canonical
 
     if record.type != cls.DESCRIPTOR.full_name:
         raise RecordError(f"record type is {record.type!r}, not {cls.DESCRIPTOR.full_name!r}")

@@ -20,10 +20,10 @@ import grpc
 
 from consensus import messages as m
 from consensus.signing import with_signature
-from node import codec
-from node.crypto import Ed25519Signer
-from node.tx import Transaction
-from node.transport import DELIVER_METHOD
+from node.core import codec
+from node.core.crypto import Ed25519Signer
+from node.core.tx import Transaction
+from node.net.transport import DELIVER_METHOD
 
 VARIANTS = 16  # distinct messages per kind, cycled (identical ones might be deduplicated for free)
 RATES = {  # messages per second per target

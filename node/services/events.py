@@ -49,7 +49,7 @@ from typing import Any
 
 import aiomqtt
 
-from node.config import MqttConfig
+from node.core.config import MqttConfig
 
 log = logging.getLogger(__name__)
 

@@ -33,18 +33,18 @@ from consensus import events as ev
 from consensus import messages as m
 from consensus.metadata import ACCEPT, WAIT, Verdict, reject
 from consensus.replica import Replica
-from node import codec
-from node.contracts import not_runnable
-from node.crypto import Ed25519Signer, Ed25519Verifier
-from node.execution import ContractRegistry, Executor, Receipt
-from node.failpoints import fail_point
-from node.genesis import Genesis
-from node.ledger import Ledger, repair_hint
+from node.core import codec
+from node.core.crypto import Ed25519Signer, Ed25519Verifier
+from node.core.receipts import Receipt
+from node.ledger.execution import ContractRegistry, Executor, not_runnable
+from node.core.failpoints import fail_point
+from node.core.genesis import Genesis
+from node.ledger.ledger import Ledger, repair_hint
 from node.pb import consensus_pb2
-from node.query import StateSnapshot
-from node.storage import StorageCorrupt
-from node.transport import Transport
-from node.tx import Transaction, validate_shape, verify_signature
+from node.ledger.query import StateSnapshot
+from node.ledger.storage import StorageCorrupt
+from node.net.transport import Transport
+from node.core.tx import Transaction, validate_shape, verify_signature
 
 log = logging.getLogger("govchain.chain")
 
@@ -66,7 +66,7 @@ RATE_WINDOW_S = 2.0
 # Measurement hook (GOVCHAIN_TRACE=dir scripts/bench --overload; see
 # docs/performance.md): a directory where each node appends, per transaction
 # it admitted, the monotonic times of its RPC's arrival, its admission, the
-# proposal holding it (as seen here) and its durable commit here; node.batchload
+# proposal holding it (as seen here) and its durable commit here; node.tools.batchload
 # adds the client's send, answer and block-seen times. Off by default.
 TRACE_DIR = os.environ.get("GOVCHAIN_TRACE")
 

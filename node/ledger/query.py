@@ -2,12 +2,12 @@
 
 A query runs one contract's read method against the chain's state as of
 its durable height: the state a StateSnapshot pinned right after the
-group's fsync (node/chain.py), never writes that are still only in the OS
+group's fsync (node/chain/chain_node.py), never writes that are still only in the OS
 cache. The method sees that state through a QueryContext, which cannot
 write and has no clock, so the same query at the same height gives the
 same answer on every correct node.
 
-run_query raises one error class per gRPC status, which node/service.py
+run_query raises one error class per gRPC status, which node/services/client_api.py
 maps: NoSuchQuery (NOT_FOUND), BadQuery (INVALID_ARGUMENT), ResultTooLarge
 (RESOURCE_EXHAUSTED). StorageCorrupt passes through (DATA_LOSS).
 """
@@ -16,13 +16,12 @@ from __future__ import annotations
 from itertools import islice
 from typing import TYPE_CHECKING
 
-from node.contracts import not_runnable
-from node.execution import ContractError, ContractRegistry
-from node.ledger import state_key
-from node.tx import CONTRACT_NAME_BYTES_MAX, METHOD_NAME_BYTES_MAX, PAYLOAD_BYTES_MAX, name_problem
+from node.ledger.execution import ContractError, ContractRegistry, not_runnable
+from node.ledger.layout import state_key
+from node.core.tx import CONTRACT_NAME_BYTES_MAX, METHOD_NAME_BYTES_MAX, PAYLOAD_BYTES_MAX, name_problem
 
 if TYPE_CHECKING:
-    from node.ledger import Ledger
+    from node.ledger.ledger import Ledger
 
 RESULT_BYTES_MAX = 1 << 20  # well inside the default 4 MiB message_bytes_max
 SCAN_LIMIT_MAX = 10_000  # per scan() call: a query method reads a bounded amount

@@ -6,7 +6,7 @@
   `concurrent_rpcs_max` pool for everyone else.
 - PeerAuthInterceptor (peer port): every Peer RPC must come from a
   certificate bound to a validator of a chain this node serves
-  (node.tls.bound_key); each envelope on the stream must be for one of that
+  (node.net.tls.bound_key); each envelope on the stream must be for one of that
   validator's chains and under its own replica index there, else it is
   dropped and counted before anything decodes it.
 """
@@ -18,8 +18,8 @@ from collections.abc import Callable, Mapping
 
 import grpc
 
-from node.genesis import Genesis
-from node.tls import bound_key, peer_cert
+from node.core.genesis import Genesis
+from node.net.tls import bound_key, peer_cert
 
 OnBad = Callable[[str, str], None]  # (kind, detail): counted and rate-limit logged
 

@@ -30,11 +30,11 @@ from pathlib import Path
 
 import grpc
 
-from node import tls
-from node.config import MqttConfig, TlsConfig, config_template
+from node.net import tls
+from node.core.config import MqttConfig, TlsConfig, config_template
 from node.contracts import platform_contracts
-from node.genesis import make_genesis, write_genesis
-from node.keys import generate_key_file, public_key_hex
+from node.core.genesis import make_genesis, write_genesis
+from node.core.keys import generate_key_file, public_key_hex
 
 DEPARTMENTS = (
     ("housing-registry", "Housing Registry"),
@@ -270,7 +270,7 @@ def status(spec: NodeSpec, timeout_s: float = 2.0) -> dict | None:
 
 
 def client_stub(spec: NodeSpec):
-    from node.client import stub
+    from node.net.client import stub
 
     return stub(spec.client, spec.client_tls)
 

@@ -31,7 +31,7 @@ from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 from nacl.exceptions import BadSignatureError
 from nacl.signing import SigningKey, VerifyKey
 
-from node.keys import read_private_file, write_private_file
+from node.core.keys import read_private_file, write_private_file
 
 # An OID derived from a UUID (ITU-T X.667, arc 2.25): needs no registration.
 BINDING_OID = x509.ObjectIdentifier("2.25.262909536994931744328624939773519465807")

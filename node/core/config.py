@@ -19,7 +19,7 @@ directory, so a node behaves the same under systemd, in a container and from
 a shell.
 
 This is the only module that knows how many milliseconds a tick is
-(``tick_ms``); consensus counts ticks (see node.genesis.Genesis.replica_config).
+(``tick_ms``); consensus counts ticks (see node.core.genesis.Genesis.replica_config).
 """
 from __future__ import annotations
 

@@ -1,6 +1,6 @@
 """Client transactions: the domain type, its id, Ed25519 signing and shape checks.
 
-No protobuf here: node/codec.py translates to and from govchain.v1.Transaction.
+No protobuf here: node/core/codec.py translates to and from govchain.v1.Transaction.
 
 The signing digest of a transaction:
 
@@ -79,7 +79,7 @@ class Transaction:
 def tx_id_of(chain_id: str, sender: bytes, nonce: int, contract: str, method: str, payload: bytes,
              signature: bytes) -> bytes:
     """Transaction.id from the fields, without building a Transaction: what
-    refusing a transaction under overload costs (node.service SubmitBatch)."""
+    refusing a transaction under overload costs (node.services.client_api SubmitBatch)."""
     digest = hashlib.sha256(
         TX_DOMAIN + _lp(chain_id.encode()) + _lp(sender) + nonce.to_bytes(8, "big")
         + _lp(contract.encode()) + _lp(method.encode()) + _lp(payload)).digest()
