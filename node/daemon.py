@@ -22,9 +22,9 @@ from node.services.events import EventPublisher
 from node.core.genesis import GenesisError, check_message_bytes, load_genesis
 from node.core.keys import KeyFileError, load_signing_key
 from node.ledger.ledger import Ledger, open_ledger
-from node.pb import client_pb2, peer_pb2, peer_pb2_grpc, client_pb2_grpc
+from node.pb import peer_pb2, peer_pb2_grpc
 from node.ledger.storage import StorageCorrupt
-from node.services.client_api import ClientService
+from node.services import CLIENT_PORT_SERVICES
 from node.net.transport import PeerService, Transport
 
 log = logging.getLogger("govchain.node")
@@ -206,6 +206,13 @@ class Node:
             except MissingContracts as exc:
                 raise StartupError(str(exc)) from exc
             geneses.append(genesis)
+        served = {g.chain_id for g in geneses}
+        for genesis in geneses:  # docs/design.md, "Cross-chain reads": a node serves the chains it reads
+            unserved = [c for c in genesis.reads if c not in served]
+            if unserved:
+                raise StartupError(f"chain {genesis.chain_id}: its genesis reads {', '.join(unserved)}, which this "
+                                   f"node does not serve; add {'them' if len(unserved) > 1 else 'it'} to "
+                                   f"[[chains]] (docs/design.md, \"Cross-chain reads\")")
         self._transport = Transport(cfg.limits.stream_queue_max, cfg.limits.message_bytes_max,
                                     self._tls.channel_credentials() if self._tls else None,
                                     self._server_names(geneses))
@@ -221,6 +228,8 @@ class Node:
                 mempool_max=cfg.limits.mempool_txs_max, message_bytes_max=cfg.limits.message_bytes_max,
                 pool=self._pool, publisher=self._publisher,
                 log_drop=self._bad_log.warning, on_failure=self._chain_failed)
+        for chain in self.chains.values():
+            chain.connect_reads({c: self.chains[c] for c in chain.genesis.reads})
 
     @staticmethod
     def _server_names(geneses) -> dict[str, str]:
@@ -283,12 +292,10 @@ class Node:
         peer_pb2_grpc.add_PeerServicer_to_server(PeerService(self._deliver), peer)
         self._listen(peer, cfg.peer_listen, self._tls and self._tls.server_credentials(True))
         client = self._server()
-        client_pb2_grpc.add_ClientServicer_to_server(ClientService(cfg.department, self.chains, self.bad_input), client)
+        services = [name for register in CLIENT_PORT_SERVICES if (name := register(self, client)) is not None]
         health_pb2_grpc.add_HealthServicer_to_server(self._health, client)
-        names = (client_pb2.DESCRIPTOR.services_by_name["Client"].full_name,
-                 health_pb2.DESCRIPTOR.services_by_name["Health"].full_name,
-                 reflection.SERVICE_NAME)
-        reflection.enable_server_reflection(names, client)
+        reflection.enable_server_reflection(
+            (*services, health_pb2.DESCRIPTOR.services_by_name["Health"].full_name, reflection.SERVICE_NAME), client)
         self._listen(client, cfg.client_listen, self._tls and self._tls.server_credentials(cfg.tls.require_client_cert))
         for server in (peer, client):
             await server.start()
@@ -297,7 +304,7 @@ class Node:
             await self._publisher.start()
         for chain in self.chains.values():
             chain.start()
-        for name in ("", names[0]):
+        for name in ("", *services):
             await self._health.set(name, health_pb2.HealthCheckResponse.SERVING)
         self._status_task = asyncio.get_running_loop().create_task(self._heartbeat())
         log.info("node %s ready: peer %s (%s), client %s (%s), chains %s", cfg.department, cfg.peer_listen,

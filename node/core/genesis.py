@@ -8,6 +8,7 @@
       ],
       "consensus": {"batch_txs_max": 1000, ..., "fetch_blocks_max": 64},
       "contracts": [{"name": "kv", "version": 1}],  (may be empty: a chain that takes no transactions)
+      "reads": ["catalog"],                         (optional: chains this chain's blocks may read)
       "created": "2025-01-01T00:00:00Z",           (optional, informational)
       "founders": [{"department": "housing-registry", "key": "<64 hex governance key>"}, ...],
       "app_state": {"catalog": {...}},             (optional: initial state, by contract name)
@@ -32,7 +33,12 @@ Rules, and why:
 - ``Genesis.hash`` is sha256 over a canonical encoding of the parsed values
   (sorted keys, no whitespace, ASCII, public keys in lowercase hex, contracts
   sorted by name, "created" omitted when absent), so reformatting the file
-  does not change it while any change of meaning does.
+  does not change it while any change of meaning does. "reads" is sorted
+  and, when empty, omitted, so a chain that reads nothing keeps its hash.
+- "reads" names the other chains whose state this chain's blocks may read,
+  each at a height its block names (docs/design.md, "Cross-chain reads"):
+  chain ids, unique, never the chain itself. A node serving the chain must
+  serve every chain it reads (node.daemon refuses to start otherwise).
 - Durations are milliseconds here; replica_config converts them to ticks for
   the consensus core (rounding up, at least one tick).
 - Every protocol message must fit message_bytes_max, or the transport drops
@@ -116,7 +122,7 @@ _PARAM_MAX = 1 << 40  # sanity bound: keeps values in int64 and rejects obvious 
 _VALIDATOR_KEYS = ("department", "public_key", "address")
 _CONTRACT_KEYS = ("name", "version")
 _VERSION_MAX = (1 << 32) - 1
-_TOP_KEYS = ("chain_id", "validators", "consensus", "contracts", "created", "founders", "app_state", "signatures")
+_TOP_KEYS = ("chain_id", "validators", "consensus", "contracts", "reads", "created", "founders", "app_state", "signatures")
 SIGNATURE_DOMAIN = b"govchain:v1:genesis-signature:"
 FIX_SIGNATURES = ("each founding department signs with `govchain genesis sign --genesis-dir DIR --department ID "
                   "--key officer.key --out ID.signatures.json` and the coordinator seals the files with "
@@ -175,6 +181,7 @@ class Genesis:
     founders: tuple[Founder, ...] = ()
     app_state: dict[str, Any] | None = None  # contract name -> its initial state section (JSON object)
     signatures: tuple[FounderSignature, ...] = ()  # not part of the hash
+    reads: tuple[str, ...] = ()  # other chains its blocks may read, sorted (docs/design.md, "Cross-chain reads")
 
     def to_json_obj(self, *, signatures: bool = True) -> dict[str, Any]:
         obj: dict[str, Any] = {
@@ -186,6 +193,8 @@ class Genesis:
             "consensus": {name: getattr(self.consensus, name) for name in _PARAM_NAMES},
             "contracts": [{"name": c.name, "version": c.version} for c in self.contracts],
         }
+        if self.reads:
+            obj["reads"] = list(self.reads)
         if self.created is not None:
             obj["created"] = self.created
         obj["founders"] = [{"department": f.department, "key": f.key} for f in self.founders]
@@ -366,8 +375,8 @@ def genesis_from_obj(obj: object, *, source: str = "genesis") -> Genesis:
     app_state = _app_state(source, obj.get("app_state"), contracts)
     signatures = _signatures(source, obj.get("signatures", []), founders)
     genesis = Genesis(chain_id=chain_id, validators=tuple(validators), consensus=ConsensusParams(**params),
-                      contracts=contracts, created=created, founders=founders, app_state=app_state,
-                      signatures=signatures)
+                      contracts=contracts, created=created, reads=_reads(source, chain_id, obj.get("reads", [])),
+                      founders=founders, app_state=app_state, signatures=signatures)
     check_message_bytes(genesis, source=source)
     return genesis
 
@@ -453,6 +462,17 @@ def _signatures(source: str, raw: object, founders: tuple[Founder, ...]) -> tupl
                                f"(got {_show(signature)})") from None
         signatures[department] = FounderSignature(department, signature)
     return tuple(signatures[d] for d in founder_ids if d in signatures)  # founder order: one form per meaning
+
+
+def _reads(source: str, chain_id: str, raw: object) -> tuple[str, ...]:
+    """The "reads" list: chain ids, unique, not the chain itself; sorted."""
+    if not isinstance(raw, list) or not all(isinstance(c, str) and CHAIN_ID_RE.fullmatch(c) for c in raw):
+        raise GenesisError(f"{source}: reads must be an array of chain ids matching [a-z0-9-]{{1,32}} "
+                           f"(got {_show(raw)})")
+    if len(set(raw)) != len(raw) or chain_id in raw:
+        raise GenesisError(f"{source}: reads must name each chain once and never the chain itself "
+                           f"(got {_show(raw)})")
+    return tuple(sorted(raw))
 
 
 def _contracts(source: str, raw: object) -> tuple[ContractRef, ...]:
@@ -624,6 +644,7 @@ def make_genesis(
     created: str | None = None,
     founders: Mapping[str, Any] | None = None,
     app_state: dict[str, Any] | None = None,
+    reads: Iterable[str] = (),
     **params: int,
 ) -> Genesis:
     """Build a validated Genesis. `validators` are Validator objects, dicts, or
@@ -663,5 +684,7 @@ def make_genesis(
                        for d, k in founders.items()]
     if app_state is not None:
         obj["app_state"] = app_state
+    if reads:
+        obj["reads"] = list(reads)
     genesis = genesis_from_obj(obj, source="make_genesis")
     return sign_genesis(genesis, {d: k for d, k in founders.items() if isinstance(k, SigningKey)})

@@ -28,14 +28,14 @@ import socket
 import subprocess
 import sys
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 import grpc
 
 from node.net import tls
 from node.core.config import MqttConfig, TlsConfig, config_template
-from node.core.genesis import write_json_file
+from node.core.genesis import read_genesis, sign_genesis, write_genesis, write_json_file
 from node.core.keys import generate_key_file, load_signing_key
 from node.tools import ceremony
 
@@ -210,9 +210,12 @@ def sign_and_seal(genesis_dir: Path, homes: dict[str, Path]) -> dict:
     return ceremony.seal(genesis_dir, signatures)
 
 
-def officer_keys(specs: list[NodeSpec]) -> dict:
-    """Each department's governance key: what tests re-sign a changed genesis with (sign_genesis)."""
-    return {s.department: load_signing_key(Path(s.home) / "officer.key") for s in specs}
+def reseal(specs: list[NodeSpec], path: Path) -> None:
+    """Sign a genesis file again with every department's officer key, after a test changed it (a change
+    makes a new genesis hash, which the old signatures do not cover)."""
+    genesis = read_genesis(path)
+    keys = {s.department: load_signing_key(Path(s.home) / "officer.key") for s in specs}
+    write_genesis(path, sign_genesis(replace(genesis, signatures=()), keys))
 
 
 def load_network(root: Path) -> tuple[list[NodeSpec], list[str]]:
