@@ -319,12 +319,7 @@ def genesis_from_obj(obj: object, *, source: str = "genesis") -> Genesis:
     for index, raw in enumerate(validators_raw):
         where = f"validators[{index}]"
         _check_entry(source, raw, _VALIDATOR_KEYS, where)
-        department = raw["department"]
-        if not isinstance(department, str) or not DEPARTMENT_RE.fullmatch(department):
-            raise GenesisError(f"{source}: {where}.department must be lowercase letters, digits and '-' "
-                               f"(1-63, not starting or ending with '-') (got {_show(department)})")
-        if department in seen_departments:
-            raise GenesisError(f"{source}: {where}.department {department!r} is listed twice")
+        department = _department(source, where, raw["department"], seen_departments)
         public_key = _public_key(source, f"{where}.public_key", raw["public_key"])
         if public_key in seen_keys:
             raise GenesisError(f"{source}: {where}.public_key is also used by another validator; "
@@ -381,6 +376,16 @@ def genesis_from_obj(obj: object, *, source: str = "genesis") -> Genesis:
     return genesis
 
 
+def _department(source: str, where: str, value: object, seen: Iterable[str]) -> str:
+    """A department id, not among `seen`."""
+    if not isinstance(value, str) or not DEPARTMENT_RE.fullmatch(value):
+        raise GenesisError(f"{source}: {where}.department must be lowercase letters, digits and '-' "
+                           f"(1-63, not starting or ending with '-') (got {_show(value)})")
+    if value in seen:
+        raise GenesisError(f"{source}: {where}.department {value!r} is listed twice")
+    return value
+
+
 def _public_key(source: str, where: str, value: object) -> str:
     """An Ed25519 public key in 64 hex characters, normalised to lowercase."""
     try:
@@ -403,11 +408,7 @@ def _founders(source: str, raw: object, validators: list[Validator]) -> tuple[Fo
     for index, entry in enumerate(raw):
         where = f"founders[{index}]"
         _check_entry(source, entry, ("department", "key"), where)
-        department = entry["department"]
-        if not isinstance(department, str) or not DEPARTMENT_RE.fullmatch(department):
-            raise GenesisError(f"{source}: {where}.department must be a department id (got {_show(department)})")
-        if department in founders:
-            raise GenesisError(f"{source}: {where}.department {department!r} is listed twice")
+        department = _department(source, where, entry["department"], founders)
         key = _public_key(source, f"{where}.key", entry["key"])
         if key in keys:
             raise GenesisError(f"{source}: {where}.key is also another founder's key; each department "
