@@ -28,14 +28,15 @@ from collections.abc import Iterable
 
 from node.ledger.execution import ContractRegistry
 
-NOT_CONTRACTS = ("base",)
+NOT_CONTRACTS = ("base", "identity_view")
 
 OPEN_CONTRACTS = (("kv", 1),)
 PLATFORM_CONTRACTS: dict[str, tuple[tuple[str, int], ...]] = {
     # The five sub-chains name no contract until theirs exist: a chain without
     # contracts refuses every transaction, where the open kv store would let
     # anyone overwrite anything (docs/design.md, "Contracts").
-    "catalog": (), "item": (), "authn": (), "authz": (), "cert": (),
+    "catalog": (), "item": (), "authz": (),
+    "authn": (("authn", 1),), "cert": (("cert", 1),),  # identity service events; certificates
     "demo": OPEN_CONTRACTS,  # load tests and the demo: the open key-value store, on purpose
 }
 
