@@ -24,7 +24,9 @@ from node.core.keys import KeyFileError, load_signing_key
 from node.ledger.ledger import Ledger, open_ledger
 from node.pb import client_pb2, peer_pb2, peer_pb2_grpc, client_pb2_grpc
 from node.ledger.storage import StorageCorrupt
+from node.services import identity as identity_service
 from node.services.client_api import ClientService
+from node.identity.oprf import load_key as load_oprf_key
 from node.net.transport import PeerService, Transport
 
 log = logging.getLogger("govchain.node")
@@ -148,6 +150,7 @@ class Node:
         self._pool = ThreadPoolExecutor(max_workers=2, thread_name_prefix="verify")
         self._key = self._load_key()
         self._tls = self._load_tls()
+        self._oprf_key = self._load_oprf_key()
         self._transport: Transport | None = None
         self._publisher = (EventPublisher.from_config(config.mqtt, config.department)
                            if config.mqtt else None)
@@ -175,6 +178,14 @@ class Node:
         except (tls.TlsError, KeyFileError) as exc:
             raise StartupError(f"[tls]: {exc}") from exc
         return material
+
+    def _load_oprf_key(self):
+        if self.config.identity is None:
+            return None
+        try:
+            return load_oprf_key(self.config.identity.oprf_key_file)
+        except (KeyFileError, ValueError) as exc:
+            raise StartupError(f"[identity] oprf_key_file {self.config.identity.oprf_key_file}: {exc}") from exc
 
     def _open_chains(self) -> None:
         cfg = self.config
@@ -288,6 +299,8 @@ class Node:
         names = (client_pb2.DESCRIPTOR.services_by_name["Client"].full_name,
                  health_pb2.DESCRIPTOR.services_by_name["Health"].full_name,
                  reflection.SERVICE_NAME)
+        if self._oprf_key is not None:  # the identity service's node only (docs/design.md, "Subject tags (OPRF)")
+            names += (identity_service.add_to_server(cfg.identity, client, self._oprf_key),)
         reflection.enable_server_reflection(names, client)
         self._listen(client, cfg.client_listen, self._tls and self._tls.server_credentials(cfg.tls.require_client_cert))
         for server in (peer, client):
