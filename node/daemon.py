@@ -22,11 +22,9 @@ from node.services.events import EventPublisher
 from node.core.genesis import GenesisError, check_message_bytes, load_genesis
 from node.core.keys import KeyFileError, load_signing_key
 from node.ledger.ledger import Ledger, open_ledger
-from node.pb import client_pb2, peer_pb2, peer_pb2_grpc, client_pb2_grpc
+from node.pb import peer_pb2, peer_pb2_grpc
 from node.ledger.storage import StorageCorrupt
-from node.services import identity as identity_service
-from node.services.client_api import ClientService
-from node.identity.oprf import load_key as load_oprf_key
+from node.services import CLIENT_PORT_SERVICES
 from node.net.transport import PeerService, Transport
 
 log = logging.getLogger("govchain.node")
@@ -150,7 +148,6 @@ class Node:
         self._pool = ThreadPoolExecutor(max_workers=2, thread_name_prefix="verify")
         self._key = self._load_key()
         self._tls = self._load_tls()
-        self._oprf_key = self._load_oprf_key()
         self._transport: Transport | None = None
         self._publisher = (EventPublisher.from_config(config.mqtt, config.department)
                            if config.mqtt else None)
@@ -178,14 +175,6 @@ class Node:
         except (tls.TlsError, KeyFileError) as exc:
             raise StartupError(f"[tls]: {exc}") from exc
         return material
-
-    def _load_oprf_key(self):
-        if self.config.identity is None:
-            return None
-        try:
-            return load_oprf_key(self.config.identity.oprf_key_file)
-        except (KeyFileError, ValueError) as exc:
-            raise StartupError(f"[identity] oprf_key_file {self.config.identity.oprf_key_file}: {exc}") from exc
 
     def _open_chains(self) -> None:
         cfg = self.config
@@ -294,14 +283,13 @@ class Node:
         peer_pb2_grpc.add_PeerServicer_to_server(PeerService(self._deliver), peer)
         self._listen(peer, cfg.peer_listen, self._tls and self._tls.server_credentials(True))
         client = self._server()
-        client_pb2_grpc.add_ClientServicer_to_server(ClientService(cfg.department, self.chains, self.bad_input), client)
+        try:
+            services = [name for register in CLIENT_PORT_SERVICES if (name := register(self, client)) is not None]
+        except KeyFileError as exc:  # a service's key file (e.g. [identity] oprf_key_file)
+            raise StartupError(str(exc)) from exc
         health_pb2_grpc.add_HealthServicer_to_server(self._health, client)
-        names = (client_pb2.DESCRIPTOR.services_by_name["Client"].full_name,
-                 health_pb2.DESCRIPTOR.services_by_name["Health"].full_name,
-                 reflection.SERVICE_NAME)
-        if self._oprf_key is not None:  # the identity service's node only (docs/design.md, "Subject tags (OPRF)")
-            names += (identity_service.add_to_server(cfg.identity, client, self._oprf_key),)
-        reflection.enable_server_reflection(names, client)
+        reflection.enable_server_reflection(
+            (*services, health_pb2.DESCRIPTOR.services_by_name["Health"].full_name, reflection.SERVICE_NAME), client)
         self._listen(client, cfg.client_listen, self._tls and self._tls.server_credentials(cfg.tls.require_client_cert))
         for server in (peer, client):
             await server.start()
@@ -310,7 +298,7 @@ class Node:
             await self._publisher.start()
         for chain in self.chains.values():
             chain.start()
-        for name in ("", names[0]):
+        for name in ("", *services):
             await self._health.set(name, health_pb2.HealthCheckResponse.SERVING)
         self._status_task = asyncio.get_running_loop().create_task(self._heartbeat())
         log.info("node %s ready: peer %s (%s), client %s (%s), chains %s", cfg.department, cfg.peer_listen,

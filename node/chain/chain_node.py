@@ -33,9 +33,9 @@ from consensus import events as ev
 from consensus import messages as m
 from consensus.replica import Replica
 from node.core import codec
-from node.contracts import not_runnable
 from node.core.crypto import Ed25519Signer, Ed25519Verifier
-from node.ledger.execution import ContractRegistry, Executor, Receipt
+from node.core.receipts import Receipt
+from node.ledger.execution import ContractRegistry, Executor, not_runnable
 from node.core.failpoints import fail_point
 from node.core.genesis import Genesis
 from node.ledger.ledger import Ledger, repair_hint

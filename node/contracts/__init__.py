@@ -90,26 +90,3 @@ def registry_for(chain_id: str, contracts: Iterable[tuple[str, int]]) -> Contrac
             f"does not have (it has {', '.join(_label(*pair) for pair in have) or 'no contracts'}); "
             f"run a govchain release that includes {'them' if len(missing) > 1 else 'it'}")
     return ContractRegistry(have[pair]() for pair in wanted)
-
-
-def describe(registry: ContractRegistry) -> str:
-    """'kv 1, authz 2': the name and version of each contract, for messages."""
-    return ", ".join(f"{name} {getattr(registry.get(name), 'version', '?')}" for name in registry.names()) or "none"
-
-
-def not_runnable(registry: ContractRegistry, chain_id: str, contract: str, method: str, *,
-                 read: bool) -> str | None:
-    """Why `contract`.`method` cannot run on this chain, or None: an unknown
-    contract, or a write method (read=False) or query (read=True) the
-    contract does not declare."""
-    target = registry.get(contract)
-    if target is None:
-        return f"chain {chain_id} runs no contract {contract!r}; it runs: {describe(registry)}"
-    kind, declared = ("query", "queries") if read else ("method", "methods")
-    names = getattr(target, declared, None)
-    if names is None and not read:
-        return None  # a contract that declares no methods dispatches (and refuses) them itself
-    if method not in (names or ()):
-        return (f"contract {contract} has no {kind} {method!r}; its {declared}: "
-                f"{', '.join(sorted(names or ())) or 'none'}")
-    return None

@@ -43,8 +43,8 @@ from google.protobuf.message import Message as ProtoMessage
 from consensus import messages as m
 from consensus.block import BlockHeader
 from consensus.events import Record, RecordKey, StableCheckpoint, ViewRecord
-from node.ledger import execution
-from node.ledger.execution import Receipt
+from node.core import receipts
+from node.core.receipts import Receipt
 from node.pb import client_pb2, consensus_pb2, peer_pb2, records_pb2
 from node.core.records import SignedRecord
 from node.core.tx import CHAIN_ID_BYTES_MAX, Transaction
@@ -467,9 +467,9 @@ def _tx_from_pb(pb: client_pb2.Transaction) -> Transaction:
 
 
 _RECEIPT_STATUS_TO_PB = {
-    execution.OK: client_pb2.Receipt.OK,
-    execution.FAILED: client_pb2.Receipt.FAILED,
-    execution.DUPLICATE: client_pb2.Receipt.DUPLICATE,
+    receipts.OK: client_pb2.Receipt.OK,
+    receipts.FAILED: client_pb2.Receipt.FAILED,
+    receipts.DUPLICATE: client_pb2.Receipt.DUPLICATE,
 }
 _RECEIPT_STATUS_FROM_PB = {v: k for k, v in _RECEIPT_STATUS_TO_PB.items()}
 

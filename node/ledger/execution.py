@@ -37,15 +37,13 @@ from typing import TYPE_CHECKING, Callable, Iterable, Protocol
 
 from consensus.block import BlockHeader, make_header
 from consensus.messages import CommittedBlock, Request
+from node.core.codec import tx_from_request
+from node.core.receipts import DUPLICATE, FAILED, MESSAGE_CHARS_MAX, OK, Receipt, StateWrite
 from node.core.tx import Transaction, validate_shape
 
-if TYPE_CHECKING:  # node.ledger.ledger imports this module (Receipt): no runtime import here
+if TYPE_CHECKING:
     from node.ledger.ledger import Ledger
 
-OK = "OK"
-FAILED = "FAILED"
-DUPLICATE = "DUPLICATE"
-STATUSES = (OK, FAILED, DUPLICATE)
 
 EMPTY_STATE_ROOT = bytes(32)
 """State root "before block 1": the empty application state."""
@@ -53,7 +51,6 @@ EMPTY_STATE_ROOT = bytes(32)
 CONTRACT_NAME_BYTES_MAX = 255
 STATE_KEY_BYTES_MAX = 1024
 STATE_VALUE_BYTES_MAX = 1 << 20
-MESSAGE_CHARS_MAX = 512
 MACHINE_ERRORS = (MemoryError, RecursionError)
 """Node-local, not properties of a transaction: they stop the node rather
 than become a receipt another replica might not write (crash, don't diverge)."""
@@ -68,24 +65,6 @@ class ContractError(Exception):
     """Raised by a contract to fail its transaction with a message."""
 
 
-@dataclass(frozen=True, kw_only=True)
-class Receipt:
-    """The outcome of one transaction of a committed block."""
-
-    tx_id: bytes
-    height: int
-    index: int  # position in the block's requests
-    status: str  # OK | FAILED | DUPLICATE
-    message: str = ""
-    output: bytes = b""
-
-    def __post_init__(self) -> None:
-        if self.status not in STATUSES:
-            raise ValueError(f"unknown receipt status {self.status!r}")
-
-
-StateWrite = tuple[str, bytes, "bytes | None"]
-"""(contract, key, value); value None is a tombstone (delete)."""
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -140,6 +119,30 @@ class ContractRegistry:
 
     def __contains__(self, name: object) -> bool:
         return name in self._contracts
+
+
+
+def describe(registry: ContractRegistry) -> str:
+    """'kv 1, authz 2': the name and version of each contract, for messages."""
+    return ", ".join(f"{name} {getattr(registry.get(name), 'version', '?')}" for name in registry.names()) or "none"
+
+
+def not_runnable(registry: ContractRegistry, chain_id: str, contract: str, method: str, *,
+                 read: bool) -> str | None:
+    """Why `contract`.`method` cannot run on this chain, or None: an unknown
+    contract, or a write method (read=False) or query (read=True) the
+    contract does not declare."""
+    target = registry.get(contract)
+    if target is None:
+        return f"chain {chain_id} runs no contract {contract!r}; it runs: {describe(registry)}"
+    kind, declared = ("query", "queries") if read else ("method", "methods")
+    names = getattr(target, declared, None)
+    if names is None and not read:
+        return None  # a contract that declares no methods dispatches (and refuses) them itself
+    if method not in (names or ()):
+        return (f"contract {contract} has no {kind} {method!r}; its {declared}: "
+                f"{', '.join(sorted(names or ())) or 'none'}")
+    return None
 
 
 _ABSENT = object()
@@ -249,12 +252,9 @@ class Executor:
         registry: ContractRegistry,
         ledger: "Ledger | StateReader",
         *,
-        decode_tx: Callable[[Request], "Transaction"] | None = None,
+        decode_tx: Callable[[Request], "Transaction"] = tx_from_request,
         verify_tx: Callable[["Transaction"], bool] | None = None,
     ):
-        if decode_tx is None:
-            # Imported here, not at module level: node.core.codec imports Receipt.
-            from node.core.codec import tx_from_request as decode_tx
         self.chain_id = chain_id
         self.registry = registry
         self.ledger = ledger

@@ -31,7 +31,7 @@ from consensus.block import GENESIS_PARENT, BlockHeader
 from consensus.events import RestoredState, StableCheckpoint, Write
 from consensus.messages import CommittedBlock, genesis_link, next_link
 from node.core import codec
-from node.ledger.execution import DUPLICATE, Receipt, StateWrite
+from node.core.receipts import DUPLICATE, Receipt, StateWrite
 from node.ledger.promises import OtherGenesis, Promise, PromiseError, PromiseFile
 from node.ledger.storage import Storage, StorageCorrupt, StorageError, from_u64, key, u64
 

@@ -19,7 +19,8 @@ import grpc
 from cryptography import x509
 from cryptography.x509.oid import NameOID
 
-from node.identity.oprf import OprfKey, evaluate
+from node.core.keys import KeyFileError
+from node.identity.oprf import OprfKey, evaluate, load_key
 from node.net.tls import bound_key, peer_cert
 from node.pb import identity_pb2, identity_pb2_grpc
 
@@ -108,9 +109,18 @@ class IdentityService(identity_pb2_grpc.IdentityServicer):
         return identity_pb2.EvaluateReply(evaluated=evaluated)
 
 
-def add_to_server(config, server: grpc.aio.Server, key: OprfKey) -> str:
-    """Serve the endpoint on `server` for the node's [identity] config; the
-    service name, for reflection and health."""
+def register(host, server: grpc.aio.Server) -> str | None:
+    """The subject-tag endpoint, on the identity service's node only: the one
+    whose config has [identity] (node.services.CLIENT_PORT_SERVICES).
+    KeyFileError when its key file cannot be used."""
+    config = host.config.identity
+    if config is None:
+        return None
+    try:
+        key = load_key(config.oprf_key_file)
+    except (KeyFileError, ValueError) as exc:
+        raise KeyFileError(f"[identity] oprf_key_file {config.oprf_key_file}: {exc}; create one with "
+                           f"`govchain keys generate-oprf --out FILE`") from exc
     identity_pb2_grpc.add_IdentityServicer_to_server(
         IdentityService(key, config.windows, config.rate_per_minute, config.burst), server)
     return SERVICE_NAME

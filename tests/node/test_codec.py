@@ -21,7 +21,7 @@ from consensus.events import StableCheckpoint, ViewRecord
 from consensus.signing import signable
 from node.core import codec
 from node.core.codec import CodecError
-from node.ledger.execution import Receipt
+from node.core.receipts import Receipt
 from node.pb import client_pb2, consensus_pb2, peer_pb2
 from node.core.tx import Transaction, sign_transaction
 
