@@ -50,7 +50,7 @@ DEPARTMENTS = (
 )
 SUBCHAINS = ("catalog", "item", "authn", "authz", "cert")
 DEFAULT_CHAINS = (*SUBCHAINS, "demo")
-REPO = Path(__file__).resolve().parent.parent
+REPO = Path(__file__).resolve().parents[2]  # the repository root (node/tools/localnet.py)
 DEFAULT_DIR = Path(os.environ.get("GOVCHAIN_CLUSTER_DIR", REPO / ".cluster"))
 HOSTS = ("127.0.0.1", "localhost")
 
