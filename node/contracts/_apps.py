@@ -74,6 +74,17 @@ def load(get, key: bytes) -> dict | None:
     return None if raw is None else json.loads(raw)
 
 
+def id_cursor(after: object) -> bytes:
+    """The key suffix after which a page of id-keyed items starts."""
+    return ident({"after": after}, "after").encode()
+
+
+def tag_page(ctx, args: dict, prefix_of) -> dict:
+    """One page of a subject tag's items: args {"tag", "after"?, "limit"?}."""
+    strict(args, ("tag",), ("after", "limit"))
+    return page(ctx, prefix_of(hex64(args, "tag", "a subject tag")), args, after_key=id_cursor)
+
+
 def page(ctx, prefix: bytes, args: dict, *, after_key) -> dict:
     """One page of the index under `prefix`: {"items": [...], "more": bool}.
     args: "after" (the last item's cursor from the previous page, turned into

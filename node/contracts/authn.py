@@ -36,7 +36,7 @@ import re
 
 from nacl.bindings import crypto_core_ed25519_is_valid_point
 
-from node.contracts._apps import hex64, ident, load, milliseconds, one_of, page, signer, strict
+from node.contracts._apps import hex64, ident, load, milliseconds, one_of, signer, strict, tag_page
 from node.contracts.base import MethodContract, canonical_json, method, query, require_int
 from node.ledger.execution import ContractError, TxContext
 from node.ledger.query import QueryContext
@@ -144,9 +144,7 @@ class AuthnContract(MethodContract):
 
     @query
     def by_tag(self, ctx: QueryContext, args: dict) -> dict:
-        strict(args, ("tag",), ("after", "limit"))
-        prefix = _tag_prefix(hex64(args, "tag", "a subject tag"))
-        return page(ctx, prefix, args, after_key=lambda _: ident(args, "after").encode())
+        return tag_page(ctx, args, _tag_prefix)
 
     @query
     def binding(self, ctx: QueryContext, args: dict) -> dict | None:

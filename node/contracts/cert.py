@@ -32,7 +32,7 @@ from __future__ import annotations
 
 import re
 
-from node.contracts._apps import hex64, ident, load, milliseconds, one_of, page, signer, strict
+from node.contracts._apps import hex64, ident, load, milliseconds, one_of, page, signer, strict, tag_page
 from node.contracts.base import MethodContract, canonical_json, method, query
 from node.identity.fields import FIELD_NAME_RE
 from node.ledger.execution import ContractError, TxContext
@@ -163,9 +163,7 @@ class CertContract(MethodContract):
 
     @query
     def by_holder(self, ctx: QueryContext, args: dict) -> dict:
-        strict(args, ("tag",), ("after", "limit"))
-        prefix = _holder_prefix(hex64(args, "tag", "a subject tag"))
-        return page(ctx, prefix, args, after_key=lambda _: ident(args, "after").encode())
+        return tag_page(ctx, args, _holder_prefix)
 
     @query
     def verifications(self, ctx: QueryContext, args: dict) -> dict:
