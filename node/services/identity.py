@@ -27,6 +27,8 @@ from node.pb import identity_pb2, identity_pb2_grpc
 log = logging.getLogger(__name__)
 
 SERVICE_NAME = identity_pb2.DESCRIPTOR.services_by_name["Identity"].full_name
+REFUSED = "subject-tag caller refused"  # its counter in the node's bad-input counts (govchain status)
+LOG_INTERVAL_S = 60.0
 
 
 @dataclass
@@ -70,31 +72,38 @@ def certificate_name(cert_pem: bytes) -> str | None:
 
 class IdentityService(identity_pb2_grpc.IdentityServicer):
     def __init__(self, key: OprfKey, windows: Iterable[str], rate_per_minute: int, burst: int,
-                 clock: Callable[[], float] = time.monotonic) -> None:
+                 clock: Callable[[], float] = time.monotonic, counters: dict[str, int] | None = None) -> None:
         self._key = key
         self._windows = frozenset(windows)
         self._buckets = TokenBuckets(rate_per_minute, burst, clock)
+        self._clock = clock
+        self._counters = counters if counters is not None else {}  # the node's bad-input counters (Status)
+        self._logged_at: float | None = None
 
-    async def _caller(self, context) -> str:
-        """The caller's certificate name, or PERMISSION_DENIED naming why not."""
+    def _refusal(self, context) -> tuple[str | None, str]:
+        """(None, the caller's window name), or (why it may not call, "")."""
         cert = peer_cert(context)
         name = certificate_name(cert) if cert is not None else None
         if cert is None:
-            why = "no client certificate"
-        elif bound_key(cert) is not None:
-            why = f"certificate {name!r} is a validator node's; nodes do not tag, windows do"
-        elif name not in self._windows:
-            why = f"certificate {name!r} is not a window of this identity service ([identity] windows)"
-        else:
-            return name  # one bucket per window name: more certificates under one name do not buy more calls
-        log.warning("subject-tag call refused from %s: %s", context.peer(), why)
-        await context.abort(grpc.StatusCode.PERMISSION_DENIED,
-                            f"{why}; only windows whose client certificate the network CA issued and whose name "
-                            f"is in this node's [identity] windows may request subject tags")
-        raise AssertionError("unreachable")  # abort raises
+            return "no client certificate", ""
+        if bound_key(cert) is not None:
+            return f"certificate {name!r} is a validator node's; nodes do not tag, windows do", ""
+        if name not in self._windows:
+            return f"certificate {name!r} is not a window of this identity service ([identity] windows)", ""
+        return None, name  # one bucket per window name: more certificates under one name buy no more calls
 
     async def Evaluate(self, request, context):
-        caller = await self._caller(context)
+        why, caller = self._refusal(context)
+        if why is not None:
+            self._counters[REFUSED] = self._counters.get(REFUSED, 0) + 1
+            now = self._clock()
+            if self._logged_at is None or now - self._logged_at >= LOG_INTERVAL_S:  # a flood is not a log flood
+                self._logged_at = now
+                log.warning("subject-tag call refused from %s: %s (%d refused so far)", context.peer(), why,
+                            self._counters[REFUSED])
+            await context.abort(grpc.StatusCode.PERMISSION_DENIED,
+                                f"{why}; only windows whose client certificate the network CA issued and whose "
+                                f"name is in this node's [identity] windows may request subject tags")
         wait_s = self._buckets.take(caller)
         if wait_s:
             retry_ms = max(1, int(wait_s * 1000 + 0.999))
@@ -122,5 +131,5 @@ def register(host, server: grpc.aio.Server) -> str | None:
         raise KeyFileError(f"[identity] oprf_key_file {config.oprf_key_file}: {exc}; create one with "
                            f"`govchain keys generate-oprf --out FILE`") from exc
     identity_pb2_grpc.add_IdentityServicer_to_server(
-        IdentityService(key, config.windows, config.rate_per_minute, config.burst), server)
+        IdentityService(key, config.windows, config.rate_per_minute, config.burst, counters=host.bad_input), server)
     return SERVICE_NAME

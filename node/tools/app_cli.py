@@ -67,6 +67,7 @@ def cmd_tag(args) -> int:
     if not (args.ca and args.cert and args.cert_key):
         raise ValueError("the identity service answers only windows with a client certificate: pass --ca, --cert "
                          "and --cert-key (env GOVCHAIN_CA, GOVCHAIN_CERT, GOVCHAIN_CERT_KEY)")
+    args.node = args.identity  # for the error hint of cli.main
     id_number = sys.stdin.readline() if args.id_number == "-" else args.id_number
     state, blinded = oprf.blind(id_number)  # IdNumberError (a ValueError) for a mistyped number
     stub = identity_pb2_grpc.IdentityStub(channel(args.identity, Material.load(args.ca, args.cert, args.cert_key),
@@ -183,7 +184,7 @@ def register(sub, keys, client_opts) -> None:
                      help="name the node's certificate must carry when --identity is not one of its names")
     tag.add_argument("--timeout", type=float, default=15.0, help="seconds to wait for the service")
     tag.add_argument("--json", action="store_true", help="print one JSON object")
-    tag.set_defaults(func=cmd_tag, node="")
+    tag.set_defaults(func=cmd_tag)
 
     cert = sub.add_parser("cert", help="certificates: make a certificate file, disclose a field, verify it",
                           description=f"Certificates (证照): {ISSUE_HELP}; status changes likewise "

@@ -56,8 +56,9 @@ def pki(tmp_path_factory) -> dict[str, tls.Material]:
             "anonymous": tls.Material.load(root / "ca.crt"), "dir": root}
 
 
-async def _serve(pki, key=KEY, *, burst=100, require_client_cert=True, clock=None):
-    service = Recording(key, ["window-1"], rate_per_minute=60, burst=burst, clock=clock or Clock())
+async def _serve(pki, key=KEY, *, burst=100, require_client_cert=True, clock=None, counters=None):
+    service = Recording(key, ["window-1"], rate_per_minute=60, burst=burst, clock=clock or Clock(),
+                        counters=counters)
     server = grpc.aio.server()
     identity_pb2_grpc.add_IdentityServicer_to_server(service, server)
     port = server.add_secure_port("127.0.0.1:0", pki["server"].server_credentials(require_client_cert))
@@ -114,7 +115,8 @@ async def test_without_the_key_the_tag_cannot_be_recomputed(pki):
 
 
 async def test_callers_that_are_not_listed_windows_are_refused(pki):
-    server, service, address = await _serve(pki)
+    counters: dict[str, int] = {}
+    server, service, address = await _serve(pki, counters=counters)
     try:
         unlisted = await _refusal(address, pki["window-2"])
         assert unlisted.code() == grpc.StatusCode.PERMISSION_DENIED
@@ -126,6 +128,7 @@ async def test_callers_that_are_not_listed_windows_are_refused(pki):
     finally:
         await server.stop(None)
     assert len(service.requests) == 2  # the anonymous client never reached the service
+    assert counters == {"subject-tag caller refused": 2}  # the node's bad-input counts (govchain status)
     lax, _, lax_address = await _serve(pki, require_client_cert=False)
     try:  # and if a port ever did not require one, the service refuses all the same
         anonymous = await _refusal(lax_address, pki["anonymous"])
