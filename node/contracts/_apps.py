@@ -10,7 +10,7 @@ import re
 from collections.abc import Iterable
 
 from node.contracts.base import require_int, require_str
-from node.contracts.identity_view import CATALOG, SignerRecord, lookup_signer
+from node.contracts.identity_view import CATALOG_CHAIN, SignerRecord, lookup_signer
 from node.ledger.execution import ContractError, TxContext
 
 TAG_RE = re.compile(r"[0-9a-f]{64}")  # a subject tag (node/identity/oprf.py, TAG_BYTES) or a key, lowercase hex
@@ -63,10 +63,10 @@ def signer(ctx: TxContext) -> tuple[SignerRecord, int]:
     """The sender's catalog record and the catalog height it was read at.
     The platform has already refused unregistered and revoked senders; this
     only guards against a catalog that says otherwise."""
-    record = lookup_signer(lambda contract, key: ctx.read(CATALOG, contract, key), ctx.sender)
+    record = lookup_signer(lambda contract, key: ctx.read(CATALOG_CHAIN, contract, key), ctx.sender)
     if record is None:
         raise ContractError(f"sender {ctx.sender.hex()} is not registered on the catalog chain")
-    return record, ctx.read_height(CATALOG)
+    return record, ctx.read_height(CATALOG_CHAIN)
 
 
 def load(get, key: bytes) -> dict | None:

@@ -12,7 +12,8 @@ import json
 from collections.abc import Callable
 from dataclasses import dataclass
 
-CATALOG = "catalog"
+CATALOG_CHAIN = "catalog"
+CATALOG_CONTRACT = "catalog"
 
 Read = Callable[[str, bytes], "bytes | None"]
 
@@ -29,7 +30,7 @@ class SignerRecord:
 
 def lookup_signer(read: Read, key: bytes) -> SignerRecord | None:
     """The catalog's record of `key`, or None when it is not registered."""
-    raw = read(CATALOG, b"key/" + key.hex().encode())
+    raw = read(CATALOG_CONTRACT, b"key/" + key.hex().encode())
     if raw is None:
         return None
     record = json.loads(raw)
