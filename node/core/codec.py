@@ -43,6 +43,7 @@ from google.protobuf.message import Message as ProtoMessage
 from consensus import messages as m
 from consensus.block import BlockHeader
 from consensus.events import Record, RecordKey, StableCheckpoint, ViewRecord
+from consensus.metadata import PROPOSAL_METADATA_BYTES_MAX
 from node.core import receipts
 from node.core.receipts import Receipt
 from node.pb import client_pb2, consensus_pb2, peer_pb2, records_pb2
@@ -58,8 +59,9 @@ __all__ = [
     "tx_to_proto", "tx_from_proto", "encode_tx", "decode_tx", "request_from_tx", "tx_from_request",
     "receipt_to_proto", "receipt_from_proto", "encode_receipt", "decode_receipt",
     "encode_header", "decode_header", "encode_committed_block", "decode_committed_block",
-    "encode_record_key", "decode_record_key", "encode_record", "decode_record",
+    "record_kind", "encode_record", "decode_record",
     "parse_canonical", "signed_record_to_proto", "signed_record_from_proto",
+    "encode_read_heights", "decode_read_heights",
 ]
 
 DIGEST_BYTES = 32
@@ -99,6 +101,12 @@ def _int(value: int, field: str) -> int:
 def _digest(value: bytes, field: str = "digest") -> bytes:
     if len(value) != DIGEST_BYTES:
         raise CodecError(f"{field}: expected {DIGEST_BYTES} bytes, got {len(value)}")
+    return value
+
+
+def _bounded(value: bytes, most: int, field: str) -> bytes:
+    if len(value) > most:
+        raise CodecError(f"{field}: {len(value)} bytes, more than {most}")
     return value
 
 
@@ -164,7 +172,7 @@ def _request_from_pb(pb: consensus_pb2.Request) -> m.Request:
 
 def _proposal_to_pb(p: m.Proposal) -> consensus_pb2.Proposal:
     pb = consensus_pb2.Proposal(
-        chain_id=p.chain_id, seq=p.seq, proposer=p.proposer, timestamp_ms=p.timestamp_ms,
+        chain_id=p.chain_id, seq=p.seq, proposer=p.proposer, timestamp_ms=p.timestamp_ms, metadata=p.metadata,
     )
     add = pb.requests.add  # in place: no temporary message per request to copy
     for r in p.requests:
@@ -177,6 +185,7 @@ def _proposal_from_pb(pb: consensus_pb2.Proposal) -> m.Proposal:
         chain_id=_chain_id(pb.chain_id), seq=_int(pb.seq, "seq"), proposer=pb.proposer,
         timestamp_ms=_int(pb.timestamp_ms, "timestamp_ms"),
         requests=_each(_request_from_pb, pb.requests, "requests"),
+        metadata=_bounded(pb.metadata, PROPOSAL_METADATA_BYTES_MAX, "metadata"),
     )
 
 
@@ -731,18 +740,12 @@ def decode_committed_block(data: bytes) -> m.CommittedBlock:
 
 
 # ---- durable consensus records (consensus.events.Write) ------------------------------
-# Keys: ("view",), ("pre_prepare", seq), ("prepared", seq), ("checkpoint",).
-# Encoded as a short prefix, plus an 8-byte big-endian seq where there is one,
-# so LevelDB's bytewise order is seq order. No prefix is a prefix of another.
-# The key fixes the record's type, so values are bare protobuf messages.
+# Keys: ("view",), ("pre_prepare", seq), ("prepared", seq), ("checkpoint",); how
+# they are laid out in LevelDB is node/ledger/layout.py's business. The key
+# fixes the record's type, so values are bare protobuf messages.
 
-_KEY_VIEW = b"view"
-_KEY_CHECKPOINT = b"ckpt"
-_KEY_PRE_PREPARE = b"pp/"
-_KEY_PREPARED = b"pc/"
-_SEQ_KINDS = {"pre_prepare": _KEY_PRE_PREPARE, "prepared": _KEY_PREPARED}
-_SEQ_PREFIXES = {prefix: kind for kind, prefix in _SEQ_KINDS.items()}
 _U64_MAX = (1 << 64) - 1
+_SEQ_KINDS = ("pre_prepare", "prepared")
 
 _RECORD_TYPES: dict[str, tuple[type, type]] = {  # key kind -> (domain type, protobuf type)
     "view": (ViewRecord, consensus_pb2.ViewRecord),
@@ -752,7 +755,7 @@ _RECORD_TYPES: dict[str, tuple[type, type]] = {  # key kind -> (domain type, pro
 }
 
 
-def _check_record_key(key: RecordKey) -> str:
+def record_kind(key: RecordKey) -> str:
     """The key's kind; raises CodecError if it is not one of the four shapes."""
     if isinstance(key, tuple) and len(key) == 1 and key[0] in ("view", "checkpoint"):
         return key[0]
@@ -762,32 +765,11 @@ def _check_record_key(key: RecordKey) -> str:
     raise CodecError(f"not a consensus record key: {key!r:.80}")
 
 
-def encode_record_key(key: RecordKey) -> bytes:
-    kind = _check_record_key(key)
-    if kind == "view":
-        return _KEY_VIEW
-    if kind == "checkpoint":
-        return _KEY_CHECKPOINT
-    return _SEQ_KINDS[kind] + key[1].to_bytes(8, "big")
-
-
-def decode_record_key(data: bytes) -> RecordKey:
-    data = bytes(data)
-    if data == _KEY_VIEW:
-        return ("view",)
-    if data == _KEY_CHECKPOINT:
-        return ("checkpoint",)
-    kind = _SEQ_PREFIXES.get(data[:3])
-    if kind is not None and len(data) == 3 + 8:
-        return (kind, int.from_bytes(data[3:], "big"))
-    raise CodecError(f"not a consensus record key: {data[:40]!r}")
-
-
 def encode_record(key: RecordKey, record: Record) -> bytes:
     """The value stored under `key`. The record's type must be the one the key
     names, and a seq key must match the record's seq. (A None value means
     "delete the key": there is nothing to encode.)"""
-    kind = _check_record_key(key)
+    kind = record_kind(key)
     domain_type, _ = _RECORD_TYPES[kind]
     if type(record) is not domain_type:
         raise CodecError(f"record key {key!r} holds a {domain_type.__name__}, got {type(record).__name__}")
@@ -799,7 +781,7 @@ def encode_record(key: RecordKey, record: Record) -> bytes:
 def decode_record(key: RecordKey, data: bytes) -> Record:
     """Inverse of encode_record; raises CodecError on a corrupt value or one
     whose seq disagrees with its key."""
-    kind = _check_record_key(key)
+    kind = record_kind(key)
     _, pb_type = _RECORD_TYPES[kind]
     record = from_proto(_parse(pb_type, data))
     if len(key) == 2 and record.seq != key[1]:
@@ -836,7 +818,8 @@ def worst_case_message_bytes(*, chain_id: str, validators: int, batch_txs_max: i
     n, top, chain = validators, INT_MAX, chain_id
     sig, digest, replica = b"\xff" * SIGNATURE_BYTES, b"\xff" * DIGEST_BYTES, (1 << 32) - 1
     vote = dict(chain_id=chain, view=top, seq=top, digest=digest, replica=replica, signature=sig)
-    empty = m.Proposal(chain_id=chain, seq=top, proposer=replica, timestamp_ms=top)
+    empty = m.Proposal(chain_id=chain, seq=top, proposer=replica, timestamp_ms=top,
+                       metadata=b"\xff" * PROPOSAL_METADATA_BYTES_MAX)  # no requests, the most metadata
     header = m.PrePrepare(proposal=None, **vote)
     size = lambda obj: to_proto(obj).ByteSize()  # noqa: E731
 
@@ -866,6 +849,27 @@ def worst_case_message_bytes(*, chain_id: str, validators: int, batch_txs_max: i
     }
     # PeerEnvelope{chain_id, message: ConsensusMessage{<case>: body}}
     return {kind: _field_bytes(len(chain)) + _field_bytes(_field_bytes(body)) for kind, body in bodies.items()}
+
+
+# ---- cross-chain read heights (docs/design.md, "Cross-chain reads") -------------
+
+def encode_read_heights(heights: dict[str, int]) -> bytes:
+    """The canonical ReadHeights for {chain id: height}: sorted by chain id."""
+    return _serialize(_guard_encode(lambda h: consensus_pb2.ReadHeights(entries=[
+        consensus_pb2.ReadHeights.Entry(chain_id=c, height=h[c]) for c in sorted(h)]), heights))
+
+
+def decode_read_heights(data: bytes) -> dict[str, int]:
+    """{chain id: height} from a proposal's metadata: the canonical encoding,
+    chains sorted and each once, heights at most 2^63-1; CodecError otherwise."""
+    pb = parse_canonical(consensus_pb2.ReadHeights, data, "read heights")
+    out: dict[str, int] = {}
+    for i, e in enumerate(pb.entries):
+        chain = _chain_id(e.chain_id, f"entries[{i}].chain_id")
+        if out and chain <= list(out)[-1]:
+            raise CodecError(f"entries[{i}].chain_id: {chain!r} is not above the previous entry's")
+        out[chain] = _int(e.height, f"entries[{i}].height")
+    return out
 
 
 # ---- application records (docs/design.md, "Records") ----------------------------

@@ -20,6 +20,7 @@ from consensus.block import BlockHeader
 from consensus.events import StableCheckpoint, ViewRecord
 from consensus.signing import signable
 from node.core import codec
+from node.ledger import layout
 from node.core.codec import CodecError
 from node.core.receipts import Receipt
 from node.pb import client_pb2, consensus_pb2, peer_pb2
@@ -42,7 +43,7 @@ def tuples(strategy, max_size=3):
 
 requests = st.builds(m.Request, id=digest, body=st.binary(max_size=48))
 proposals = st.builds(m.Proposal, chain_id=chain_id, seq=u63, proposer=u32, timestamp_ms=u63,
-                      requests=tuples(requests))
+                      requests=tuples(requests), metadata=st.binary(max_size=40))
 vote = dict(chain_id=chain_id, view=u63, seq=u63, digest=digest, replica=u32, signature=signature)
 pre_prepares = st.builds(m.PrePrepare, proposal=proposals, **vote)
 pre_prepare_headers = st.builds(m.PrePrepare, proposal=st.none(), **vote)  # in certificates and NewViews
@@ -210,18 +211,19 @@ def test_codec_tx_from_request_rejects_garbage_body():
 @settings(max_examples=60, deadline=None)
 def test_codec_record_keys_sort_by_seq_and_round_trip(a, b):
     for kind in ("pre_prepare", "prepared"):
-        ka, kb = codec.encode_record_key((kind, a)), codec.encode_record_key((kind, b))
+        ka, kb = layout.record_key((kind, a)), layout.record_key((kind, b))
         assert (ka < kb) == (a < b)
-        assert codec.decode_record_key(ka) == (kind, a)
+        assert layout.record_key_from(ka) == (kind, a)
 
 
 def test_codec_record_keys_are_distinct_and_prefix_free():
     """One namespace for four kinds: no kind's prefix starts another's key."""
     keys = [("view",), ("checkpoint",), ("pre_prepare", 0), ("prepared", 0)]
-    encoded = [codec.encode_record_key(k) for k in keys]
+    encoded = [layout.record_key(k) for k in keys]
     prefixes = [e[:-8] if len(k) == 2 else e for k, e in zip(keys, encoded)]
+    assert all(e.startswith(layout.RECORD) for e in encoded)
     for i, prefix in enumerate(prefixes):
-        assert codec.decode_record_key(encoded[i]) == keys[i]
+        assert layout.record_key_from(encoded[i]) == keys[i]
         for j, other in enumerate(encoded):
             assert i == j or not other.startswith(prefix)
 
@@ -230,13 +232,15 @@ def test_codec_record_keys_are_distinct_and_prefix_free():
                                  ("prepared", 1 << 64), ("prepared", "1"), ("other",), "view", None])
 def test_codec_record_key_rejects_bad_keys(key):
     with pytest.raises(CodecError):
-        codec.encode_record_key(key)
+        layout.record_key(key)
 
 
 @pytest.mark.parametrize("data", [b"", b"vie", b"views", b"pp/" + bytes(7), b"pc/" + bytes(9), b"xx/" + bytes(8)])
 def test_codec_decode_record_key_rejects_bad_bytes(data):
     with pytest.raises(CodecError):
-        codec.decode_record_key(data)
+        layout.record_key_from(b"P" + data)
+    with pytest.raises(CodecError):
+        layout.record_key_from(data)
 
 
 @SETTINGS
@@ -250,7 +254,7 @@ def test_codec_record_round_trip(key_and_record):
     key, record = key_and_record
     data = codec.encode_record(key, record)
     assert same(codec.decode_record(key, data), record)
-    assert codec.decode_record_key(codec.encode_record_key(key)) == key
+    assert layout.record_key_from(layout.record_key(key)) == key
 
 
 def test_codec_record_type_and_seq_must_match_key():
@@ -297,6 +301,7 @@ def _pp_pb(**overrides) -> consensus_pb2.PrePrepare:
     (dict(proposal=None), "proposal: missing"),
     (dict(proposal__timestamp_ms=1 << 63), "proposal.timestamp_ms"),
     (dict(proposal__requests__0__id=b"short"), "proposal.requests[0].id"),
+    (dict(proposal__metadata=bytes(1025)), "proposal.metadata: 1025 bytes, more than 1024"),
 ])
 def test_codec_decode_rejects_malformed_fields_with_path(overrides, words):
     data = consensus_pb2.ConsensusMessage(pre_prepare=_pp_pb(**overrides)).SerializeToString()
@@ -380,7 +385,7 @@ def test_codec_receipt_status_must_be_set():
 
 DECODERS = [
     codec.decode_message, codec.decode_tx, codec.decode_header, codec.decode_committed_block,
-    codec.decode_receipt, codec.decode_record_key,
+    codec.decode_receipt, layout.record_key_from,
     lambda d: codec.decode_record(("view",), d),
     lambda d: codec.decode_record(("checkpoint",), d),
     lambda d: codec.decode_record(("pre_prepare", 1), d),
@@ -454,3 +459,31 @@ def test_codec_corrupted_transactions_decode_or_raise_codec_error(changes):
     original = _tx()
     assert tx.id == original.id
     assert dataclasses.replace(tx, signature=b"") == dataclasses.replace(original, signature=b"")
+
+
+# ---- cross-chain read heights (docs/design.md, "Cross-chain reads") ----------------------
+
+def test_codec_read_heights_round_trip_sorted_and_canonical():
+    data = codec.encode_read_heights({"zeta": 3, "catalog": 0, "alpha": 1 << 40})
+    assert codec.decode_read_heights(data) == {"alpha": 1 << 40, "catalog": 0, "zeta": 3}
+    assert list(codec.decode_read_heights(data)) == ["alpha", "catalog", "zeta"]
+    assert codec.decode_read_heights(b"") == {}
+
+
+@pytest.mark.parametrize("entries, words", [
+    ([("b", 1), ("a", 1)], "not above the previous"),
+    ([("a", 1), ("a", 2)], "not above the previous"),
+    ([("", 1)], "chain_id: empty"),
+    ([("a", 1 << 63)], "height"),
+])
+def test_codec_read_heights_rejects_unsorted_duplicate_or_out_of_range(entries, words):
+    pb = consensus_pb2.ReadHeights(entries=[consensus_pb2.ReadHeights.Entry(chain_id=c, height=h)
+                                            for c, h in entries])
+    with pytest.raises(CodecError, match=words):
+        codec.decode_read_heights(pb.SerializeToString(deterministic=True))
+
+
+def test_codec_read_heights_rejects_a_non_canonical_encoding():
+    data = codec.encode_read_heights({"a": 1})
+    with pytest.raises(CodecError, match="canonical"):
+        codec.decode_read_heights(data + b"\x10\x05")  # an unknown field appended
