@@ -41,6 +41,18 @@ PLATFORM_CONTRACTS: dict[str, tuple[tuple[str, int], ...]] = {
 }
 
 
+# The chains whose contracts read another chain's state (genesis "reads"): authn and cert
+# find their signers' departments on the catalog chain (docs/design.md, "Cross-chain reads").
+PLATFORM_READS: dict[str, tuple[str, ...]] = {"authn": ("catalog",), "cert": ("catalog",)}
+
+
+def platform_reads(chain_id: str, chains) -> tuple[str, ...]:
+    """What the genesis files the tools write name as `chain_id`'s reads,
+    among the `chains` of the network (a network without the catalog chain
+    has nothing to read; its authn and cert chains then refuse writes)."""
+    return tuple(c for c in PLATFORM_READS.get(chain_id, ()) if c in chains)
+
+
 def platform_contracts(chain_id: str) -> tuple[tuple[str, int], ...]:
     """What the genesis files the tools write (node/tools/localnet.py,
     deploy/compose/init.py) name for `chain_id`. A chain the platform does
