@@ -32,7 +32,7 @@ NOT_CONTRACTS = ("base", "identity_view")
 
 OPEN_CONTRACTS = (("kv", 1),)
 PLATFORM_CONTRACTS: dict[str, tuple[tuple[str, int], ...]] = {
-    # The five sub-chains name no contract until theirs exist: a chain without
+    # A sub-chain names no contract until its own exists: a chain without
     # contracts refuses every transaction, where the open kv store would let
     # anyone overwrite anything (docs/design.md, "Contracts").
     "catalog": (), "item": (), "authz": (),
