@@ -31,7 +31,7 @@ from typing import Any
 
 from nacl.signing import SigningKey, VerifyKey
 
-from node.contracts import platform_contracts
+from node.contracts import platform_contracts, platform_reads
 from node.core.config import CHAIN_ID_RE, DEPARTMENT_RE, parse_address
 from node.core.genesis import (ConsensusParams, Genesis, GenesisError, check_signatures, genesis_from_obj,
                                make_genesis, read_genesis, read_json_file, sign_genesis, signature_digest, signature_problems,
@@ -257,8 +257,8 @@ def assemble(departments: list[Department], chains: list[str], *, params: dict[s
         contracts = platform_contracts(chain)
         app_state = ({"catalog": catalog_section(departments, approvals)}
                      if any(name == "catalog" for name, _ in contracts) else None)
-        geneses[chain] = make_genesis(chain, validators, contracts=contracts, created=created, founders=founders,
-                                      app_state=app_state, **(params or {}))
+        geneses[chain] = make_genesis(chain, validators, contracts=contracts, reads=platform_reads(chain, chains),
+                                      created=created, founders=founders, app_state=app_state, **(params or {}))
     return geneses, warnings
 
 

@@ -400,6 +400,9 @@ def build_parser() -> argparse.ArgumentParser:
     repair.set_defaults(func=cmd_chain_repair)
     from node.tools import ceremony
     ceremony.add_commands(sub)
+
+    from node.tools import app_cli  # tag, cert, keys generate-oprf
+    app_cli.register(sub, keys, client_opts)
     return p
 
 
