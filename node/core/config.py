@@ -13,7 +13,10 @@ Unknown keys are errors (with a "did you mean" hint): a typo such as
 for plaintext (docs/security.md). ``peer_listen`` and ``client_listen`` must
 differ: each port has its own server.
 
-Relative paths (``key_file``, ``data_dir``, ``[[chains]] genesis``, ``[tls]``) resolve
+``[[sources]]`` (optional) maps catalog items to the department's existing
+data: a SQLite table or a CSV file (docs/design.md, "Data-source adapters").
+
+Relative paths (``key_file``, ``data_dir``, ``[[chains]] genesis``, ``[tls]``, ``[[sources]] path``) resolve
 against the directory of the config file, not the process's working
 directory, so a node behaves the same under systemd, in a container and from
 a shell.
@@ -42,6 +45,12 @@ _HOSTNAME_RE = re.compile(
 _TOPIC_PREFIX_RE = re.compile(r"[A-Za-z0-9_.-]+(?:/[A-Za-z0-9_.-]+)*")
 _CLIENT_ID_RE = re.compile(r"[A-Za-z0-9_.:-]{1,128}")
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
+ITEM_RE = DEPARTMENT_RE  # catalog item ids have the shape of department ids, e.g. "household-registration"
+FIELD_RE = re.compile(r"[a-z][a-z0-9_]{0,63}")  # an item's field name, as requests name it
+# A table or column name in the department's system: letters (any script), digits and '_', so it
+# can be double-quoted in SQL without escaping (docs/design.md, "Data-source adapters").
+COLUMN_RE = re.compile(r"[^\W\d]\w{0,127}")
+SOURCE_KINDS = ("sqlite", "csv")
 
 MIB = 1 << 20
 TICK_MS_DEFAULT = 10
@@ -109,6 +118,24 @@ class ChainConfig:
 
 
 @dataclass(frozen=True, kw_only=True)
+class SourceConfig:
+    """Where one catalog item's data lives in the department's existing
+    system, and which column holds each of the item's fields."""
+
+    item: str
+    kind: str  # one of SOURCE_KINDS
+    path: Path  # absolute after load_config
+    key_column: str  # the column holding the ID number
+    fields: tuple[tuple[str, str], ...]  # (item field, column), as configured
+    table: str | None = None  # sqlite only
+
+    @property
+    def columns(self) -> dict[str, str]:
+        """item field -> column."""
+        return dict(self.fields)
+
+
+@dataclass(frozen=True, kw_only=True)
 class LimitsConfig:
     message_bytes_max: int = 4 * MIB  # largest gRPC message sent or received
     mempool_txs_max: int = 4_000  # per chain: bounds queueing delay; excess load is refused (RESOURCE_EXHAUSTED)
@@ -152,6 +179,7 @@ class NodeConfig:
     chains: tuple[ChainConfig, ...] = ()
     limits: LimitsConfig = field(default_factory=LimitsConfig)
     mqtt: MqttConfig | None = None
+    sources: tuple[SourceConfig, ...] = ()
 
     def chain(self, chain_id: str) -> ChainConfig:
         for chain in self.chains:
@@ -163,7 +191,7 @@ class NodeConfig:
 # --------------------------------------------------------------------------- loading
 
 _TOP_KEYS = ("department", "display_name", "key_file", "data_dir", "peer_listen", "client_listen",
-             "tick_ms", "log_level", "chains", "limits", "mqtt", "tls")
+             "tick_ms", "log_level", "chains", "limits", "mqtt", "tls", "sources")
 _CHAIN_KEYS = ("id", "genesis")
 _LIMIT_RANGES: dict[str, tuple[int, int]] = {
     "message_bytes_max": MESSAGE_BYTES_RANGE,
@@ -174,6 +202,8 @@ _LIMIT_RANGES: dict[str, tuple[int, int]] = {
 }
 _MQTT_KEYS = ("host", "port", "topic_prefix", "client_id", "queue_max")
 _TLS_KEYS = ("ca", "cert", "key", "require_client_cert", "insecure")
+_SOURCE_KEYS = ("item", "kind", "path", "table", "key_column", "fields")
+_COLUMN_RULE = "a column name: letters, digits and '_', not starting with a digit, at most 128 characters"
 _WILDCARD_HOSTS = ("0.0.0.0", "::")
 
 
@@ -358,7 +388,7 @@ def parse_config(data: Mapping[str, Any], *, source: str, base_dir: Path, path: 
     return NodeConfig(path=path, department=department, display_name=display_name, key_file=key_file,
                       data_dir=data_dir, peer_listen=peer_listen, client_listen=client_listen,
                       tls=_tls(r, r.table(data, "tls")), tick_ms=tick_ms, log_level=log_level,
-                      chains=tuple(chains), limits=limits, mqtt=mqtt)
+                      chains=tuple(chains), limits=limits, mqtt=mqtt, sources=_sources(r, data.get("sources")))
 
 
 def _tls(r: _Reader, raw: Mapping[str, Any] | None) -> TlsConfig:
@@ -377,6 +407,61 @@ def _tls(r: _Reader, raw: Mapping[str, Any] | None) -> TlsConfig:
         return TlsConfig(insecure=True)
     return TlsConfig(ca=r.path(raw, "ca", where, "tls/ca.crt"), cert=r.path(raw, "cert", where, "tls/node.crt"),
                      key=r.path(raw, "key", where, "tls/node.key"), require_client_cert=require_client_cert)
+
+
+def _sources(r: _Reader, raw: object) -> tuple[SourceConfig, ...]:
+    if raw is None:
+        return ()
+    if not isinstance(raw, list):
+        raise r.fail("", f"sources must be [[sources]] tables, each with item, kind, path, key_column and "
+                         f"fields (got {_show(raw)})")
+    sources: list[SourceConfig] = []
+    for number, table in enumerate(raw, start=1):
+        where = f"[[sources]] #{number} "
+        if not isinstance(table, dict):
+            raise r.fail(where, f"must be a table (got {_show(table)})")
+        r.check_keys(table, _SOURCE_KEYS, where)
+        item = r.string(table, "item", where, pattern=ITEM_RE, required_what='"household-registration"',
+                        rule="a catalog item id: lowercase letters, digits and '-', 1-63 characters, "
+                             "not starting or ending with '-'")
+        where = f'[[sources]] #{number} (item "{item}") '
+        if any(s.item == item for s in sources):
+            raise r.fail(where, "appears twice; each catalog item has one source")
+        kind = r.string(table, "kind", where, required_what='"sqlite" (or "csv")', rule='"sqlite" or "csv"')
+        if kind not in SOURCE_KINDS:
+            later = ' (PostgreSQL is not built yet: docs/design.md, "Data-source adapters")' \
+                if kind.startswith("postgres") else ""
+            raise r.fail(where, f'kind must be "sqlite" or "csv" (got {_show(kind)}){later}')
+        path = r.path(table, "path", where, "sources/registry.db" if kind == "sqlite" else "sources/registry.csv")
+        if kind == "sqlite":
+            table_name = r.string(table, "table", where, pattern=COLUMN_RE, required_what='"residents"',
+                                  rule=_COLUMN_RULE.replace("column", "table"))
+        elif "table" in table:
+            raise r.fail(where, 'table has no effect with kind = "csv" (the file is the table); remove it')
+        else:
+            table_name = None
+        key_column = r.string(table, "key_column", where, pattern=COLUMN_RE, required_what='"id_number"',
+                              rule=_COLUMN_RULE)
+        sources.append(SourceConfig(item=item, kind=kind, path=path, key_column=key_column, table=table_name,
+                                    fields=_source_fields(r, table, where, key_column)))
+    return tuple(sources)
+
+
+def _source_fields(r: _Reader, table: Mapping[str, Any], where: str, key_column: str) -> tuple[tuple[str, str], ...]:
+    example = 'fields = { status = "marital_status" } (item field = "column")'
+    raw = r.required(table, "fields", where, '{ status = "marital_status" } (item field = "column")')
+    if not isinstance(raw, dict) or not raw:
+        raise r.fail(where, f"fields must be a non-empty table, e.g. {example} (got {_show(raw)})")
+    for name, column in raw.items():
+        if not FIELD_RE.fullmatch(name):
+            raise r.fail(where, f'fields: "{name[:64]}" is not a field name: lowercase ASCII letters, digits and '
+                                f"'_', starting with a letter, at most 64 characters")
+        if not isinstance(column, str) or not COLUMN_RE.fullmatch(column):
+            raise r.fail(where, f"fields.{name} must be {_COLUMN_RULE} (got {_show(column)})")
+        if column == key_column:
+            raise r.fail(where, f'fields.{name} is the key column "{key_column}": an answer never carries the ID '
+                                f"number; remove it")
+    return tuple(raw.items())
 
 
 # --------------------------------------------------------------------------- template
