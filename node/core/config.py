@@ -283,6 +283,18 @@ class _Reader:
             raise self.fail(where, f'{key} must be "host:port", e.g. "127.0.0.1:7001": {exc} '
                                    f"(got {_show(value)})") from None
 
+    def array_of_tables(self, raw: object, name: str, allowed: Iterable[str], what: str):
+        """(where, table) for each [[name]] table of a non-empty array, each
+        checked to be a table with only `allowed` keys."""
+        if not isinstance(raw, list) or not raw:
+            raise self.fail("", f"{name} must be one or more [[{name}]] tables, each with {what} (got {_show(raw)})")
+        for number, table in enumerate(raw, start=1):
+            where = f"[[{name}]] #{number} "
+            if not isinstance(table, dict):
+                raise self.fail(where, f"must be a table (got {_show(table)})")
+            self.check_keys(table, allowed, where)
+            yield where, table
+
     def table(self, table: Mapping[str, Any], key: str) -> Mapping[str, Any] | None:
         value = table.get(key)
         if value is not None and not isinstance(value, dict):
@@ -332,15 +344,9 @@ def parse_config(data: Mapping[str, Any], *, source: str, base_dir: Path, path: 
     log_level = log_level_raw.upper()
 
     chains_raw = r.required(data, "chains", "", 'one or more [[chains]] tables with id and genesis')
-    if not isinstance(chains_raw, list) or not chains_raw:
-        raise r.fail("", f"chains must be one or more [[chains]] tables, each with id = \"...\" and "
-                         f"genesis = \"path/to/genesis.json\" (got {_show(chains_raw)})")
     chains: list[ChainConfig] = []
-    for number, chain_raw in enumerate(chains_raw, start=1):
-        where = f"[[chains]] #{number} "
-        if not isinstance(chain_raw, dict):
-            raise r.fail(where, f"must be a table (got {_show(chain_raw)})")
-        r.check_keys(chain_raw, _CHAIN_KEYS, where)
+    for where, chain_raw in r.array_of_tables(chains_raw, "chains", _CHAIN_KEYS,
+                                              'id = "..." and genesis = "path/to/genesis.json"'):
         chain_id = r.string(chain_raw, "id", where, pattern=CHAIN_ID_RE,
                             rule="a chain id: 1-32 of lowercase letters, digits and '-'",
                             required_what='"catalog"')
@@ -412,19 +418,12 @@ def _tls(r: _Reader, raw: Mapping[str, Any] | None) -> TlsConfig:
 def _sources(r: _Reader, raw: object) -> tuple[SourceConfig, ...]:
     if raw is None:
         return ()
-    if not isinstance(raw, list):
-        raise r.fail("", f"sources must be [[sources]] tables, each with item, kind, path, key_column and "
-                         f"fields (got {_show(raw)})")
     sources: list[SourceConfig] = []
-    for number, table in enumerate(raw, start=1):
-        where = f"[[sources]] #{number} "
-        if not isinstance(table, dict):
-            raise r.fail(where, f"must be a table (got {_show(table)})")
-        r.check_keys(table, _SOURCE_KEYS, where)
+    for where, table in r.array_of_tables(raw, "sources", _SOURCE_KEYS, "item, kind, path, key_column and fields"):
         item = r.string(table, "item", where, pattern=ITEM_RE, required_what='"household-registration"',
                         rule="a catalog item id: lowercase letters, digits and '-', 1-63 characters, "
                              "not starting or ending with '-'")
-        where = f'[[sources]] #{number} (item "{item}") '
+        where = f'{where.rstrip()} (item "{item}") '
         if any(s.item == item for s in sources):
             raise r.fail(where, "appears twice; each catalog item has one source")
         kind = r.string(table, "kind", where, required_what='"sqlite" (or "csv")', rule='"sqlite" or "csv"')

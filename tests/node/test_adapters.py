@@ -341,4 +341,4 @@ def test_config_sources_other_errors(tmp_path):
             'table); remove it') in error_of(tmp_path, MINIMAL + csv_with_table)
     twice = SOURCES.replace('item = "residence-permit"', 'item = "household-registration"')
     assert '[[sources]] #2 (item "household-registration") appears twice' in error_of(tmp_path, MINIMAL + twice)
-    assert "sources must be [[sources]] tables" in error_of(tmp_path, 'sources = "x.db"\n' + MINIMAL)
+    assert "sources must be one or more [[sources]] tables, each with item, kind" in error_of(tmp_path, 'sources = "x.db"\n' + MINIMAL)
