@@ -40,17 +40,32 @@ def merkle_root(items: list[bytes]) -> bytes:
     return root[0]
 
 
-def audit_path(items: list[bytes], index: int) -> list[bytes]:
-    """RFC 6962 §2.1.1 PATH(index, items): the sibling hashes from the leaf up."""
+def merkle_proof(items: list[bytes], index: int) -> list[tuple[bool, bytes]]:
+    """Sibling path for items[index]: (sibling_is_left, sibling_hash) pairs,
+    from the leaf up (certificate field disclosures: node/identity/fields.py)."""
     if not 0 <= index < len(items):
         raise IndexError(index)
-    path: list[bytes] = []
+    path: list[tuple[bool, bytes]] = []
     for level in _levels(items):
         sibling = index ^ 1
         if sibling < len(level):
-            path.append(level[sibling])
+            path.append((sibling < index, level[sibling]))
         index //= 2
     return path
+
+
+def verify_proof(item: bytes, path: list[tuple[bool, bytes]], root: bytes) -> bool:
+    h = leaf_hash(item)
+    for sibling_is_left, sibling in path:
+        h = _node(sibling, h) if sibling_is_left else _node(h, sibling)
+    return h == root
+
+
+def audit_path(items: list[bytes], index: int) -> list[bytes]:
+    """RFC 6962 §2.1.1 PATH(index, items): the sibling hashes from the leaf
+    up, without directions; root_from_audit_path derives them from the
+    index and the tree size."""
+    return [sibling for _, sibling in merkle_proof(items, index)]
 
 
 def root_from_audit_path(item: bytes, index: int, size: int, path: list[bytes]) -> bytes | None:

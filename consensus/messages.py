@@ -46,6 +46,9 @@ class Proposal:
     proposer: int
     timestamp_ms: int
     requests: tuple[Request, ...] = ()
+    # Opaque to the core, at most PROPOSAL_METADATA_BYTES_MAX bytes (consensus.metadata);
+    # empty in a null proposal (docs/design.md, "Cross-chain reads").
+    metadata: bytes = b""
 
     @cached_property
     def tx_root(self) -> bytes:
@@ -57,14 +60,20 @@ class Proposal:
 
     @cached_property
     def digest(self) -> bytes:
-        return proposal_digest(self.chain_id, self.seq, self.proposer, self.timestamp_ms, self.tx_root)
+        return proposal_digest(self.chain_id, self.seq, self.proposer, self.timestamp_ms, self.tx_root,
+                               self.metadata)
+
+    @property
+    def is_null(self) -> bool:
+        return not self.requests and self.timestamp_ms == 0 and not self.metadata
 
     @cached_property
     def size_bytes(self) -> int:
         return sum(len(r.body) + len(r.id) for r in self.requests)
 
 
-def proposal_digest(chain_id: str, seq: int, proposer: int, timestamp_ms: int, tx_root: bytes) -> bytes:
+def proposal_digest(chain_id: str, seq: int, proposer: int, timestamp_ms: int, tx_root: bytes,
+                    metadata: bytes) -> bytes:
     """Proposal.digest from its fields: what an audit proof, which carries a
     tx_root and not the transactions, recomputes (docs/design.md, "Audit proofs")."""
     return sha256(
@@ -74,6 +83,7 @@ def proposal_digest(chain_id: str, seq: int, proposer: int, timestamp_ms: int, t
         + proposer.to_bytes(4, "big")
         + timestamp_ms.to_bytes(8, "big")
         + tx_root
+        + len(metadata).to_bytes(4, "big") + metadata
     )
 
 

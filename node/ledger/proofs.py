@@ -9,9 +9,10 @@ A proof is one JSON object (bytes as lowercase hex):
     index, tree_size, audit_path
                     the RFC 6962 audit path of leaf `index` (id || SHA-256(body))
                     in the block's tx_root over `tree_size` leaves
-    proposal_timestamp_ms
-                    the proposer's timestamp, which the proposal digest covers
-                    (the header keeps it clamped to never go back)
+    proposal_timestamp_ms, proposal_metadata
+                    what the proposal digest covers besides the header's fields:
+                    the proposer's timestamp (the header keeps it clamped to never
+                    go back) and the proposal's metadata (cross-chain read pins)
     header          the block header's fields and its hash
     certificate     the commit certificate: chain_id, view, seq, digest, link,
                     commits [{"replica", "signature"}]
@@ -33,6 +34,7 @@ from consensus.block import BlockHeader
 from consensus.certificates import signed_by, valid_commit_certificate
 from consensus.merkle import audit_path, root_from_audit_path
 from consensus.messages import Commit, CommitCertificate, Request, proposal_digest, tx_leaf
+from consensus.metadata import PROPOSAL_METADATA_BYTES_MAX
 from consensus.quorum import quorum_size
 from node.core import codec
 from node.core.crypto import Ed25519Verifier
@@ -107,6 +109,7 @@ def build_inclusion_proof(ledger, tx_id: bytes) -> dict[str, Any]:
         "tree_size": len(requests),
         "audit_path": [h.hex() for h in audit_path([tx_leaf(r) for r in requests], index)],
         "proposal_timestamp_ms": block.proposal.timestamp_ms,
+        "proposal_metadata": block.proposal.metadata.hex(),
         "header": {"height": header.height, "proposer": header.proposer, "timestamp_ms": header.timestamp_ms,
                    **{f: getattr(header, f).hex() for f in _HEADER_DIGESTS}},
         "certificate": {"chain_id": cert.chain_id, "view": cert.view, "seq": cert.seq, "digest": cert.digest.hex(),
@@ -155,6 +158,7 @@ class _Proof:
     tree_size: int
     path: list[bytes]
     proposal_timestamp_ms: int
+    proposal_metadata: bytes
     header: BlockHeader
     header_hash: bytes
     certificate: CommitCertificate
@@ -166,6 +170,8 @@ def _parse(proof: Any) -> _Proof:
     chain_id = _text(proof, "chain_id", "")
     tx = _field(proof, "tx", "")
     request = Request(id=_hex(_field(tx, "id", "tx"), "tx.id"), body=_hex(_field(tx, "body", "tx"), "tx.body", None))
+    if len(str(proof.get("proposal_metadata", ""))) > 2 * PROPOSAL_METADATA_BYTES_MAX:
+        raise ProofError(f"proposal_metadata is longer than {PROPOSAL_METADATA_BYTES_MAX} bytes")
     path = _field(proof, "audit_path", "")
     if not isinstance(path, list) or len(path) > 64:
         raise ProofError("audit_path must be an array of at most 64 hashes")
@@ -193,7 +199,9 @@ def _parse(proof: Any) -> _Proof:
                   request=request, index=_int(proof, "index", ""),
                   tree_size=_int(proof, "tree_size", "", TREE_SIZE_MAX),
                   path=[_hex(p, f"audit_path[{i}]") for i, p in enumerate(path)],
-                  proposal_timestamp_ms=_int(proof, "proposal_timestamp_ms", ""), header=header,
+                  proposal_timestamp_ms=_int(proof, "proposal_timestamp_ms", ""),
+                  proposal_metadata=_hex(_field(proof, "proposal_metadata", ""), "proposal_metadata", None),
+                  header=header,
                   header_hash=header_hash,
                   certificate=CommitCertificate(chain_id=cert_chain, view=view, seq=seq, digest=digest, link=link,
                                                 commits=commits))
@@ -251,10 +259,11 @@ def _block_problem(p: _Proof) -> str:
     if header.hash != p.header_hash:
         return "the header's hash does not match its fields: the header was altered"
     digest = proposal_digest(header.chain_id, header.height, header.proposer, p.proposal_timestamp_ms,
-                             header.tx_root)
+                             header.tx_root, p.proposal_metadata)
     if digest != header.proposal_digest or p.proposal_timestamp_ms > header.timestamp_ms:
-        return (f"the header's proposal_digest does not cover its tx_root, height, proposer and "
-                f"proposal_timestamp_ms: the header of block {header.height} was altered")
+        return (f"the header's proposal_digest does not cover its tx_root, height, proposer, "
+                f"proposal_timestamp_ms and proposal_metadata: the header of block {header.height} or these "
+                f"fields were altered")
     return ""
 
 

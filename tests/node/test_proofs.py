@@ -56,8 +56,9 @@ def chain(tmp_path_factory):
                                   payload=json.dumps({"key": f"access/{nonce}", "value": "PERMIT"}).encode())
             requests.append(codec.request_from_tx(tx))
         # timestamps go back at block 3: its header keeps the clamped one, the proof the proposer's
+        # block 2 names a cross-chain read height in its metadata, which the digest covers
         p = m.Proposal(chain_id="demo", seq=seq, proposer=seq % 4, timestamp_ms=[0, 5_000, 9_000, 7_000][seq],
-                       requests=tuple(requests))
+                       requests=tuple(requests), metadata=codec.encode_read_heights({"catalog": 7}) if seq == 2 else b"")
         block = certify(p, m.next_link(ledger.tip_link, p.digest))
         result = executor.execute_block(block, ledger.tip_header)
         ledger.commit_block(block, result.header, result.receipts, result.state_writes)
@@ -141,6 +142,10 @@ def test_a_header_from_another_block_fails(chain):
 def test_an_altered_header_field_fails(chain):
     proof = proof_of(chain, 3, 0)
     proof["proposal_timestamp_ms"] = 9_000  # the clamped header timestamp is not what the proposer signed
+    assert problem(proof).startswith("the header's proposal_digest does not cover its tx_root")
+    proof = proof_of(chain, 2, 0)
+    assert proof["proposal_metadata"] == codec.encode_read_heights({"catalog": 7}).hex()
+    proof["proposal_metadata"] = ""
     assert problem(proof).startswith("the header's proposal_digest does not cover its tx_root")
     proof = proof_of(chain, 3, 0)
     proof["header"]["hash"] = "11" * 32
