@@ -27,7 +27,7 @@ from node.tools.cli import main
 
 KEYS = [SigningKey(bytes([i + 1]) * 32) for i in range(4)]
 GENESIS = make_genesis("demo", [(f"dept-{i}", k.verify_key, f"127.0.0.1:{7001 + i}") for i, k in enumerate(KEYS)],
-                       contracts=[("kv", 1)])
+                       contracts=[("kv", 1)], founders={f"dept-{i}": k for i, k in enumerate(KEYS)})
 OTHER = make_genesis("other", [(f"dept-{i}", k.verify_key, f"127.0.0.1:{7001 + i}") for i, k in enumerate(KEYS)],
                      contracts=[("kv", 1)])
 CLIENT = SigningKey(b"\x42" * 32)
