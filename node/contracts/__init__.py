@@ -35,15 +35,18 @@ PLATFORM_CONTRACTS: dict[str, tuple[tuple[str, int], ...]] = {
     # A sub-chain names no contract until its own exists: a chain without
     # contracts refuses every transaction, where the open kv store would let
     # anyone overwrite anything (docs/design.md, "Contracts").
-    "catalog": (), "item": (), "authz": (),
+    "catalog": (), "item": (),
     "authn": (("authn", 1),), "cert": (("cert", 1),),  # identity service events; certificates
+    "authz": (("authz", 1),),  # consents and the access log (docs/design.md, "Consent and the access log (authz)")
     "demo": OPEN_CONTRACTS,  # load tests and the demo: the open key-value store, on purpose
 }
 
 
 # The chains whose contracts read another chain's state (genesis "reads"): authn and cert
-# find their signers' departments on the catalog chain (docs/design.md, "Cross-chain reads").
-PLATFORM_READS: dict[str, tuple[str, ...]] = {"authn": ("catalog",), "cert": ("catalog",)}
+# find their signers' departments on the catalog chain (docs/design.md, "Cross-chain reads");
+# authz also finds citizens' bindings on the authn chain.
+PLATFORM_READS: dict[str, tuple[str, ...]] = {"authn": ("catalog",), "cert": ("catalog",),
+                                              "authz": ("authn", "catalog")}
 
 
 def platform_reads(chain_id: str, chains) -> tuple[str, ...]:
