@@ -208,6 +208,13 @@ class Node:
             except MissingContracts as exc:
                 raise StartupError(str(exc)) from exc
             geneses.append(genesis)
+        served = {g.chain_id for g in geneses}
+        for genesis in geneses:  # docs/design.md, "Cross-chain reads": a node serves the chains it reads
+            unserved = [c for c in genesis.reads if c not in served]
+            if unserved:
+                raise StartupError(f"chain {genesis.chain_id}: its genesis reads {', '.join(unserved)}, which this "
+                                   f"node does not serve; add {'them' if len(unserved) > 1 else 'it'} to "
+                                   f"[[chains]] (docs/design.md, \"Cross-chain reads\")")
         self._transport = Transport(cfg.limits.stream_queue_max, cfg.limits.message_bytes_max,
                                     self._tls.channel_credentials() if self._tls else None,
                                     self._server_names(geneses))
@@ -223,6 +230,8 @@ class Node:
                 mempool_max=cfg.limits.mempool_txs_max, message_bytes_max=cfg.limits.message_bytes_max,
                 pool=self._pool, publisher=self._publisher,
                 log_drop=self._bad_log.warning, on_failure=self._chain_failed)
+        for chain in self.chains.values():
+            chain.connect_reads({c: self.chains[c] for c in chain.genesis.reads})
 
     @staticmethod
     def _server_names(geneses) -> dict[str, str]:
@@ -285,7 +294,10 @@ class Node:
         peer_pb2_grpc.add_PeerServicer_to_server(PeerService(self._deliver), peer)
         self._listen(peer, cfg.peer_listen, self._tls and self._tls.server_credentials(True))
         client = self._server()
-        services = [name for register in CLIENT_PORT_SERVICES if (name := register(self, client)) is not None]
+        try:
+            services = [name for register in CLIENT_PORT_SERVICES if (name := register(self, client)) is not None]
+        except KeyFileError as exc:  # a service's key file (e.g. [identity] oprf_key_file)
+            raise StartupError(str(exc)) from exc
         health_pb2_grpc.add_HealthServicer_to_server(self._health, client)
         reflection.enable_server_reflection(
             (*services, health_pb2.DESCRIPTOR.services_by_name["Health"].full_name, reflection.SERVICE_NAME), client)

@@ -65,7 +65,7 @@ def init(directory: Path, platform: str, departments: tuple[str, ...] = DEPARTME
          log=print) -> dict[str, str]:
     """Create keys and genesis files under `directory`; returns {department: public key hex}."""
     from node.core.config import ConfigError, load_config
-    from node.contracts import platform_contracts
+    from node.contracts import platform_contracts, platform_reads
     from node.core.genesis import GenesisError, load_genesis, make_genesis, write_genesis
     from node.core.keys import KeyFileError, generate_key_file, load_signing_key, public_key_hex
 
@@ -108,7 +108,8 @@ def init(directory: Path, platform: str, departments: tuple[str, ...] = DEPARTME
     genesis_dir.mkdir(parents=True, exist_ok=True)
     validators = [(d, keys[d], peer_address(platform, d, configs[d].peer_listen.port)) for d in departments]
     for chain_id in chains:
-        genesis = make_genesis(chain_id, validators, contracts=platform_contracts(chain_id))
+        genesis = make_genesis(chain_id, validators, contracts=platform_contracts(chain_id),
+                               reads=platform_reads(chain_id, chains))
         path = genesis_dir / f"{chain_id}.json"
         if path.exists():
             try:

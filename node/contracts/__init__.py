@@ -28,16 +28,29 @@ from collections.abc import Iterable
 
 from node.ledger.execution import ContractRegistry
 
-NOT_CONTRACTS = ("base",)
+NOT_CONTRACTS = ("base", "identity_view")
 
 OPEN_CONTRACTS = (("kv", 1),)
 PLATFORM_CONTRACTS: dict[str, tuple[tuple[str, int], ...]] = {
-    # The five sub-chains name no contract until theirs exist: a chain without
+    # A sub-chain names no contract until its own exists: a chain without
     # contracts refuses every transaction, where the open kv store would let
     # anyone overwrite anything (docs/design.md, "Contracts").
-    "catalog": (), "item": (), "authn": (), "authz": (), "cert": (),
+    "catalog": (), "item": (), "authz": (),
+    "authn": (("authn", 1),), "cert": (("cert", 1),),  # identity service events; certificates
     "demo": OPEN_CONTRACTS,  # load tests and the demo: the open key-value store, on purpose
 }
+
+
+# The chains whose contracts read another chain's state (genesis "reads"): authn and cert
+# find their signers' departments on the catalog chain (docs/design.md, "Cross-chain reads").
+PLATFORM_READS: dict[str, tuple[str, ...]] = {"authn": ("catalog",), "cert": ("catalog",)}
+
+
+def platform_reads(chain_id: str, chains) -> tuple[str, ...]:
+    """What the genesis files the tools write name as `chain_id`'s reads,
+    among the `chains` of the network (a network without the catalog chain
+    has nothing to read; its authn and cert chains then refuse writes)."""
+    return tuple(c for c in PLATFORM_READS.get(chain_id, ()) if c in chains)
 
 
 def platform_contracts(chain_id: str) -> tuple[tuple[str, int], ...]:

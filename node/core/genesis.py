@@ -8,6 +8,7 @@
       ],
       "consensus": {"batch_txs_max": 1000, ..., "fetch_blocks_max": 64},
       "contracts": [{"name": "kv", "version": 1}],  (may be empty: a chain that takes no transactions)
+      "reads": ["catalog"],                         (optional: chains this chain's blocks may read)
       "created": "2025-01-01T00:00:00Z"            (optional, informational)
     }
 
@@ -29,7 +30,12 @@ Rules, and why:
 - ``Genesis.hash`` is sha256 over a canonical encoding of the parsed values
   (sorted keys, no whitespace, ASCII, public keys in lowercase hex, contracts
   sorted by name, "created" omitted when absent), so reformatting the file
-  does not change it while any change of meaning does.
+  does not change it while any change of meaning does. "reads" is sorted
+  and, when empty, omitted, so a chain that reads nothing keeps its hash.
+- "reads" names the other chains whose state this chain's blocks may read,
+  each at a height its block names (docs/design.md, "Cross-chain reads"):
+  chain ids, unique, never the chain itself. A node serving the chain must
+  serve every chain it reads (node.daemon refuses to start otherwise).
 - Durations are milliseconds here; replica_config converts them to ticks for
   the consensus core (rounding up, at least one tick).
 - Every protocol message must fit message_bytes_max, or the transport drops
@@ -103,7 +109,7 @@ _PARAM_MAX = 1 << 40  # sanity bound: keeps values in int64 and rejects obvious 
 _VALIDATOR_KEYS = ("department", "public_key", "address")
 _CONTRACT_KEYS = ("name", "version")
 _VERSION_MAX = (1 << 32) - 1
-_TOP_KEYS = ("chain_id", "validators", "consensus", "contracts", "created")
+_TOP_KEYS = ("chain_id", "validators", "consensus", "contracts", "reads", "created")
 _MS_TO_TICKS = {
     "batch_wait_ms": "batch_wait_ticks",
     "request_timeout_ms": "request_timeout_ticks",
@@ -135,6 +141,7 @@ class Genesis:
     consensus: ConsensusParams
     contracts: tuple[ContractRef, ...]  # sorted by name
     created: str | None = None
+    reads: tuple[str, ...] = ()  # other chains its blocks may read, sorted (docs/design.md, "Cross-chain reads")
 
     def to_json_obj(self) -> dict[str, Any]:
         obj: dict[str, Any] = {
@@ -146,6 +153,8 @@ class Genesis:
             "consensus": {name: getattr(self.consensus, name) for name in _PARAM_NAMES},
             "contracts": [{"name": c.name, "version": c.version} for c in self.contracts],
         }
+        if self.reads:
+            obj["reads"] = list(self.reads)
         if self.created is not None:
             obj["created"] = self.created
         return obj
@@ -324,9 +333,20 @@ def genesis_from_obj(obj: object, *, source: str = "genesis") -> Genesis:
         raise GenesisError(f"{source}: created must be a string such as \"2025-01-01T00:00:00Z\" "
                            f"(got {_show(created)})")
     genesis = Genesis(chain_id=chain_id, validators=tuple(validators), consensus=ConsensusParams(**params),
-                      contracts=contracts, created=created)
+                      contracts=contracts, created=created, reads=_reads(source, chain_id, obj.get("reads", [])))
     check_message_bytes(genesis, source=source)
     return genesis
+
+
+def _reads(source: str, chain_id: str, raw: object) -> tuple[str, ...]:
+    """The "reads" list: chain ids, unique, not the chain itself; sorted."""
+    if not isinstance(raw, list) or not all(isinstance(c, str) and CHAIN_ID_RE.fullmatch(c) for c in raw):
+        raise GenesisError(f"{source}: reads must be an array of chain ids matching [a-z0-9-]{{1,32}} "
+                           f"(got {_show(raw)})")
+    if len(set(raw)) != len(raw) or chain_id in raw:
+        raise GenesisError(f"{source}: reads must name each chain once and never the chain itself "
+                           f"(got {_show(raw)})")
+    return tuple(sorted(raw))
 
 
 def _contracts(source: str, raw: object) -> tuple[ContractRef, ...]:
@@ -432,6 +452,7 @@ def make_genesis(
     *,
     contracts: Iterable[tuple[str, int]] = (),
     created: str | None = None,
+    reads: Iterable[str] = (),
     **params: int,
 ) -> Genesis:
     """Build a validated Genesis. `validators` are Validator objects, dicts, or
@@ -463,4 +484,6 @@ def make_genesis(
     }
     if created is not None:
         obj["created"] = created
+    if reads:
+        obj["reads"] = list(reads)
     return genesis_from_obj(obj, source="make_genesis")

@@ -3,7 +3,7 @@ and the consensus core's durable records, in one LevelDB directory.
 
 The key layout is node/ledger/layout.py's.
 
-Everything one block changes (B, H, h, T, R, S and the tip) is written in a
+Everything one block changes (B, H, h, T, R, S, V and the tip) is written in a
 single write_batch(sync=True): after a crash (kill -9, power loss) a block is
 either entirely there or entirely absent, and the tip never points past it.
 A block is appended only if it extends the tip: its parent hash and its
@@ -27,8 +27,10 @@ from node.ledger.layout import state_key
 from node.ledger.storage import Storage, StorageCorrupt, StorageError, from_u64, u64
 
 # 2: META_SYNC holds the sync counter of the promise record; 3: certificates
-# and headers hold the link (docs/design.md, "Block binding")
-FORMAT_VERSION = 3
+# and headers hold the link (docs/design.md, "Block binding"); 4: proposal
+# digests cover the metadata, and state versions (V) are kept (docs/design.md,
+# "Cross-chain reads")
+FORMAT_VERSION = 4
 
 RESTORED_HASHES_MAX = 1024  # recent block hashes a restarted replica may vote checkpoints for
 
@@ -186,6 +188,8 @@ class Ledger:
                     b.delete(k)
                 else:
                     b.put(k, value)
+                version = b"\x00" if value is None else b"\x01" + value
+                b.put(L.version_prefix(contract, key_in_contract) + u64(height), version)
             b.put(L.META_TIP, u64(height))
         self._height = height
         self._tip_header = header
@@ -269,6 +273,17 @@ class Ledger:
 
     def state_get(self, contract: str, key_in_contract: bytes) -> bytes | None:
         return self._db.get(state_key(contract, key_in_contract))
+
+    def state_get_at(self, contract: str, key_in_contract: bytes, height: int) -> bytes | None:
+        """The value as of block `height` (at most the tip): the latest write
+        at or below it, None if there is none or it deleted the key
+        (docs/design.md, "Cross-chain reads")."""
+        if not 0 <= height <= self._height:
+            raise LedgerError(f"{self.chain_id}: state at height {height} asked, the tip is {self._height}")
+        prefix = L.version_prefix(contract, key_in_contract)
+        for _, value in self._db.scan(prefix, stop=prefix + u64(height + 1), reverse=True):
+            return value[1:] if value[:1] == b"\x01" else None
+        return None
 
     def snapshot(self):
         """The store as it is now (a LevelDB snapshot): later writes do not

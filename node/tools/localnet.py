@@ -32,7 +32,7 @@ import grpc
 
 from node.net import tls
 from node.core.config import MqttConfig, TlsConfig, config_template
-from node.contracts import platform_contracts
+from node.contracts import platform_contracts, platform_reads
 from node.core.genesis import make_genesis, write_genesis
 from node.core.keys import generate_key_file, public_key_hex
 
@@ -50,7 +50,7 @@ DEPARTMENTS = (
 )
 SUBCHAINS = ("catalog", "item", "authn", "authz", "cert")
 DEFAULT_CHAINS = (*SUBCHAINS, "demo")
-REPO = Path(__file__).resolve().parent.parent
+REPO = Path(__file__).resolve().parents[2]  # the repository root (node/tools/localnet.py)
 DEFAULT_DIR = Path(os.environ.get("GOVCHAIN_CLUSTER_DIR", REPO / ".cluster"))
 HOSTS = ("127.0.0.1", "localhost")
 
@@ -158,7 +158,8 @@ def create_network(root: Path, *, nodes: int = 4, chains=DEFAULT_CHAINS, mqtt_po
                                                                     key=Path("tls.key"))
     for chain in chains:
         genesis = make_genesis(chain, [(s.department, keys[s.department], s.peer) for s in specs],
-                               contracts=platform_contracts(chain), **consensus)
+                               contracts=platform_contracts(chain), reads=platform_reads(chain, chains),
+                               **consensus)
         write_genesis(root / "genesis" / f"{chain}.json", genesis)
     mqtt = MqttConfig(host="127.0.0.1", port=mqtt_port) if mqtt_port else None
     for spec in specs:
