@@ -25,7 +25,7 @@ from node.ledger.ledger import Ledger, open_ledger
 from node.pb import peer_pb2, peer_pb2_grpc
 from node.ledger.storage import StorageCorrupt
 from node.services import CLIENT_PORT_SERVICES
-from node.services.metrics import MetricsServer, registry_for
+from node.services.metrics import MetricsServer, metrics_registry
 from node.net.transport import PeerService, Transport
 
 log = logging.getLogger("govchain.node")
@@ -327,7 +327,7 @@ class Node:
         if self.config.metrics is None:
             return
         address = self.config.metrics.listen
-        self._metrics = MetricsServer(registry_for(self))
+        self._metrics = MetricsServer(metrics_registry(self))
         try:
             await self._metrics.listen(address.host, address.port)
         except OSError as exc:

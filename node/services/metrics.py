@@ -189,7 +189,7 @@ class NodeCollector(Collector):
         yield from (connected, send_dropped, queued)
 
 
-def registry_for(host) -> CollectorRegistry:
+def metrics_registry(host) -> CollectorRegistry:
     """The node's collector and the process's CPU, memory and file descriptors."""
     registry = CollectorRegistry(auto_describe=False)
     registry.register(NodeCollector(host))

@@ -24,7 +24,7 @@ from node.core.genesis import make_genesis
 from node.core.tx import sign_transaction
 from node.ledger.ledger import Ledger
 from node.net.transport import Transport
-from node.services.metrics import DirectorySize, MetricsServer, NodeCollector, reason_label, registry_for
+from node.services.metrics import DirectorySize, MetricsServer, NodeCollector, metrics_registry, reason_label
 
 KEYS = [SigningKey(bytes([i + 1]) * 32) for i in range(4)]
 DEPARTMENTS = ("housing-registry", "power-company", "public-security", "market-regulation")
@@ -109,7 +109,7 @@ async def test_collector_reads_a_committing_chain(make_chain) -> None:
         await asyncio.wait_for(asyncio.gather(*(chain.wait_committed(tx.id) for tx in txs)), 10)
         replay = await chain.admit(txs[0])
         assert replay.code.name == "ALREADY_EXISTS"
-        registry = registry_for(host({"demo": chain}, bad_input={"malformed peer message": 2}))
+        registry = metrics_registry(host({"demo": chain}, bad_input={"malformed peer message": 2}))
         got = scrape(registry)
     finally:
         await chain.stop()
@@ -145,7 +145,7 @@ async def test_collector_labels_peers_drops_and_pending_bytes(make_chain) -> Non
     demo.deliver(m.Prepare(chain_id="demo", view=0, seq=1, digest=bytes(32), replica=9), 100)
     demo.counters["dropped: peer budget exceeded"] += 2
     demo.replica.advance(demo.replica.step(ev.RequestsSubmitted(requests=(codec.request_from_tx(_tx("demo", 1)),))))
-    got = scrape(registry_for(host(chains, department=DEPARTMENTS[1], transport=Transport(16, 4 << 20))))
+    got = scrape(metrics_registry(host(chains, department=DEPARTMENTS[1], transport=Transport(16, 4 << 20))))
 
     dropped = got["govchain_peer_messages_dropped_total"]
     assert dropped[(("chain", "demo"), ("reason", "unknown_sender"))] == 1
@@ -200,7 +200,7 @@ async def _http(port: int, request: bytes) -> tuple[str, dict[str, str], bytes]:
 
 
 async def test_server_serves_metrics_only_and_refuses_a_taken_port(make_chain) -> None:
-    server = MetricsServer(registry_for(host({"demo": make_chain(1)})))
+    server = MetricsServer(metrics_registry(host({"demo": make_chain(1)})))
     port = await server.listen("127.0.0.1", 0)
     try:
         status, headers, body = await _http(port, b"GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n")
@@ -213,9 +213,9 @@ async def test_server_serves_metrics_only_and_refuses_a_taken_port(make_chain) -
         assert (await _http(port, b"POST /metrics HTTP/1.1\r\n\r\n"))[0] == "HTTP/1.1 405 Method Not Allowed"
         assert (await _http(port, b"x" * 10_000))[0] == ""  # an endless head: closed without an answer
         with pytest.raises(OSError):
-            await MetricsServer(registry_for(host({}))).listen("127.0.0.1", port)
+            await MetricsServer(metrics_registry(host({}))).listen("127.0.0.1", port)
     finally:
         await server.stop()
-    again = MetricsServer(registry_for(host({})))  # closed: the port is free again (a restart rebinds at once)
+    again = MetricsServer(metrics_registry(host({})))  # closed: the port is free again (a restart rebinds at once)
     assert await again.listen("127.0.0.1", port) == port
     await again.stop()
