@@ -131,7 +131,7 @@ class NodeCollector(Collector):
         yield gauge("govchain_is_primary", "1 when this node is the primary of its current view.",
                     lambda c, s: int(c.replica.is_primary))
         primary = GaugeMetricFamily("govchain_primary", "Replica index of the primary of this node's view; "
-                                    "the label names its department.", labels=["chain", "department"])
+                                    "the label names its department.", labels=["chain", "primary"])
         views = CounterMetricFamily("govchain_view_changes", "Views this node moved up since it started "
                                     "(a view change that skips a view counts each).", labels=["chain"])
         committed = CounterMetricFamily("govchain_transactions_committed", "Transactions in blocks this node "

@@ -54,7 +54,7 @@ def test_metrics_move_as_transactions_commit(net_factory, sender):
         after["govchain_commit_latency_seconds_count"][demo]
     assert after["govchain_fsync_duration_seconds_count"][demo] > before["govchain_fsync_duration_seconds_count"][demo]
     assert after["govchain_is_primary"][demo] == 1  # housing-registry is view 0's primary
-    assert after["govchain_primary"][(("chain", "demo"), ("department", entry.department))] == 0
+    assert after["govchain_primary"][(("chain", "demo"), ("primary", entry.department))] == 0
     assert after["govchain_ledger_size_bytes"][demo] > 0
 
     # A backup, which admitted none of them, commits them too.

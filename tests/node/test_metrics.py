@@ -127,7 +127,7 @@ async def test_collector_reads_a_committing_chain(make_chain) -> None:
     assert got["govchain_fsync_duration_seconds_count"][demo] >= 1
     assert got["govchain_admission_refused_total"][(("chain", "demo"), ("reason", "replay"))] == 1
     assert got["govchain_is_primary"][demo] == 1
-    assert got["govchain_primary"][(("chain", "demo"), ("department", DEPARTMENTS[0]))] == 0
+    assert got["govchain_primary"][(("chain", "demo"), ("primary", DEPARTMENTS[0]))] == 0
     assert got["govchain_view"][demo] == 0 and got["govchain_view_changes_total"][demo] == 0
     assert got["govchain_mempool_transactions"][demo] == 0 and got["govchain_mempool_bytes"][demo] == 0
     assert got["govchain_state_transfer_fetching"][demo] == 0 and got["govchain_behind_blocks"][demo] == 0
@@ -154,7 +154,7 @@ async def test_collector_labels_peers_drops_and_pending_bytes(make_chain) -> Non
     assert got["govchain_mempool_transactions"][(("chain", "demo"),)] >= 1
     assert got["govchain_mempool_bytes"][(("chain", "demo"),)] > 0
     assert got["govchain_is_primary"][(("chain", "demo"),)] == 0
-    assert got["govchain_primary"][(("chain", "demo"), ("department", DEPARTMENTS[0]))] == 0
+    assert got["govchain_primary"][(("chain", "demo"), ("primary", DEPARTMENTS[0]))] == 0
     # One series per peer department, shared by both chains; this node is not its own peer.
     peers = {(("peer", d),): 0.0 for d in DEPARTMENTS if d != DEPARTMENTS[1]}
     assert got["govchain_peer_connected"] == peers
