@@ -15,6 +15,7 @@ import grpc
 
 from node.core import codec
 from node.core.keys import KeyFileError
+from node.tools import audit_cli
 
 DEFAULT_NODE = os.environ.get("GOVCHAIN_NODE", "127.0.0.1:7101")
 
@@ -398,9 +399,12 @@ def build_parser() -> argparse.ArgumentParser:
     repair.add_argument("--timeout", type=float, default=15.0, help="seconds to wait for each block")
     repair.add_argument("--json", action="store_true", help="print one JSON object")
     repair.set_defaults(func=cmd_chain_repair)
+    from node.tools import ceremony
+    ceremony.add_commands(sub)
 
     from node.tools import app_cli  # tag, cert, keys generate-oprf
     app_cli.register(sub, keys, client_opts)
+    audit_cli.register(sub)
     return p
 
 

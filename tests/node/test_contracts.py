@@ -51,6 +51,7 @@ def test_a_node_lacking_a_genesis_contract_does_not_start_and_opens_no_store(tmp
     genesis = load_genesis(path)
     assert genesis.contracts == (("kv", 1),)  # the demo chain runs the open kv store, and says so
     write_genesis(path, dataclasses.replace(genesis, contracts=(ContractRef("authz", 1), ContractRef("kv", 2))))
+    localnet.reseal(specs, path)  # signed again by every founder
     config = load_config(specs[0].config)
     with pytest.raises(StartupError, match=re.escape(
             "chain demo: genesis names authz version 1, kv version 2, which this node does not have "
