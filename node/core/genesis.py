@@ -8,6 +8,7 @@
       ],
       "consensus": {"batch_txs_max": 1000, ..., "fetch_blocks_max": 64},
       "contracts": [{"name": "kv", "version": 1}],  (may be empty: a chain that takes no transactions)
+      "app_state": {"catalog": {...}},              (optional: initial state of contracts it names)
       "created": "2025-01-01T00:00:00Z"            (optional, informational)
     }
 
@@ -24,6 +25,10 @@ Rules, and why:
   (node.contracts.registry_for). There is no default: a file without
   "contracts" (written before they were named) is refused with the line to
   add, which makes a new chain (docs/design.md, "Contracts").
+- "app_state" holds one JSON object per contract the genesis names; the
+  contract turns it into the chain's initial state when a node creates its
+  store (node.contracts.genesis_state), so it is covered by the hash like
+  everything else (docs/design.md, "Genesis").
 - Unknown keys, duplicate JSON keys, floats and booleans where integers are
   expected are errors: a genesis is security-relevant and must mean one thing.
 - ``Genesis.hash`` is sha256 over a canonical encoding of the parsed values
@@ -47,7 +52,7 @@ import json
 import os
 import tempfile
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any, NamedTuple
 
@@ -103,7 +108,7 @@ _PARAM_MAX = 1 << 40  # sanity bound: keeps values in int64 and rejects obvious 
 _VALIDATOR_KEYS = ("department", "public_key", "address")
 _CONTRACT_KEYS = ("name", "version")
 _VERSION_MAX = (1 << 32) - 1
-_TOP_KEYS = ("chain_id", "validators", "consensus", "contracts", "created")
+_TOP_KEYS = ("chain_id", "validators", "consensus", "contracts", "app_state", "created")
 _MS_TO_TICKS = {
     "batch_wait_ms": "batch_wait_ticks",
     "request_timeout_ms": "request_timeout_ticks",
@@ -135,6 +140,7 @@ class Genesis:
     consensus: ConsensusParams
     contracts: tuple[ContractRef, ...]  # sorted by name
     created: str | None = None
+    app_state: Mapping[str, Any] | None = field(default=None, hash=False)  # contract name -> its JSON object
 
     def to_json_obj(self) -> dict[str, Any]:
         obj: dict[str, Any] = {
@@ -146,6 +152,8 @@ class Genesis:
             "consensus": {name: getattr(self.consensus, name) for name in _PARAM_NAMES},
             "contracts": [{"name": c.name, "version": c.version} for c in self.contracts],
         }
+        if self.app_state is not None:
+            obj["app_state"] = self.app_state
         if self.created is not None:
             obj["created"] = self.created
         return obj
@@ -323,8 +331,9 @@ def genesis_from_obj(obj: object, *, source: str = "genesis") -> Genesis:
     if created is not None and not isinstance(created, str):
         raise GenesisError(f"{source}: created must be a string such as \"2025-01-01T00:00:00Z\" "
                            f"(got {_show(created)})")
+    app_state = _app_state(source, obj["app_state"], contracts) if "app_state" in obj else None
     genesis = Genesis(chain_id=chain_id, validators=tuple(validators), consensus=ConsensusParams(**params),
-                      contracts=contracts, created=created)
+                      contracts=contracts, created=created, app_state=app_state)
     check_message_bytes(genesis, source=source)
     return genesis
 
@@ -348,6 +357,33 @@ def _contracts(source: str, raw: object) -> tuple[ContractRef, ...]:
                                f"of each contract")
         contracts[name] = ContractRef(name, version)
     return tuple(contracts[name] for name in sorted(contracts))
+
+
+def _app_state(source: str, raw: object, contracts: tuple[ContractRef, ...]) -> dict[str, Any]:
+    """One JSON object per contract the genesis names; the contract checks
+    its own section (node.contracts.genesis_state). JSON values only, no
+    fractions: a section means one thing on every node."""
+    names = [c.name for c in contracts]
+    if not isinstance(raw, dict):
+        raise GenesisError(f"{source}: app_state must be an object of contract name -> initial state "
+                           f"(got {_show(raw)})")
+    for name, section in raw.items():
+        if name not in names:
+            raise GenesisError(f"{source}: app_state.{name}: the genesis runs no contract {name!r} "
+                               f"(it runs: {', '.join(names) or 'none'})")
+        if not isinstance(section, dict):
+            raise GenesisError(f"{source}: app_state.{name} must be an object (got {_show(section)})")
+        stack: list[object] = [section]
+        while stack:
+            value = stack.pop()
+            if isinstance(value, dict):
+                stack.extend(value.values())
+            elif isinstance(value, list):
+                stack.extend(value)
+            elif not isinstance(value, (str, int, bool)) and value is not None:
+                raise GenesisError(f"{source}: app_state.{name} holds {_show(value)}; only strings, integers, "
+                                   f"booleans, null, arrays and objects are allowed")
+    return raw
 
 
 def _fix(kind: str, c: ConsensusParams, validators: int) -> str:
@@ -432,6 +468,7 @@ def make_genesis(
     *,
     contracts: Iterable[tuple[str, int]] = (),
     created: str | None = None,
+    app_state: Mapping[str, Any] | None = None,
     **params: int,
 ) -> Genesis:
     """Build a validated Genesis. `validators` are Validator objects, dicts, or
@@ -463,4 +500,6 @@ def make_genesis(
     }
     if created is not None:
         obj["created"] = created
+    if app_state is not None:
+        obj["app_state"] = app_state
     return genesis_from_obj(obj, source="make_genesis")

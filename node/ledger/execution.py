@@ -15,7 +15,13 @@ Per block:
    block, is DUPLICATE and not executed (Hyperledger Fabric's DUPLICATE_TXID):
    the same id never executes twice. The ledger's tx index keeps pointing at
    the first occurrence;
-3. the tx runs its contract with a TxContext whose get/put/delete see only
+3. a write method that declares a role other than ANYONE runs only if its
+   sender's key is registered, active and holds that role in the catalog
+   (node.contracts.identity_view; docs/design.md, "Identities and
+   permissions"): otherwise FAILED with the message admission would have
+   given, so a faulty primary's proposal of a refused transaction changes
+   nothing, the same way on every replica;
+4. the tx runs its contract with a TxContext whose get/put/delete see only
    that contract's namespace, layered over the ledger state plus the writes of
    the earlier successful transactions of this block. An exception, a FAILED
    status or an unknown contract discards the tx's writes (FAILED + message).
@@ -23,7 +29,7 @@ Per block:
    the outcome depends on the bytes alone; MemoryError and RecursionError
    depend on the interpreter and the machine, so they stop the node instead
    of becoming a receipt that another replica might not write;
-4. the block's net writes give the state root (see `state_root`) and the
+5. the block's net writes give the state root (see `state_root`) and the
    header (consensus.block.make_header).
 
 The Executor only reads the ledger; the caller commits the BlockResult with
@@ -263,6 +269,11 @@ class Executor:
         # A deployment that wants every replica to re-check what a possibly
         # Byzantine primary proposed passes a (deterministic) verifier here.
         self._verify_tx = verify_tx
+        # Imported here: node.contracts imports this module.
+        from node.contracts.identity_view import CATALOG_CHAIN, permission_refusal
+        self._catalog_chain = CATALOG_CHAIN
+        self._is_catalog = chain_id == CATALOG_CHAIN
+        self._permission_refusal = permission_refusal
 
     def execute_block(self, block: CommittedBlock, parent_header: BlockHeader | None) -> BlockResult:
         proposal = block.proposal
@@ -331,7 +342,13 @@ class Executor:
             tx_id=request.id, sender=tx.sender, contract=contract.name,
             block_writes=block_writes, reader=self.ledger,
         )
+        role = (getattr(contract, "methods", None) or {}).get(tx.method)
         try:
+            if role is not None:  # a contract that declares no methods checks nobody
+                problem = self._permission_refusal(self._catalog(ctx, block_writes), tx.sender, tx.contract,
+                                                   tx.method, role)
+                if problem:
+                    return FAILED, problem, b"", {}
             result = contract.execute(ctx, tx)
             status, message, output = result
         except MACHINE_ERRORS:
@@ -343,6 +360,21 @@ class Executor:
         if status != OK:
             return FAILED, message, output, {}
         return OK, message, output, {(contract.name, k): v for k, v in ctx.writes.items()}
+
+
+    def _catalog(self, ctx: TxContext, block_writes: dict[tuple[str, bytes], bytes | None]):
+        """Where execution reads permissions (docs/design.md, "Identities and
+        permissions"): on the catalog chain, its own state before this
+        transaction (the ledger plus the earlier writes of this block: what
+        the transaction itself reads); on another chain, the catalog at the
+        height its block pins, through the cross-chain read of its context."""
+        if self._is_catalog:
+            def before(contract: str, key: bytes) -> bytes | None:
+                value = block_writes.get((contract, key), _ABSENT)
+                return self.ledger.state_get(contract, key) if value is _ABSENT else value  # type: ignore[return-value]
+            return before
+        read = getattr(ctx, "read", None)  # TxContext.read(chain_id, contract, key), where this build has it
+        return (lambda contract, key: read(self._catalog_chain, contract, key)) if read is not None else None
 
 
 def _describe(exc: Exception) -> str:

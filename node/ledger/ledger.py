@@ -94,14 +94,15 @@ class Ledger:
     """One chain's ledger. `open_ledger` is the way in for a node: it checks
     the store against the node's promise record first."""
 
-    def __init__(self, path: str, chain_id: str, genesis_hash: bytes, *, create: bool = False):
+    def __init__(self, path: str, chain_id: str, genesis_hash: bytes, *, create: bool = False,
+                 initial_state: Iterable[StateWrite] = ()):
         self.path = str(path)
         self.chain_id = chain_id
         self.genesis_hash = genesis_hash
         self._promises: PromiseFile | None = None
         self._db = Storage(self.path, create_if_missing=create, on_corrupt=self.mark_damaged)
         try:
-            self._pin_genesis(create)
+            self._pin_genesis(create, initial_state)
             tip = self._db.get(_META_TIP)
             self._height = from_u64(tip) if tip is not None else 0
             self._tip_header = self.header(self._height) if self._height else None
@@ -142,16 +143,22 @@ class Ledger:
         return Promise(sync=self._sync, height=self._height, view=self._view,
                        voted_seq=max(self._voted_seq, self._height))
 
-    def _pin_genesis(self, create: bool) -> None:
+    def _pin_genesis(self, create: bool, initial_state: Iterable[StateWrite]) -> None:
         stored_chain = self._db.get(_META_CHAIN)
         stored_genesis = self._db.get(_META_GENESIS)
         if stored_chain is None and stored_genesis is None and not create:
             raise EmptyStore(f"{self.path}: the store holds no chain")
         if stored_chain is None and stored_genesis is None:
+            # The genesis app state (node.contracts.genesis_state) goes in with
+            # the pin: a store exists with its initial state or not at all
+            # (docs/design.md, "Genesis").
             with self._db.write_batch(sync=True) as b:
                 b.put(_META_CHAIN, self.chain_id.encode())
                 b.put(_META_GENESIS, self.genesis_hash)
                 b.put(_META_FORMAT, u64(FORMAT_VERSION))
+                for contract, key_in_contract, value in initial_state:
+                    if value is not None:
+                        b.put(state_key(contract, key_in_contract), value)
             return
         if stored_chain is None or stored_genesis is None:
             raise StorageCorrupt(f"{self.path}: genesis pin is missing or incomplete; data dir is corrupt")
@@ -392,11 +399,12 @@ def repair_hint(path: str, chain_id: str) -> str:
             f"the chain from the other departments' nodes, each block checked against its commit certificate")
 
 
-def open_ledger(path: str, chain_id: str, genesis_hash: bytes) -> Ledger:
+def open_ledger(path: str, chain_id: str, genesis_hash: bytes, initial_state: Iterable[StateWrite] = ()) -> Ledger:
     """Open a node's ledger for one chain and hold it to the node's promises.
 
     First start (no promise record, no store): create both. Afterwards the
-    store is never re-created, and a store behind the promise record (lost,
+    store is never re-created (`initial_state`, the genesis app state, is
+    written only when it is created), and a store behind the promise record (lost,
     rolled back or truncated) is refused with the gap and the repair, since a
     node that forgot its votes could sign conflicting ones."""
     if os.path.exists(damaged_marker(path)):
@@ -412,7 +420,7 @@ def open_ledger(path: str, chain_id: str, genesis_hash: bytes) -> Ledger:
                                      + repair_hint(path, chain_id))
             ledger = Ledger(path, chain_id, genesis_hash)  # a store without a record: adopt it (upgrade)
         else:
-            ledger = Ledger(path, chain_id, genesis_hash, create=True)
+            ledger = Ledger(path, chain_id, genesis_hash, create=True, initial_state=initial_state)
         promises.create()
         ledger._promises = promises
         ledger.sync()
