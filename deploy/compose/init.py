@@ -8,6 +8,9 @@ Layout of DIR (committed: <department>/node.toml; created here: the rest)::
 
     <department>/node.toml   the node config (read: department, peer port, chains)
     <department>/node.key    Ed25519 private key, mode 0600 (never overwritten)
+    <department>/governance.key, service.key  its officer keys on the catalog chain (0600,
+                             kept on this host: the nodes never read them; see
+                             node.tools.localnet.catalog_section)
     <department>/tls.crt     its TLS certificate, bound to node.key (`govchain tls cert`)
     <department>/tls.key     its TLS key, mode 0600
     <department>/ca.crt      a copy of the network CA certificate
@@ -66,6 +69,7 @@ def init(directory: Path, platform: str, departments: tuple[str, ...] = DEPARTME
     """Create keys and genesis files under `directory`; returns {department: public key hex}."""
     from node.core.config import ConfigError, load_config
     from node.contracts import platform_contracts
+    from node.tools.localnet import DEPARTMENTS as NAMES, app_state_for
     from node.core.genesis import GenesisError, load_genesis, make_genesis, write_genesis
     from node.core.keys import KeyFileError, generate_key_file, load_signing_key, public_key_hex
 
@@ -107,8 +111,10 @@ def init(directory: Path, platform: str, departments: tuple[str, ...] = DEPARTME
     genesis_dir = directory / "genesis"
     genesis_dir.mkdir(parents=True, exist_ok=True)
     validators = [(d, keys[d], peer_address(platform, d, configs[d].peer_listen.port)) for d in departments]
+    officers = [(d, dict(NAMES).get(d, d), directory / d) for d in departments]
     for chain_id in chains:
-        genesis = make_genesis(chain_id, validators, contracts=platform_contracts(chain_id))
+        contracts = platform_contracts(chain_id)
+        genesis = make_genesis(chain_id, validators, contracts=contracts, app_state=app_state_for(contracts, officers))
         path = genesis_dir / f"{chain_id}.json"
         if path.exists():
             try:

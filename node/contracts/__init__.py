@@ -32,10 +32,10 @@ NOT_CONTRACTS = ("base", "identity_view")
 
 OPEN_CONTRACTS = (("kv", 1),)
 PLATFORM_CONTRACTS: dict[str, tuple[tuple[str, int], ...]] = {
-    # The five sub-chains name no contract until theirs exist: a chain without
+    # A sub-chain names no contract until its own exists: a chain without
     # contracts refuses every transaction, where the open kv store would let
     # anyone overwrite anything (docs/design.md, "Contracts").
-    "catalog": (), "item": (), "authn": (), "authz": (), "cert": (),
+    "catalog": (("catalog", 1),), "item": (), "authn": (), "authz": (), "cert": (),
     "demo": OPEN_CONTRACTS,  # load tests and the demo: the open key-value store, on purpose
 }
 

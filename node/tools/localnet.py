@@ -8,6 +8,8 @@ three start exactly the same thing. Layout under a root directory:
     tls/ca.crt, ca.key      the network CA (absent with insecure=True)
     tls/client.crt, .key    a client certificate for the tools (scripts/cluster, govchain, tests)
     <department>/node.key   Ed25519 key (0600)
+    <department>/governance.key  its officer key on the catalog chain: role governance (0600)
+    <department>/service.key     its service key on the catalog chain: its other roles (0600)
     <department>/tls.crt    its TLS certificate (127.0.0.1, localhost), bound to node.key
     <department>/tls.key
     <department>/node.toml  node config
@@ -34,7 +36,7 @@ from node.net import tls
 from node.core.config import MqttConfig, TlsConfig, config_template
 from node.contracts import platform_contracts
 from node.core.genesis import make_genesis, write_genesis
-from node.core.keys import generate_key_file, public_key_hex
+from node.core.keys import generate_key_file, load_signing_key, public_key_hex
 
 DEPARTMENTS = (
     ("housing-registry", "Housing Registry"),
@@ -48,6 +50,11 @@ DEPARTMENTS = (
     ("health-commission", "Health Commission"),
     ("natural-resources", "Natural Resources Bureau"),
 )
+# The roles of each department in the catalog's genesis (docs/design.md,
+# "Identities and permissions"): every department governs, provides and asks;
+# these add one more.
+EXTRA_ROLES = {"public-security": ("identity",), "housing-registry": ("issuer",),
+               "market-regulation": ("issuer",), "power-company": ("window",)}
 SUBCHAINS = ("catalog", "item", "authn", "authz", "cert")
 DEFAULT_CHAINS = (*SUBCHAINS, "demo")
 REPO = Path(__file__).resolve().parent.parent
@@ -126,6 +133,31 @@ def free_ports(count: int) -> list[int]:
             s.close()
 
 
+def officer_key(home: Path, name: str):
+    """The department's officer key `name` (governance.key, service.key): kept if it exists, else new (0600)."""
+    path = Path(home) / name
+    return load_signing_key(path) if path.exists() else generate_key_file(path)
+
+
+def catalog_section(departments, approvals: int | None = None) -> dict:
+    """The catalog's genesis app_state for `departments` ((id, display name,
+    home) each): a governance key and a service key per department, written
+    beside its node key; approvals default to a majority of departments."""
+    entries = []
+    for department, display_name, home in departments:
+        roles = sorted({"governance", "provider", "requester", *EXTRA_ROLES.get(department, ())})
+        service = [r for r in roles if r != "governance"]
+        entries.append({"id": department, "name": display_name, "validator": True, "roles": roles, "keys": [
+            {"key": public_key_hex(officer_key(home, "governance.key")), "roles": ["governance"]},
+            {"key": public_key_hex(officer_key(home, "service.key")), "roles": service}]})
+    return {"departments": entries, "governance": {"approvals": approvals or len(entries) // 2 + 1}}
+
+
+def app_state_for(contracts, departments) -> dict | None:
+    """The genesis app_state of a chain running `contracts`: the catalog's section where it runs the catalog."""
+    return {"catalog": catalog_section(departments)} if any(name == "catalog" for name, _ in contracts) else None
+
+
 def create_network(root: Path, *, nodes: int = 4, chains=DEFAULT_CHAINS, mqtt_port: int | None = None,
                    tick_ms: int = 10, insecure: bool = False, **consensus) -> list[NodeSpec]:
     if not 1 <= nodes <= len(DEPARTMENTS):
@@ -150,8 +182,10 @@ def create_network(root: Path, *, nodes: int = 4, chains=DEFAULT_CHAINS, mqtt_po
     security = TlsConfig(insecure=True) if insecure else TlsConfig(ca=Path("../tls/ca.crt"), cert=Path("tls.crt"),
                                                                     key=Path("tls.key"))
     for chain in chains:
+        contracts = platform_contracts(chain)
+        app_state = app_state_for(contracts, [(s.department, s.display_name, s.home) for s in specs])
         genesis = make_genesis(chain, [(s.department, keys[s.department], s.peer) for s in specs],
-                               contracts=platform_contracts(chain), **consensus)
+                               contracts=contracts, app_state=app_state, **consensus)
         write_genesis(root / "genesis" / f"{chain}.json", genesis)
     mqtt = MqttConfig(host="127.0.0.1", port=mqtt_port) if mqtt_port else None
     for spec in specs:
