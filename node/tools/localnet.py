@@ -57,7 +57,7 @@ EXTRA_ROLES = {"public-security": ("identity",), "housing-registry": ("issuer",)
                "market-regulation": ("issuer",), "power-company": ("window",)}
 SUBCHAINS = ("catalog", "item", "authn", "authz", "cert")
 DEFAULT_CHAINS = (*SUBCHAINS, "demo")
-REPO = Path(__file__).resolve().parent.parent
+REPO = Path(__file__).resolve().parents[2]  # node/tools/localnet.py -> the repository
 DEFAULT_DIR = Path(os.environ.get("GOVCHAIN_CLUSTER_DIR", REPO / ".cluster"))
 HOSTS = ("127.0.0.1", "localhost")
 

@@ -15,6 +15,7 @@ from node.tools import localnet
 from node.core.config import load_config
 from node.contracts import MissingContracts, available, not_runnable, platform_contracts, registry_for
 from node.contracts.base import ANYONE, MethodContract, method, query
+from node.contracts.catalog import CatalogContract
 from node.contracts.kv import KvContract
 from node.daemon import Node, StartupError
 from node.ledger.execution import ContractError
@@ -23,8 +24,8 @@ from node.core.genesis import ContractRef, load_genesis, write_genesis
 KV_SOURCE = Path(node.contracts.__path__[0]) / "kv.py"
 
 
-def test_the_package_offers_kv_version_1():
-    assert available() == {("kv", 1): KvContract}
+def test_the_package_offers_catalog_and_kv_version_1():
+    assert available() == {("catalog", 1): CatalogContract, ("kv", 1): KvContract}
     registry = registry_for("demo", [("kv", 1)])
     assert registry.names() == ["kv"] and registry.get("kv").version == 1
     assert registry_for("catalog", []).names() == []
@@ -39,7 +40,7 @@ def test_a_missing_contract_or_version_is_named_with_what_the_node_has(wanted, m
     with pytest.raises(MissingContracts) as info:
         registry_for("authz", wanted)
     assert str(info.value) == (f"chain authz: genesis names {missing}, which this node does not have "
-                               f"(it has kv version 1); run a govchain release that includes "
+                               f"(it has catalog version 1, kv version 1); run a govchain release that includes "
                                f"{'them' if ',' in missing else 'it'}")
 
 
@@ -52,13 +53,14 @@ def test_a_node_lacking_a_genesis_contract_does_not_start_and_opens_no_store(tmp
     config = load_config(specs[0].config)
     with pytest.raises(StartupError, match=re.escape(
             "chain demo: genesis names authz version 1, kv version 2, which this node does not have "
-            "(it has kv version 1)")):
+            "(it has catalog version 1, kv version 1)")):
         Node(config)._open_chains()
     assert not (config.data_dir / "demo").exists()
 
 
-def test_the_platform_sub_chains_run_no_contract_and_demo_runs_kv():
-    for chain in localnet.SUBCHAINS:
+def test_the_platform_sub_chains_run_their_contracts_and_demo_runs_kv():
+    assert platform_contracts("catalog") == (("catalog", 1),)
+    for chain in ("item", "authn", "authz", "cert"):
         assert platform_contracts(chain) == ()
     assert platform_contracts("demo") == (("kv", 1),)
     assert platform_contracts("my-test-chain") == (("kv", 1),)
@@ -85,7 +87,7 @@ def extra_module(tmp_path, monkeypatch):
 def test_a_new_contract_is_one_copied_module(extra_module):
     """Copy kv.py, rename NAME: the node has a second contract, with no other edit."""
     extra_module("notes", KV_SOURCE.read_text().replace('NAME = "kv"', 'NAME = "notes"'))
-    assert set(available()) == {("kv", 1), ("notes", 1)}
+    assert set(available()) == {("catalog", 1), ("kv", 1), ("notes", 1)}
     registry = registry_for("c", [("notes", 1)])
     assert registry.names() == ["notes"] and registry.get("notes").queries == {"get", "list"}
 
