@@ -18,14 +18,14 @@ from node.net.access import PeerAuthInterceptor, StreamCapInterceptor, validator
 from node.chain.chain_node import ChainNode
 from node.core.config import NodeConfig
 from node.contracts import BadAppState, MissingContracts, genesis_state, registry_for
-from node.contracts.identity_view import CATALOG_CHAIN
+from node.identity.signers import CATALOG_CHAIN
 from node.services.events import EventPublisher
 from node.core.genesis import GenesisError, check_message_bytes, load_genesis
 from node.core.keys import KeyFileError, load_signing_key
 from node.ledger.ledger import Ledger, open_ledger
-from node.pb import client_pb2, peer_pb2, peer_pb2_grpc, client_pb2_grpc
+from node.pb import peer_pb2, peer_pb2_grpc
 from node.ledger.storage import StorageCorrupt
-from node.services.client_api import ClientService
+from node.services import CLIENT_PORT_SERVICES
 from node.net.transport import PeerService, Transport
 
 log = logging.getLogger("govchain.node")
@@ -294,12 +294,10 @@ class Node:
         peer_pb2_grpc.add_PeerServicer_to_server(PeerService(self._deliver), peer)
         self._listen(peer, cfg.peer_listen, self._tls and self._tls.server_credentials(True))
         client = self._server()
-        client_pb2_grpc.add_ClientServicer_to_server(ClientService(cfg.department, self.chains, self.bad_input), client)
+        services = [name for register in CLIENT_PORT_SERVICES if (name := register(self, client)) is not None]
         health_pb2_grpc.add_HealthServicer_to_server(self._health, client)
-        names = (client_pb2.DESCRIPTOR.services_by_name["Client"].full_name,
-                 health_pb2.DESCRIPTOR.services_by_name["Health"].full_name,
-                 reflection.SERVICE_NAME)
-        reflection.enable_server_reflection(names, client)
+        reflection.enable_server_reflection(
+            (*services, health_pb2.DESCRIPTOR.services_by_name["Health"].full_name, reflection.SERVICE_NAME), client)
         self._listen(client, cfg.client_listen, self._tls and self._tls.server_credentials(cfg.tls.require_client_cert))
         for server in (peer, client):
             await server.start()
@@ -308,7 +306,7 @@ class Node:
             await self._publisher.start()
         for chain in self.chains.values():
             chain.start()
-        for name in ("", names[0]):
+        for name in ("", *services):
             await self._health.set(name, health_pb2.HealthCheckResponse.SERVING)
         self._status_task = asyncio.get_running_loop().create_task(self._heartbeat())
         log.info("node %s ready: peer %s (%s), client %s (%s), chains %s", cfg.department, cfg.peer_listen,

@@ -23,10 +23,9 @@ import enum
 from dataclasses import dataclass
 from typing import Callable
 
-from node.contracts import not_runnable
-from node.contracts.identity_view import Read, permission_refusal
+from node.identity.signers import Read, permission_refusal
 from node.core.tx import Transaction, validate_shape
-from node.ledger.execution import ContractRegistry
+from node.ledger.execution import ContractRegistry, not_runnable
 
 
 class Outcome(enum.Enum):

@@ -32,9 +32,10 @@ from consensus import messages as m
 from consensus.replica import Replica
 from node.core import codec
 from node.chain.admission import Admission, Outcome, screen
-from node.contracts.identity_view import CATALOG_CHAIN, Read
+from node.identity.signers import CATALOG_CHAIN, Read
 from node.core.crypto import Ed25519Signer, Ed25519Verifier
-from node.ledger.execution import ContractRegistry, Executor, Receipt
+from node.core.receipts import Receipt
+from node.ledger.execution import ContractRegistry, Executor
 from node.core.failpoints import fail_point
 from node.core.genesis import Genesis
 from node.ledger.ledger import Ledger, repair_hint

@@ -26,7 +26,8 @@ import importlib
 import pkgutil
 from collections.abc import Iterable
 
-from node.ledger.execution import ContractError, ContractRegistry, StateWrite
+from node.core.receipts import StateWrite
+from node.ledger.execution import ContractError, ContractRegistry
 
 NOT_CONTRACTS = ("base", "identity_view")
 
@@ -112,25 +113,3 @@ def genesis_state(chain_id: str, app_state, registry: ContractRegistry) -> tuple
             raise BadAppState(f"chain {chain_id}: genesis app_state.{name}: {exc}") from None
     return tuple(sorted(writes, key=lambda w: (w[0], w[1])))
 
-
-def describe(registry: ContractRegistry) -> str:
-    """'kv 1, authz 2': the name and version of each contract, for messages."""
-    return ", ".join(f"{name} {getattr(registry.get(name), 'version', '?')}" for name in registry.names()) or "none"
-
-
-def not_runnable(registry: ContractRegistry, chain_id: str, contract: str, method: str, *,
-                 read: bool) -> str | None:
-    """Why `contract`.`method` cannot run on this chain, or None: an unknown
-    contract, or a write method (read=False) or query (read=True) the
-    contract does not declare."""
-    target = registry.get(contract)
-    if target is None:
-        return f"chain {chain_id} runs no contract {contract!r}; it runs: {describe(registry)}"
-    kind, declared = ("query", "queries") if read else ("method", "methods")
-    names = getattr(target, declared, None)
-    if names is None and not read:
-        return None  # a contract that declares no methods dispatches (and refuses) them itself
-    if method not in (names or ()):
-        return (f"contract {contract} has no {kind} {method!r}; its {declared}: "
-                f"{', '.join(sorted(names or ())) or 'none'}")
-    return None

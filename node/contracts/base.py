@@ -33,7 +33,8 @@ from types import MappingProxyType
 from typing import TYPE_CHECKING, Any, Callable, ClassVar, NoReturn
 
 from node.contracts.identity_view import ANYONE  # re-exported: contracts import it from here
-from node.ledger.execution import OK, ContractError, TxContext
+from node.core.receipts import OK
+from node.ledger.execution import ContractError, TxContext
 from node.core.tx import NAME_RE, PAYLOAD_BYTES_MAX
 
 if TYPE_CHECKING:

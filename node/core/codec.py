@@ -43,8 +43,8 @@ from google.protobuf.message import Message as ProtoMessage
 from consensus import messages as m
 from consensus.block import BlockHeader
 from consensus.events import Record, RecordKey, StableCheckpoint, ViewRecord
-from node.ledger import execution
-from node.ledger.execution import Receipt
+from node.core import receipts
+from node.core.receipts import Receipt
 from node.pb import client_pb2, consensus_pb2, peer_pb2, records_pb2
 from node.core.records import SignedRecord
 from node.core.tx import CHAIN_ID_BYTES_MAX, Transaction
@@ -58,7 +58,7 @@ __all__ = [
     "tx_to_proto", "tx_from_proto", "encode_tx", "decode_tx", "request_from_tx", "tx_from_request",
     "receipt_to_proto", "receipt_from_proto", "encode_receipt", "decode_receipt",
     "encode_header", "decode_header", "encode_committed_block", "decode_committed_block",
-    "encode_record_key", "decode_record_key", "encode_record", "decode_record",
+    "record_kind", "encode_record", "decode_record",
     "parse_canonical", "signed_record_to_proto", "signed_record_from_proto",
 ]
 
@@ -467,9 +467,9 @@ def _tx_from_pb(pb: client_pb2.Transaction) -> Transaction:
 
 
 _RECEIPT_STATUS_TO_PB = {
-    execution.OK: client_pb2.Receipt.OK,
-    execution.FAILED: client_pb2.Receipt.FAILED,
-    execution.DUPLICATE: client_pb2.Receipt.DUPLICATE,
+    receipts.OK: client_pb2.Receipt.OK,
+    receipts.FAILED: client_pb2.Receipt.FAILED,
+    receipts.DUPLICATE: client_pb2.Receipt.DUPLICATE,
 }
 _RECEIPT_STATUS_FROM_PB = {v: k for k, v in _RECEIPT_STATUS_TO_PB.items()}
 
@@ -731,18 +731,12 @@ def decode_committed_block(data: bytes) -> m.CommittedBlock:
 
 
 # ---- durable consensus records (consensus.events.Write) ------------------------------
-# Keys: ("view",), ("pre_prepare", seq), ("prepared", seq), ("checkpoint",).
-# Encoded as a short prefix, plus an 8-byte big-endian seq where there is one,
-# so LevelDB's bytewise order is seq order. No prefix is a prefix of another.
-# The key fixes the record's type, so values are bare protobuf messages.
+# Keys: ("view",), ("pre_prepare", seq), ("prepared", seq), ("checkpoint",); how
+# they are laid out in LevelDB is node/ledger/layout.py's business. The key
+# fixes the record's type, so values are bare protobuf messages.
 
-_KEY_VIEW = b"view"
-_KEY_CHECKPOINT = b"ckpt"
-_KEY_PRE_PREPARE = b"pp/"
-_KEY_PREPARED = b"pc/"
-_SEQ_KINDS = {"pre_prepare": _KEY_PRE_PREPARE, "prepared": _KEY_PREPARED}
-_SEQ_PREFIXES = {prefix: kind for kind, prefix in _SEQ_KINDS.items()}
 _U64_MAX = (1 << 64) - 1
+_SEQ_KINDS = ("pre_prepare", "prepared")
 
 _RECORD_TYPES: dict[str, tuple[type, type]] = {  # key kind -> (domain type, protobuf type)
     "view": (ViewRecord, consensus_pb2.ViewRecord),
@@ -752,7 +746,7 @@ _RECORD_TYPES: dict[str, tuple[type, type]] = {  # key kind -> (domain type, pro
 }
 
 
-def _check_record_key(key: RecordKey) -> str:
+def record_kind(key: RecordKey) -> str:
     """The key's kind; raises CodecError if it is not one of the four shapes."""
     if isinstance(key, tuple) and len(key) == 1 and key[0] in ("view", "checkpoint"):
         return key[0]
@@ -762,32 +756,11 @@ def _check_record_key(key: RecordKey) -> str:
     raise CodecError(f"not a consensus record key: {key!r:.80}")
 
 
-def encode_record_key(key: RecordKey) -> bytes:
-    kind = _check_record_key(key)
-    if kind == "view":
-        return _KEY_VIEW
-    if kind == "checkpoint":
-        return _KEY_CHECKPOINT
-    return _SEQ_KINDS[kind] + key[1].to_bytes(8, "big")
-
-
-def decode_record_key(data: bytes) -> RecordKey:
-    data = bytes(data)
-    if data == _KEY_VIEW:
-        return ("view",)
-    if data == _KEY_CHECKPOINT:
-        return ("checkpoint",)
-    kind = _SEQ_PREFIXES.get(data[:3])
-    if kind is not None and len(data) == 3 + 8:
-        return (kind, int.from_bytes(data[3:], "big"))
-    raise CodecError(f"not a consensus record key: {data[:40]!r}")
-
-
 def encode_record(key: RecordKey, record: Record) -> bytes:
     """The value stored under `key`. The record's type must be the one the key
     names, and a seq key must match the record's seq. (A None value means
     "delete the key": there is nothing to encode.)"""
-    kind = _check_record_key(key)
+    kind = record_kind(key)
     domain_type, _ = _RECORD_TYPES[kind]
     if type(record) is not domain_type:
         raise CodecError(f"record key {key!r} holds a {domain_type.__name__}, got {type(record).__name__}")
@@ -799,7 +772,7 @@ def encode_record(key: RecordKey, record: Record) -> bytes:
 def decode_record(key: RecordKey, data: bytes) -> Record:
     """Inverse of encode_record; raises CodecError on a corrupt value or one
     whose seq disagrees with its key."""
-    kind = _check_record_key(key)
+    kind = record_kind(key)
     _, pb_type = _RECORD_TYPES[kind]
     record = from_proto(_parse(pb_type, data))
     if len(key) == 2 and record.seq != key[1]:

@@ -17,7 +17,7 @@ Per block:
    the first occurrence;
 3. a write method that declares a role other than ANYONE runs only if its
    sender's key is registered, active and holds that role in the catalog
-   (node.contracts.identity_view; docs/design.md, "Identities and
+   (node.identity.signers; docs/design.md, "Identities and
    permissions"): otherwise FAILED with the message admission would have
    given, so a faulty primary's proposal of a refused transaction changes
    nothing, the same way on every replica;
@@ -43,15 +43,14 @@ from typing import TYPE_CHECKING, Callable, Iterable, Protocol
 
 from consensus.block import BlockHeader, make_header
 from consensus.messages import CommittedBlock, Request
+from node.core.codec import tx_from_request
+from node.core.receipts import DUPLICATE, FAILED, MESSAGE_CHARS_MAX, OK, Receipt, StateWrite
 from node.core.tx import Transaction, validate_shape
+from node.identity.signers import CATALOG_CHAIN, permission_refusal
 
-if TYPE_CHECKING:  # node.ledger.ledger imports this module (Receipt): no runtime import here
+if TYPE_CHECKING:
     from node.ledger.ledger import Ledger
 
-OK = "OK"
-FAILED = "FAILED"
-DUPLICATE = "DUPLICATE"
-STATUSES = (OK, FAILED, DUPLICATE)
 
 EMPTY_STATE_ROOT = bytes(32)
 """State root "before block 1": the empty application state."""
@@ -59,7 +58,6 @@ EMPTY_STATE_ROOT = bytes(32)
 CONTRACT_NAME_BYTES_MAX = 255
 STATE_KEY_BYTES_MAX = 1024
 STATE_VALUE_BYTES_MAX = 1 << 20
-MESSAGE_CHARS_MAX = 512
 MACHINE_ERRORS = (MemoryError, RecursionError)
 """Node-local, not properties of a transaction: they stop the node rather
 than become a receipt another replica might not write (crash, don't diverge)."""
@@ -74,24 +72,6 @@ class ContractError(Exception):
     """Raised by a contract to fail its transaction with a message."""
 
 
-@dataclass(frozen=True, kw_only=True)
-class Receipt:
-    """The outcome of one transaction of a committed block."""
-
-    tx_id: bytes
-    height: int
-    index: int  # position in the block's requests
-    status: str  # OK | FAILED | DUPLICATE
-    message: str = ""
-    output: bytes = b""
-
-    def __post_init__(self) -> None:
-        if self.status not in STATUSES:
-            raise ValueError(f"unknown receipt status {self.status!r}")
-
-
-StateWrite = tuple[str, bytes, "bytes | None"]
-"""(contract, key, value); value None is a tombstone (delete)."""
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -146,6 +126,30 @@ class ContractRegistry:
 
     def __contains__(self, name: object) -> bool:
         return name in self._contracts
+
+
+
+def describe(registry: ContractRegistry) -> str:
+    """'kv 1, authz 2': the name and version of each contract, for messages."""
+    return ", ".join(f"{name} {getattr(registry.get(name), 'version', '?')}" for name in registry.names()) or "none"
+
+
+def not_runnable(registry: ContractRegistry, chain_id: str, contract: str, method: str, *,
+                 read: bool) -> str | None:
+    """Why `contract`.`method` cannot run on this chain, or None: an unknown
+    contract, or a write method (read=False) or query (read=True) the
+    contract does not declare."""
+    target = registry.get(contract)
+    if target is None:
+        return f"chain {chain_id} runs no contract {contract!r}; it runs: {describe(registry)}"
+    kind, declared = ("query", "queries") if read else ("method", "methods")
+    names = getattr(target, declared, None)
+    if names is None and not read:
+        return None  # a contract that declares no methods dispatches (and refuses) them itself
+    if method not in (names or ()):
+        return (f"contract {contract} has no {kind} {method!r}; its {declared}: "
+                f"{', '.join(sorted(names or ())) or 'none'}")
+    return None
 
 
 _ABSENT = object()
@@ -255,12 +259,9 @@ class Executor:
         registry: ContractRegistry,
         ledger: "Ledger | StateReader",
         *,
-        decode_tx: Callable[[Request], "Transaction"] | None = None,
+        decode_tx: Callable[[Request], "Transaction"] = tx_from_request,
         verify_tx: Callable[["Transaction"], bool] | None = None,
     ):
-        if decode_tx is None:
-            # Imported here, not at module level: node.core.codec imports Receipt.
-            from node.core.codec import tx_from_request as decode_tx
         self.chain_id = chain_id
         self.registry = registry
         self.ledger = ledger
@@ -269,11 +270,7 @@ class Executor:
         # A deployment that wants every replica to re-check what a possibly
         # Byzantine primary proposed passes a (deterministic) verifier here.
         self._verify_tx = verify_tx
-        # Imported here: node.contracts imports this module.
-        from node.contracts.identity_view import CATALOG_CHAIN, permission_refusal
-        self._catalog_chain = CATALOG_CHAIN
         self._is_catalog = chain_id == CATALOG_CHAIN
-        self._permission_refusal = permission_refusal
 
     def execute_block(self, block: CommittedBlock, parent_header: BlockHeader | None) -> BlockResult:
         proposal = block.proposal
@@ -345,8 +342,8 @@ class Executor:
         role = (getattr(contract, "methods", None) or {}).get(tx.method)
         try:
             if role is not None:  # a contract that declares no methods checks nobody
-                problem = self._permission_refusal(self._catalog(ctx, block_writes), tx.sender, tx.contract,
-                                                   tx.method, role)
+                problem = permission_refusal(self._catalog(ctx, block_writes), tx.sender, tx.contract,
+                                             tx.method, role)
                 if problem:
                     return FAILED, problem, b"", {}
             result = contract.execute(ctx, tx)
@@ -374,7 +371,7 @@ class Executor:
                 return self.ledger.state_get(contract, key) if value is _ABSENT else value  # type: ignore[return-value]
             return before
         read = getattr(ctx, "read", None)  # TxContext.read(chain_id, contract, key), where this build has it
-        return (lambda contract, key: read(self._catalog_chain, contract, key)) if read is not None else None
+        return (lambda contract, key: read(CATALOG_CHAIN, contract, key)) if read is not None else None
 
 
 def _describe(exc: Exception) -> str:

@@ -1,18 +1,7 @@
 """One chain's ledger: committed blocks, indexes, receipts, application state
 and the consensus core's durable records, in one LevelDB directory.
 
-Key layout (one prefix byte, then big-endian fixed-width integers so keys sort
-by height; see node/ledger/storage.py):
-
-    M<name>                   meta: chain id, genesis hash, format, tip height
-    B<u64 height>             committed block (proposal + commit certificate)
-    H<u64 height>             block header (holds the state root)
-    h<block hash>             -> u64 height
-    T<tx id>                  -> u64 height + u32 index of its first (non-DUPLICATE) occurrence
-    R<u64 height><u32 index>  receipt of every transaction, DUPLICATEs included
-    S<u8 len><contract><key>  application state, one namespace per contract
-    P<record key>             consensus durable record (Ready.persist)
-    C<u64 seq>                stable checkpoint (with its 2f+1 proof) per checkpoint seq
+The key layout is node/ledger/layout.py's.
 
 Everything one block changes (B, H, h, T, R, S and the tip) is written in a
 single write_batch(sync=True): after a crash (kill -9, power loss) a block is
@@ -31,29 +20,16 @@ from consensus.block import GENESIS_PARENT, BlockHeader
 from consensus.events import RestoredState, StableCheckpoint, Write
 from consensus.messages import CommittedBlock, genesis_link, next_link
 from node.core import codec
-from node.ledger.execution import DUPLICATE, Receipt, StateWrite
+from node.core.receipts import DUPLICATE, Receipt, StateWrite
 from node.ledger.promises import OtherGenesis, Promise, PromiseError, PromiseFile
-from node.ledger.storage import Storage, StorageCorrupt, StorageError, from_u64, key, u64
+from node.ledger import layout as L
+from node.ledger.layout import state_key
+from node.ledger.storage import Storage, StorageCorrupt, StorageError, from_u64, u64
 
-# 2: _META_SYNC holds the sync counter of the promise record; 3: certificates
+# 2: META_SYNC holds the sync counter of the promise record; 3: certificates
 # and headers hold the link (docs/design.md, "Block binding")
 FORMAT_VERSION = 3
 
-_META = b"M"
-_BLOCK = b"B"
-_HEADER = b"H"
-_HASH = b"h"
-_TX = b"T"
-_RECEIPT = b"R"
-_STATE = b"S"
-_RECORD = b"P"
-_CHECKPOINT = b"C"
-
-_META_CHAIN = _META + b"chain_id"
-_META_GENESIS = _META + b"genesis_hash"
-_META_FORMAT = _META + b"format"
-_META_TIP = _META + b"tip"
-_META_SYNC = _META + b"sync"
 RESTORED_HASHES_MAX = 1024  # recent block hashes a restarted replica may vote checkpoints for
 
 CHECKPOINT_RECORD_KEY = ("checkpoint",)
@@ -78,18 +54,6 @@ def damaged_marker(path: str) -> str:
     return f"{path}.damaged"
 
 
-def _u32(value: int) -> bytes:
-    return value.to_bytes(4, "big")
-
-
-def state_key(contract: str, key: bytes) -> bytes:
-    """Where a contract's state key lives in the store (one namespace per contract)."""
-    name = contract.encode()
-    if not 0 < len(name) < 256:
-        raise ValueError(f"bad contract name {contract!r}")
-    return _STATE + bytes([len(name)]) + name + key
-
-
 class Ledger:
     """One chain's ledger. `open_ledger` is the way in for a node: it checks
     the store against the node's promise record first."""
@@ -103,12 +67,12 @@ class Ledger:
         self._db = Storage(self.path, create_if_missing=create, on_corrupt=self.mark_damaged)
         try:
             self._pin_genesis(create, initial_state)
-            tip = self._db.get(_META_TIP)
+            tip = self._db.get(L.META_TIP)
             self._height = from_u64(tip) if tip is not None else 0
             self._tip_header = self.header(self._height) if self._height else None
             if self._height and self._tip_header is None:
                 raise StorageCorrupt(f"{self.path}: tip {self._height} has no header; data dir is corrupt")
-            sync = self._db.get(_META_SYNC)
+            sync = self._db.get(L.META_SYNC)
             self._sync = from_u64(sync) if sync else 0
             records = self.records()
             view = records.get(VIEW_RECORD_KEY)
@@ -144,8 +108,8 @@ class Ledger:
                        voted_seq=max(self._voted_seq, self._height))
 
     def _pin_genesis(self, create: bool, initial_state: Iterable[StateWrite]) -> None:
-        stored_chain = self._db.get(_META_CHAIN)
-        stored_genesis = self._db.get(_META_GENESIS)
+        stored_chain = self._db.get(L.META_CHAIN)
+        stored_genesis = self._db.get(L.META_GENESIS)
         if stored_chain is None and stored_genesis is None and not create:
             raise EmptyStore(f"{self.path}: the store holds no chain")
         if stored_chain is None and stored_genesis is None:
@@ -153,9 +117,9 @@ class Ledger:
             # the pin: a store exists with its initial state or not at all
             # (docs/design.md, "Genesis").
             with self._db.write_batch(sync=True) as b:
-                b.put(_META_CHAIN, self.chain_id.encode())
-                b.put(_META_GENESIS, self.genesis_hash)
-                b.put(_META_FORMAT, u64(FORMAT_VERSION))
+                b.put(L.META_CHAIN, self.chain_id.encode())
+                b.put(L.META_GENESIS, self.genesis_hash)
+                b.put(L.META_FORMAT, u64(FORMAT_VERSION))
                 for contract, key_in_contract, value in initial_state:
                     if value is not None:
                         b.put(state_key(contract, key_in_contract), value)
@@ -168,7 +132,7 @@ class Ledger:
                 f"{stored_genesis.hex()}, config says chain {self.chain_id!r} with genesis "
                 f"{self.genesis_hash.hex()}; point data_dir elsewhere or remove it"
             )
-        fmt = self._db.get(_META_FORMAT)
+        fmt = self._db.get(L.META_FORMAT)
         if fmt is None or from_u64(fmt) != FORMAT_VERSION:
             raise LedgerError(f"{self.path}: unsupported ledger format {fmt!r}, this build reads {FORMAT_VERSION}")
 
@@ -213,23 +177,23 @@ class Ledger:
                               f"(a block of another history)")
 
         with self._db.write_batch(sync=sync) as b:
-            b.put(key(_BLOCK, height), codec.encode_committed_block(block))
-            b.put(key(_HEADER, height), codec.encode_header(header))
-            b.put(_HASH + header.hash, u64(height))
+            b.put(L.block_key(height), codec.encode_committed_block(block))
+            b.put(L.header_key(height), codec.encode_header(header))
+            b.put(L.HASH + header.hash, u64(height))
             for receipt in receipts:
                 if receipt.height != height:
                     raise LedgerError(f"receipt for height {receipt.height} in block {height}")
-                location = u64(height) + _u32(receipt.index)
-                b.put(_RECEIPT + location, codec.encode_receipt(receipt))
+                location = L.tx_location(height, receipt.index)
+                b.put(L.receipt_key(location), codec.encode_receipt(receipt))
                 if receipt.status != DUPLICATE:  # the index keeps the first occurrence
-                    b.put(_TX + receipt.tx_id, location)
+                    b.put(L.TX + receipt.tx_id, location)
             for contract, key_in_contract, value in state_writes:
                 k = state_key(contract, key_in_contract)
                 if value is None:
                     b.delete(k)
                 else:
                     b.put(k, value)
-            b.put(_META_TIP, u64(height))
+            b.put(L.META_TIP, u64(height))
         self._height = height
         self._tip_header = header
 
@@ -250,17 +214,17 @@ class Ledger:
     def header(self, height: int) -> BlockHeader | None:
         if not 0 < height <= self._height:
             return None
-        data = self._db.get(key(_HEADER, height))
+        data = self._db.get(L.header_key(height))
         return self._decoded(codec.decode_header, data) if data is not None else None
 
     def block(self, height: int) -> CommittedBlock | None:
         if not 0 < height <= self._height:
             return None
-        data = self._db.get(key(_BLOCK, height))
+        data = self._db.get(L.block_key(height))
         return self._decoded(codec.decode_committed_block, data) if data is not None else None
 
     def height_of(self, block_hash: bytes) -> int | None:
-        data = self._db.get(_HASH + block_hash)
+        data = self._db.get(L.HASH + block_hash)
         return from_u64(data) if data is not None else None
 
     def block_by_hash(self, block_hash: bytes) -> CommittedBlock | None:
@@ -276,36 +240,36 @@ class Ledger:
             return []
         return [
             self._decoded(codec.decode_committed_block, v)
-            for _, v in self._db.scan(_BLOCK, start=key(_BLOCK, lo), stop=key(_BLOCK, hi + 1))
+            for _, v in self._db.scan(L.BLOCK, start=L.block_key(lo), stop=L.block_key(hi + 1))
         ]
 
     # ---- transactions ------------------------------------------------------
 
     def has_tx(self, tx_id: bytes) -> bool:
-        return self._db.get(_TX + tx_id) is not None
+        return self._db.get(L.TX + tx_id) is not None
 
     def tx_location(self, tx_id: bytes) -> tuple[int, int] | None:
         """(height, index) of the committed (first) occurrence of tx_id."""
-        data = self._db.get(_TX + tx_id)
+        data = self._db.get(L.TX + tx_id)
         if data is None:
             return None
         return from_u64(data[:8]), int.from_bytes(data[8:], "big")
 
     def receipt(self, tx_id: bytes) -> Receipt | None:
-        data = self._db.get(_TX + tx_id)
+        data = self._db.get(L.TX + tx_id)
         if data is None:
             return None
         return self._receipt_at(data)
 
     def receipt_at(self, height: int, index: int) -> Receipt | None:
-        return self._receipt_at(u64(height) + _u32(index))
+        return self._receipt_at(L.tx_location(height, index))
 
     def _receipt_at(self, location: bytes) -> Receipt | None:
-        data = self._db.get(_RECEIPT + location)
+        data = self._db.get(L.receipt_key(location))
         return self._decoded(codec.decode_receipt, data) if data is not None else None
 
     def block_receipts(self, height: int) -> list[Receipt]:
-        prefix = _RECEIPT + u64(height)
+        prefix = L.receipt_key(u64(height))
         return [self._decoded(codec.decode_receipt, v) for _, v in self._db.scan(prefix)]
 
     # ---- application state -------------------------------------------------
@@ -334,9 +298,9 @@ class Ledger:
         with self._db.write_batch(sync=sync) as b:
             for w in writes:
                 if w.key[0] == CHECKPOINT_RECORD_KEY[0] and len(w.key) == 2:
-                    b.put(key(_CHECKPOINT, w.value.seq), codec.encode_record(CHECKPOINT_RECORD_KEY, w.value))
+                    b.put(L.checkpoint_key(w.value.seq), codec.encode_record(CHECKPOINT_RECORD_KEY, w.value))
                     continue
-                k = _RECORD + codec.encode_record_key(w.key)
+                k = L.record_key(w.key)
                 if w.value is None:
                     b.delete(k)
                     continue
@@ -347,7 +311,7 @@ class Ledger:
                 elif tuple(w.key) == VIEW_RECORD_KEY:
                     self._view = max(self._view, w.value.view)
                 if tuple(w.key) == CHECKPOINT_RECORD_KEY and isinstance(w.value, StableCheckpoint):
-                    b.put(key(_CHECKPOINT, w.value.seq), data)
+                    b.put(L.checkpoint_key(w.value.seq), data)
 
     apply_records = persist_records
 
@@ -356,7 +320,7 @@ class Ledger:
         all writes to one log, so one synced write fsyncs the unsynced ones
         before it; the counter it writes is what the promise record compares
         against at the next start."""
-        self._db.put(_META_SYNC, u64(self._sync + 1), sync=True)
+        self._db.put(L.META_SYNC, u64(self._sync + 1), sync=True)
         self._sync += 1
         if self._promises is not None:
             self._promises.write(self.promise)
@@ -364,17 +328,17 @@ class Ledger:
     def records(self) -> dict:
         """Every durable consensus record: RecordKey -> Record."""
         out = {}
-        for k, v in self._db.scan(_RECORD):
-            record_key = self._decoded(codec.decode_record_key, k[len(_RECORD):])
+        for k, v in self._db.scan(L.RECORD):
+            record_key = self._decoded(L.record_key_from, k)
             out[record_key] = self._decoded(lambda data: codec.decode_record(record_key, data), v)
         return out
 
     def stable_checkpoint(self, seq: int) -> StableCheckpoint | None:
-        data = self._db.get(key(_CHECKPOINT, seq))
+        data = self._db.get(L.checkpoint_key(seq))
         return self._decoded(lambda d: codec.decode_record(CHECKPOINT_RECORD_KEY, d), data) if data is not None else None
 
     def stable_checkpoint_seqs(self) -> list[int]:
-        return [from_u64(k[1:]) for k, _ in self._db.scan(_CHECKPOINT)]
+        return [from_u64(k[1:]) for k, _ in self._db.scan(L.CHECKPOINT)]
 
     def restored_state(self) -> RestoredState:
         """What Replica needs after a restart: its records plus the last

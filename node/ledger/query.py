@@ -16,9 +16,8 @@ from __future__ import annotations
 from itertools import islice
 from typing import TYPE_CHECKING
 
-from node.contracts import not_runnable
-from node.ledger.execution import ContractError, ContractRegistry
-from node.ledger.ledger import state_key
+from node.ledger.execution import ContractError, ContractRegistry, not_runnable
+from node.ledger.layout import state_key
 from node.core.tx import CONTRACT_NAME_BYTES_MAX, METHOD_NAME_BYTES_MAX, PAYLOAD_BYTES_MAX, name_problem
 
 if TYPE_CHECKING:

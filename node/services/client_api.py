@@ -322,3 +322,10 @@ class ClientService(client_pb2_grpc.ClientServicer):
 
 async def _none():
     return None
+
+
+def register(host, server) -> str:
+    """The client API, on every node (node.services.CLIENT_PORT_SERVICES)."""
+    client_pb2_grpc.add_ClientServicer_to_server(ClientService(host.config.department, host.chains, host.bad_input),
+                                                 server)
+    return client_pb2.DESCRIPTOR.services_by_name["Client"].full_name

@@ -20,8 +20,9 @@ from consensus.block import BlockHeader
 from consensus.events import StableCheckpoint, ViewRecord
 from consensus.signing import signable
 from node.core import codec
+from node.ledger import layout
 from node.core.codec import CodecError
-from node.ledger.execution import Receipt
+from node.core.receipts import Receipt
 from node.pb import client_pb2, consensus_pb2, peer_pb2
 from node.core.tx import Transaction, sign_transaction
 
@@ -210,18 +211,19 @@ def test_codec_tx_from_request_rejects_garbage_body():
 @settings(max_examples=60, deadline=None)
 def test_codec_record_keys_sort_by_seq_and_round_trip(a, b):
     for kind in ("pre_prepare", "prepared"):
-        ka, kb = codec.encode_record_key((kind, a)), codec.encode_record_key((kind, b))
+        ka, kb = layout.record_key((kind, a)), layout.record_key((kind, b))
         assert (ka < kb) == (a < b)
-        assert codec.decode_record_key(ka) == (kind, a)
+        assert layout.record_key_from(ka) == (kind, a)
 
 
 def test_codec_record_keys_are_distinct_and_prefix_free():
     """One namespace for four kinds: no kind's prefix starts another's key."""
     keys = [("view",), ("checkpoint",), ("pre_prepare", 0), ("prepared", 0)]
-    encoded = [codec.encode_record_key(k) for k in keys]
+    encoded = [layout.record_key(k) for k in keys]
     prefixes = [e[:-8] if len(k) == 2 else e for k, e in zip(keys, encoded)]
+    assert all(e.startswith(layout.RECORD) for e in encoded)
     for i, prefix in enumerate(prefixes):
-        assert codec.decode_record_key(encoded[i]) == keys[i]
+        assert layout.record_key_from(encoded[i]) == keys[i]
         for j, other in enumerate(encoded):
             assert i == j or not other.startswith(prefix)
 
@@ -230,13 +232,15 @@ def test_codec_record_keys_are_distinct_and_prefix_free():
                                  ("prepared", 1 << 64), ("prepared", "1"), ("other",), "view", None])
 def test_codec_record_key_rejects_bad_keys(key):
     with pytest.raises(CodecError):
-        codec.encode_record_key(key)
+        layout.record_key(key)
 
 
 @pytest.mark.parametrize("data", [b"", b"vie", b"views", b"pp/" + bytes(7), b"pc/" + bytes(9), b"xx/" + bytes(8)])
 def test_codec_decode_record_key_rejects_bad_bytes(data):
     with pytest.raises(CodecError):
-        codec.decode_record_key(data)
+        layout.record_key_from(b"P" + data)
+    with pytest.raises(CodecError):
+        layout.record_key_from(data)
 
 
 @SETTINGS
@@ -250,7 +254,7 @@ def test_codec_record_round_trip(key_and_record):
     key, record = key_and_record
     data = codec.encode_record(key, record)
     assert same(codec.decode_record(key, data), record)
-    assert codec.decode_record_key(codec.encode_record_key(key)) == key
+    assert layout.record_key_from(layout.record_key(key)) == key
 
 
 def test_codec_record_type_and_seq_must_match_key():
@@ -380,7 +384,7 @@ def test_codec_receipt_status_must_be_set():
 
 DECODERS = [
     codec.decode_message, codec.decode_tx, codec.decode_header, codec.decode_committed_block,
-    codec.decode_receipt, codec.decode_record_key,
+    codec.decode_receipt, layout.record_key_from,
     lambda d: codec.decode_record(("view",), d),
     lambda d: codec.decode_record(("checkpoint",), d),
     lambda d: codec.decode_record(("pre_prepare", 1), d),

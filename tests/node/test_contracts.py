@@ -13,7 +13,8 @@ import pytest
 import node.contracts
 from node.tools import localnet
 from node.core.config import load_config
-from node.contracts import MissingContracts, available, not_runnable, platform_contracts, registry_for
+from node.contracts import MissingContracts, available, platform_contracts, registry_for
+from node.ledger.execution import not_runnable
 from node.contracts.base import ANYONE, MethodContract, method, query
 from node.contracts.catalog import CatalogContract
 from node.contracts.kv import KvContract

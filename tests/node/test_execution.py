@@ -15,9 +15,9 @@ from consensus import messages as m
 from node.core import codec
 from node.contracts import registry_for
 from node.contracts.base import INT_DIGITS_MAX, PAYLOAD_CONTAINERS_MAX, PAYLOAD_DEPTH_MAX, parse_json_object
+from node.core.receipts import DUPLICATE, FAILED, OK
 from node.ledger.execution import (
-    DUPLICATE, EMPTY_STATE_ROOT, FAILED, OK, ContractError, ContractRegistry, ExecutionError,
-    Executor, state_root,
+    EMPTY_STATE_ROOT, ContractError, ContractRegistry, ExecutionError, Executor, state_root,
 )
 from node.ledger.ledger import open_ledger
 from node.core.tx import PAYLOAD_BYTES_MAX, Transaction, sign_transaction, verify_signature

@@ -15,7 +15,8 @@ import pytest
 from consensus import events as ev
 from consensus import messages as m
 from consensus.block import make_header
-from node.ledger.execution import EMPTY_STATE_ROOT, Receipt, state_root
+from node.core.receipts import Receipt
+from node.ledger.execution import EMPTY_STATE_ROOT, state_root
 from node.ledger.ledger import LedgerError, open_ledger
 
 CHAIN = "test-chain"
