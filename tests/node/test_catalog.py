@@ -512,3 +512,45 @@ def test_submit_answers_permission_denied_and_forgeries_unauthenticated(cat) -> 
          f"permission denied: catalog.approve needs role 'governance'; key {hexkey(SERVICE['c'])[:16]} of c has "
          f"roles [provider, requester]"),
         (grpc.StatusCode.UNAUTHENTICATED, "signature does not match sender key and transaction content")]
+
+
+def test_another_chain_checks_roles_through_its_cross_chain_read(tmp_path, monkeypatch) -> None:
+    """On a chain other than the catalog, execution reads the catalog through
+    TxContext.read(chain_id, contract, key): without it every role but
+    anyone is refused; with it (a fake reader here) the catalog decides."""
+    from node.contracts.base import MethodContract, method
+    from node.ledger.execution import ContractRegistry, TxContext
+
+    class Certs(MethodContract):
+        name, version = "certs", 1
+
+        @method(role="issuer")
+        def issue(self, ctx, args):
+            ctx.put(b"c", b"1")
+
+    issuer = key("issuer")
+    catalog_state = {("catalog", b"key/" + hexkey(issuer).encode()): json.dumps(
+        {"department": "x", "roles": ["issuer"], "status": "active", "since": 3, "revoked_at": None}).encode()}
+    ledger = open_ledger(str(tmp_path / "certs"), "certs", bytes(32))
+    try:
+        executor = Executor("certs", ContractRegistry([Certs()]), ledger)
+
+        def run(signer):
+            t = sign_transaction(signer, chain_id="certs", nonce=next(_nonce), contract="certs", method="issue",
+                                 payload=b"{}")
+            proposal = m.Proposal(chain_id="certs", seq=1, proposer=0, timestamp_ms=1,
+                                  requests=(codec.request_from_tx(t),))
+            cert = m.CommitCertificate(chain_id="certs", view=0, seq=1, digest=proposal.digest, link=b"l" * 32,
+                                       commits=())
+            r = executor.execute_block(m.CommittedBlock(proposal=proposal, certificate=cert), None).receipts[0]
+            return r.status, r.message
+
+        assert run(issuer) == (FAILED, "permission denied: certs.issue needs role 'issuer', and the catalog chain "
+                                       "cannot be read here")
+        monkeypatch.setattr(TxContext, "read", lambda self, chain, contract, k: catalog_state.get((contract, k))
+                            if chain == "catalog" else None, raising=False)
+        assert run(issuer) == (OK, "")
+        assert run(STRANGER) == (FAILED, f"permission denied: certs.issue needs role 'issuer'; key "
+                                         f"{hexkey(STRANGER)[:16]} is not registered in the catalog")
+    finally:
+        ledger.close()
