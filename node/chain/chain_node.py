@@ -533,10 +533,10 @@ class ChainNode:
         room = self._mempool_max - self.replica.pending_count
         bytes_room = self.replica.config.pending_requests_bytes_max - self.replica.pending_bytes
         now = time.monotonic()
+        replayed = lambda tx_id: tx_id in seen or self.replica.knows_request(tx_id)  # noqa: E731
         for i, (tx, _) in enumerate(batch):
             refusal = screen(tx, chain_id=self.chain_id, registry=self.registry, stopping=self.stopping,
-                             replayed=lambda tx_id: tx_id in seen or self.replica.knows_request(tx_id),
-                             catalog=self._catalog)
+                             replayed=replayed, catalog=self._catalog)
             if refusal is not None:
                 results[i] = refusal
                 continue

@@ -298,6 +298,18 @@ def _check_within(roles: list[str], department: dict) -> None:
                             f"([{', '.join(department['roles'])}])")
 
 
+def _open_record(ctx: TxContext, args: dict, field: str, kind: str, *, closed: str) -> dict:
+    """The `kind` record (change, agreement) whose id is args[field]; refused
+    when there is none, or when it is `closed` (its `<closed>_at` says when)."""
+    record_id = _record_id(_exact(args, (field,), "payload"), field)
+    record = _load(ctx.get, f"{kind}/{record_id}".encode())
+    if record is None:
+        raise ContractError(f"no {kind} {record_id}")
+    if record["status"] == closed:
+        raise ContractError(f"{kind} {record_id} was already {closed} at catalog height {record[closed + '_at']}")
+    return record
+
+
 def _digest(change: dict) -> str:
     return hashlib.sha256(b"govchain:v1:catalog-change:" + canonical_json(change)).hexdigest()
 
@@ -375,12 +387,7 @@ class CatalogContract(MethodContract):
 
     @method(role=GOVERNANCE)
     def approve(self, ctx: TxContext, args: dict) -> bytes:
-        change_id = _record_id(_exact(args, ("change",), "payload"), "change")
-        record = _load(ctx.get, b"change/" + change_id.encode())
-        if record is None:
-            raise ContractError(f"no change {change_id}")
-        if record["status"] == "applied":
-            raise ContractError(f"change {change_id} was already applied at catalog height {record['applied_at']}")
+        record = _open_record(ctx, args, "change", "change", closed="applied")
         return self._approve(ctx, record, _load(ctx.get, b"pending") or {})
 
     def _approve(self, ctx: TxContext, record: dict, pending: dict) -> bytes:
@@ -479,13 +486,7 @@ class CatalogContract(MethodContract):
         return canonical_json({"agreement": agreement_id})
 
     def _agreement(self, ctx: TxContext, args: dict) -> tuple[dict, str]:
-        agreement_id = _record_id(_exact(args, ("id",), "payload"), "id")
-        record = _load(ctx.get, b"agreement/" + agreement_id.encode())
-        if record is None:
-            raise ContractError(f"no agreement {agreement_id}")
-        if record["status"] == "revoked":
-            raise ContractError(f"agreement {agreement_id} was revoked at catalog height {record['revoked_at']}")
-        return record, self._department(ctx)
+        return _open_record(ctx, args, "id", "agreement", closed="revoked"), self._department(ctx)
 
     @method(role=GOVERNANCE)
     def accept_agreement(self, ctx: TxContext, args: dict) -> bytes:

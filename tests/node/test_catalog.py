@@ -434,7 +434,7 @@ def test_agreements_need_both_departments(cat) -> None:
         f"agreement {agreement} is between b and a; only they revoke it")
     cat.ok(GOV["a"], "revoke_agreement", id=agreement)
     assert cat.refused(GOV["b"], "accept_agreement", id=agreement) == (
-        f"agreement {agreement} was revoked at catalog height {cat.ledger.height - 1}")
+        f"agreement {agreement} was already revoked at catalog height {cat.ledger.height - 1}")
 
 
 # ---- a faulty primary and admission ----------------------------------------------------------
