@@ -45,7 +45,15 @@ class BlockExecuted:
     block_hash: bytes
 
 
-Event = MessageReceived | RequestsSubmitted | Tick | BlockExecuted
+@dataclass(**FROZEN)
+class MetadataAdvanced:
+    """What the injected metadata check depends on may have changed (for the
+    node: a chain this chain reads made a block durable). Held PrePrepares
+    are checked again at once instead of at the next Tick (docs/design.md,
+    "Cross-chain reads")."""
+
+
+Event = MessageReceived | RequestsSubmitted | Tick | BlockExecuted | MetadataAdvanced
 
 
 # ---- durable records ----------------------------------------------------

@@ -46,6 +46,9 @@ class Proposal:
     proposer: int
     timestamp_ms: int
     requests: tuple[Request, ...] = ()
+    # Opaque to the core, at most PROPOSAL_METADATA_BYTES_MAX bytes (consensus.metadata);
+    # empty in a null proposal (docs/design.md, "Cross-chain reads").
+    metadata: bytes = b""
 
     @cached_property
     def tx_root(self) -> bytes:
@@ -64,7 +67,12 @@ class Proposal:
             + self.proposer.to_bytes(4, "big")
             + self.timestamp_ms.to_bytes(8, "big")
             + self.tx_root
+            + len(self.metadata).to_bytes(4, "big") + self.metadata
         )
+
+    @property
+    def is_null(self) -> bool:
+        return not self.requests and self.timestamp_ms == 0 and not self.metadata
 
     @cached_property
     def size_bytes(self) -> int:

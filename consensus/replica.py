@@ -39,6 +39,11 @@ Departures from the paper, each for a reason:
 - Request batches (proposals and forwarded RequestBatches) are cut by count
   and by bytes, so each fits message_bytes_max (node/core/genesis.py checks the
   worst case of every message against it).
+- A proposal carries opaque metadata, checked by an injected callable
+  before a replica accepts its PrePrepare (docs/design.md, "Cross-chain
+  reads"). A check that says WAIT holds the PrePrepare without a vote and
+  asks again every Tick; the held PrePrepare runs the request timer as an
+  accepted one does, so a primary that names what never comes is replaced.
 - A Commit also signs link(seq), a hash chain over the digests of every seq
   below (docs/design.md, "Block binding"), so a commit certificate binds its
   block to the whole history. A replica sends it only once it knows those
@@ -65,6 +70,7 @@ from consensus.certificates import (
     valid_stable_checkpoint,
 )
 from consensus.config import ReplicaConfig
+from consensus.metadata import ACCEPT, PROPOSAL_METADATA_BYTES_MAX, Verdict, always_accept, no_metadata
 from consensus.quorum import quorum_size, weak_quorum_size
 from consensus.signing import Signer, Verifier, with_signature
 
@@ -187,6 +193,8 @@ class Replica:
         *,
         validate_request: Callable[[m.Request], bool] | None = None,
         is_committed: Callable[[bytes], bool] | None = None,
+        propose_metadata: Callable[[], bytes] | None = None,
+        check_metadata: Callable[[bytes], Verdict] | None = None,
         restored: ev.RestoredState | None = None,
     ) -> None:
         self.config = config
@@ -196,6 +204,8 @@ class Replica:
         self._verifier = VerifiedCache(verifier, max(1024, 2 * config.validators * config.window_blocks))
         self._validate_request = validate_request or (lambda r: True)
         self._ledger_has = is_committed
+        self._propose_metadata = propose_metadata or no_metadata
+        self._check_metadata = check_metadata or always_accept
         self._committed_ids: set[bytes] = set()  # ids committed since the last advance (or ever, without a ledger)
         self.counters: dict[str, int] = {}
         self._n = config.validators
@@ -239,6 +249,9 @@ class Replica:
         # seq -> (NewView PrePrepare header, replicas that certified its digest)
         # for bodies being fetched; voting on them waits for the body.
         self._awaiting: dict[int, tuple[m.PrePrepare, tuple[int, ...]]] = {}
+        # seq -> (PrePrepare with body, tick it arrived) whose metadata check said
+        # WAIT: checked, signed, not accepted, no vote sent (see _admit).
+        self._held: dict[int, tuple[m.PrePrepare, int]] = {}
         self._body_requests = 0  # rotates the replica asked for each body
         self._fetch_turn = 0  # rotates state transfer over the peers that claim the target height
         self._claimed_seq: dict[int, int] = {}  # replica -> executed_seq of its latest Status
@@ -467,6 +480,7 @@ class Replica:
                 else:
                     self._view_started_tick = self.ticks
         else:
+            self._recheck_held()
             if self._timer_expired():
                 self._on_request_timeout()
             else:
@@ -507,6 +521,7 @@ class Replica:
         restarted = max(self._view_started_tick, self._escalated_tick)
         accepted = [s.accepted_tick for s in self._slots.values()
                     if s.seq > self.executed_seq and (s.pre_prepare or s.decided)]
+        accepted += [tick for _, tick in self._held.values()]  # held PrePrepares wait like accepted ones
         if accepted and (self.ticks - max(restarted, self._last_progress_tick, min(accepted))
                          >= self._request_timeout(self._block_latency_ticks)):
             return True
@@ -608,8 +623,11 @@ class Replica:
         for req in batch:
             del self._unproposed[req.id]
         self._last_timestamp_ms = max(self.now_ms, self._last_timestamp_ms)
+        metadata = self._propose_metadata()
+        if len(metadata) > PROPOSAL_METADATA_BYTES_MAX:
+            raise MisuseError(f"propose_metadata gave {len(metadata)} bytes, more than {PROPOSAL_METADATA_BYTES_MAX}")
         proposal = m.Proposal(chain_id=cfg.chain_id, seq=self._next_seq, proposer=self._me,
-                              timestamp_ms=self._last_timestamp_ms, requests=tuple(batch))
+                              timestamp_ms=self._last_timestamp_ms, requests=tuple(batch), metadata=metadata)
         pp = self._sign(m.PrePrepare(chain_id=cfg.chain_id, view=self.view, seq=self._next_seq,
                                      digest=proposal.digest, proposal=proposal, replica=self._me))
         self._next_seq += 1
@@ -638,16 +656,19 @@ class Replica:
         if self.executed_seq < self._view_floor:
             return  # cannot check for committed requests yet; the primary retransmits
         slot = self._slots.get(pp.seq)
-        if slot is not None and slot.pre_prepare is not None and slot.pre_prepare.digest == pp.digest:
-            return  # a retransmission
+        known = slot.pre_prepare if slot is not None and slot.pre_prepare is not None else None
+        if known is None and pp.seq in self._held:
+            known = self._held[pp.seq][0]
+        if known is not None and known.digest == pp.digest:
+            return  # a retransmission (a held one is checked again every Tick)
         if not self._verified(pp):
             return
-        if slot is not None and slot.pre_prepare is not None:
+        if known is not None:
             return self._drop("conflicting pre-prepare")
         problem = self._proposal_problem(pp)
         if problem:
             return self._drop(problem)
-        self._accept_pre_prepare(pp)
+        self._admit(pp)
 
     def _proposal_problem(self, pp: m.PrePrepare) -> str | None:
         cfg, p = self.config, pp.proposal
@@ -655,13 +676,13 @@ class Replica:
             return "proposal does not match pre-prepare"
         if len(p.requests) > cfg.batch_txs_max or p.size_bytes > cfg.batch_bytes_max:
             return "proposal too large"
+        if len(p.metadata) > PROPOSAL_METADATA_BYTES_MAX:
+            return "proposal metadata too large"
         if abs(p.timestamp_ms - self.now_ms) > cfg.timestamp_skew_max_ms:
             return "proposal timestamp out of bounds"
-        seen: set[bytes] = set()
-        for req in p.requests:
-            if req.id in seen or self._in_flight.get(req.id, pp.seq) != pp.seq or self.is_committed(req.id):
-                return "duplicate request in proposal"
-            seen.add(req.id)
+        problem = self._duplicate_problem(pp)
+        if problem:
+            return problem
         for req in p.requests:
             known = self._pending.get(req.id)
             if known is not None:
@@ -670,6 +691,63 @@ class Replica:
             elif not self._validate_request(req):
                 return "invalid request in proposal"
         return None
+
+    def _duplicate_problem(self, pp: m.PrePrepare) -> str | None:
+        seen: set[bytes] = set()
+        for req in pp.proposal.requests:
+            if req.id in seen or self._in_flight.get(req.id, pp.seq) != pp.seq or self.is_committed(req.id):
+                return "duplicate request in proposal"
+            seen.add(req.id)
+        return None
+
+    # ---- proposal metadata (docs/design.md, "Cross-chain reads") -------------
+
+    def _admit(self, pp: m.PrePrepare) -> None:
+        """Accept a checked PrePrepare (with its body) if its metadata check
+        says ACCEPT; hold it without a vote on WAIT; drop it on REJECT. A null
+        proposal has no metadata and needs no check. Holding writes and signs
+        nothing, so there is nothing to forget; its requests count as in
+        flight, so the primary of a new view does not propose them again."""
+        verdict = ACCEPT if pp.proposal.is_null else self._check_metadata(pp.proposal.metadata)
+        if verdict.kind == "accept":
+            self._held.pop(pp.seq, None)
+            return self._accept_pre_prepare(pp)
+        if verdict.kind == "wait":
+            if pp.seq not in self._held:
+                self._held[pp.seq] = (pp, self.ticks)
+                for req in pp.proposal.requests:
+                    self._in_flight[req.id] = pp.seq
+                    self._unproposed.pop(req.id, None)
+            return None
+        self._release(pp.seq)
+        return self._drop(f"metadata rejected: {verdict.reason}")
+
+    def _release(self, seq: int) -> None:
+        """Forget a held PrePrepare and its claim on its requests."""
+        held = self._held.pop(seq, None)
+        if held is not None:
+            for req in held[0].proposal.requests:
+                if self._in_flight.get(req.id) == seq:
+                    del self._in_flight[req.id]
+
+    def _recheck_held(self) -> None:
+        """Ask again about every held PrePrepare (every Tick, and on
+        MetadataAdvanced), in seq order."""
+        for seq in sorted(self._held):
+            pp = self._held[seq][0]
+            if seq <= self.executed_seq or (self._slots.get(seq) and self._slots[seq].pre_prepare):
+                self._release(seq)  # state transfer brought the block
+                continue
+            problem = self._duplicate_problem(pp)
+            if problem:
+                self._release(seq)
+                self._drop(problem)
+                continue
+            self._admit(pp)
+
+    def _on_metadata_advanced(self, _: ev.MetadataAdvanced) -> None:
+        if self._held and not self.view_changing:
+            self._recheck_held()
 
     def _accept_pre_prepare(self, pp: m.PrePrepare) -> None:
         """Log the PrePrepare durably, then (backups) send Prepare."""
@@ -921,6 +999,8 @@ class Replica:
         self._view_started_tick = self.ticks
         self._new_view = None
         self._awaiting = {}
+        for seq in list(self._held):
+            self._release(seq)
         for slot in self._slots.values():
             slot.reset_view()
         self._write(VIEW_KEY, ev.ViewRecord(view=view, changing=True, floor=self._view_floor))
@@ -1033,12 +1113,15 @@ class Replica:
                 body = slot.body(pp.digest) if pp is not None else None
                 slot.bodies = {pp.digest: body} if body is not None else {}
         self._awaiting = {}
+        self._held = {}  # _in_flight was rebuilt above
         for pp in o_set.values():
             slot = self._slot(pp.seq)
             null = m.null_proposal(self.config.chain_id, pp.seq, pp.replica)
             body = slot.body(pp.digest) or (null if null.digest == pp.digest else None)
             if body is not None:
-                self._accept_pre_prepare(replace(pp, proposal=body))
+                self._admit(replace(pp, proposal=body))
+                if pp.seq in self._held:
+                    self._write(("pre_prepare", pp.seq), pp)  # the header: a restart fetches and checks it again
             else:
                 self._awaiting[pp.seq] = (pp, _certifiers(pp, nv.view_changes, self._me))
                 self._write(("pre_prepare", pp.seq), pp)  # the header, so a restart fetches it too
@@ -1091,7 +1174,7 @@ class Replica:
         if proposal.chain_id != self.config.chain_id or proposal.digest != pp.digest:
             return self._drop("proposal does not match its digest")
         del self._awaiting[proposal.seq]
-        self._accept_pre_prepare(replace(pp, proposal=proposal))
+        self._admit(replace(pp, proposal=proposal))
         self._maybe_propose()
 
     # ---- state transfer -------------------------------------------------------
@@ -1220,6 +1303,7 @@ class Replica:
 
     _EVENTS = {
         ev.Tick: _on_tick,
+        ev.MetadataAdvanced: _on_metadata_advanced,
         ev.MessageReceived: lambda self, e: self._on_message(e.message),
         ev.RequestsSubmitted: lambda self, e: self._on_requests(e.requests, forwarded_by=None),
         ev.BlockExecuted: _on_block_executed,

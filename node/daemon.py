@@ -209,6 +209,13 @@ class Node:
             except (MissingContracts, BadAppState) as exc:
                 raise StartupError(str(exc)) from exc
             geneses.append(genesis)
+        served = {g.chain_id for g in geneses}
+        for genesis in geneses:  # docs/design.md, "Cross-chain reads": a node serves the chains it reads
+            unserved = [c for c in genesis.reads if c not in served]
+            if unserved:
+                raise StartupError(f"chain {genesis.chain_id}: its genesis reads {', '.join(unserved)}, which this "
+                                   f"node does not serve; add {'them' if len(unserved) > 1 else 'it'} to "
+                                   f"[[chains]] (docs/design.md, \"Cross-chain reads\")")
         self._transport = Transport(cfg.limits.stream_queue_max, cfg.limits.message_bytes_max,
                                     self._tls.channel_credentials() if self._tls else None,
                                     self._server_names(geneses))
@@ -225,6 +232,8 @@ class Node:
                 mempool_max=cfg.limits.mempool_txs_max, message_bytes_max=cfg.limits.message_bytes_max,
                 pool=self._pool, publisher=self._publisher, catalog=self._catalog_read,
                 log_drop=self._bad_log.warning, on_failure=self._chain_failed)
+        for chain in self.chains.values():
+            chain.connect_reads({c: self.chains[c] for c in chain.genesis.reads})
 
     def _catalog_read(self, contract: str, key: bytes) -> bytes | None:
         """Admission on a chain other than the catalog reads permissions from

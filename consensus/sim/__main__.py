@@ -13,6 +13,7 @@ import sys
 import time
 
 from consensus.sim.faults import BEHAVIOURS
+from consensus.sim.reads import METADATA_BEHAVIOURS
 from consensus.sim.runner import EXIT, SimOptions, run
 
 
@@ -37,8 +38,9 @@ def _behaviours(text: str) -> tuple[str, ...]:
     parts = tuple(text.split(","))
     for part in parts:
         for b in part.split("+"):
-            if b not in BEHAVIOURS:
-                raise argparse.ArgumentTypeError(f"unknown behaviour {b!r}; choose from {', '.join(BEHAVIOURS)}")
+            if b not in BEHAVIOURS + METADATA_BEHAVIOURS:
+                raise argparse.ArgumentTypeError(
+                    f"unknown behaviour {b!r}; choose from {', '.join(BEHAVIOURS + METADATA_BEHAVIOURS)}")
     return parts
 
 
@@ -84,7 +86,7 @@ def parser() -> argparse.ArgumentParser:
     b = p.add_argument_group("Byzantine replicas")
     b.add_argument("--byzantine", type=int, help="number of Byzantine replicas (default: seed picks 0..f)")
     b.add_argument("--behaviours", type=_behaviours,
-                   help=f"per node, comma separated, '+' combines: {', '.join(BEHAVIOURS)}")
+                   help=f"per node, comma separated, '+' combines: {', '.join(BEHAVIOURS + METADATA_BEHAVIOURS)}")
     b.add_argument("--byzantine-nodes", type=lambda s: tuple(int(x) for x in s.split(",")))
     b.add_argument("--collude", action="store_true", help="Byzantine nodes vote for whatever each target saw")
     b.add_argument("--byzantine-liveness", choices=("persist", "silent"))

@@ -85,6 +85,7 @@ class SimNode:
         self.storage_stats = {"detected": 0, "repairs": 0, "rejoins": 0, "held": 0}
         self.ledger = Ledger()
         self.replica = None
+        self.metadata: dict = {}  # propose_metadata / check_metadata for the replica (reads.py)
         self.paused = False
         self.inbox: deque = deque()  # messages that arrived while paused
         self.outbox_filter = None  # Byzantine hook: (to, msg) -> list[(to, msg)]
@@ -145,7 +146,7 @@ class SimNode:
     def _build(self, restored) -> None:
         ledger_ids = self.ledger.executed_ids
         self.replica = self._factory(self.config, self.signer, self.verifier, self.validate_request, restored,
-                                     ledger_ids.__contains__)
+                                     ledger_ids.__contains__, **self.metadata)
 
     def _rejoin(self) -> None:
         """The ledger has passed every promise: vote again, in a view this node

@@ -24,6 +24,7 @@ from consensus.sim.faults import (PROFILES, FaultEvent, FaultProfile, assign_byz
                                   schedule)
 from consensus.sim.network import LinkFaults, Network
 from consensus.sim.node import SimNode
+from consensus.sim.reads import ExternalChain, draw_future_reads
 from consensus.sim.storage import Storage, StorageFaults
 
 EXIT = {"ok": 0, "crash": 127, "liveness": 128, "safety": 129}
@@ -112,11 +113,11 @@ class Result:
         return EXIT[self.status]
 
 
-def _default_factory(config, signer, verifier, validate, restored, is_committed):
+def _default_factory(config, signer, verifier, validate, restored, is_committed, **metadata):
     from consensus.replica import Replica  # lazily: the lead's module, and cheap to swap in tests
 
     return Replica(config, signer, verifier, validate_request=validate, is_committed=is_committed,
-                   restored=restored)
+                   restored=restored, **metadata)
 
 
 _HEADS: dict = {}
@@ -148,6 +149,7 @@ class Simulation:
         derive = lambda: random.Random(master.getrandbits(64))  # noqa: E731
         rng_faults, rng_keys, rng_net, rng_clients, rng_byz, rng_clock = (derive() for _ in range(6))
         rng_store = derive()  # drawn last: the six above are as before storage faults existed
+        rng_reads = derive()  # after rng_store: proposal metadata (reads.py) shifts no other subsystem
 
         p = FaultProfile() if opts.faults == "none" else PROFILES[opts.faults](rng_faults, n, f)
         if opts.faults != "none":
@@ -155,6 +157,9 @@ class Simulation:
         for key, value in opts.overrides.items():
             setattr(p, key, value)
         assign_byzantine(p, rng_faults, n)
+        external = ExternalChain(n, rng_reads, lambda: self.now)
+        if "behaviours" not in opts.overrides:
+            p.behaviours = draw_future_reads(p.behaviours, rng_reads)
         self.profile = p
         byz_nodes = list(p.byzantine_nodes)
         self.correct = [i not in byz_nodes for i in range(n)]
@@ -186,6 +191,9 @@ class Simulation:
                     storage=Storage(faults if i in faulty_disks else None, random.Random(rng_store.getrandbits(64))))
             for i in range(n)
         ]
+        for node in self.nodes:
+            node.metadata = dict(propose_metadata=external.propose(node.index, self._lies_about_reads(node.index)),
+                                 check_metadata=external.check(node.index))
         self.skew = [rng_clock.randint(-p.skew_ms_max, p.skew_ms_max) if p.skew_ms_max else 0
                      for _ in range(n)]
         collusion = Collusion() if p.collude else None
@@ -201,6 +209,12 @@ class Simulation:
         self.events.sort()
         self.now = 0
         self.delivered = 0
+
+    def _lies_about_reads(self, index: int):
+        def lying() -> bool:
+            b = self.byzantine.get(index)
+            return b is not None and b.active and "future-reads" in b.behaviours
+        return lying
 
     # ---- plumbing --------------------------------------------------------
 

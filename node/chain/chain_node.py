@@ -29,6 +29,7 @@ from dataclasses import dataclass, field
 
 from consensus import events as ev
 from consensus import messages as m
+from consensus.metadata import ACCEPT, WAIT, Verdict, reject
 from consensus.replica import Replica
 from node.core import codec
 from node.chain.admission import Admission, Outcome, screen
@@ -159,15 +160,21 @@ class ChainNode:
         self._serve_pacer = Pacer(SERVE_BYTES_PER_S, 2 * self._serve_bytes_max)
         self.registry = registry
         # Where admission reads permissions (docs/design.md, "Identities and
-        # permissions"): the catalog chain its own durable state, another
-        # chain the node's durable catalog state (`catalog`, from the daemon).
-        self._catalog = (lambda contract, key: self.state.get(contract, key)) if self.chain_id == CATALOG_CHAIN \
-            else catalog
-        self._executor = Executor(self.chain_id, registry, ledger)
+        # permissions"): the catalog chain its own durable state, a chain that
+        # reads the catalog the node's durable catalog state (`catalog`, from
+        # the daemon), any other chain nothing (execution could not either).
+        if self.chain_id == CATALOG_CHAIN:
+            self._catalog = lambda contract, key: self.state.get(contract, key)
+        else:
+            self._catalog = catalog if CATALOG_CHAIN in genesis.reads else None
+        self._executor = Executor(self.chain_id, registry, ledger, reads=genesis.reads)
+        self._read_sources: dict[str, ChainNode] = {}  # connect_reads
+        self._readers: list[ChainNode] = []  # chains that read this one: nudged when a block is durable
         self.replica = Replica(
             config, Ed25519Signer(signing_key),
             Ed25519Verifier([v.public_key_bytes for v in genesis.validators]),
             validate_request=self._validate_request, is_committed=ledger.has_tx,
+            propose_metadata=self._propose_metadata, check_metadata=self._check_metadata,
             restored=ledger.restored_state())
         self._inbox: asyncio.Queue[ev.Event | _FromPeer] = asyncio.Queue()
         # Per peer, the bytes of its messages waiting for verification or in
@@ -194,6 +201,49 @@ class ChainNode:
         self.state = StateSnapshot(ledger)  # queries read the state at durable_height (docs/design.md, "Queries")
         self._tasks: list[asyncio.Task] = []
         self.stopping = False
+
+    # ---- cross-chain reads (docs/design.md, "Cross-chain reads") -------------
+
+    def connect_reads(self, sources: dict[str, "ChainNode"]) -> None:
+        """The chains of this node that the genesis `reads` names (the daemon
+        wires them before start)."""
+        if sorted(sources) != list(self.genesis.reads):
+            raise ValueError(f"chain {self.chain_id} reads {list(self.genesis.reads)}, given {sorted(sources)}")
+        self._read_sources = dict(sources)
+        self._executor.read_sources = {c: source.ledger for c, source in sources.items()}
+        for source in sources.values():
+            source._readers.append(self)
+
+    def _propose_metadata(self) -> bytes:
+        """The durable height of every chain this one reads."""
+        if not self.genesis.reads:
+            return b""
+        return codec.encode_read_heights({c: s.durable_height for c, s in self._read_sources.items()})
+
+    def _check_metadata(self, metadata: bytes) -> Verdict:
+        """ACCEPT heights this node holds durably; WAIT for higher ones (the
+        request timeout bounds the wait); REJECT anything else."""
+        if not self.genesis.reads:
+            return ACCEPT if not metadata else reject("metadata on a chain that reads nothing")
+        try:
+            heights = codec.decode_read_heights(metadata)
+        except codec.CodecError:
+            return reject("malformed read heights")
+        if list(heights) != list(self.genesis.reads):
+            return reject("read heights name other chains than the genesis reads")
+        if any(h > self._read_sources[c].durable_height for c, h in heights.items()):
+            return WAIT
+        return ACCEPT
+
+    async def _reads_durable(self, block: m.CommittedBlock) -> None:
+        """Wait until this node holds every height the block reads. A block
+        this node voted for never waits; one that came by state transfer may
+        name heights its read chains have yet to commit here."""
+        for chain, height in self._executor.read_heights(block).items():
+            source = self._read_sources[chain]
+            if source.durable_height < height:
+                log.info("chain %s: block %d waits for %s height %d", self.chain_id, block.seq, chain, height)
+                await source.wait_for_height(height)
 
     # ---- lifecycle ----------------------------------------------------------
 
@@ -240,7 +290,7 @@ class ChainNode:
                     item = item.event
                 events.append(item)
             try:
-                await self._release(self._step_group(events))
+                await self._release(await self._step_group(events))
             except Exception as exc:
                 # A bug or a failing disk, never bad input (the replica does not
                 # raise on peer data), or a ledger the validators disown:
@@ -253,7 +303,7 @@ class ChainNode:
                 self._on_failure(exc)
                 raise
 
-    def _step_group(self, events: list[ev.Event]) -> "Group":
+    async def _step_group(self, events: list[ev.Event]) -> "Group":
         """Step every event and write what each Ready persists, unsynced.
         Nothing leaves the node yet: see _release."""
         group = Group()
@@ -271,6 +321,8 @@ class ChainNode:
                     if isinstance(send.message, m.PrePrepare) and send.message.proposal is not None:
                         self._trace_proposal(send.message)
             for block in ready.committed:
+                if self._read_sources:
+                    await self._reads_durable(block)
                 events.append(self._commit(block, group))
             for serve in ready.serve:
                 self._serve(serve, group)
@@ -290,6 +342,8 @@ class ChainNode:
             if group.blocks:  # nothing has written since the fsync began: this is the state at durable_height
                 self.state.close()
                 self.state = StateSnapshot(self.ledger)
+                for reader in self._readers:  # a PrePrepare it holds may name this height
+                    reader._inbox.put_nowait(ev.MetadataAdvanced())
         for message, to in group.messages:
             self._send(message, to)
         drained = 0

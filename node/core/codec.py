@@ -43,6 +43,7 @@ from google.protobuf.message import Message as ProtoMessage
 from consensus import messages as m
 from consensus.block import BlockHeader
 from consensus.events import Record, RecordKey, StableCheckpoint, ViewRecord
+from consensus.metadata import PROPOSAL_METADATA_BYTES_MAX
 from node.core import receipts
 from node.core.receipts import Receipt
 from node.pb import client_pb2, consensus_pb2, peer_pb2, records_pb2
@@ -60,6 +61,7 @@ __all__ = [
     "encode_header", "decode_header", "encode_committed_block", "decode_committed_block",
     "record_kind", "encode_record", "decode_record",
     "parse_canonical", "signed_record_to_proto", "signed_record_from_proto",
+    "encode_read_heights", "decode_read_heights",
 ]
 
 DIGEST_BYTES = 32
@@ -99,6 +101,12 @@ def _int(value: int, field: str) -> int:
 def _digest(value: bytes, field: str = "digest") -> bytes:
     if len(value) != DIGEST_BYTES:
         raise CodecError(f"{field}: expected {DIGEST_BYTES} bytes, got {len(value)}")
+    return value
+
+
+def _bounded(value: bytes, most: int, field: str) -> bytes:
+    if len(value) > most:
+        raise CodecError(f"{field}: {len(value)} bytes, more than {most}")
     return value
 
 
@@ -164,7 +172,7 @@ def _request_from_pb(pb: consensus_pb2.Request) -> m.Request:
 
 def _proposal_to_pb(p: m.Proposal) -> consensus_pb2.Proposal:
     pb = consensus_pb2.Proposal(
-        chain_id=p.chain_id, seq=p.seq, proposer=p.proposer, timestamp_ms=p.timestamp_ms,
+        chain_id=p.chain_id, seq=p.seq, proposer=p.proposer, timestamp_ms=p.timestamp_ms, metadata=p.metadata,
     )
     add = pb.requests.add  # in place: no temporary message per request to copy
     for r in p.requests:
@@ -177,6 +185,7 @@ def _proposal_from_pb(pb: consensus_pb2.Proposal) -> m.Proposal:
         chain_id=_chain_id(pb.chain_id), seq=_int(pb.seq, "seq"), proposer=pb.proposer,
         timestamp_ms=_int(pb.timestamp_ms, "timestamp_ms"),
         requests=_each(_request_from_pb, pb.requests, "requests"),
+        metadata=_bounded(pb.metadata, PROPOSAL_METADATA_BYTES_MAX, "metadata"),
     )
 
 
@@ -809,7 +818,8 @@ def worst_case_message_bytes(*, chain_id: str, validators: int, batch_txs_max: i
     n, top, chain = validators, INT_MAX, chain_id
     sig, digest, replica = b"\xff" * SIGNATURE_BYTES, b"\xff" * DIGEST_BYTES, (1 << 32) - 1
     vote = dict(chain_id=chain, view=top, seq=top, digest=digest, replica=replica, signature=sig)
-    empty = m.Proposal(chain_id=chain, seq=top, proposer=replica, timestamp_ms=top)
+    empty = m.Proposal(chain_id=chain, seq=top, proposer=replica, timestamp_ms=top,
+                       metadata=b"\xff" * PROPOSAL_METADATA_BYTES_MAX)  # no requests, the most metadata
     header = m.PrePrepare(proposal=None, **vote)
     size = lambda obj: to_proto(obj).ByteSize()  # noqa: E731
 
@@ -839,6 +849,27 @@ def worst_case_message_bytes(*, chain_id: str, validators: int, batch_txs_max: i
     }
     # PeerEnvelope{chain_id, message: ConsensusMessage{<case>: body}}
     return {kind: _field_bytes(len(chain)) + _field_bytes(_field_bytes(body)) for kind, body in bodies.items()}
+
+
+# ---- cross-chain read heights (docs/design.md, "Cross-chain reads") -------------
+
+def encode_read_heights(heights: dict[str, int]) -> bytes:
+    """The canonical ReadHeights for {chain id: height}: sorted by chain id."""
+    return _serialize(_guard_encode(lambda h: consensus_pb2.ReadHeights(entries=[
+        consensus_pb2.ReadHeights.Entry(chain_id=c, height=h[c]) for c in sorted(h)]), heights))
+
+
+def decode_read_heights(data: bytes) -> dict[str, int]:
+    """{chain id: height} from a proposal's metadata: the canonical encoding,
+    chains sorted and each once, heights at most 2^63-1; CodecError otherwise."""
+    pb = parse_canonical(consensus_pb2.ReadHeights, data, "read heights")
+    out: dict[str, int] = {}
+    for i, e in enumerate(pb.entries):
+        chain = _chain_id(e.chain_id, f"entries[{i}].chain_id")
+        if out and chain <= list(out)[-1]:
+            raise CodecError(f"entries[{i}].chain_id: {chain!r} is not above the previous entry's")
+        out[chain] = _int(e.height, f"entries[{i}].height")
+    return out
 
 
 # ---- application records (docs/design.md, "Records") ----------------------------

@@ -8,6 +8,7 @@
       ],
       "consensus": {"batch_txs_max": 1000, ..., "fetch_blocks_max": 64},
       "contracts": [{"name": "kv", "version": 1}],  (may be empty: a chain that takes no transactions)
+      "reads": ["catalog"],                         (optional: chains this chain's blocks may read)
       "app_state": {"catalog": {...}},              (optional: initial state of contracts it names)
       "created": "2025-01-01T00:00:00Z"            (optional, informational)
     }
@@ -34,7 +35,12 @@ Rules, and why:
 - ``Genesis.hash`` is sha256 over a canonical encoding of the parsed values
   (sorted keys, no whitespace, ASCII, public keys in lowercase hex, contracts
   sorted by name, "created" omitted when absent), so reformatting the file
-  does not change it while any change of meaning does.
+  does not change it while any change of meaning does. "reads" is sorted
+  and, when empty, omitted, so a chain that reads nothing keeps its hash.
+- "reads" names the other chains whose state this chain's blocks may read,
+  each at a height its block names (docs/design.md, "Cross-chain reads"):
+  chain ids, unique, never the chain itself. A node serving the chain must
+  serve every chain it reads (node.daemon refuses to start otherwise).
 - Durations are milliseconds here; replica_config converts them to ticks for
   the consensus core (rounding up, at least one tick).
 - Every protocol message must fit message_bytes_max, or the transport drops
@@ -108,7 +114,7 @@ _PARAM_MAX = 1 << 40  # sanity bound: keeps values in int64 and rejects obvious 
 _VALIDATOR_KEYS = ("department", "public_key", "address")
 _CONTRACT_KEYS = ("name", "version")
 _VERSION_MAX = (1 << 32) - 1
-_TOP_KEYS = ("chain_id", "validators", "consensus", "contracts", "app_state", "created")
+_TOP_KEYS = ("chain_id", "validators", "consensus", "contracts", "reads", "app_state", "created")
 _MS_TO_TICKS = {
     "batch_wait_ms": "batch_wait_ticks",
     "request_timeout_ms": "request_timeout_ticks",
@@ -140,6 +146,7 @@ class Genesis:
     consensus: ConsensusParams
     contracts: tuple[ContractRef, ...]  # sorted by name
     created: str | None = None
+    reads: tuple[str, ...] = ()  # other chains its blocks may read, sorted (docs/design.md, "Cross-chain reads")
     app_state: Mapping[str, Any] | None = field(default=None, hash=False)  # contract name -> its JSON object
 
     def to_json_obj(self) -> dict[str, Any]:
@@ -152,6 +159,8 @@ class Genesis:
             "consensus": {name: getattr(self.consensus, name) for name in _PARAM_NAMES},
             "contracts": [{"name": c.name, "version": c.version} for c in self.contracts],
         }
+        if self.reads:
+            obj["reads"] = list(self.reads)
         if self.app_state is not None:
             obj["app_state"] = self.app_state
         if self.created is not None:
@@ -333,9 +342,21 @@ def genesis_from_obj(obj: object, *, source: str = "genesis") -> Genesis:
                            f"(got {_show(created)})")
     app_state = _app_state(source, obj["app_state"], contracts) if "app_state" in obj else None
     genesis = Genesis(chain_id=chain_id, validators=tuple(validators), consensus=ConsensusParams(**params),
-                      contracts=contracts, created=created, app_state=app_state)
+                      contracts=contracts, created=created, reads=_reads(source, chain_id, obj.get("reads", [])),
+                      app_state=app_state)
     check_message_bytes(genesis, source=source)
     return genesis
+
+
+def _reads(source: str, chain_id: str, raw: object) -> tuple[str, ...]:
+    """The "reads" list: chain ids, unique, not the chain itself; sorted."""
+    if not isinstance(raw, list) or not all(isinstance(c, str) and CHAIN_ID_RE.fullmatch(c) for c in raw):
+        raise GenesisError(f"{source}: reads must be an array of chain ids matching [a-z0-9-]{{1,32}} "
+                           f"(got {_show(raw)})")
+    if len(set(raw)) != len(raw) or chain_id in raw:
+        raise GenesisError(f"{source}: reads must name each chain once and never the chain itself "
+                           f"(got {_show(raw)})")
+    return tuple(sorted(raw))
 
 
 def _contracts(source: str, raw: object) -> tuple[ContractRef, ...]:
@@ -468,6 +489,7 @@ def make_genesis(
     *,
     contracts: Iterable[tuple[str, int]] = (),
     created: str | None = None,
+    reads: Iterable[str] = (),
     app_state: Mapping[str, Any] | None = None,
     **params: int,
 ) -> Genesis:
@@ -500,6 +522,8 @@ def make_genesis(
     }
     if created is not None:
         obj["created"] = created
+    if reads:
+        obj["reads"] = list(reads)
     if app_state is not None:
         obj["app_state"] = app_state
     return genesis_from_obj(obj, source="make_genesis")

@@ -15,13 +15,19 @@ Per block:
    block, is DUPLICATE and not executed (Hyperledger Fabric's DUPLICATE_TXID):
    the same id never executes twice. The ledger's tx index keeps pointing at
    the first occurrence;
-3. a write method that declares a role other than ANYONE runs only if its
+3. a chain whose genesis names `reads` first fixes the block's read heights
+   (docs/design.md, "Cross-chain reads"): for each read chain, the larger of
+   the height the proposal's metadata names and the parent block's; they
+   are written under the reserved namespace READS_NAMESPACE (no contract
+   can name it), so the state root covers them, and TxContext.read sees
+   the other chain's state at exactly that height;
+4. a write method that declares a role other than ANYONE runs only if its
    sender's key is registered, active and holds that role in the catalog
    (node.identity.signers; docs/design.md, "Identities and
    permissions"): otherwise FAILED with the message admission would have
    given, so a faulty primary's proposal of a refused transaction changes
    nothing, the same way on every replica;
-4. the tx runs its contract with a TxContext whose get/put/delete see only
+5. the tx runs its contract with a TxContext whose get/put/delete see only
    that contract's namespace, layered over the ledger state plus the writes of
    the earlier successful transactions of this block. An exception, a FAILED
    status or an unknown contract discards the tx's writes (FAILED + message).
@@ -29,7 +35,7 @@ Per block:
    the outcome depends on the bytes alone; MemoryError and RecursionError
    depend on the interpreter and the machine, so they stop the node instead
    of becoming a receipt that another replica might not write;
-5. the block's net writes give the state root (see `state_root`) and the
+6. the block's net writes give the state root (see `state_root`) and the
    header (consensus.block.make_header).
 
 The Executor only reads the ledger; the caller commits the BlockResult with
@@ -39,11 +45,11 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Callable, Iterable, Protocol
+from typing import TYPE_CHECKING, Callable, Iterable, Mapping, Protocol
 
 from consensus.block import BlockHeader, make_header
 from consensus.messages import CommittedBlock, Request
-from node.core.codec import tx_from_request
+from node.core.codec import CodecError, decode_read_heights, tx_from_request
 from node.core.receipts import DUPLICATE, FAILED, MESSAGE_CHARS_MAX, OK, Receipt, StateWrite
 from node.core.tx import Transaction, validate_shape
 from node.identity.signers import CATALOG_CHAIN, permission_refusal
@@ -58,6 +64,9 @@ EMPTY_STATE_ROOT = bytes(32)
 CONTRACT_NAME_BYTES_MAX = 255
 STATE_KEY_BYTES_MAX = 1024
 STATE_VALUE_BYTES_MAX = 1 << 20
+READS_NAMESPACE = "_reads"
+"""State namespace of a block's effective read heights, key chain id, value
+u64: contract names start with [A-Za-z0-9], so no contract can reach it."""
 MACHINE_ERRORS = (MemoryError, RecursionError)
 """Node-local, not properties of a transaction: they stop the node rather
 than become a receipt another replica might not write (crash, don't diverge)."""
@@ -86,6 +95,12 @@ class BlockResult:
 class StateReader(Protocol):
     def state_get(self, contract: str, key: bytes) -> bytes | None: ...
     def has_tx(self, tx_id: bytes) -> bool: ...
+
+
+class VersionedReader(Protocol):
+    """Another chain's ledger, read as of a height (node.ledger.Ledger)."""
+
+    def state_get_at(self, contract: str, key: bytes, height: int) -> bytes | None: ...
 
 
 class Contract(Protocol):
@@ -175,6 +190,8 @@ class TxContext:
         contract: str,
         block_writes: dict[tuple[str, bytes], bytes | None],
         reader: StateReader,
+        read_heights: Mapping[str, int] | None = None,
+        read_sources: Mapping[str, VersionedReader] | None = None,
     ):
         self.chain_id = chain_id
         self.height = height
@@ -185,7 +202,25 @@ class TxContext:
         self.contract = contract
         self._block_writes = block_writes
         self._reader = reader
+        self._read_heights = read_heights or {}
+        self._read_sources = read_sources or {}
         self.writes: dict[bytes, bytes | None] = {}
+
+    def read_height(self, chain_id: str) -> int:
+        """The height at which this block reads `chain_id` (docs/design.md,
+        "Cross-chain reads"); ContractError if the genesis does not name it."""
+        height = self._read_heights.get(chain_id)
+        if height is None:
+            raise ContractError(f"chain {self.chain_id!r} does not read chain {chain_id!r} (genesis reads)")
+        return height
+
+    def read(self, chain_id: str, contract: str, key: bytes) -> bytes | None:
+        """`contract`'s value of `key` on another chain, as of read_height(chain_id)."""
+        height = self.read_height(chain_id)
+        _check_key(key)
+        if not isinstance(contract, str) or not 0 < len(contract.encode()) <= CONTRACT_NAME_BYTES_MAX:
+            raise ContractError(f"bad contract name {contract!r:.80}")
+        return self._read_sources[chain_id].state_get_at(contract, bytes(key), height)
 
     def get(self, key: bytes) -> bytes | None:
         _check_key(key)
@@ -261,6 +296,8 @@ class Executor:
         *,
         decode_tx: Callable[[Request], "Transaction"] = tx_from_request,
         verify_tx: Callable[["Transaction"], bool] | None = None,
+        reads: Iterable[str] = (),
+        read_sources: Mapping[str, VersionedReader] | None = None,
     ):
         self.chain_id = chain_id
         self.registry = registry
@@ -271,6 +308,26 @@ class Executor:
         # Byzantine primary proposed passes a (deterministic) verifier here.
         self._verify_tx = verify_tx
         self._is_catalog = chain_id == CATALOG_CHAIN
+        self.reads = tuple(sorted(reads))  # the genesis "reads"
+        self.read_sources = dict(read_sources or {})  # chain id -> its ledger; set before the first block
+
+    def read_heights(self, block: CommittedBlock) -> dict[str, int]:
+        """The block's effective read heights (docs/design.md, "Cross-chain
+        reads"): per chain of `reads`, max(named in the metadata, the parent
+        block's). Metadata that does not decode names nothing (a null proposal
+        has none); the reads then stay where the parent left them, so they
+        never go back. The ledger's state is the parent's when it is asked."""
+        if not self.reads:
+            return {}
+        try:
+            named = decode_read_heights(block.proposal.metadata) if block.proposal.metadata else {}
+        except CodecError:
+            named = {}
+        out = {}
+        for chain in self.reads:
+            parent = self.ledger.state_get(READS_NAMESPACE, chain.encode())
+            out[chain] = max(named.get(chain, 0), int.from_bytes(parent, "big") if parent else 0)
+        return out
 
     def execute_block(self, block: CommittedBlock, parent_header: BlockHeader | None) -> BlockResult:
         proposal = block.proposal
@@ -284,6 +341,14 @@ class Executor:
         timestamp_ms = max(proposal.timestamp_ms, parent_header.timestamp_ms if parent_header else 0)
 
         block_writes: dict[tuple[str, bytes], bytes | None] = {}
+        read_heights = self.read_heights(block)
+        missing = [chain for chain in read_heights if chain not in self.read_sources]
+        if missing:
+            raise ExecutionError(f"chain {self.chain_id!r} reads {missing}, whose ledgers were not given")
+        for chain, h in read_heights.items():  # recorded where they moved: the state root covers them
+            value = h.to_bytes(8, "big")
+            if self.ledger.state_get(READS_NAMESPACE, chain.encode()) != value:
+                block_writes[(READS_NAMESPACE, chain.encode())] = value
         seen: set[bytes] = set()  # membership only, never iterated
         receipts: list[Receipt] = []
         for index, request in enumerate(proposal.requests):
@@ -294,7 +359,8 @@ class Executor:
                 ))
                 continue
             seen.add(request.id)
-            status, message, output, writes = self._run(request, height, index, timestamp_ms, block_writes)
+            status, message, output, writes = self._run(request, height, index, timestamp_ms, block_writes,
+                                                        read_heights)
             if status == OK:
                 block_writes.update(writes)
             receipts.append(Receipt(
@@ -316,6 +382,7 @@ class Executor:
         index: int,
         timestamp_ms: int,
         block_writes: dict[tuple[str, bytes], bytes | None],
+        read_heights: Mapping[str, int],
     ) -> tuple[str, str, bytes, dict[tuple[str, bytes], bytes | None]]:
         try:
             tx = self._decode_tx(request)
@@ -338,6 +405,7 @@ class Executor:
             chain_id=self.chain_id, height=height, index=index, timestamp_ms=timestamp_ms,
             tx_id=request.id, sender=tx.sender, contract=contract.name,
             block_writes=block_writes, reader=self.ledger,
+            read_heights=read_heights, read_sources=self.read_sources,
         )
         role = (getattr(contract, "methods", None) or {}).get(tx.method)
         try:
@@ -370,8 +438,9 @@ class Executor:
                 value = block_writes.get((contract, key), _ABSENT)
                 return self.ledger.state_get(contract, key) if value is _ABSENT else value  # type: ignore[return-value]
             return before
-        read = getattr(ctx, "read", None)  # TxContext.read(chain_id, contract, key), where this build has it
-        return (lambda contract, key: read(CATALOG_CHAIN, contract, key)) if read is not None else None
+        if CATALOG_CHAIN not in self.reads:  # a chain whose genesis does not read the catalog: no view of it
+            return None
+        return lambda contract, key: ctx.read(CATALOG_CHAIN, contract, key)
 
 
 def _describe(exc: Exception) -> str:

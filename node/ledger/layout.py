@@ -11,6 +11,9 @@ order is height order and a range over heights is a plain iterator:
     T<tx id>                  -> u64 height + u32 index of its first (non-DUPLICATE) occurrence
     R<u64 height><u32 index>  receipt of every transaction, DUPLICATEs included
     S<u8 len><contract><key>  application state, one namespace per contract
+    V<u8 len><contract><u32 len><key><u64 height>
+                              state version: 1 + value, or 0 (deleted), as block `height` wrote it
+                              (docs/design.md, "Cross-chain reads")
     P<record key>             consensus durable record (Ready.persist)
     C<u64 seq>                stable checkpoint (with its 2f+1 proof) per checkpoint seq
 
@@ -31,6 +34,7 @@ HASH = b"h"
 TX = b"T"
 RECEIPT = b"R"
 STATE = b"S"
+VERSION = b"V"
 RECORD = b"P"
 CHECKPOINT = b"C"
 
@@ -73,6 +77,12 @@ def state_key(contract: str, state_key_in_contract: bytes) -> bytes:
     if not 0 < len(name) < 256:
         raise ValueError(f"bad contract name {contract!r}")
     return STATE + bytes([len(name)]) + name + state_key_in_contract
+
+
+def version_prefix(contract: str, state_key_in_contract: bytes) -> bytes:
+    """V<u8 len><contract><u32 len><key>: every version of one state key; u64(height) follows."""
+    return (VERSION + state_key(contract, b"")[1:] + len(state_key_in_contract).to_bytes(4, "big")
+            + state_key_in_contract)
 
 
 def record_key(record: RecordKey) -> bytes:

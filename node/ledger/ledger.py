@@ -3,7 +3,7 @@ and the consensus core's durable records, in one LevelDB directory.
 
 The key layout is node/ledger/layout.py's.
 
-Everything one block changes (B, H, h, T, R, S and the tip) is written in a
+Everything one block changes (B, H, h, T, R, S, V and the tip) is written in a
 single write_batch(sync=True): after a crash (kill -9, power loss) a block is
 either entirely there or entirely absent, and the tip never points past it.
 A block is appended only if it extends the tip: its parent hash and its
@@ -27,8 +27,10 @@ from node.ledger.layout import state_key
 from node.ledger.storage import Storage, StorageCorrupt, StorageError, from_u64, u64
 
 # 2: META_SYNC holds the sync counter of the promise record; 3: certificates
-# and headers hold the link (docs/design.md, "Block binding")
-FORMAT_VERSION = 3
+# and headers hold the link (docs/design.md, "Block binding"); 4: proposal
+# digests cover the metadata, and state versions (V) are kept (docs/design.md,
+# "Cross-chain reads")
+FORMAT_VERSION = 4
 
 RESTORED_HASHES_MAX = 1024  # recent block hashes a restarted replica may vote checkpoints for
 
@@ -120,9 +122,7 @@ class Ledger:
                 b.put(L.META_CHAIN, self.chain_id.encode())
                 b.put(L.META_GENESIS, self.genesis_hash)
                 b.put(L.META_FORMAT, u64(FORMAT_VERSION))
-                for contract, key_in_contract, value in initial_state:
-                    if value is not None:
-                        b.put(state_key(contract, key_in_contract), value)
+                _write_state(b, initial_state, 0)  # the state as of height 0 for cross-chain reads too
             return
         if stored_chain is None or stored_genesis is None:
             raise StorageCorrupt(f"{self.path}: genesis pin is missing or incomplete; data dir is corrupt")
@@ -187,12 +187,7 @@ class Ledger:
                 b.put(L.receipt_key(location), codec.encode_receipt(receipt))
                 if receipt.status != DUPLICATE:  # the index keeps the first occurrence
                     b.put(L.TX + receipt.tx_id, location)
-            for contract, key_in_contract, value in state_writes:
-                k = state_key(contract, key_in_contract)
-                if value is None:
-                    b.delete(k)
-                else:
-                    b.put(k, value)
+            _write_state(b, state_writes, height)
             b.put(L.META_TIP, u64(height))
         self._height = height
         self._tip_header = header
@@ -277,6 +272,17 @@ class Ledger:
     def state_get(self, contract: str, key_in_contract: bytes) -> bytes | None:
         return self._db.get(state_key(contract, key_in_contract))
 
+    def state_get_at(self, contract: str, key_in_contract: bytes, height: int) -> bytes | None:
+        """The value as of block `height` (at most the tip): the latest write
+        at or below it, None if there is none or it deleted the key
+        (docs/design.md, "Cross-chain reads")."""
+        if not 0 <= height <= self._height:
+            raise LedgerError(f"{self.chain_id}: state at height {height} asked, the tip is {self._height}")
+        prefix = L.version_prefix(contract, key_in_contract)
+        for _, value in self._db.scan(prefix, stop=prefix + u64(height + 1), reverse=True):
+            return value[1:] if value[:1] == b"\x01" else None
+        return None
+
     def snapshot(self):
         """The store as it is now (a LevelDB snapshot): later writes do not
         show, reads verify checksums and report damage like the ledger's."""
@@ -355,6 +361,19 @@ class Ledger:
             executed_link=self._tip_header.link if self._tip_header else b"",
             executed_hashes={h: self.header(h).hash for h in range(first, self._height + 1)},
         )
+
+
+def _write_state(batch, writes: Iterable[StateWrite], height: int) -> None:
+    """State writes of block `height` (0: the genesis app state): the current
+    value and its version at that height (docs/design.md, "Cross-chain reads")."""
+    for contract, key_in_contract, value in writes:
+        k = state_key(contract, key_in_contract)
+        if value is None:
+            batch.delete(k)
+        else:
+            batch.put(k, value)
+        version = b"\x00" if value is None else b"\x01" + value
+        batch.put(L.version_prefix(contract, key_in_contract) + u64(height), version)
 
 
 def repair_hint(path: str, chain_id: str) -> str:

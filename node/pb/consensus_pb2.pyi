@@ -15,18 +15,33 @@ class Request(_message.Message):
     def __init__(self, id: _Optional[bytes] = ..., body: _Optional[bytes] = ...) -> None: ...
 
 class Proposal(_message.Message):
-    __slots__ = ("chain_id", "seq", "proposer", "timestamp_ms", "requests")
+    __slots__ = ("chain_id", "seq", "proposer", "timestamp_ms", "requests", "metadata")
     CHAIN_ID_FIELD_NUMBER: _ClassVar[int]
     SEQ_FIELD_NUMBER: _ClassVar[int]
     PROPOSER_FIELD_NUMBER: _ClassVar[int]
     TIMESTAMP_MS_FIELD_NUMBER: _ClassVar[int]
     REQUESTS_FIELD_NUMBER: _ClassVar[int]
+    METADATA_FIELD_NUMBER: _ClassVar[int]
     chain_id: str
     seq: int
     proposer: int
     timestamp_ms: int
     requests: _containers.RepeatedCompositeFieldContainer[Request]
-    def __init__(self, chain_id: _Optional[str] = ..., seq: _Optional[int] = ..., proposer: _Optional[int] = ..., timestamp_ms: _Optional[int] = ..., requests: _Optional[_Iterable[_Union[Request, _Mapping]]] = ...) -> None: ...
+    metadata: bytes
+    def __init__(self, chain_id: _Optional[str] = ..., seq: _Optional[int] = ..., proposer: _Optional[int] = ..., timestamp_ms: _Optional[int] = ..., requests: _Optional[_Iterable[_Union[Request, _Mapping]]] = ..., metadata: _Optional[bytes] = ...) -> None: ...
+
+class ReadHeights(_message.Message):
+    __slots__ = ("entries",)
+    class Entry(_message.Message):
+        __slots__ = ("chain_id", "height")
+        CHAIN_ID_FIELD_NUMBER: _ClassVar[int]
+        HEIGHT_FIELD_NUMBER: _ClassVar[int]
+        chain_id: str
+        height: int
+        def __init__(self, chain_id: _Optional[str] = ..., height: _Optional[int] = ...) -> None: ...
+    ENTRIES_FIELD_NUMBER: _ClassVar[int]
+    entries: _containers.RepeatedCompositeFieldContainer[ReadHeights.Entry]
+    def __init__(self, entries: _Optional[_Iterable[_Union[ReadHeights.Entry, _Mapping]]] = ...) -> None: ...
 
 class PrePrepare(_message.Message):
     __slots__ = ("chain_id", "view", "seq", "digest", "proposal", "replica", "signature")

@@ -40,8 +40,10 @@ class Cluster:
     this harness's ledger, as the node does; by default a replica remembers
     committed request ids itself (and forgets them on restart)."""
 
-    def __init__(self, n: int = 4, *, ledger_dedup: bool = False, **params) -> None:
+    def __init__(self, n: int = 4, *, ledger_dedup: bool = False, metadata=None, **params) -> None:
         self.n = n
+        # metadata(i) -> (propose_metadata, check_metadata) injected into replica i, or None
+        self.metadata = metadata or (lambda i: (None, None))
         self.params = params
         self.ledger_dedup = ledger_dedup
         self.ledger_ids: list[set[bytes]] = [set() for _ in range(n)]
@@ -61,7 +63,9 @@ class Cluster:
     def _make(self, i: int, restored: ev.RestoredState | None = None) -> Replica:
         cfg = ReplicaConfig(chain_id=CHAIN, validators=self.n, replica=i, **self.params)
         is_committed = self.ledger_ids[i].__contains__ if self.ledger_dedup else None
-        return Replica(cfg, KeyedHashSigner(i), KeyedHashVerifier(), is_committed=is_committed, restored=restored)
+        propose, check = self.metadata(i)
+        return Replica(cfg, KeyedHashSigner(i), KeyedHashVerifier(), is_committed=is_committed, restored=restored,
+                       propose_metadata=propose, check_metadata=check)
 
     def handle(self, i: int, ready: ev.Ready) -> None:
         if ready.diverged:  # the node's shell fail-stops: nothing of this Ready is persisted or sent

@@ -514,12 +514,12 @@ def test_submit_answers_permission_denied_and_forgeries_unauthenticated(cat) -> 
         (grpc.StatusCode.UNAUTHENTICATED, "signature does not match sender key and transaction content")]
 
 
-def test_another_chain_checks_roles_through_its_cross_chain_read(tmp_path, monkeypatch) -> None:
-    """On a chain other than the catalog, execution reads the catalog through
-    TxContext.read(chain_id, contract, key): without it every role but
-    anyone is refused; with it (a fake reader here) the catalog decides."""
+def test_another_chain_checks_roles_through_its_cross_chain_read(cat, tmp_path) -> None:
+    """On a chain other than the catalog, execution reads the catalog at the
+    height its block pins (TxContext.read); a chain whose genesis does not
+    read the catalog refuses every role but anyone."""
     from node.contracts.base import MethodContract, method
-    from node.ledger.execution import ContractRegistry, TxContext
+    from node.ledger.execution import ContractRegistry
 
     class Certs(MethodContract):
         name, version = "certs", 1
@@ -529,28 +529,40 @@ def test_another_chain_checks_roles_through_its_cross_chain_read(tmp_path, monke
             ctx.put(b"c", b"1")
 
     issuer = key("issuer")
-    catalog_state = {("catalog", b"key/" + hexkey(issuer).encode()): json.dumps(
-        {"department": "x", "roles": ["issuer"], "status": "active", "since": 3, "revoked_at": None}).encode()}
-    ledger = open_ledger(str(tmp_path / "certs"), "certs", bytes(32))
+    cat.approve_all(propose(cat, GOV["a"], {"type": "register_department", "id": "x", "name": "X",
+                                            "validator": False, "roles": ["issuer"]}))
+    cat.approve_all(propose(cat, GOV["a"], add_key_change("x", issuer, ["issuer"])))
+    registered_at = cat.ledger.height
+
+    def run(executor, ledger, signer, read_height):
+        t = sign_transaction(signer, chain_id="certs", nonce=next(_nonce), contract="certs", method="issue",
+                             payload=b"{}")
+        seq = ledger.height + 1
+        proposal = m.Proposal(chain_id="certs", seq=seq, proposer=0, timestamp_ms=seq,
+                              requests=(codec.request_from_tx(t),),
+                              metadata=codec.encode_read_heights({"catalog": read_height}) if executor.reads else b"")
+        link = m.next_link(ledger.tip_link, proposal.digest)
+        cert = m.CommitCertificate(chain_id="certs", view=0, seq=seq, digest=proposal.digest, link=link, commits=())
+        block = m.CommittedBlock(proposal=proposal, certificate=cert)
+        result = executor.execute_block(block, ledger.tip_header)
+        ledger.commit_block(block, result.header, result.receipts, result.state_writes)
+        return result.receipts[0].status, result.receipts[0].message
+
+    lone = open_ledger(str(tmp_path / "lone"), "certs", bytes(32))
+    reader = open_ledger(str(tmp_path / "reader"), "certs", bytes(32))
     try:
-        executor = Executor("certs", ContractRegistry([Certs()]), ledger)
-
-        def run(signer):
-            t = sign_transaction(signer, chain_id="certs", nonce=next(_nonce), contract="certs", method="issue",
-                                 payload=b"{}")
-            proposal = m.Proposal(chain_id="certs", seq=1, proposer=0, timestamp_ms=1,
-                                  requests=(codec.request_from_tx(t),))
-            cert = m.CommitCertificate(chain_id="certs", view=0, seq=1, digest=proposal.digest, link=b"l" * 32,
-                                       commits=())
-            r = executor.execute_block(m.CommittedBlock(proposal=proposal, certificate=cert), None).receipts[0]
-            return r.status, r.message
-
-        assert run(issuer) == (FAILED, "permission denied: certs.issue needs role 'issuer', and the catalog chain "
-                                       "cannot be read here")
-        monkeypatch.setattr(TxContext, "read", lambda self, chain, contract, k: catalog_state.get((contract, k))
-                            if chain == "catalog" else None, raising=False)
-        assert run(issuer) == (OK, "")
-        assert run(STRANGER) == (FAILED, f"permission denied: certs.issue needs role 'issuer'; key "
-                                         f"{hexkey(STRANGER)[:16]} is not registered in the catalog")
+        alone = Executor("certs", ContractRegistry([Certs()]), lone)
+        assert run(alone, lone, issuer, 0) == (
+            FAILED, "permission denied: certs.issue needs role 'issuer', and the catalog chain cannot be read here")
+        reads = Executor("certs", ContractRegistry([Certs()]), reader, reads=("catalog",),
+                         read_sources={"catalog": cat.ledger})
+        assert run(reads, reader, issuer, registered_at - 1) == (  # pinned before the key was added
+            FAILED, f"permission denied: certs.issue needs role 'issuer'; key {hexkey(issuer)[:16]} is not "
+                    f"registered in the catalog")
+        assert run(reads, reader, issuer, registered_at) == (OK, "")
+        assert run(reads, reader, SERVICE["a"], registered_at) == (
+            FAILED, f"permission denied: certs.issue needs role 'issuer'; key {hexkey(SERVICE['a'])[:16]} of a "
+                    f"has roles [provider, requester]")  # its record: the genesis app state, version 0
     finally:
-        ledger.close()
+        lone.close()
+        reader.close()

@@ -43,7 +43,7 @@ def tuples(strategy, max_size=3):
 
 requests = st.builds(m.Request, id=digest, body=st.binary(max_size=48))
 proposals = st.builds(m.Proposal, chain_id=chain_id, seq=u63, proposer=u32, timestamp_ms=u63,
-                      requests=tuples(requests))
+                      requests=tuples(requests), metadata=st.binary(max_size=40))
 vote = dict(chain_id=chain_id, view=u63, seq=u63, digest=digest, replica=u32, signature=signature)
 pre_prepares = st.builds(m.PrePrepare, proposal=proposals, **vote)
 pre_prepare_headers = st.builds(m.PrePrepare, proposal=st.none(), **vote)  # in certificates and NewViews
@@ -301,6 +301,7 @@ def _pp_pb(**overrides) -> consensus_pb2.PrePrepare:
     (dict(proposal=None), "proposal: missing"),
     (dict(proposal__timestamp_ms=1 << 63), "proposal.timestamp_ms"),
     (dict(proposal__requests__0__id=b"short"), "proposal.requests[0].id"),
+    (dict(proposal__metadata=bytes(1025)), "proposal.metadata: 1025 bytes, more than 1024"),
 ])
 def test_codec_decode_rejects_malformed_fields_with_path(overrides, words):
     data = consensus_pb2.ConsensusMessage(pre_prepare=_pp_pb(**overrides)).SerializeToString()
@@ -458,3 +459,31 @@ def test_codec_corrupted_transactions_decode_or_raise_codec_error(changes):
     original = _tx()
     assert tx.id == original.id
     assert dataclasses.replace(tx, signature=b"") == dataclasses.replace(original, signature=b"")
+
+
+# ---- cross-chain read heights (docs/design.md, "Cross-chain reads") ----------------------
+
+def test_codec_read_heights_round_trip_sorted_and_canonical():
+    data = codec.encode_read_heights({"zeta": 3, "catalog": 0, "alpha": 1 << 40})
+    assert codec.decode_read_heights(data) == {"alpha": 1 << 40, "catalog": 0, "zeta": 3}
+    assert list(codec.decode_read_heights(data)) == ["alpha", "catalog", "zeta"]
+    assert codec.decode_read_heights(b"") == {}
+
+
+@pytest.mark.parametrize("entries, words", [
+    ([("b", 1), ("a", 1)], "not above the previous"),
+    ([("a", 1), ("a", 2)], "not above the previous"),
+    ([("", 1)], "chain_id: empty"),
+    ([("a", 1 << 63)], "height"),
+])
+def test_codec_read_heights_rejects_unsorted_duplicate_or_out_of_range(entries, words):
+    pb = consensus_pb2.ReadHeights(entries=[consensus_pb2.ReadHeights.Entry(chain_id=c, height=h)
+                                            for c, h in entries])
+    with pytest.raises(CodecError, match=words):
+        codec.decode_read_heights(pb.SerializeToString(deterministic=True))
+
+
+def test_codec_read_heights_rejects_a_non_canonical_encoding():
+    data = codec.encode_read_heights({"a": 1})
+    with pytest.raises(CodecError, match="canonical"):
+        codec.decode_read_heights(data + b"\x10\x05")  # an unknown field appended

@@ -335,7 +335,10 @@ def test_hashes_match_the_formulas_documented_in_consensus_proto(chain):
     assert p.tx_root == level[0] == header.tx_root
     assert m.Proposal(chain_id=CHAIN, seq=3, proposer=0, timestamp_ms=0).tx_root == sha(b"")
     assert p.digest == sha(b"govchain:v1:proposal:" + CHAIN.encode() + u(p.seq, 8) + u(p.proposer, 4)
-                           + u(p.timestamp_ms, 8) + p.tx_root) == header.proposal_digest
+                           + u(p.timestamp_ms, 8) + p.tx_root + u(0, 4)) == header.proposal_digest
+    with_metadata = m.Proposal(chain_id=CHAIN, seq=3, proposer=1, timestamp_ms=5, metadata=b"md")
+    assert with_metadata.digest == sha(b"govchain:v1:proposal:" + CHAIN.encode() + u(3, 8) + u(1, 4) + u(5, 8)
+                                       + sha(b"") + u(2, 4) + b"md")
 
     writes = b"govchain:v1:writes:"
     for key, value in ((b"a", b"1"), (b"b", b"2"), (b"gone", None)):
@@ -346,3 +349,68 @@ def test_hashes_match_the_formulas_documented_in_consensus_proto(chain):
     assert header.hash == sha(b"govchain:v1:block:" + u(len(CHAIN), 2) + CHAIN.encode() + u(2, 8) + parent.hash
                               + u(p.proposer, 4) + u(header.timestamp_ms, 8) + header.tx_root + header.state_root
                               + header.proposal_digest + header.link)
+
+
+# ---- cross-chain reads (docs/design.md, "Cross-chain reads") ---------------------------------
+
+class _Versions:
+    """Another chain's versioned state: (contract, key) -> [(height, value)]."""
+
+    def __init__(self, writes):
+        self.writes = writes
+
+    def state_get_at(self, contract, key, height):
+        found = [v for h, v in self.writes.get((contract, key), []) if h <= height]
+        return found[-1] if found else None
+
+
+def _reads_chain(tmp_path, reads=("catalog",)):
+    from tests.readtest_contract import ReadTestContract
+    source = _Versions({("kv", b"k"): [(2, b"two"), (5, None), (7, b"seven")]})
+    registry = ContractRegistry([ReadTestContract()])
+    return Chain(tmp_path / "r", registry, reads=reads, read_sources={c: source for c in reads})
+
+
+def _run_with_metadata(chain, metadata: bytes, *requests):
+    proposal = m.Proposal(chain_id=CHAIN, seq=chain.ledger.height + 1, proposer=0,
+                          timestamp_ms=1_000 * (chain.ledger.height + 1), requests=tuple(requests), metadata=metadata)
+    link = m.next_link(chain.ledger.tip_link, proposal.digest)
+    commit = m.Commit(chain_id=CHAIN, view=0, seq=proposal.seq, digest=proposal.digest, link=link, replica=0,
+                      signature=b"s" * 64)
+    b = m.CommittedBlock(proposal=proposal, certificate=m.CommitCertificate(
+        chain_id=CHAIN, view=0, seq=proposal.seq, digest=proposal.digest, link=link, commits=(commit,)))
+    result = chain.executor.execute_block(b, chain.ledger.tip_header)
+    chain.ledger.commit_block(b, result.header, result.receipts, result.state_writes)
+    return result
+
+
+def test_executor_reads_another_chain_at_the_blocks_effective_height_which_never_goes_back(tmp_path):
+    from node.ledger.execution import READS_NAMESPACE
+    chain = _reads_chain(tmp_path)
+    heights = lambda h: codec.encode_read_heights({"catalog": h})  # noqa: E731
+    copy = lambda: tx("copy", contract="readtest", chain="catalog", key="k")  # noqa: E731
+    got = []
+    for metadata in (heights(3), heights(1), b"", heights(6), b"garbage", heights(9)):
+        result = _run_with_metadata(chain, metadata, copy())
+        got.append(json.loads(result.receipts[0].output))
+        assert chain.ledger.state_get(READS_NAMESPACE, b"catalog") == got[-1]["height"].to_bytes(8, "big")
+    # named 3, then 1 (stays 3), none (stays), 6, garbage (stays), 9
+    assert [g["height"] for g in got] == [3, 3, 3, 6, 6, 9]
+    assert [g["value"] for g in got] == ["two", "two", "two", None, None, "seven"]
+    # the effective heights are state: written where they moved, so the state root covers them
+    assert chain.ledger.state_get_at(READS_NAMESPACE, b"catalog", 2) == (3).to_bytes(8, "big")
+
+
+def test_executor_read_of_a_chain_not_in_reads_fails_the_transaction(tmp_path):
+    chain = _reads_chain(tmp_path)
+    result = _run_with_metadata(chain, codec.encode_read_heights({"catalog": 1}),
+                                tx("copy", contract="readtest", chain="identity", key="k"))
+    assert statuses(result) == [FAILED] and "does not read chain 'identity'" in result.receipts[0].message
+
+
+def test_executor_chain_without_reads_ignores_metadata_and_refuses_reads(tmp_path):
+    from tests.readtest_contract import ReadTestContract
+    chain = Chain(tmp_path / "n", ContractRegistry([ReadTestContract()]))
+    result = _run_with_metadata(chain, codec.encode_read_heights({"catalog": 1}),
+                                tx("copy", contract="readtest", chain="catalog", key="k"))
+    assert statuses(result) == [FAILED] and result.state_writes == ()

@@ -83,6 +83,7 @@ def test_genesis_hash_is_sha256_of_canonical_json_and_pinned() -> None:
     lambda o: o["validators"][0].update(address="127.0.0.1:7101"),
     lambda o: o.update(contracts=[{"name": "kv", "version": 1}]),  # the code the chain runs
     lambda o: o.update(contracts=[{"name": "kv", "version": 2}]),
+    lambda o: o.update(reads=["identity"]),  # docs/design.md, "Cross-chain reads"
 ])
 def test_genesis_hash_changes_with_meaning(change) -> None:
     base = genesis_obj()
@@ -252,3 +253,18 @@ def test_genesis_write_is_readable_json(tmp_path) -> None:
     assert obj["chain_id"] == "catalog" and len(obj["validators"]) == 2
     assert "created" not in obj
     assert sorted(p.name for p in tmp_path.iterdir()) == ["catalog.json"]  # no temp files left
+
+
+def test_genesis_reads_are_sorted_unique_never_itself_and_omitted_when_empty() -> None:
+    """docs/design.md, "Genesis" and "Cross-chain reads"."""
+    a = make_genesis("authn", validators(), reads=["identity", "catalog"])
+    b = make_genesis("authn", validators(), reads=["catalog", "identity"])
+    assert a.reads == ("catalog", "identity") and a.hash == b.hash
+    assert a.to_json_obj()["reads"] == ["catalog", "identity"]
+    plain = make_genesis("authn", validators())
+    assert plain.reads == () and "reads" not in plain.to_json_obj()  # existing chains keep their hash
+    assert genesis_from_obj(genesis_obj(reads=[])).hash == genesis_from_obj(genesis_obj()).hash
+    for bad, words in ((["catalog"], "never the chain itself"), (["x", "x"], "each chain once"),
+                       (["Bad_Name"], "chain ids"), ("catalog", "array")):
+        with pytest.raises(GenesisError, match=words):
+            genesis_from_obj(genesis_obj(reads=bad))

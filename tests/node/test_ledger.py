@@ -238,3 +238,29 @@ def test_ledger_committed_data_survives_kill_without_close(tmp_path):
         assert ledger.restored_state().executed_hashes[3] == ledger.header(3).hash
         commit_blocks(ledger, 1)  # and the chain goes on from there
         assert ledger.height == 4
+
+
+def _commit_writes(ledger, writes) -> None:
+    seq = ledger.height + 1
+    block = committed_block(seq, below=ledger.tip_link)
+    parent = ledger.tip_header
+    header = make_header(block, parent, state_root(parent.state_root if parent else EMPTY_STATE_ROOT, writes))
+    ledger.commit_block(block, header, [], writes)
+
+
+def test_ledger_state_get_at_reads_the_latest_write_at_or_below_a_height(tmp_path):
+    """docs/design.md, "Cross-chain reads": state as of any height, tombstones
+    included; a key that is a prefix of another keeps its own versions."""
+    with open_ledger(tmp_path / "c", CHAIN, GENESIS) as ledger:
+        _commit_writes(ledger, (("kv", b"a", b"1"), ("kv", b"ab", b"x")))  # 1
+        _commit_writes(ledger, ())  # 2
+        _commit_writes(ledger, (("kv", b"a", b"3"),))  # 3
+        _commit_writes(ledger, (("kv", b"a", None), ("other", b"a", b"o")))  # 4
+        _commit_writes(ledger, (("kv", b"a", b"5"),))  # 5
+        got = [ledger.state_get_at("kv", b"a", h) for h in range(6)]
+        assert got == [None, b"1", b"1", b"3", None, b"5"]
+        assert [ledger.state_get_at("kv", b"ab", h) for h in (0, 1, 5)] == [None, b"x", b"x"]
+        assert ledger.state_get_at("other", b"a", 3) is None and ledger.state_get_at("other", b"a", 4) == b"o"
+        assert ledger.state_get_at("kv", b"zz", 5) is None
+        with pytest.raises(LedgerError, match="tip is 5"):
+            ledger.state_get_at("kv", b"a", 6)
