@@ -303,7 +303,10 @@ class Node:
         peer_pb2_grpc.add_PeerServicer_to_server(PeerService(self._deliver), peer)
         self._listen(peer, cfg.peer_listen, self._tls and self._tls.server_credentials(True))
         client = self._server()
-        services = [name for register in CLIENT_PORT_SERVICES if (name := register(self, client)) is not None]
+        try:
+            services = [name for register in CLIENT_PORT_SERVICES if (name := register(self, client)) is not None]
+        except KeyFileError as exc:  # a service's key file (e.g. [identity] oprf_key_file)
+            raise StartupError(str(exc)) from exc
         health_pb2_grpc.add_HealthServicer_to_server(self._health, client)
         reflection.enable_server_reflection(
             (*services, health_pb2.DESCRIPTOR.services_by_name["Health"].full_name, reflection.SERVICE_NAME), client)

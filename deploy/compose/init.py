@@ -8,19 +8,21 @@ Layout of DIR (committed: <department>/node.toml; created here: the rest)::
 
     <department>/node.toml   the node config (read: department, peer port, chains)
     <department>/node.key    Ed25519 private key, mode 0600 (never overwritten)
-    <department>/governance.key, service.key  its officer keys on the catalog chain (0600,
-                             kept on this host: the nodes never read them; see
-                             node.tools.localnet.catalog_section)
     <department>/tls.crt     its TLS certificate, bound to node.key (`govchain tls cert`)
     <department>/tls.key     its TLS key, mode 0600
     <department>/ca.crt      a copy of the network CA certificate
     tls/ca.crt, tls/ca.key   the network CA (keep ca.key offline once the certificates exist)
     tls/client.crt, .key     a client certificate for operators' tools
-    genesis/<chain>.json     one genesis per chain, validators in DEPARTMENTS order
+    genesis/<chain>.json     one genesis per chain, sealed: signed by every department
+    ceremony/<department>/   officer.key (governance, 0600), app.key (its other roles, 0600),
+                             <department>.department.json, <department>.signatures.json
 
 This does what `govchain keys generate --out <department>/node.key` per
-department followed by node.core.genesis.make_genesis with the printed public keys
-would do. Each validator's address is where the other nodes dial it:
+department followed by the founding ceremony would do (README, "Founding a
+network"; node/tools/ceremony.py): `govchain genesis department` per
+department, `genesis assemble`, `genesis sign` per department, `genesis
+seal`. The officer keys sign the genesis and never reach a node (no volume
+mounts ceremony/). Each validator's address is where the other nodes dial it:
 
     compose     <department>:<peer port>                  (compose service name)
     kubernetes  <department>-0.<department>-peer:<peer port>  (StatefulSet pod
@@ -31,8 +33,8 @@ Each certificate names the department, the host names it is reached at
 client ports).
 
 Re-running is safe: existing keys and certificates are reused, and an existing genesis file is
-left alone when it is identical and refused when it differs (a genesis is the
-identity of a chain: changing it means a new chain, so delete the old file and
+kept (and signed again, to the same bytes) when it is the same genesis and
+refused when it differs (a genesis is the identity of a chain: changing it means a new chain, so delete the old file and
 the nodes' data volumes deliberately). Needs the govchain package (run it
 with the project's venv).
 """
@@ -44,7 +46,7 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 DEPLOY = HERE.parent
-# Replica order = order of validators in every genesis; part of the chain identity.
+# The departments; `genesis assemble` orders the validators by id (the replica order).
 DEPARTMENTS = ("housing-registry", "power-company", "public-security", "market-regulation")
 PLATFORMS = {
     "compose": (HERE, "{department}:{port}"),
@@ -68,9 +70,6 @@ def init(directory: Path, platform: str, departments: tuple[str, ...] = DEPARTME
          log=print) -> dict[str, str]:
     """Create keys and genesis files under `directory`; returns {department: public key hex}."""
     from node.core.config import ConfigError, load_config
-    from node.contracts import platform_contracts
-    from node.tools.localnet import DEPARTMENTS as NAMES, app_state_for
-    from node.core.genesis import GenesisError, load_genesis, make_genesis, write_genesis
     from node.core.keys import KeyFileError, generate_key_file, load_signing_key, public_key_hex
 
     directory = Path(directory)
@@ -107,29 +106,30 @@ def init(directory: Path, platform: str, departments: tuple[str, ...] = DEPARTME
         keys[department] = public_key_hex(key)
         signing_keys[department] = key
     tls_material(directory, platform, signing_keys, configs, log)
-
-    genesis_dir = directory / "genesis"
-    genesis_dir.mkdir(parents=True, exist_ok=True)
-    validators = [(d, keys[d], peer_address(platform, d, configs[d].peer_listen.port)) for d in departments]
-    officers = [(d, dict(NAMES).get(d, d), directory / d) for d in departments]
-    for chain_id in chains:
-        contracts = platform_contracts(chain_id)
-        genesis = make_genesis(chain_id, validators, contracts=contracts, app_state=app_state_for(contracts, officers))
-        path = genesis_dir / f"{chain_id}.json"
-        if path.exists():
-            try:
-                existing = load_genesis(path)
-            except GenesisError as exc:
-                raise InitError(f"{exc}; delete it to create a new one") from None
-            if existing.hash != genesis.hash:
-                raise InitError(f"{path} exists and differs from the one these keys and addresses give; "
-                                f"a new genesis is a new chain: delete {path} (and the nodes' data) "
-                                f"to start over")
-            log(f"{path}: unchanged")
-            continue
-        write_genesis(path, genesis)
-        log(f"{path}: written (hash {genesis.hash_hex[:16]}...)")
+    found(directory, platform, departments, configs, chains, log)
     return keys
+
+
+def found(directory: Path, platform: str, departments: tuple[str, ...], configs: dict, chains: list[str],
+          log) -> None:
+    """The founding ceremony, every department's part played here: department files, assemble, sign, seal."""
+    from node.core.genesis import GenesisError
+    from node.tools import ceremony
+    from node.tools.localnet import department_file, sign_and_seal
+
+    homes = {d: directory / "ceremony" / d for d in departments}
+    try:
+        files = [department_file(d, configs[d].display_name, homes[d], directory / d / "node.key",
+                                 peer_address(platform, d, configs[d].peer_listen.port), directory / d / "tls.crt")
+                 for d in departments]
+        geneses, warnings = ceremony.assemble([ceremony.read_department(f) for f in files], chains)
+        for note in [*ceremony.write_assembled(geneses, directory / "genesis"), *warnings]:
+            log(note)
+        for chain, genesis in sign_and_seal(directory / "genesis", homes).items():
+            log(f"genesis/{chain}.json: sealed by {len(genesis.signatures)} departments "
+                f"(hash {genesis.hash_hex[:16]}...)")
+    except GenesisError as exc:
+        raise InitError(str(exc)) from None
 
 
 def tls_material(directory: Path, platform: str, signing_keys: dict, configs: dict, log) -> None:

@@ -36,9 +36,22 @@ PLATFORM_CONTRACTS: dict[str, tuple[tuple[str, int], ...]] = {
     # A sub-chain names no contract until its own exists: a chain without
     # contracts refuses every transaction, where the open kv store would let
     # anyone overwrite anything (docs/design.md, "Contracts").
-    "catalog": (("catalog", 1),), "item": (), "authn": (), "authz": (), "cert": (),
+    "catalog": (("catalog", 1),), "item": (), "authz": (),
+    "authn": (("authn", 1),), "cert": (("cert", 1),),  # identity service events; certificates
     "demo": OPEN_CONTRACTS,  # load tests and the demo: the open key-value store, on purpose
 }
+
+
+# The chains whose contracts read another chain's state (genesis "reads"): authn and cert
+# find their signers' departments on the catalog chain (docs/design.md, "Cross-chain reads").
+PLATFORM_READS: dict[str, tuple[str, ...]] = {"authn": ("catalog",), "cert": ("catalog",)}
+
+
+def platform_reads(chain_id: str, chains) -> tuple[str, ...]:
+    """What the genesis files the tools write name as `chain_id`'s reads,
+    among the `chains` of the network (a network without the catalog chain
+    has nothing to read; its authn and cert chains then refuse writes)."""
+    return tuple(c for c in PLATFORM_READS.get(chain_id, ()) if c in chains)
 
 
 def platform_contracts(chain_id: str) -> tuple[tuple[str, int], ...]:

@@ -138,6 +138,16 @@ class TlsConfig:
 
 
 @dataclass(frozen=True, kw_only=True)
+class IdentityConfig:
+    """The identity service's subject-tag endpoint (docs/design.md, "Subject tags (OPRF)")."""
+
+    oprf_key_file: Path  # `govchain keys generate-oprf`
+    windows: tuple[str, ...]  # client certificate names (common names) allowed to call Evaluate
+    rate_per_minute: int = 60  # tokens added per minute, per client certificate
+    burst: int = 20  # the bucket's size: calls a client may make at once
+
+
+@dataclass(frozen=True, kw_only=True)
 class NodeConfig:
     path: Path | None  # the file this came from (None when built in code)
     department: str
@@ -152,6 +162,7 @@ class NodeConfig:
     chains: tuple[ChainConfig, ...] = ()
     limits: LimitsConfig = field(default_factory=LimitsConfig)
     mqtt: MqttConfig | None = None
+    identity: IdentityConfig | None = None  # serve govchain.v1.Identity on the client port
 
     def chain(self, chain_id: str) -> ChainConfig:
         for chain in self.chains:
@@ -163,7 +174,7 @@ class NodeConfig:
 # --------------------------------------------------------------------------- loading
 
 _TOP_KEYS = ("department", "display_name", "key_file", "data_dir", "peer_listen", "client_listen",
-             "tick_ms", "log_level", "chains", "limits", "mqtt", "tls")
+             "tick_ms", "log_level", "chains", "limits", "mqtt", "tls", "identity")
 _CHAIN_KEYS = ("id", "genesis")
 _LIMIT_RANGES: dict[str, tuple[int, int]] = {
     "message_bytes_max": MESSAGE_BYTES_RANGE,
@@ -174,6 +185,8 @@ _LIMIT_RANGES: dict[str, tuple[int, int]] = {
 }
 _MQTT_KEYS = ("host", "port", "topic_prefix", "client_id", "queue_max")
 _TLS_KEYS = ("ca", "cert", "key", "require_client_cert", "insecure")
+_IDENTITY_KEYS = ("oprf_key_file", "windows", "rate_per_minute", "burst")
+_CERT_NAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
 _WILDCARD_HOSTS = ("0.0.0.0", "::")
 
 
@@ -355,10 +368,33 @@ def parse_config(data: Mapping[str, Any], *, source: str, base_dir: Path, path: 
             queue_max=r.integer(mqtt_raw, "queue_max", where, 1, 1_000_000, mqtt_defaults.queue_max),
         )
 
+    tls = _tls(r, r.table(data, "tls"))
     return NodeConfig(path=path, department=department, display_name=display_name, key_file=key_file,
                       data_dir=data_dir, peer_listen=peer_listen, client_listen=client_listen,
-                      tls=_tls(r, r.table(data, "tls")), tick_ms=tick_ms, log_level=log_level,
-                      chains=tuple(chains), limits=limits, mqtt=mqtt)
+                      tls=tls, tick_ms=tick_ms, log_level=log_level,
+                      chains=tuple(chains), limits=limits, mqtt=mqtt,
+                      identity=_identity(r, r.table(data, "identity"), tls))
+
+
+def _identity(r: _Reader, raw: Mapping[str, Any] | None, tls: TlsConfig) -> IdentityConfig | None:
+    if raw is None:
+        return None
+    where = "[identity] "
+    r.check_keys(raw, _IDENTITY_KEYS, "[identity]")
+    if not tls.require_client_cert:
+        raise r.fail(where, "the subject-tag endpoint answers only windows with a client certificate; set [tls] "
+                            "require_client_cert = true (with ca, cert and key), or remove [identity]")
+    windows = r.required(raw, "windows", where, '["civil-affairs-window-1"]')
+    if not isinstance(windows, list) or not windows or not all(
+            isinstance(name, str) and _CERT_NAME_RE.fullmatch(name) for name in windows):
+        raise r.fail(where, "windows must be a non-empty array of client certificate names (`govchain tls cert "
+                            f"--name NAME`), e.g. [\"civil-affairs-window-1\"] (got {_show(windows)})")
+    defaults = IdentityConfig(oprf_key_file=Path(), windows=())
+    return IdentityConfig(oprf_key_file=r.path(raw, "oprf_key_file", where, "oprf.key"),
+                          windows=tuple(dict.fromkeys(windows)),
+                          rate_per_minute=r.integer(raw, "rate_per_minute", where, 1, 1_000_000,
+                                                    defaults.rate_per_minute),
+                          burst=r.integer(raw, "burst", where, 1, 100_000, defaults.burst))
 
 
 def _tls(r: _Reader, raw: Mapping[str, Any] | None) -> TlsConfig:

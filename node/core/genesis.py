@@ -9,8 +9,10 @@
       "consensus": {"batch_txs_max": 1000, ..., "fetch_blocks_max": 64},
       "contracts": [{"name": "kv", "version": 1}],  (may be empty: a chain that takes no transactions)
       "reads": ["catalog"],                         (optional: chains this chain's blocks may read)
-      "app_state": {"catalog": {...}},              (optional: initial state of contracts it names)
-      "created": "2025-01-01T00:00:00Z"            (optional, informational)
+      "created": "2025-01-01T00:00:00Z",           (optional, informational)
+      "founders": [{"department": "housing-registry", "key": "<64 hex governance key>"}, ...],
+      "app_state": {"catalog": {...}},             (optional: initial state, by contract name)
+      "signatures": [{"department": "housing-registry", "signature": "<128 hex>"}, ...]
     }
 
 Rules, and why:
@@ -26,10 +28,6 @@ Rules, and why:
   (node.contracts.registry_for). There is no default: a file without
   "contracts" (written before they were named) is refused with the line to
   add, which makes a new chain (docs/design.md, "Contracts").
-- "app_state" holds one JSON object per contract the genesis names; the
-  contract turns it into the chain's initial state when a node creates its
-  store (node.contracts.genesis_state), so it is covered by the hash like
-  everything else (docs/design.md, "Genesis").
 - Unknown keys, duplicate JSON keys, floats and booleans where integers are
   expected are errors: a genesis is security-relevant and must mean one thing.
 - ``Genesis.hash`` is sha256 over a canonical encoding of the parsed values
@@ -50,6 +48,14 @@ Rules, and why:
   exceeds the default 4 MiB limit is refused, so every node with default
   limits can take part, and the daemon checks its own [limits] again
   (check_message_bytes).
+- The founders are every department that founded the network (validators
+  and non-validating departments alike), each with its governance key. Each
+  signs the genesis hash (signature_digest); "signatures" is the one field
+  the hash leaves out. load_genesis refuses a genesis without founders, or
+  one a founder did not sign, or with a signature that does not verify: the
+  chain's identity is what its founders agreed on, not what a file says
+  (docs/design.md, "Genesis"). genesis_from_obj only parses: the ceremony
+  (node/tools/ceremony.py) reads unsigned files with it.
 """
 from __future__ import annotations
 
@@ -58,11 +64,13 @@ import json
 import os
 import tempfile
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, fields, replace
 from pathlib import Path
 from typing import Any, NamedTuple
 
 from nacl.bindings import crypto_core_ed25519_is_valid_point
+from nacl.exceptions import BadSignatureError
+from nacl.signing import SigningKey, VerifyKey
 
 from consensus.config import ReplicaConfig
 from node.core import codec
@@ -114,7 +122,12 @@ _PARAM_MAX = 1 << 40  # sanity bound: keeps values in int64 and rejects obvious 
 _VALIDATOR_KEYS = ("department", "public_key", "address")
 _CONTRACT_KEYS = ("name", "version")
 _VERSION_MAX = (1 << 32) - 1
-_TOP_KEYS = ("chain_id", "validators", "consensus", "contracts", "reads", "app_state", "created")
+_TOP_KEYS = ("chain_id", "validators", "consensus", "contracts", "reads", "created", "founders", "app_state", "signatures")
+SIGNATURE_DOMAIN = b"govchain:v1:genesis-signature:"
+FIX_SIGNATURES = ("each founding department signs with `govchain genesis sign --genesis-dir DIR --department ID "
+                  "--key officer.key --out ID.signatures.json` and the coordinator seals the files with "
+                  "`govchain genesis seal --genesis-dir DIR --signatures *.signatures.json` "
+                  "(docs/design.md, \"Genesis\")")
 _MS_TO_TICKS = {
     "batch_wait_ms": "batch_wait_ticks",
     "request_timeout_ms": "request_timeout_ticks",
@@ -132,6 +145,25 @@ def ms_to_ticks(ms: int, tick_ms: int) -> int:
     return max(1, -(-ms // tick_ms))
 
 
+class Founder(NamedTuple):
+    """A founding department and its governance key (64 lowercase hex)."""
+
+    department: str
+    key: str
+
+
+class FounderSignature(NamedTuple):
+    """A founder's Ed25519 signature (128 lowercase hex) over signature_digest(genesis hash)."""
+
+    department: str
+    signature: str
+
+
+def signature_digest(genesis_hash: bytes) -> bytes:
+    """What a founder signs: domain-separated, so the signature means "I found this genesis" and nothing else."""
+    return hashlib.sha256(SIGNATURE_DOMAIN + genesis_hash).digest()
+
+
 class ContractRef(NamedTuple):
     """A contract a chain runs: its name in transactions and its version."""
 
@@ -146,10 +178,12 @@ class Genesis:
     consensus: ConsensusParams
     contracts: tuple[ContractRef, ...]  # sorted by name
     created: str | None = None
+    founders: tuple[Founder, ...] = ()
+    app_state: dict[str, Any] | None = None  # contract name -> its initial state section (JSON object)
+    signatures: tuple[FounderSignature, ...] = ()  # not part of the hash
     reads: tuple[str, ...] = ()  # other chains its blocks may read, sorted (docs/design.md, "Cross-chain reads")
-    app_state: Mapping[str, Any] | None = field(default=None, hash=False)  # contract name -> its JSON object
 
-    def to_json_obj(self) -> dict[str, Any]:
+    def to_json_obj(self, *, signatures: bool = True) -> dict[str, Any]:
         obj: dict[str, Any] = {
             "chain_id": self.chain_id,
             "validators": [
@@ -161,14 +195,17 @@ class Genesis:
         }
         if self.reads:
             obj["reads"] = list(self.reads)
-        if self.app_state is not None:
-            obj["app_state"] = self.app_state
         if self.created is not None:
             obj["created"] = self.created
+        obj["founders"] = [{"department": f.department, "key": f.key} for f in self.founders]
+        if self.app_state is not None:
+            obj["app_state"] = self.app_state
+        if signatures:
+            obj["signatures"] = [{"department": s.department, "signature": s.signature} for s in self.signatures]
         return obj
 
     def canonical_bytes(self) -> bytes:
-        return json.dumps(self.to_json_obj(), sort_keys=True, separators=(",", ":"),
+        return json.dumps(self.to_json_obj(signatures=False), sort_keys=True, separators=(",", ":"),
                           ensure_ascii=True).encode("ascii")
 
     @property
@@ -282,23 +319,8 @@ def genesis_from_obj(obj: object, *, source: str = "genesis") -> Genesis:
     for index, raw in enumerate(validators_raw):
         where = f"validators[{index}]"
         _check_entry(source, raw, _VALIDATOR_KEYS, where)
-        department = raw["department"]
-        if not isinstance(department, str) or not DEPARTMENT_RE.fullmatch(department):
-            raise GenesisError(f"{source}: {where}.department must be lowercase letters, digits and '-' "
-                               f"(1-63, not starting or ending with '-') (got {_show(department)})")
-        if department in seen_departments:
-            raise GenesisError(f"{source}: {where}.department {department!r} is listed twice")
-        public_key = raw["public_key"]
-        try:
-            if not isinstance(public_key, str) or len(public_key) != 64:
-                raise ValueError
-            key_bytes = bytes.fromhex(public_key)
-        except ValueError:
-            raise GenesisError(f"{source}: {where}.public_key must be 64 hex characters (32 bytes) "
-                               f"(got {_show(public_key)})") from None
-        public_key = key_bytes.hex()  # normalise case
-        if not crypto_core_ed25519_is_valid_point(key_bytes):
-            raise GenesisError(f"{source}: {where}.public_key is not a valid Ed25519 public key")
+        department = _department(source, where, raw["department"], seen_departments)
+        public_key = _public_key(source, f"{where}.public_key", raw["public_key"])
         if public_key in seen_keys:
             raise GenesisError(f"{source}: {where}.public_key is also used by another validator; "
                                f"each department needs its own key")
@@ -340,12 +362,117 @@ def genesis_from_obj(obj: object, *, source: str = "genesis") -> Genesis:
     if created is not None and not isinstance(created, str):
         raise GenesisError(f"{source}: created must be a string such as \"2025-01-01T00:00:00Z\" "
                            f"(got {_show(created)})")
-    app_state = _app_state(source, obj["app_state"], contracts) if "app_state" in obj else None
+    if "founders" not in obj:
+        raise GenesisError(f"{source}: founders is missing: a genesis names its founding departments and their "
+                           f"governance keys, and each of them signs it; write it with `govchain genesis assemble` "
+                           f"(docs/design.md, \"Genesis\")")
+    founders = _founders(source, obj["founders"], validators)
+    app_state = _app_state(source, obj.get("app_state"), contracts)
+    signatures = _signatures(source, obj.get("signatures", []), founders)
     genesis = Genesis(chain_id=chain_id, validators=tuple(validators), consensus=ConsensusParams(**params),
                       contracts=contracts, created=created, reads=_reads(source, chain_id, obj.get("reads", [])),
-                      app_state=app_state)
+                      founders=founders, app_state=app_state, signatures=signatures)
     check_message_bytes(genesis, source=source)
     return genesis
+
+
+def _department(source: str, where: str, value: object, seen: Iterable[str]) -> str:
+    """A department id, not among `seen`."""
+    if not isinstance(value, str) or not DEPARTMENT_RE.fullmatch(value):
+        raise GenesisError(f"{source}: {where}.department must be lowercase letters, digits and '-' "
+                           f"(1-63, not starting or ending with '-') (got {_show(value)})")
+    if value in seen:
+        raise GenesisError(f"{source}: {where}.department {value!r} is listed twice")
+    return value
+
+
+def _public_key(source: str, where: str, value: object) -> str:
+    """An Ed25519 public key in 64 hex characters, normalised to lowercase."""
+    try:
+        if not isinstance(value, str) or len(value) != 64:
+            raise ValueError
+        key_bytes = bytes.fromhex(value)
+    except ValueError:
+        raise GenesisError(f"{source}: {where} must be 64 hex characters (32 bytes) (got {_show(value)})") from None
+    if not crypto_core_ed25519_is_valid_point(key_bytes):
+        raise GenesisError(f"{source}: {where} is not a valid Ed25519 public key")
+    return key_bytes.hex()
+
+
+def _founders(source: str, raw: object, validators: list[Validator]) -> tuple[Founder, ...]:
+    if not isinstance(raw, list):
+        raise GenesisError(f"{source}: founders must be an array of {{\"department\": ..., \"key\": ...}} "
+                           f"(got {_show(raw)})")
+    founders: dict[str, Founder] = {}
+    keys: set[str] = set()
+    for index, entry in enumerate(raw):
+        where = f"founders[{index}]"
+        _check_entry(source, entry, ("department", "key"), where)
+        department = _department(source, where, entry["department"], founders)
+        key = _public_key(source, f"{where}.key", entry["key"])
+        if key in keys:
+            raise GenesisError(f"{source}: {where}.key is also another founder's key; each department "
+                               f"needs its own governance key")
+        keys.add(key)
+        founders[department] = Founder(department, key)
+    absent = [v.department for v in validators if v.department not in founders]
+    if founders and absent:
+        raise GenesisError(f"{source}: validator(s) {', '.join(absent)} not among the founders; every validator's "
+                           f"department founds the chain and signs its genesis")
+    return tuple(founders.values())
+
+
+def _app_state(source: str, raw: object, contracts: tuple[ContractRef, ...]) -> dict[str, Any] | None:
+    """Initial state by contract name: only contracts the chain runs; each contract validates its own section."""
+    if raw is None:
+        return None
+    if not isinstance(raw, dict):
+        raise GenesisError(f"{source}: app_state must be an object keyed by contract name (got {_show(raw)})")
+    names = [c.name for c in contracts]
+    for name, section in raw.items():
+        if name not in names:
+            raise GenesisError(f"{source}: app_state.{name}: the chain runs no contract {name!r} "
+                               f"(contracts: {', '.join(names) or 'none'})")
+        if not isinstance(section, dict):
+            raise GenesisError(f"{source}: app_state.{name} must be an object (got {_show(section)})")
+        stack: list[object] = [section]  # JSON values only, no fractions: a section means one thing on every node
+        while stack:
+            value = stack.pop()
+            if isinstance(value, dict):
+                stack.extend(value.values())
+            elif isinstance(value, list):
+                stack.extend(value)
+            elif not isinstance(value, (str, int, bool)) and value is not None:
+                raise GenesisError(f"{source}: app_state.{name} holds {_show(value)}; only strings, integers, "
+                                   f"booleans, null, arrays and objects are allowed")
+    return raw
+
+
+def _signatures(source: str, raw: object, founders: tuple[Founder, ...]) -> tuple[FounderSignature, ...]:
+    """Their form only; check_signatures verifies them."""
+    if not isinstance(raw, list):
+        raise GenesisError(f"{source}: signatures must be an array of {{\"department\": ..., \"signature\": ...}} "
+                           f"(got {_show(raw)})")
+    founder_ids = [f.department for f in founders]
+    signatures: dict[str, FounderSignature] = {}
+    for index, entry in enumerate(raw):
+        where = f"signatures[{index}]"
+        _check_entry(source, entry, ("department", "signature"), where)
+        department, signature = entry["department"], entry["signature"]
+        if department not in founder_ids:
+            raise GenesisError(f"{source}: {where}.department {_show(department)} is not a founder "
+                               f"(founders: {', '.join(founder_ids) or 'none'})")
+        if department in signatures:
+            raise GenesisError(f"{source}: {where}: {department} signed twice")
+        try:
+            if not isinstance(signature, str) or len(signature) != 128:
+                raise ValueError
+            signature = bytes.fromhex(signature).hex()
+        except ValueError:
+            raise GenesisError(f"{source}: {where}.signature must be 128 hex characters (64 bytes) "
+                               f"(got {_show(signature)})") from None
+        signatures[department] = FounderSignature(department, signature)
+    return tuple(signatures[d] for d in founder_ids if d in signatures)  # founder order: one form per meaning
 
 
 def _reads(source: str, chain_id: str, raw: object) -> tuple[str, ...]:
@@ -380,33 +507,6 @@ def _contracts(source: str, raw: object) -> tuple[ContractRef, ...]:
     return tuple(contracts[name] for name in sorted(contracts))
 
 
-def _app_state(source: str, raw: object, contracts: tuple[ContractRef, ...]) -> dict[str, Any]:
-    """One JSON object per contract the genesis names; the contract checks
-    its own section (node.contracts.genesis_state). JSON values only, no
-    fractions: a section means one thing on every node."""
-    names = [c.name for c in contracts]
-    if not isinstance(raw, dict):
-        raise GenesisError(f"{source}: app_state must be an object of contract name -> initial state "
-                           f"(got {_show(raw)})")
-    for name, section in raw.items():
-        if name not in names:
-            raise GenesisError(f"{source}: app_state.{name}: the genesis runs no contract {name!r} "
-                               f"(it runs: {', '.join(names) or 'none'})")
-        if not isinstance(section, dict):
-            raise GenesisError(f"{source}: app_state.{name} must be an object (got {_show(section)})")
-        stack: list[object] = [section]
-        while stack:
-            value = stack.pop()
-            if isinstance(value, dict):
-                stack.extend(value.values())
-            elif isinstance(value, list):
-                stack.extend(value)
-            elif not isinstance(value, (str, int, bool)) and value is not None:
-                raise GenesisError(f"{source}: app_state.{name} holds {_show(value)}; only strings, integers, "
-                                   f"booleans, null, arrays and objects are allowed")
-    return raw
-
-
 def _fix(kind: str, c: ConsensusParams, validators: int) -> str:
     """Which parameters make this message large."""
     if kind == "ViewChange":
@@ -433,32 +533,96 @@ def check_message_bytes(genesis: Genesis, message_bytes_max: int = DEFAULT_MESSA
                            + raise_it)
 
 
-def load_genesis(path: str | os.PathLike[str]) -> Genesis:
+def signature_problems(genesis: Genesis) -> dict[str, str]:
+    """Founder -> what is wrong with its signature ("missing" or "invalid"); empty when all founders signed."""
+    digest = signature_digest(genesis.hash)
+    given = {s.department: s.signature for s in genesis.signatures}
+    problems = {}
+    for founder in genesis.founders:
+        if founder.department not in given:
+            problems[founder.department] = "missing"
+            continue
+        try:
+            VerifyKey(bytes.fromhex(founder.key)).verify(digest, bytes.fromhex(given[founder.department]))
+        except BadSignatureError:
+            problems[founder.department] = "invalid"
+    return problems
+
+
+def check_signatures(genesis: Genesis, *, source: str = "genesis") -> None:
+    """Raise GenesisError unless the genesis has founders and each signed its hash."""
+    if not genesis.founders:
+        raise GenesisError(f"{source}: names no founders, so nobody vouches for it; a genesis is assembled from the "
+                           f"founding departments' files with `govchain genesis assemble` and {FIX_SIGNATURES}")
+    problems = signature_problems(genesis)
+    missing = [d for d, p in problems.items() if p == "missing"]
+    invalid = [d for d, p in problems.items() if p == "invalid"]
+    parts = []
+    if missing:
+        parts.append(f"not signed by founder(s) {', '.join(missing)}")
+    if invalid:
+        parts.append(f"the signature(s) of {', '.join(invalid)} do not verify against their governance key for "
+                     f"genesis hash {genesis.hash_hex} (the file was changed after signing, or signed another "
+                     f"genesis)")
+    if parts:
+        raise GenesisError(f"{source}: {'; '.join(parts)}: {FIX_SIGNATURES}")
+
+
+def sign_genesis(genesis: Genesis, keys: Mapping[str, SigningKey]) -> Genesis:
+    """`genesis` with the signatures of the founders in `keys` (department -> governance signing key) added."""
+    digest = signature_digest(genesis.hash)
+    signed = {s.department: s for s in genesis.signatures}
+    founders = {f.department: f.key for f in genesis.founders}
+    for department, key in keys.items():
+        if founders.get(department) != bytes(key.verify_key).hex():
+            raise GenesisError(f"{department} is not a founder of chain {genesis.chain_id} with this key")
+        signed[department] = FounderSignature(department, key.sign(digest).signature.hex())
+    return replace(genesis, signatures=tuple(signed[d] for d in founders if d in signed))
+
+
+def read_genesis(path: str | os.PathLike[str]) -> Genesis:
+    """Parse a genesis file without checking its signatures (the ceremony's tools; nodes use load_genesis)."""
+    return genesis_from_obj(read_json_file(path), source=str(path))
+
+
+def read_json_file(path: str | os.PathLike[str], what: str = "genesis file") -> Any:
+    """Strict JSON: duplicate keys, NaN and Infinity are GenesisErrors naming the file."""
     path = Path(path)
     try:
         raw = path.read_bytes()
     except FileNotFoundError:
-        raise GenesisError(f"{path}: genesis file not found") from None
+        raise GenesisError(f"{path}: {what} not found") from None
     except OSError as exc:
-        raise GenesisError(f"{path}: cannot read genesis file: {exc.strerror}") from None
+        raise GenesisError(f"{path}: cannot read {what}: {exc.strerror}") from None
     try:
-        obj = json.loads(raw.decode("utf-8"), object_pairs_hook=_no_duplicate_keys,
-                         parse_constant=_reject_constant)
+        return json.loads(raw.decode("utf-8"), object_pairs_hook=_no_duplicate_keys,
+                          parse_constant=_reject_constant)
     except GenesisError as exc:
         raise GenesisError(f"{path}: {exc}") from None
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise GenesisError(f"{path}: not valid JSON: {exc}") from None
-    return genesis_from_obj(obj, source=str(path))
+
+
+def load_genesis(path: str | os.PathLike[str]) -> Genesis:
+    """A genesis file its founders all signed (check_signatures), else GenesisError."""
+    genesis = read_genesis(path)
+    check_signatures(genesis, source=str(path))
+    return genesis
 
 
 def _reject_constant(name: str) -> Any:
-    raise GenesisError(f"{name} is not allowed in a genesis file")
+    raise GenesisError(f"{name} is not allowed")
 
 
 def write_genesis(path: str | os.PathLike[str], genesis: Genesis) -> None:
     """Write `genesis` as indented JSON, atomically (temp file, fsync, rename)."""
+    write_json_file(path, genesis.to_json_obj())
+
+
+def write_json_file(path: str | os.PathLike[str], obj: object) -> None:
+    """Write public JSON (mode 0644) atomically: temp file, fsync, rename."""
     path = Path(path)
-    text = json.dumps(genesis.to_json_obj(), indent=2, ensure_ascii=False) + "\n"
+    text = json.dumps(obj, indent=2, ensure_ascii=False) + "\n"
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent or ".")
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as file:
@@ -489,16 +653,20 @@ def make_genesis(
     *,
     contracts: Iterable[tuple[str, int]] = (),
     created: str | None = None,
+    founders: Mapping[str, Any] | None = None,
+    app_state: dict[str, Any] | None = None,
     reads: Iterable[str] = (),
-    app_state: Mapping[str, Any] | None = None,
     **params: int,
 ) -> Genesis:
     """Build a validated Genesis. `validators` are Validator objects, dicts, or
     (department, public_key, address) tuples; a public key may be hex, 32 raw
     bytes, or a nacl VerifyKey. `contracts` are (name, version) pairs; none
-    by default (a chain that takes no transactions). Consensus parameters not
-    given take the ConsensusParams defaults. Raises GenesisError (TypeError
-    for unknown params)."""
+    by default (a chain that takes no transactions). `founders` maps each
+    founding department to its governance key: a SigningKey also signs (so
+    the result passes load_genesis once written), a public key leaves it
+    unsigned; none by default, which load_genesis refuses (in-memory use
+    only). Consensus parameters not given take the ConsensusParams defaults.
+    Raises GenesisError (TypeError for unknown params)."""
     unknown = sorted(set(params) - set(_PARAM_NAMES))
     if unknown:
         raise TypeError(f"make_genesis() got unknown consensus parameter(s): {', '.join(unknown)}")
@@ -522,8 +690,12 @@ def make_genesis(
     }
     if created is not None:
         obj["created"] = created
-    if reads:
-        obj["reads"] = list(reads)
+    founders = dict(founders or {})
+    obj["founders"] = [{"department": d, "key": _public_key_text(getattr(k, "verify_key", k))}
+                       for d, k in founders.items()]
     if app_state is not None:
         obj["app_state"] = app_state
-    return genesis_from_obj(obj, source="make_genesis")
+    if reads:
+        obj["reads"] = list(reads)
+    genesis = genesis_from_obj(obj, source="make_genesis")
+    return sign_genesis(genesis, {d: k for d, k in founders.items() if isinstance(k, SigningKey)})

@@ -398,6 +398,11 @@ def build_parser() -> argparse.ArgumentParser:
     repair.add_argument("--timeout", type=float, default=15.0, help="seconds to wait for each block")
     repair.add_argument("--json", action="store_true", help="print one JSON object")
     repair.set_defaults(func=cmd_chain_repair)
+    from node.tools import ceremony
+    ceremony.add_commands(sub)
+
+    from node.tools import app_cli  # tag, cert, keys generate-oprf
+    app_cli.register(sub, keys, client_opts)
     return p
 
 

@@ -8,8 +8,9 @@ three start exactly the same thing. Layout under a root directory:
     tls/ca.crt, ca.key      the network CA (absent with insecure=True)
     tls/client.crt, .key    a client certificate for the tools (scripts/cluster, govchain, tests)
     <department>/node.key   Ed25519 key (0600)
-    <department>/governance.key  its officer key on the catalog chain: role governance (0600)
-    <department>/service.key     its service key on the catalog chain: its other roles (0600)
+    <department>/officer.key  its governance key (0600): founds the network, signs the genesis
+    <department>/app.key    its application key (0600): the department's other roles (LOCAL_ROLES)
+    <department>/<department>.department.json, .signatures.json  its part of the founding ceremony
     <department>/tls.crt    its TLS certificate (127.0.0.1, localhost), bound to node.key
     <department>/tls.key
     <department>/node.toml  node config
@@ -27,16 +28,16 @@ import socket
 import subprocess
 import sys
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 import grpc
 
 from node.net import tls
 from node.core.config import MqttConfig, TlsConfig, config_template
-from node.contracts import platform_contracts
-from node.core.genesis import make_genesis, write_genesis
-from node.core.keys import generate_key_file, load_signing_key, public_key_hex
+from node.core.genesis import read_genesis, sign_genesis, write_genesis, write_json_file
+from node.core.keys import generate_key_file, load_signing_key
+from node.tools import ceremony
 
 DEPARTMENTS = (
     ("housing-registry", "Housing Registry"),
@@ -50,16 +51,16 @@ DEPARTMENTS = (
     ("health-commission", "Health Commission"),
     ("natural-resources", "Natural Resources Bureau"),
 )
-# The roles of each department in the catalog's genesis (docs/design.md,
-# "Identities and permissions"): every department governs, provides and asks;
-# these add one more.
-EXTRA_ROLES = {"public-security": ("identity",), "housing-registry": ("issuer",),
-               "market-regulation": ("issuer",), "power-company": ("window",)}
 SUBCHAINS = ("catalog", "item", "authn", "authz", "cert")
 DEFAULT_CHAINS = (*SUBCHAINS, "demo")
 REPO = Path(__file__).resolve().parents[2]  # node/tools/localnet.py -> the repository
 DEFAULT_DIR = Path(os.environ.get("GOVCHAIN_CLUSTER_DIR", REPO / ".cluster"))
 HOSTS = ("127.0.0.1", "localhost")
+# The roles of each local department (others: governance, provider, requester); docs/design.md, "Genesis".
+LOCAL_ROLES = {
+    "public-security": ("governance", "identity", "provider", "requester"),
+    "market-regulation": ("governance", "issuer", "provider", "requester"),
+}
 
 
 @dataclass(frozen=True)
@@ -133,31 +134,6 @@ def free_ports(count: int) -> list[int]:
             s.close()
 
 
-def officer_key(home: Path, name: str):
-    """The department's officer key `name` (governance.key, service.key): kept if it exists, else new (0600)."""
-    path = Path(home) / name
-    return load_signing_key(path) if path.exists() else generate_key_file(path)
-
-
-def catalog_section(departments, approvals: int | None = None) -> dict:
-    """The catalog's genesis app_state for `departments` ((id, display name,
-    home) each): a governance key and a service key per department, written
-    beside its node key; approvals default to a majority of departments."""
-    entries = []
-    for department, display_name, home in departments:
-        roles = sorted({"governance", "provider", "requester", *EXTRA_ROLES.get(department, ())})
-        service = [r for r in roles if r != "governance"]
-        entries.append({"id": department, "name": display_name, "validator": True, "roles": roles, "keys": [
-            {"key": public_key_hex(officer_key(home, "governance.key")), "roles": ["governance"]},
-            {"key": public_key_hex(officer_key(home, "service.key")), "roles": service}]})
-    return {"departments": entries, "governance": {"approvals": approvals or len(entries) // 2 + 1}}
-
-
-def app_state_for(contracts, departments) -> dict | None:
-    """The genesis app_state of a chain running `contracts`: the catalog's section where it runs the catalog."""
-    return {"catalog": catalog_section(departments)} if any(name == "catalog" for name, _ in contracts) else None
-
-
 def create_network(root: Path, *, nodes: int = 4, chains=DEFAULT_CHAINS, mqtt_port: int | None = None,
                    tick_ms: int = 10, insecure: bool = False, **consensus) -> list[NodeSpec]:
     if not 1 <= nodes <= len(DEPARTMENTS):
@@ -166,27 +142,20 @@ def create_network(root: Path, *, nodes: int = 4, chains=DEFAULT_CHAINS, mqtt_po
     if (root / "network.json").exists():
         raise FileExistsError(f"{root} already holds a network; use it as is or choose another --dir")
     ports = free_ports(2 * nodes)
+    # Sorted by id, as `genesis assemble` orders validators: specs[i] is replica i.
     specs = [NodeSpec(dept, name, ports[2 * i], ports[2 * i + 1], str(root / dept))
-             for i, (dept, name) in enumerate(DEPARTMENTS[:nodes])]
-    (root / "genesis").mkdir(parents=True, exist_ok=True)
-    keys = {}
+             for i, (dept, name) in enumerate(sorted(DEPARTMENTS[:nodes]))]
     if not insecure:
         tls.generate_ca(root / "tls")
         tls.issue_cert(root / "tls", root / "tls" / "client", "cluster-client")
     for spec in specs:
         Path(spec.home).mkdir(parents=True, exist_ok=True)
         key = generate_key_file(spec.key)
-        keys[spec.department] = public_key_hex(key)
         if not insecure:
             tls.issue_cert(root / "tls", Path(spec.home) / "tls", spec.department, HOSTS, node_key=key)
+    found_network(root, specs, chains, insecure, **consensus)
     security = TlsConfig(insecure=True) if insecure else TlsConfig(ca=Path("../tls/ca.crt"), cert=Path("tls.crt"),
                                                                     key=Path("tls.key"))
-    for chain in chains:
-        contracts = platform_contracts(chain)
-        app_state = app_state_for(contracts, [(s.department, s.display_name, s.home) for s in specs])
-        genesis = make_genesis(chain, [(s.department, keys[s.department], s.peer) for s in specs],
-                               contracts=contracts, app_state=app_state, **consensus)
-        write_genesis(root / "genesis" / f"{chain}.json", genesis)
     mqtt = MqttConfig(host="127.0.0.1", port=mqtt_port) if mqtt_port else None
     for spec in specs:
         text = config_template(spec.department, display_name=spec.display_name, key_file="node.key",
@@ -196,6 +165,57 @@ def create_network(root: Path, *, nodes: int = 4, chains=DEFAULT_CHAINS, mqtt_po
     manifest = {"chains": list(chains), "nodes": [asdict(s) for s in specs]}
     (root / "network.json").write_text(json.dumps(manifest, indent=2) + "\n")
     return specs
+
+
+def found_network(root: Path, specs: list[NodeSpec], chains, insecure: bool, **consensus) -> None:
+    """The founding ceremony (node/tools/ceremony.py), played by every department of the cluster: each writes
+    its department file, a coordinator assembles root/genesis/, each signs, the coordinator seals."""
+    homes = {s.department: Path(s.home) for s in specs}
+    files = [department_file(s.department, s.display_name, Path(s.home), s.key, s.peer,
+                             None if insecure else Path(s.home) / "tls.crt") for s in specs]
+    geneses, _warnings = ceremony.assemble([ceremony.read_department(f) for f in files], list(chains),
+                                           params=consensus)
+    ceremony.write_assembled(geneses, root / "genesis")
+    sign_and_seal(root / "genesis", homes)
+
+
+def department_file(department: str, name: str, home: Path, node_key: Path, peer: str,
+                    tls_cert: Path | None) -> Path:
+    """`genesis department` for one local department: HOME/officer.key (governance) and HOME/app.key (its
+    other LOCAL_ROLES), made if absent, and HOME/<department>.department.json."""
+    roles = LOCAL_ROLES.get(department, ("governance", "provider", "requester"))
+    for key in ("officer.key", "app.key"):
+        if not (home / key).exists():
+            home.mkdir(parents=True, exist_ok=True)
+            generate_key_file(home / key)
+    others = ",".join(r for r in roles if r != "governance")
+    made = ceremony.make_department(department, name, list(roles),
+                                    [f"{home / 'officer.key'}:governance", f"{home / 'app.key'}:{others}"],
+                                    node_key=str(node_key), peer_address=peer,
+                                    tls_cert=None if tls_cert is None else str(tls_cert))
+    path = home / f"{department}.department.json"
+    write_json_file(path, made.to_json_obj())
+    return path
+
+
+def sign_and_seal(genesis_dir: Path, homes: dict[str, Path]) -> dict:
+    """`genesis sign` by each department (HOME/officer.key, checked against its department file), then
+    `genesis seal`. Returns the sealed geneses by chain."""
+    signatures = []
+    for department, home in homes.items():
+        doc, _ = ceremony.sign(genesis_dir, department, load_signing_key(home / "officer.key"),
+                               ceremony.read_department(home / f"{department}.department.json"))
+        signatures.append((str(home / f"{department}.signatures.json"), doc))
+        write_json_file(signatures[-1][0], doc)
+    return ceremony.seal(genesis_dir, signatures)
+
+
+def reseal(specs: list[NodeSpec], path: Path) -> None:
+    """Sign a genesis file again with every department's officer key, after a test changed it (a change
+    makes a new genesis hash, which the old signatures do not cover)."""
+    genesis = read_genesis(path)
+    keys = {s.department: load_signing_key(Path(s.home) / "officer.key") for s in specs}
+    write_genesis(path, sign_genesis(replace(genesis, signatures=()), keys))
 
 
 def load_network(root: Path) -> tuple[list[NodeSpec], list[str]]:

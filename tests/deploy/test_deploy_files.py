@@ -343,7 +343,10 @@ def check_generated(directory: Path, keys: dict[str, str], hosts: dict[str, list
     for chain in CHAINS:
         g = load_genesis(directory / "genesis" / f"{chain}.json")
         assert g.chain_id == chain
-        assert [v.department for v in g.validators] == list(DEPARTMENTS)
+        assert [v.department for v in g.validators] == sorted(DEPARTMENTS)  # `genesis assemble` sorts by id
+        # load_genesis checked that every department signed it, with the officer key init.py made for it.
+        assert {f.department: f.key for f in g.founders} == {
+            d: public_key_hex(load_signing_key(directory / "ceremony" / d / "officer.key")) for d in DEPARTMENTS}
         for v in g.validators:
             key = load_signing_key(directory / v.department / "node.key")  # also checks mode 0600
             assert v.public_key == public_key_hex(key) == keys[v.department], \

@@ -40,8 +40,8 @@ def query(net, i: int, method: str, **args) -> dict:
 
 def test_three_departments_add_a_key_that_is_usable_at_once(net_factory, tmp_path):
     net = net_factory(nodes=4, chains=("catalog",))
-    officer = {s.department: load_signing_key(f"{s.home}/governance.key") for s in net.specs}
-    service = {s.department: load_signing_key(f"{s.home}/service.key") for s in net.specs}
+    officer = {s.department: load_signing_key(f"{s.home}/officer.key") for s in net.specs}
+    service = {s.department: load_signing_key(f"{s.home}/app.key") for s in net.specs}
     new = nacl.signing.SigningKey.generate()
     new_hex = bytes(new.verify_key).hex()
     assert query(net, 1, "departments")["approvals"] == 3  # a majority of 4
@@ -50,7 +50,7 @@ def test_three_departments_add_a_key_that_is_usable_at_once(net_factory, tmp_pat
     change = {"type": "add_key", "department": "power-company", "key": new_hex, "roles": ["provider"]}
     out = json.loads(run_cli("tx", "submit", "--node", net.specs[0].client, "--chain", "catalog",
                              "--contract", "catalog", "--method", "propose", "--payload", json.dumps({"change": change}),
-                             "--key", f"{net.specs[0].home}/governance.key", "--wait", "--json").stdout)
+                             "--key", f"{net.specs[0].home}/officer.key", "--wait", "--json").stdout)
     assert out["receipt"]["status"] == "OK", out
     change_id = json.loads(out["receipt"]["output"])["change"]
     assert change_id == out["tx_id"]

@@ -42,6 +42,7 @@ def test_chain_reading_another_gets_identical_state_roots_and_read_heights_on_ev
     genesis["reads"] = ["cat"]
     genesis["contracts"].append({"name": "readtest", "version": 1})
     path.write_text(json.dumps(genesis))
+    localnet.reseal(net.specs, path)  # a changed genesis, signed again by its founders
     for spec in net.specs:
         _start(spec)
     net.wait_ready()
@@ -84,6 +85,7 @@ def test_node_refuses_to_start_when_a_chain_reads_a_chain_it_does_not_serve(net_
     genesis = json.loads(path.read_text())
     genesis["reads"] = ["cat"]
     path.write_text(json.dumps(genesis))
+    localnet.reseal(net.specs, path)
     proc = subprocess.run([sys.executable, "-m", "node", "node", "run", "--config", str(net.specs[0].config)],
                           capture_output=True, text=True, timeout=60, cwd=REPO,
                           env={**os.environ, "PYTHONPATH": str(REPO)})

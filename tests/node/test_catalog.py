@@ -60,7 +60,8 @@ def section(approvals: int = 3) -> dict:
 
 def genesis(app_section: dict | None = None):
     return make_genesis(CHAIN, [(d, NODE_KEYS[i].verify_key, f"127.0.0.1:{7001 + i}") for i, d in enumerate(DEPTS)],
-                        contracts=[("catalog", 1)], app_state={"catalog": app_section or section()})
+                        contracts=[("catalog", 1)], app_state={"catalog": app_section or section()},
+                        founders={d: GOV[d] for d in DEPTS})
 
 
 _nonce = iter(range(1, 1 << 30))

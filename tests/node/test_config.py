@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from node.core.config import (Address, ConfigError, LimitsConfig, MqttConfig, NodeConfig, TlsConfig, config_template,
+from node.core.config import (Address, ConfigError, IdentityConfig, LimitsConfig, MqttConfig, NodeConfig, TlsConfig, config_template,
                          load_config, parse_address)
 
 MINIMAL = textwrap.dedent("""\
@@ -316,3 +316,29 @@ def test_config_ports_must_differ(tmp_path, peer, client) -> None:
     message = error_of(tmp_path, text)
     assert f"client_listen ({client}) must differ from peer_listen ({peer})" in message
     assert "must differ from peer_listen" in message and "give clients a port of their own" in message
+
+
+STRICT_TLS = MINIMAL.replace('key = "tls/node.key"', 'key = "tls/node.key", require_client_cert = true')
+
+
+def test_config_identity_endpoint(tmp_path) -> None:
+    config = load_text(tmp_path, STRICT_TLS + '\n[identity]\noprf_key_file = "oprf.key"\n'
+                                              'windows = ["civil-window-1", "civil-window-1", "tax-window"]\n'
+                                              'burst = 5\n')
+    assert config.identity == IdentityConfig(oprf_key_file=tmp_path / "oprf.key",
+                                             windows=("civil-window-1", "tax-window"), rate_per_minute=60, burst=5)
+    assert load_text(tmp_path, STRICT_TLS).identity is None
+
+
+@pytest.mark.parametrize("base, identity, expected", [
+    (MINIMAL, 'oprf_key_file = "k"\nwindows = ["w"]', "[identity] the subject-tag endpoint answers only windows "
+                                                      "with a client certificate; set [tls] require_client_cert"),
+    (STRICT_TLS, 'windows = ["w"]', "[identity] oprf_key_file is missing"),
+    (STRICT_TLS, 'oprf_key_file = "k"', "[identity] windows is missing"),
+    (STRICT_TLS, 'oprf_key_file = "k"\nwindows = []', "[identity] windows must be a non-empty array"),
+    (STRICT_TLS, 'oprf_key_file = "k"\nwindows = ["a b"]', "[identity] windows must be a non-empty array"),
+    (STRICT_TLS, 'oprf_key_file = "k"\nwindows = ["w"]\nrate = 5', 'unknown key "rate" in [identity]'),
+    (STRICT_TLS, 'oprf_key_file = "k"\nwindows = ["w"]\nburst = 0', "[identity] burst must be an integer between 1"),
+])
+def test_config_bad_identity(tmp_path, base, identity, expected) -> None:
+    assert expected in error_of(tmp_path, base + f"\n[identity]\n{identity}\n")

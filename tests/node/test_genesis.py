@@ -12,14 +12,19 @@ from node.core.genesis import (ConsensusParams, Genesis, GenesisError, Validator
 
 DEPARTMENTS = ("housing-registry", "tax-office", "health-dept", "transport")
 KEYS = [SigningKey(bytes([i + 1]) * 32) for i in range(4)]
+OFFICERS = [SigningKey(bytes([i + 101]) * 32) for i in range(4)]  # the departments' governance keys
 
 
 def validators(n: int = 4) -> list[tuple[str, object, str]]:
     return [(DEPARTMENTS[i], KEYS[i].verify_key, f"127.0.0.1:{7001 + i}") for i in range(n)]
 
 
+def founders(n: int = 4) -> dict[str, SigningKey]:
+    return {DEPARTMENTS[i]: OFFICERS[i] for i in range(n)}
+
+
 def genesis_obj(**overrides) -> dict:
-    obj = make_genesis("catalog", validators()).to_json_obj()
+    obj = make_genesis("catalog", validators(), founders=founders()).to_json_obj()
     obj.update(overrides)
     return obj
 
@@ -29,7 +34,8 @@ def write_json(path, obj) -> None:
 
 
 def test_genesis_write_load_round_trip_and_hash_is_stable(tmp_path) -> None:
-    genesis = make_genesis("catalog", validators(), created="2025-01-01T00:00:00Z", batch_txs_max=500)
+    genesis = make_genesis("catalog", validators(), created="2025-01-01T00:00:00Z", batch_txs_max=500,
+                           founders=founders())
     path = tmp_path / "catalog.json"
     write_genesis(path, genesis)
     loaded = load_genesis(path)
@@ -44,7 +50,8 @@ def test_genesis_write_load_round_trip_and_hash_is_stable(tmp_path) -> None:
     # ... and the canonical bytes are sorted-key, whitespace-free JSON.
     canonical = genesis.canonical_bytes()
     assert b" " not in canonical and b"\n" not in canonical
-    assert json.loads(canonical) == genesis.to_json_obj()
+    assert json.loads(canonical) == genesis.to_json_obj(signatures=False)
+    assert "signatures" not in json.loads(canonical) and len(genesis.signatures) == 4
     assert canonical == json.dumps(json.loads(canonical), sort_keys=True, separators=(",", ":")).encode()
 
 
@@ -63,16 +70,21 @@ FIXED = {
     },
     "contracts": [{"name": "kv", "version": 1}],
     "created": "2025-01-01T00:00:00Z",
+    "founders": [
+        {"department": "housing-registry", "key": OFFICERS[0].verify_key.encode().hex()},
+        {"department": "tax-office", "key": OFFICERS[1].verify_key.encode().hex()},
+    ],
 }
 
 
 def test_genesis_hash_is_sha256_of_canonical_json_and_pinned() -> None:
-    # Pinned: if this changes, every existing chain's identity changes (a fork).
+    # Pinned: if this changes, every existing chain's identity changes (a fork). The founders
+    # joined it with the founding ceremony (docs/design.md, "Genesis"); signatures are left out.
     genesis = genesis_from_obj(json.loads(json.dumps(FIXED)))
     canonical = json.dumps(FIXED, sort_keys=True, separators=(",", ":")).encode()
     assert genesis.canonical_bytes() == canonical
     assert genesis.hash == hashlib.sha256(canonical).digest()
-    assert genesis.hash_hex == "874deb810929816670033b364ff00f90f6e83176042168eab17f5a2f5613b377"
+    assert genesis.hash_hex == "27c8bcafbd4a909b612e2949481937d3e301d14f5460fa7662f09a2cb9ceb974"
 
 
 @pytest.mark.parametrize("change", [
@@ -196,6 +208,17 @@ BAD = [
     (_set(("contracts",), [{"name": "kv", "version": 1}, {"name": "kv", "version": 2}]),
      r"contracts\[1\]\.name 'kv' is listed twice; a chain runs one version of each contract"),
     (_set(("created",), 2025), "created must be a string"),
+    (_delete(("founders",)), "founders is missing: .* `govchain genesis assemble`"),
+    (_set(("founders",), {}), "founders must be an array"),
+    (_set(("founders", 1, "department"), "housing-registry"), r"founders\[1\]\.department 'housing-registry' is listed twice"),
+    (_set(("founders", 1, "key"), OFFICERS[0].verify_key.encode().hex()), r"founders\[1\]\.key is also another founder's"),
+    (_set(("founders", 1, "key"), "00" * 32), r"founders\[1\]\.key is not a valid Ed25519 public key"),
+    (lambda o: o["founders"].pop(), "validator\\(s\\) transport not among the founders"),
+    (_set(("signatures", 0, "department"), "ministry"), r"signatures\[0\]\.department \"ministry\" is not a founder"),
+    (_set(("signatures", 0, "signature"), "ab"), r"signatures\[0\]\.signature must be 128 hex characters"),
+    (lambda o: o["signatures"].append(dict(o["signatures"][0])), r"signatures\[4\]: housing-registry signed twice"),
+    (_set(("app_state",), {"catalog": {}}), r"app_state\.catalog: the chain runs no contract 'catalog'"),
+    (_set(("app_state",), []), "app_state must be an object keyed by contract name"),
     (_set(("extra",), 1), "unknown field 'extra'"),
 ]
 
