@@ -60,15 +60,8 @@ class Proposal:
 
     @cached_property
     def digest(self) -> bytes:
-        return sha256(
-            b"govchain:v1:proposal:"
-            + self.chain_id.encode()
-            + self.seq.to_bytes(8, "big")
-            + self.proposer.to_bytes(4, "big")
-            + self.timestamp_ms.to_bytes(8, "big")
-            + self.tx_root
-            + len(self.metadata).to_bytes(4, "big") + self.metadata
-        )
+        return proposal_digest(self.chain_id, self.seq, self.proposer, self.timestamp_ms, self.tx_root,
+                               self.metadata)
 
     @property
     def is_null(self) -> bool:
@@ -77,6 +70,21 @@ class Proposal:
     @cached_property
     def size_bytes(self) -> int:
         return sum(len(r.body) + len(r.id) for r in self.requests)
+
+
+def proposal_digest(chain_id: str, seq: int, proposer: int, timestamp_ms: int, tx_root: bytes,
+                    metadata: bytes) -> bytes:
+    """Proposal.digest from its fields: what an audit proof, which carries a
+    tx_root and not the transactions, recomputes (docs/design.md, "Audit proofs")."""
+    return sha256(
+        b"govchain:v1:proposal:"
+        + chain_id.encode()
+        + seq.to_bytes(8, "big")
+        + proposer.to_bytes(4, "big")
+        + timestamp_ms.to_bytes(8, "big")
+        + tx_root
+        + len(metadata).to_bytes(4, "big") + metadata
+    )
 
 
 def tx_leaf(request: Request) -> bytes:

@@ -13,7 +13,10 @@ Unknown keys are errors (with a "did you mean" hint): a typo such as
 for plaintext (docs/security.md). ``peer_listen`` and ``client_listen`` must
 differ: each port has its own server.
 
-Relative paths (``key_file``, ``data_dir``, ``[[chains]] genesis``, ``[tls]``) resolve
+``[[sources]]`` (optional) maps catalog items to the department's existing
+data: a SQLite table or a CSV file (docs/design.md, "Data-source adapters").
+
+Relative paths (``key_file``, ``data_dir``, ``[[chains]] genesis``, ``[tls]``, ``[[sources]] path``) resolve
 against the directory of the config file, not the process's working
 directory, so a node behaves the same under systemd, in a container and from
 a shell.
@@ -42,6 +45,12 @@ _HOSTNAME_RE = re.compile(
 _TOPIC_PREFIX_RE = re.compile(r"[A-Za-z0-9_.-]+(?:/[A-Za-z0-9_.-]+)*")
 _CLIENT_ID_RE = re.compile(r"[A-Za-z0-9_.:-]{1,128}")
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
+ITEM_RE = DEPARTMENT_RE  # catalog item ids have the shape of department ids, e.g. "household-registration"
+FIELD_RE = re.compile(r"[a-z][a-z0-9_]{0,63}")  # an item's field name, as requests name it
+# A table or column name in the department's system: letters (any script), digits and '_', so it
+# can be double-quoted in SQL without escaping (docs/design.md, "Data-source adapters").
+COLUMN_RE = re.compile(r"[^\W\d]\w{0,127}")
+SOURCE_KINDS = ("sqlite", "csv")
 
 MIB = 1 << 20
 TICK_MS_DEFAULT = 10
@@ -109,6 +118,24 @@ class ChainConfig:
 
 
 @dataclass(frozen=True, kw_only=True)
+class SourceConfig:
+    """Where one catalog item's data lives in the department's existing
+    system, and which column holds each of the item's fields."""
+
+    item: str
+    kind: str  # one of SOURCE_KINDS
+    path: Path  # absolute after load_config
+    key_column: str  # the column holding the ID number
+    fields: tuple[tuple[str, str], ...]  # (item field, column), as configured
+    table: str | None = None  # sqlite only
+
+    @property
+    def columns(self) -> dict[str, str]:
+        """item field -> column."""
+        return dict(self.fields)
+
+
+@dataclass(frozen=True, kw_only=True)
 class LimitsConfig:
     message_bytes_max: int = 4 * MIB  # largest gRPC message sent or received
     mempool_txs_max: int = 4_000  # per chain: bounds queueing delay; excess load is refused (RESOURCE_EXHAUSTED)
@@ -163,6 +190,7 @@ class NodeConfig:
     limits: LimitsConfig = field(default_factory=LimitsConfig)
     mqtt: MqttConfig | None = None
     identity: IdentityConfig | None = None  # serve govchain.v1.Identity on the client port
+    sources: tuple[SourceConfig, ...] = ()
 
     def chain(self, chain_id: str) -> ChainConfig:
         for chain in self.chains:
@@ -174,7 +202,7 @@ class NodeConfig:
 # --------------------------------------------------------------------------- loading
 
 _TOP_KEYS = ("department", "display_name", "key_file", "data_dir", "peer_listen", "client_listen",
-             "tick_ms", "log_level", "chains", "limits", "mqtt", "tls", "identity")
+             "tick_ms", "log_level", "chains", "limits", "mqtt", "tls", "identity", "sources")
 _CHAIN_KEYS = ("id", "genesis")
 _LIMIT_RANGES: dict[str, tuple[int, int]] = {
     "message_bytes_max": MESSAGE_BYTES_RANGE,
@@ -187,6 +215,8 @@ _MQTT_KEYS = ("host", "port", "topic_prefix", "client_id", "queue_max")
 _TLS_KEYS = ("ca", "cert", "key", "require_client_cert", "insecure")
 _IDENTITY_KEYS = ("oprf_key_file", "windows", "rate_per_minute", "burst")
 _CERT_NAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
+_SOURCE_KEYS = ("item", "kind", "path", "table", "key_column", "fields")
+_COLUMN_RULE = "a column name: letters, digits and '_', not starting with a digit, at most 128 characters"
 _WILDCARD_HOSTS = ("0.0.0.0", "::")
 
 
@@ -266,6 +296,18 @@ class _Reader:
             raise self.fail(where, f'{key} must be "host:port", e.g. "127.0.0.1:7001": {exc} '
                                    f"(got {_show(value)})") from None
 
+    def array_of_tables(self, raw: object, name: str, allowed: Iterable[str], what: str):
+        """(where, table) for each [[name]] table of a non-empty array, each
+        checked to be a table with only `allowed` keys."""
+        if not isinstance(raw, list) or not raw:
+            raise self.fail("", f"{name} must be one or more [[{name}]] tables, each with {what} (got {_show(raw)})")
+        for number, table in enumerate(raw, start=1):
+            where = f"[[{name}]] #{number} "
+            if not isinstance(table, dict):
+                raise self.fail(where, f"must be a table (got {_show(table)})")
+            self.check_keys(table, allowed, where)
+            yield where, table
+
     def table(self, table: Mapping[str, Any], key: str) -> Mapping[str, Any] | None:
         value = table.get(key)
         if value is not None and not isinstance(value, dict):
@@ -315,15 +357,9 @@ def parse_config(data: Mapping[str, Any], *, source: str, base_dir: Path, path: 
     log_level = log_level_raw.upper()
 
     chains_raw = r.required(data, "chains", "", 'one or more [[chains]] tables with id and genesis')
-    if not isinstance(chains_raw, list) or not chains_raw:
-        raise r.fail("", f"chains must be one or more [[chains]] tables, each with id = \"...\" and "
-                         f"genesis = \"path/to/genesis.json\" (got {_show(chains_raw)})")
     chains: list[ChainConfig] = []
-    for number, chain_raw in enumerate(chains_raw, start=1):
-        where = f"[[chains]] #{number} "
-        if not isinstance(chain_raw, dict):
-            raise r.fail(where, f"must be a table (got {_show(chain_raw)})")
-        r.check_keys(chain_raw, _CHAIN_KEYS, where)
+    for where, chain_raw in r.array_of_tables(chains_raw, "chains", _CHAIN_KEYS,
+                                              'id = "..." and genesis = "path/to/genesis.json"'):
         chain_id = r.string(chain_raw, "id", where, pattern=CHAIN_ID_RE,
                             rule="a chain id: 1-32 of lowercase letters, digits and '-'",
                             required_what='"catalog"')
@@ -373,7 +409,8 @@ def parse_config(data: Mapping[str, Any], *, source: str, base_dir: Path, path: 
                       data_dir=data_dir, peer_listen=peer_listen, client_listen=client_listen,
                       tls=tls, tick_ms=tick_ms, log_level=log_level,
                       chains=tuple(chains), limits=limits, mqtt=mqtt,
-                      identity=_identity(r, r.table(data, "identity"), tls))
+                      identity=_identity(r, r.table(data, "identity"), tls),
+                      sources=_sources(r, data.get("sources")))
 
 
 def _identity(r: _Reader, raw: Mapping[str, Any] | None, tls: TlsConfig) -> IdentityConfig | None:
@@ -413,6 +450,54 @@ def _tls(r: _Reader, raw: Mapping[str, Any] | None) -> TlsConfig:
         return TlsConfig(insecure=True)
     return TlsConfig(ca=r.path(raw, "ca", where, "tls/ca.crt"), cert=r.path(raw, "cert", where, "tls/node.crt"),
                      key=r.path(raw, "key", where, "tls/node.key"), require_client_cert=require_client_cert)
+
+
+def _sources(r: _Reader, raw: object) -> tuple[SourceConfig, ...]:
+    if raw is None:
+        return ()
+    sources: list[SourceConfig] = []
+    for where, table in r.array_of_tables(raw, "sources", _SOURCE_KEYS, "item, kind, path, key_column and fields"):
+        item = r.string(table, "item", where, pattern=ITEM_RE, required_what='"household-registration"',
+                        rule="a catalog item id: lowercase letters, digits and '-', 1-63 characters, "
+                             "not starting or ending with '-'")
+        where = f'{where.rstrip()} (item "{item}") '
+        if any(s.item == item for s in sources):
+            raise r.fail(where, "appears twice; each catalog item has one source")
+        kind = r.string(table, "kind", where, required_what='"sqlite" (or "csv")', rule='"sqlite" or "csv"')
+        if kind not in SOURCE_KINDS:
+            later = ' (PostgreSQL is not built yet: docs/design.md, "Data-source adapters")' \
+                if kind.startswith("postgres") else ""
+            raise r.fail(where, f'kind must be "sqlite" or "csv" (got {_show(kind)}){later}')
+        path = r.path(table, "path", where, "sources/registry.db" if kind == "sqlite" else "sources/registry.csv")
+        if kind == "sqlite":
+            table_name = r.string(table, "table", where, pattern=COLUMN_RE, required_what='"residents"',
+                                  rule=_COLUMN_RULE.replace("column", "table"))
+        elif "table" in table:
+            raise r.fail(where, 'table has no effect with kind = "csv" (the file is the table); remove it')
+        else:
+            table_name = None
+        key_column = r.string(table, "key_column", where, pattern=COLUMN_RE, required_what='"id_number"',
+                              rule=_COLUMN_RULE)
+        sources.append(SourceConfig(item=item, kind=kind, path=path, key_column=key_column, table=table_name,
+                                    fields=_source_fields(r, table, where, key_column)))
+    return tuple(sources)
+
+
+def _source_fields(r: _Reader, table: Mapping[str, Any], where: str, key_column: str) -> tuple[tuple[str, str], ...]:
+    example = 'fields = { status = "marital_status" } (item field = "column")'
+    raw = r.required(table, "fields", where, '{ status = "marital_status" } (item field = "column")')
+    if not isinstance(raw, dict) or not raw:
+        raise r.fail(where, f"fields must be a non-empty table, e.g. {example} (got {_show(raw)})")
+    for name, column in raw.items():
+        if not FIELD_RE.fullmatch(name):
+            raise r.fail(where, f'fields: "{name[:64]}" is not a field name: lowercase ASCII letters, digits and '
+                                f"'_', starting with a letter, at most 64 characters")
+        if not isinstance(column, str) or not COLUMN_RE.fullmatch(column):
+            raise r.fail(where, f"fields.{name} must be {_COLUMN_RULE} (got {_show(column)})")
+        if column == key_column:
+            raise r.fail(where, f'fields.{name} is the key column "{key_column}": an answer never carries the ID '
+                                f"number; remove it")
+    return tuple(raw.items())
 
 
 # --------------------------------------------------------------------------- template

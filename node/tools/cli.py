@@ -15,6 +15,7 @@ import grpc
 
 from node.core import codec
 from node.core.keys import KeyFileError
+from node.tools import audit_cli
 
 DEFAULT_NODE = os.environ.get("GOVCHAIN_NODE", "127.0.0.1:7101")
 
@@ -403,6 +404,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     from node.tools import app_cli  # tag, cert, keys generate-oprf
     app_cli.register(sub, keys, client_opts)
+    audit_cli.register(sub)
     return p
 
 
