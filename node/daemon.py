@@ -18,6 +18,7 @@ from node.net.access import PeerAuthInterceptor, StreamCapInterceptor, validator
 from node.chain.chain_node import ChainNode
 from node.core.config import NodeConfig
 from node.contracts import BadAppState, MissingContracts, genesis_state, registry_for
+from node.identity.citizens import AUTHN_CHAIN
 from node.identity.signers import CATALOG_CHAIN
 from node.services.events import EventPublisher
 from node.core.genesis import GenesisError, check_message_bytes, load_genesis
@@ -232,17 +233,21 @@ class Node:
                 genesis=genesis, department=cfg.department, signing_key=key, ledger=ledger,
                 registry=registries[genesis.chain_id], tick_ms=cfg.tick_ms, transport=self._transport,
                 mempool_max=cfg.limits.mempool_txs_max, message_bytes_max=cfg.limits.message_bytes_max,
-                pool=self._pool, publisher=self._publisher, catalog=self._catalog_read,
+                pool=self._pool, publisher=self._publisher, catalog=self._durable(CATALOG_CHAIN),
+                authn=self._durable(AUTHN_CHAIN),
                 log_drop=self._bad_log.warning, on_failure=self._chain_failed)
         for chain in self.chains.values():
             chain.connect_reads({c: self.chains[c] for c in chain.genesis.reads})
 
-    def _catalog_read(self, contract: str, key: bytes) -> bytes | None:
-        """Admission on a chain other than the catalog reads permissions from
-        this node's durable catalog state; a node that does not serve the
-        catalog chain reads nothing (docs/design.md, "Identities and permissions")."""
-        catalog = self.chains.get(CATALOG_CHAIN)
-        return catalog.state.get(contract, key) if catalog is not None else None
+    def _durable(self, chain_id: str):
+        """Admission on another chain reads permissions from this node's
+        durable state of `chain_id` (the catalog's keys, authn's bindings); a
+        node that does not serve it reads nothing (docs/design.md,
+        "Identities and permissions")."""
+        def read(contract: str, key: bytes) -> bytes | None:
+            chain = self.chains.get(chain_id)
+            return chain.state.get(contract, key) if chain is not None else None
+        return read
 
     @staticmethod
     def _server_names(geneses) -> dict[str, str]:

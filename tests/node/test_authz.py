@@ -278,3 +278,50 @@ def test_by_tag_pages_in_log_order(chain):
     assert second["items"] == entries[2:4]
     last = chain.query("by_tag", tag=TAG, after=second["next"])
     assert last == {"items": entries[4:], "more": False, "next": last["next"]}
+
+
+# ---- the role citizen in the platform's permission check (admission and execution) ------------------
+
+def _screen(chain, signer, method, payload, now_ms=T0):
+    from node.chain.admission import screen
+    from node.core import codec
+    tx = codec.tx_from_request(chain.tx(signer, method, payload))
+    return screen(tx, chain_id="authz", registry=chain.registry, stopping=False, replayed=lambda _: False,
+                  catalog=chain.catalog.state_get, authn=chain.authn.state_get, now_ms=now_ms)
+
+
+@pytest.mark.parametrize("state, why", [
+    ("none", "has no authn binding"),
+    ("expired", f"expired at {T0 + 60_000} ms (time {T0 + 60_000} ms)"),
+    ("revoked", "authn binding (event ev-2) was revoked"),
+])
+def test_the_citizen_role_needs_a_binding_in_force_at_admission_and_at_execution(chain, state, why):
+    granted(chain)
+    if state != "none":
+        bind(chain.authn, CITIZEN_2, TAG, expires_at_ms=T0 + 60_000, revoked=state == "revoked", event_id="ev-2")
+    at_t0 = _screen(chain, CITIZEN_2, "revoke", {"consent_id": "c-1"}, now_ms=T0)
+    assert (at_t0 is None) == (state == "expired")  # in force until its expiry
+    chain.time_ms = T0 + 60_000
+    refusal = _screen(chain, CITIZEN_2, "revoke", {"consent_id": "c-1"}, now_ms=chain.time_ms)
+    rule = f"permission denied: authz.revoke needs role 'citizen'; key {hexkey(CITIZEN_2)[:16]}"
+    assert refusal.outcome.name == "PERMISSION_DENIED" and refusal.error.startswith(rule) and why in refusal.error
+    receipt = chain.send(CITIZEN_2, "revoke", {"consent_id": "c-1"})  # a faulty primary proposed it anyway
+    assert receipt.status == FAILED and receipt.message == refusal.error
+    assert chain.query("consent", consent_id="c-1")["revoked"] is None
+
+
+def test_a_bound_citizen_passes_admission_and_a_catalog_key_is_no_citizen(chain):
+    granted(chain)
+    assert _screen(chain, CITIZEN, "revoke", {"consent_id": "c-1"}) is None
+    refusal = _screen(chain, WINDOW, "revoke", {"consent_id": "c-1"})
+    assert "needs role 'citizen'" in refusal.error and "has no authn binding" in refusal.error
+    # grant takes a citizen or a window: a key that is neither is told both
+    stranger = key("stranger")
+    refusal = _screen(chain, stranger, "grant", consent())
+    assert refusal.error == (f"permission denied: authz.grant needs role 'citizen' or 'window'; key "
+                             f"{hexkey(stranger)[:16]} has no authn binding (authenticate first: an authn event "
+                             f"binds the app key to a subject); key {hexkey(stranger)[:16]} is not registered in "
+                             f"the catalog")
+    assert _screen(chain, WINDOW, "grant", consent(authn_event="ev-1")) is None
+    # log_access is a provider's: a citizen is refused before the contract runs
+    assert "needs role 'provider'" in _screen(chain, CITIZEN, "log_access", access()).error
