@@ -17,7 +17,8 @@ from node.net import tls
 from node.net.access import PeerAuthInterceptor, StreamCapInterceptor, validator_roles
 from node.chain.chain_node import ChainNode
 from node.core.config import NodeConfig
-from node.contracts import MissingContracts, registry_for
+from node.contracts import BadAppState, MissingContracts, genesis_state, registry_for
+from node.identity.signers import CATALOG_CHAIN
 from node.services.events import EventPublisher
 from node.core.genesis import GenesisError, check_message_bytes, load_genesis
 from node.core.keys import KeyFileError, load_signing_key
@@ -179,7 +180,7 @@ class Node:
     def _open_chains(self) -> None:
         cfg = self.config
         key = self._key
-        geneses, registries = [], {}
+        geneses, registries, initial = [], {}, {}
         for chain_cfg in cfg.chains:
             try:
                 genesis = load_genesis(chain_cfg.genesis)
@@ -203,7 +204,9 @@ class Node:
                                    f"for {cfg.department}; use the matching key file")
             try:  # before any store is opened: a node that cannot run a chain's code does not start
                 registries[genesis.chain_id] = registry_for(genesis.chain_id, genesis.contracts)
-            except MissingContracts as exc:
+                initial[genesis.chain_id] = genesis_state(genesis.chain_id, genesis.app_state,
+                                                          registries[genesis.chain_id])
+            except (MissingContracts, BadAppState) as exc:
                 raise StartupError(str(exc)) from exc
             geneses.append(genesis)
         served = {g.chain_id for g in geneses}
@@ -218,7 +221,8 @@ class Node:
                                     self._server_names(geneses))
         for genesis in geneses:
             try:
-                ledger = open_ledger(str(cfg.data_dir / genesis.chain_id), genesis.chain_id, genesis.hash)
+                ledger = open_ledger(str(cfg.data_dir / genesis.chain_id), genesis.chain_id, genesis.hash,
+                                     initial[genesis.chain_id])
             except Exception as exc:
                 raise StartupError(str(exc)) from exc
             self._ledgers.append(ledger)
@@ -226,10 +230,17 @@ class Node:
                 genesis=genesis, department=cfg.department, signing_key=key, ledger=ledger,
                 registry=registries[genesis.chain_id], tick_ms=cfg.tick_ms, transport=self._transport,
                 mempool_max=cfg.limits.mempool_txs_max, message_bytes_max=cfg.limits.message_bytes_max,
-                pool=self._pool, publisher=self._publisher,
+                pool=self._pool, publisher=self._publisher, catalog=self._catalog_read,
                 log_drop=self._bad_log.warning, on_failure=self._chain_failed)
         for chain in self.chains.values():
             chain.connect_reads({c: self.chains[c] for c in chain.genesis.reads})
+
+    def _catalog_read(self, contract: str, key: bytes) -> bytes | None:
+        """Admission on a chain other than the catalog reads permissions from
+        this node's durable catalog state; a node that does not serve the
+        catalog chain reads nothing (docs/design.md, "Identities and permissions")."""
+        catalog = self.chains.get(CATALOG_CHAIN)
+        return catalog.state.get(contract, key) if catalog is not None else None
 
     @staticmethod
     def _server_names(geneses) -> dict[str, str]:

@@ -27,16 +27,16 @@ from concurrent.futures import Executor as ThreadPool
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
-import grpc
-
 from consensus import events as ev
 from consensus import messages as m
 from consensus.metadata import ACCEPT, WAIT, Verdict, reject
 from consensus.replica import Replica
 from node.core import codec
+from node.chain.admission import Admission, Outcome, screen
+from node.identity.signers import CATALOG_CHAIN, Read
 from node.core.crypto import Ed25519Signer, Ed25519Verifier
 from node.core.receipts import Receipt
-from node.ledger.execution import ContractRegistry, Executor, not_runnable
+from node.ledger.execution import ContractRegistry, Executor
 from node.core.failpoints import fail_point
 from node.core.genesis import Genesis
 from node.ledger.ledger import Ledger, repair_hint
@@ -87,13 +87,6 @@ class Group:
 
 
 @dataclass(frozen=True)
-class Admission:
-    tx_id: bytes
-    code: grpc.StatusCode
-    error: str = ""
-
-
-@dataclass(frozen=True)
 class _FromPeer:
     """A peer message in the inbox, with what it costs its sender's budget."""
 
@@ -141,6 +134,7 @@ class ChainNode:
     def __init__(self, *, genesis: Genesis, department: str, signing_key, ledger: Ledger,
                  registry: ContractRegistry, tick_ms: int, transport: Transport, mempool_max: int,
                  pool: ThreadPool, message_bytes_max: int = 4 << 20, publisher=None,
+                 catalog: Read | None = None,
                  log_drop: Callable[[str, str], None] = lambda kind, detail: None,
                  on_failure: Callable[[BaseException], None] = lambda exc: None) -> None:
         self.chain_id = genesis.chain_id
@@ -165,6 +159,14 @@ class ChainNode:
         self._serve_bytes_max = message_bytes_max // 2
         self._serve_pacer = Pacer(SERVE_BYTES_PER_S, 2 * self._serve_bytes_max)
         self.registry = registry
+        # Where admission reads permissions (docs/design.md, "Identities and
+        # permissions"): the catalog chain its own durable state, a chain that
+        # reads the catalog the node's durable catalog state (`catalog`, from
+        # the daemon), any other chain nothing (execution could not either).
+        if self.chain_id == CATALOG_CHAIN:
+            self._catalog = lambda contract, key: self.state.get(contract, key)
+        else:
+            self._catalog = catalog if CATALOG_CHAIN in genesis.reads else None
         self._executor = Executor(self.chain_id, registry, ledger, reads=genesis.reads)
         self._read_sources: dict[str, ChainNode] = {}  # connect_reads
         self._readers: list[ChainNode] = []  # chains that read this one: nudged when a block is durable
@@ -538,7 +540,7 @@ class ChainNode:
         overloaded = self.overloaded()
         if overloaded:
             self.counters["rejected: overloaded"] += 1
-            future.set_result(Admission(tx.id, grpc.StatusCode.RESOURCE_EXHAUSTED, overloaded))
+            future.set_result(Admission(tx.id, Outcome.OVERLOADED, overloaded))
             return future
         if not self._admitting:
             asyncio.get_running_loop().call_soon(self._flush_admissions)
@@ -576,46 +578,36 @@ class ChainNode:
         return ""
 
     async def _admit_batch(self, batch: list[tuple[Transaction, asyncio.Future]]) -> None:
-        """Cheap checks first (shape, replay, overload, room in the mempool),
-        so refused load costs no signature check; then one pooled verification."""
+        """Cheap checks first (node/chain/admission.py: shape, contract,
+        replay, permission; then room in the mempool), so refused load costs
+        no signature check; then one pooled verification."""
         results: dict[int, Admission] = {}
         candidates: dict[int, m.Request] = {}
         seen: set[bytes] = set()
         room = self._mempool_max - self.replica.pending_count
         bytes_room = self.replica.config.pending_requests_bytes_max - self.replica.pending_bytes
         now = time.monotonic()
+        replayed = lambda tx_id: tx_id in seen or self.replica.knows_request(tx_id)  # noqa: E731
         for i, (tx, _) in enumerate(batch):
-            problem = validate_shape(tx)
-            if problem:
-                results[i] = Admission(tx.id, grpc.StatusCode.INVALID_ARGUMENT, problem)
-                continue
-            problem = not_runnable(self.registry, self.chain_id, tx.contract, tx.method, read=False)
-            if problem:  # it would commit as FAILED: refuse it before it takes room in a block
-                results[i] = Admission(tx.id, grpc.StatusCode.NOT_FOUND, problem)
+            refusal = screen(tx, chain_id=self.chain_id, registry=self.registry, stopping=self.stopping,
+                             replayed=replayed, catalog=self._catalog)
+            if refusal is not None:
+                results[i] = refusal
                 continue
             tx_id = tx.id
-            if self.stopping:
-                results[i] = Admission(tx_id, grpc.StatusCode.UNAVAILABLE, "node is shutting down; retry on another node")
-            elif tx_id in seen or self.replica.knows_request(tx_id):
-                results[i] = Admission(tx_id, grpc.StatusCode.ALREADY_EXISTS,
-                                       f"transaction {tx_id.hex()} was already submitted (replay)")
-            elif len(candidates) >= room:
-                self.counters["rejected: mempool full"] += 1
-                results[i] = Admission(tx_id, grpc.StatusCode.RESOURCE_EXHAUSTED,
-                                       f"mempool full ({self._mempool_max} transactions); retry later")
-            else:
+            full = f"{self._mempool_max} transactions" if len(candidates) >= room else ""
+            if not full:
                 request = codec.request_from_tx(tx)
                 size = len(request.body) + len(request.id)
-                if size > bytes_room:
-                    self.counters["rejected: mempool full"] += 1
-                    results[i] = Admission(tx_id, grpc.StatusCode.RESOURCE_EXHAUSTED,
-                                           f"mempool full ({self.replica.config.pending_requests_bytes_max} "
-                                           f"bytes); retry later")
-                    continue
-                bytes_room -= size
-                seen.add(tx_id)
-                candidates[i] = request
-                self._open[tx_id] = now
+                full = f"{self.replica.config.pending_requests_bytes_max} bytes" if size > bytes_room else ""
+            if full:
+                self.counters["rejected: mempool full"] += 1
+                results[i] = Admission(tx_id, Outcome.POOL_FULL, f"mempool full ({full}); retry later")
+                continue
+            bytes_room -= size
+            seen.add(tx_id)
+            candidates[i] = request
+            self._open[tx_id] = now
         good = set(await asyncio.get_running_loop().run_in_executor(
             self._pool, _verify_requests, list(candidates.values()))) if candidates else set()
         self._remember(good)
@@ -623,10 +615,10 @@ class ChainNode:
         for i, request in candidates.items():
             if m.tx_leaf(request) in good:
                 admitted.append(request)
-                results[i] = Admission(request.id, grpc.StatusCode.OK)
+                results[i] = Admission(request.id, Outcome.ADMITTED)
             else:
                 self._open.pop(request.id, None)
-                results[i] = Admission(request.id, grpc.StatusCode.UNAUTHENTICATED,
+                results[i] = Admission(request.id, Outcome.UNAUTHENTICATED,
                                        "signature does not match sender key and transaction content")
         if admitted:
             self._inbox.put_nowait(ev.RequestsSubmitted(requests=tuple(admitted)))

@@ -26,7 +26,8 @@ import importlib
 import pkgutil
 from collections.abc import Iterable
 
-from node.ledger.execution import ContractRegistry
+from node.core.receipts import StateWrite
+from node.ledger.execution import ContractError, ContractRegistry
 
 NOT_CONTRACTS = ("base", "identity_view")
 
@@ -35,7 +36,7 @@ PLATFORM_CONTRACTS: dict[str, tuple[tuple[str, int], ...]] = {
     # A sub-chain names no contract until its own exists: a chain without
     # contracts refuses every transaction, where the open kv store would let
     # anyone overwrite anything (docs/design.md, "Contracts").
-    "catalog": (), "item": (), "authz": (),
+    "catalog": (("catalog", 1),), "item": (), "authz": (),
     "authn": (("authn", 1),), "cert": (("cert", 1),),  # identity service events; certificates
     "demo": OPEN_CONTRACTS,  # load tests and the demo: the open key-value store, on purpose
 }
@@ -102,3 +103,26 @@ def registry_for(chain_id: str, contracts: Iterable[tuple[str, int]]) -> Contrac
             f"does not have (it has {', '.join(_label(*pair) for pair in have) or 'no contracts'}); "
             f"run a govchain release that includes {'them' if len(missing) > 1 else 'it'}")
     return ContractRegistry(have[pair]() for pair in wanted)
+
+
+class BadAppState(ValueError):
+    """A genesis app_state section its contract refuses."""
+
+
+def genesis_state(chain_id: str, app_state, registry: ContractRegistry) -> tuple[StateWrite, ...]:
+    """The initial state writes of a genesis's `app_state` (contract name ->
+    section), in (contract, key) order: each contract turns its own section
+    into writes with `genesis_writes(section) -> [(key, value)]`, which
+    validates it. BadAppState names the contract and the problem; the daemon
+    refuses to start on it (docs/design.md, "Genesis")."""
+    writes: list[StateWrite] = []
+    for name, section in sorted((app_state or {}).items()):
+        hook = getattr(registry.get(name), "genesis_writes", None)
+        if hook is None:
+            raise BadAppState(f"chain {chain_id}: genesis app_state.{name}: contract {name} takes no initial state")
+        try:
+            writes += [(name, key, value) for key, value in hook(section)]
+        except ContractError as exc:
+            raise BadAppState(f"chain {chain_id}: genesis app_state.{name}: {exc}") from None
+    return tuple(sorted(writes, key=lambda w: (w[0], w[1])))
+

@@ -32,6 +32,7 @@ from itertools import accumulate
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Any, Callable, ClassVar, NoReturn
 
+from node.contracts.identity_view import ANYONE  # re-exported: contracts import it from here
 from node.core.receipts import OK
 from node.ledger.execution import ContractError, TxContext
 from node.core.tx import NAME_RE, PAYLOAD_BYTES_MAX
@@ -133,9 +134,6 @@ def canonical_json(value: Any) -> bytes:
 
 # ---- declaring methods ---------------------------------------------------------
 
-ANYONE = "anyone"
-"""The role of a method any key may call whose signature verifies. Only the
-open demo contract (kv) uses it."""
 
 _ROLE = "_govchain_role"
 _QUERY = "_govchain_query"

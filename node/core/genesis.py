@@ -435,6 +435,16 @@ def _app_state(source: str, raw: object, contracts: tuple[ContractRef, ...]) -> 
                                f"(contracts: {', '.join(names) or 'none'})")
         if not isinstance(section, dict):
             raise GenesisError(f"{source}: app_state.{name} must be an object (got {_show(section)})")
+        stack: list[object] = [section]  # JSON values only, no fractions: a section means one thing on every node
+        while stack:
+            value = stack.pop()
+            if isinstance(value, dict):
+                stack.extend(value.values())
+            elif isinstance(value, list):
+                stack.extend(value)
+            elif not isinstance(value, (str, int, bool)) and value is not None:
+                raise GenesisError(f"{source}: app_state.{name} holds {_show(value)}; only strings, integers, "
+                                   f"booleans, null, arrays and objects are allowed")
     return raw
 
 

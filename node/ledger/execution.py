@@ -15,7 +15,19 @@ Per block:
    block, is DUPLICATE and not executed (Hyperledger Fabric's DUPLICATE_TXID):
    the same id never executes twice. The ledger's tx index keeps pointing at
    the first occurrence;
-3. the tx runs its contract with a TxContext whose get/put/delete see only
+3. a chain whose genesis names `reads` first fixes the block's read heights
+   (docs/design.md, "Cross-chain reads"): for each read chain, the larger of
+   the height the proposal's metadata names and the parent block's; they
+   are written under the reserved namespace READS_NAMESPACE (no contract
+   can name it), so the state root covers them, and TxContext.read sees
+   the other chain's state at exactly that height;
+4. a write method that declares a role other than ANYONE runs only if its
+   sender's key is registered, active and holds that role in the catalog
+   (node.identity.signers; docs/design.md, "Identities and
+   permissions"): otherwise FAILED with the message admission would have
+   given, so a faulty primary's proposal of a refused transaction changes
+   nothing, the same way on every replica;
+5. the tx runs its contract with a TxContext whose get/put/delete see only
    that contract's namespace, layered over the ledger state plus the writes of
    the earlier successful transactions of this block. An exception, a FAILED
    status or an unknown contract discards the tx's writes (FAILED + message).
@@ -23,13 +35,7 @@ Per block:
    the outcome depends on the bytes alone; MemoryError and RecursionError
    depend on the interpreter and the machine, so they stop the node instead
    of becoming a receipt that another replica might not write;
-4. a chain whose genesis names `reads` first fixes the block's read heights
-   (docs/design.md, "Cross-chain reads"): for each read chain, the larger of
-   the height the proposal's metadata names and the parent block's; they
-   are written under the reserved namespace READS_NAMESPACE (no contract
-   can name it), so the state root covers them, and TxContext.read sees
-   the other chain's state at exactly that height;
-5. the block's net writes give the state root (see `state_root`) and the
+6. the block's net writes give the state root (see `state_root`) and the
    header (consensus.block.make_header).
 
 The Executor only reads the ledger; the caller commits the BlockResult with
@@ -46,6 +52,7 @@ from consensus.messages import CommittedBlock, Request
 from node.core.codec import CodecError, decode_read_heights, tx_from_request
 from node.core.receipts import DUPLICATE, FAILED, MESSAGE_CHARS_MAX, OK, Receipt, StateWrite
 from node.core.tx import Transaction, validate_shape
+from node.identity.signers import CATALOG_CHAIN, permission_refusal
 
 if TYPE_CHECKING:
     from node.ledger.ledger import Ledger
@@ -300,6 +307,7 @@ class Executor:
         # A deployment that wants every replica to re-check what a possibly
         # Byzantine primary proposed passes a (deterministic) verifier here.
         self._verify_tx = verify_tx
+        self._is_catalog = chain_id == CATALOG_CHAIN
         self.reads = tuple(sorted(reads))  # the genesis "reads"
         self.read_sources = dict(read_sources or {})  # chain id -> its ledger; set before the first block
 
@@ -399,7 +407,13 @@ class Executor:
             block_writes=block_writes, reader=self.ledger,
             read_heights=read_heights, read_sources=self.read_sources,
         )
+        role = (getattr(contract, "methods", None) or {}).get(tx.method)
         try:
+            if role is not None:  # a contract that declares no methods checks nobody
+                problem = permission_refusal(self._catalog(ctx, block_writes), tx.sender, tx.contract,
+                                             tx.method, role)
+                if problem:
+                    return FAILED, problem, b"", {}
             result = contract.execute(ctx, tx)
             status, message, output = result
         except MACHINE_ERRORS:
@@ -411,6 +425,22 @@ class Executor:
         if status != OK:
             return FAILED, message, output, {}
         return OK, message, output, {(contract.name, k): v for k, v in ctx.writes.items()}
+
+
+    def _catalog(self, ctx: TxContext, block_writes: dict[tuple[str, bytes], bytes | None]):
+        """Where execution reads permissions (docs/design.md, "Identities and
+        permissions"): on the catalog chain, its own state before this
+        transaction (the ledger plus the earlier writes of this block: what
+        the transaction itself reads); on another chain, the catalog at the
+        height its block pins, through the cross-chain read of its context."""
+        if self._is_catalog:
+            def before(contract: str, key: bytes) -> bytes | None:
+                value = block_writes.get((contract, key), _ABSENT)
+                return self.ledger.state_get(contract, key) if value is _ABSENT else value  # type: ignore[return-value]
+            return before
+        if CATALOG_CHAIN not in self.reads:  # a chain whose genesis does not read the catalog: no view of it
+            return None
+        return lambda contract, key: ctx.read(CATALOG_CHAIN, contract, key)
 
 
 def _describe(exc: Exception) -> str:

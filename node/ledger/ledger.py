@@ -60,14 +60,15 @@ class Ledger:
     """One chain's ledger. `open_ledger` is the way in for a node: it checks
     the store against the node's promise record first."""
 
-    def __init__(self, path: str, chain_id: str, genesis_hash: bytes, *, create: bool = False):
+    def __init__(self, path: str, chain_id: str, genesis_hash: bytes, *, create: bool = False,
+                 initial_state: Iterable[StateWrite] = ()):
         self.path = str(path)
         self.chain_id = chain_id
         self.genesis_hash = genesis_hash
         self._promises: PromiseFile | None = None
         self._db = Storage(self.path, create_if_missing=create, on_corrupt=self.mark_damaged)
         try:
-            self._pin_genesis(create)
+            self._pin_genesis(create, initial_state)
             tip = self._db.get(L.META_TIP)
             self._height = from_u64(tip) if tip is not None else 0
             self._tip_header = self.header(self._height) if self._height else None
@@ -108,16 +109,20 @@ class Ledger:
         return Promise(sync=self._sync, height=self._height, view=self._view,
                        voted_seq=max(self._voted_seq, self._height))
 
-    def _pin_genesis(self, create: bool) -> None:
+    def _pin_genesis(self, create: bool, initial_state: Iterable[StateWrite]) -> None:
         stored_chain = self._db.get(L.META_CHAIN)
         stored_genesis = self._db.get(L.META_GENESIS)
         if stored_chain is None and stored_genesis is None and not create:
             raise EmptyStore(f"{self.path}: the store holds no chain")
         if stored_chain is None and stored_genesis is None:
+            # The genesis app state (node.contracts.genesis_state) goes in with
+            # the pin: a store exists with its initial state or not at all
+            # (docs/design.md, "Genesis").
             with self._db.write_batch(sync=True) as b:
                 b.put(L.META_CHAIN, self.chain_id.encode())
                 b.put(L.META_GENESIS, self.genesis_hash)
                 b.put(L.META_FORMAT, u64(FORMAT_VERSION))
+                _write_state(b, initial_state, 0)  # the state as of height 0 for cross-chain reads too
             return
         if stored_chain is None or stored_genesis is None:
             raise StorageCorrupt(f"{self.path}: genesis pin is missing or incomplete; data dir is corrupt")
@@ -182,14 +187,7 @@ class Ledger:
                 b.put(L.receipt_key(location), codec.encode_receipt(receipt))
                 if receipt.status != DUPLICATE:  # the index keeps the first occurrence
                     b.put(L.TX + receipt.tx_id, location)
-            for contract, key_in_contract, value in state_writes:
-                k = state_key(contract, key_in_contract)
-                if value is None:
-                    b.delete(k)
-                else:
-                    b.put(k, value)
-                version = b"\x00" if value is None else b"\x01" + value
-                b.put(L.version_prefix(contract, key_in_contract) + u64(height), version)
+            _write_state(b, state_writes, height)
             b.put(L.META_TIP, u64(height))
         self._height = height
         self._tip_header = header
@@ -365,17 +363,31 @@ class Ledger:
         )
 
 
+def _write_state(batch, writes: Iterable[StateWrite], height: int) -> None:
+    """State writes of block `height` (0: the genesis app state): the current
+    value and its version at that height (docs/design.md, "Cross-chain reads")."""
+    for contract, key_in_contract, value in writes:
+        k = state_key(contract, key_in_contract)
+        if value is None:
+            batch.delete(k)
+        else:
+            batch.put(k, value)
+        version = b"\x00" if value is None else b"\x01" + value
+        batch.put(L.version_prefix(contract, key_in_contract) + u64(height), version)
+
+
 def repair_hint(path: str, chain_id: str) -> str:
     return (f"repair: `govchain chain repair --config node.toml --chain {chain_id} --from HOST:PORT` "
             f"(another department's client address; the node stopped) moves {path} aside and re-fetches "
             f"the chain from the other departments' nodes, each block checked against its commit certificate")
 
 
-def open_ledger(path: str, chain_id: str, genesis_hash: bytes) -> Ledger:
+def open_ledger(path: str, chain_id: str, genesis_hash: bytes, initial_state: Iterable[StateWrite] = ()) -> Ledger:
     """Open a node's ledger for one chain and hold it to the node's promises.
 
     First start (no promise record, no store): create both. Afterwards the
-    store is never re-created, and a store behind the promise record (lost,
+    store is never re-created (`initial_state`, the genesis app state, is
+    written only when it is created), and a store behind the promise record (lost,
     rolled back or truncated) is refused with the gap and the repair, since a
     node that forgot its votes could sign conflicting ones."""
     if os.path.exists(damaged_marker(path)):
@@ -391,7 +403,7 @@ def open_ledger(path: str, chain_id: str, genesis_hash: bytes) -> Ledger:
                                      + repair_hint(path, chain_id))
             ledger = Ledger(path, chain_id, genesis_hash)  # a store without a record: adopt it (upgrade)
         else:
-            ledger = Ledger(path, chain_id, genesis_hash, create=True)
+            ledger = Ledger(path, chain_id, genesis_hash, create=True, initial_state=initial_state)
         promises.create()
         ledger._promises = promises
         ledger.sync()

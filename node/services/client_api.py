@@ -10,7 +10,8 @@ import time
 import grpc
 
 from node.core import codec
-from node.chain.chain_node import Admission, ChainNode
+from node.chain.admission import Admission, Outcome
+from node.chain.chain_node import ChainNode
 from node.ledger.execution import CONTRACT_NAME_BYTES_MAX
 from node.ledger.ledger import repair_hint
 from node.ledger.query import BadQuery, NoSuchQuery, QueryError, ResultTooLarge, run_query
@@ -21,6 +22,18 @@ from node.core.tx import tx_id_of
 COMMIT_WAIT_DEFAULT_MS = 10_000
 COMMIT_WAIT_MAX_MS = 120_000
 STREAM_UNANSWERED_MAX = 10_000  # per SubmitStream
+ADMISSION_CODES = {  # docs/design.md, "Admission"
+    Outcome.ADMITTED: grpc.StatusCode.OK,
+    Outcome.INVALID: grpc.StatusCode.INVALID_ARGUMENT,
+    Outcome.UNKNOWN_CHAIN: grpc.StatusCode.FAILED_PRECONDITION,
+    Outcome.NOT_FOUND: grpc.StatusCode.NOT_FOUND,
+    Outcome.UNAVAILABLE: grpc.StatusCode.UNAVAILABLE,
+    Outcome.ALREADY_EXISTS: grpc.StatusCode.ALREADY_EXISTS,
+    Outcome.PERMISSION_DENIED: grpc.StatusCode.PERMISSION_DENIED,
+    Outcome.OVERLOADED: grpc.StatusCode.RESOURCE_EXHAUSTED,
+    Outcome.POOL_FULL: grpc.StatusCode.RESOURCE_EXHAUSTED,
+    Outcome.UNAUTHENTICATED: grpc.StatusCode.UNAUTHENTICATED,
+}
 _QUERY_CODES = {NoSuchQuery: grpc.StatusCode.NOT_FOUND, BadQuery: grpc.StatusCode.INVALID_ARGUMENT,
                 ResultTooLarge: grpc.StatusCode.RESOURCE_EXHAUSTED}
 
@@ -82,10 +95,10 @@ class ClientService(client_pb2_grpc.ClientServicer):
         try:
             tx = codec.tx_from_proto(pb_tx)
         except codec.CodecError as exc:
-            return None, None, Admission(b"", grpc.StatusCode.INVALID_ARGUMENT, f"malformed transaction: {exc}")
+            return None, None, Admission(b"", Outcome.INVALID, f"malformed transaction: {exc}")
         chain, error = self._chain_or_error(tx.chain_id)
         if chain is None:
-            return None, tx, Admission(tx.id, grpc.StatusCode.FAILED_PRECONDITION, error)
+            return None, tx, Admission(tx.id, Outcome.UNKNOWN_CHAIN, error)
         return chain, tx, None
 
     async def _admit(self, pb_tx) -> tuple[ChainNode | None, Admission]:
@@ -107,7 +120,7 @@ class ClientService(client_pb2_grpc.ClientServicer):
 
     @staticmethod
     def _result(admission: Admission, receipt=None) -> client_pb2.SubmitResult:
-        result = client_pb2.SubmitResult(tx_id=admission.tx_id, code=admission.code.value[0],
+        result = client_pb2.SubmitResult(tx_id=admission.tx_id, code=ADMISSION_CODES[admission.outcome].value[0],
                                          error=admission.error, committed=receipt is not None)
         if receipt is not None:
             result.receipt.CopyFrom(codec.receipt_to_proto(receipt))
@@ -117,8 +130,8 @@ class ClientService(client_pb2_grpc.ClientServicer):
 
     async def Submit(self, request, context):
         chain, admission = await self._admit(request.tx)
-        if admission.code != grpc.StatusCode.OK:
-            await context.abort(admission.code, admission.error)
+        if not admission.admitted:
+            await context.abort(ADMISSION_CODES[admission.outcome], admission.error)
         response = client_pb2.SubmitResponse(tx_id=admission.tx_id)
         if request.wait_commit:
             receipt = await self._receipt(chain, admission.tx_id, self._wait_s(request.timeout_ms))
@@ -144,7 +157,7 @@ class ClientService(client_pb2_grpc.ClientServicer):
         if request.wait_commit:
             wait_s = self._wait_s(request.timeout_ms)
             receipts = await asyncio.gather(*(
-                self._receipt(chain, a.tx_id, wait_s) if a.code == grpc.StatusCode.OK else _none()
+                self._receipt(chain, a.tx_id, wait_s) if a.admitted else _none()
                 for chain, a in admitted))
         return client_pb2.SubmitBatchResponse(
             results=[self._result(a, r) for (_, a), r in zip(admitted, receipts)])
@@ -166,7 +179,7 @@ class ClientService(client_pb2_grpc.ClientServicer):
                 why[chain_id] = reason
         if not why:
             return None
-        code = grpc.StatusCode.RESOURCE_EXHAUSTED.value[0]
+        code = ADMISSION_CODES[Outcome.OVERLOADED].value[0]
         results = [client_pb2.SubmitResult(
             tx_id=tx_id_of(t.chain_id, t.sender, t.nonce, t.contract, t.method, t.payload, t.signature),
             code=code, error=why[t.chain_id]) for t in pb_txs]
@@ -188,7 +201,7 @@ class ClientService(client_pb2_grpc.ClientServicer):
 
         def on_admitted(chain: ChainNode, wait: bool, wait_s: float, fut: asyncio.Future) -> None:
             admission = fut.result()
-            if admission.code != grpc.StatusCode.OK or not wait:
+            if not admission.admitted or not wait:
                 return answer(admission)
             committed = chain.wait_committed(admission.tx_id)
             timer = loop.call_later(wait_s, lambda: committed.done() or committed.cancel())

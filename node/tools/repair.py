@@ -28,6 +28,7 @@ from consensus.certificates import valid_committed_block
 from consensus.events import ViewRecord, Write
 from consensus.messages import CommittedBlock
 from consensus.replica import VIEW_KEY
+from node.contracts import genesis_state
 from node.net.client import get_block
 from node.core.crypto import Ed25519Verifier
 from node.ledger.execution import ContractRegistry, Executor
@@ -98,7 +99,8 @@ def repair_chain(path: str, genesis: Genesis, registry: ContractRegistry, source
     for name in PromiseFile(path, genesis.hash).paths + [damaged_marker(path)]:
         if os.path.exists(name):
             os.rename(name, os.path.join(moved_to, os.path.basename(name)))
-    ledger = Ledger(path, genesis.chain_id, genesis.hash, create=True)
+    ledger = Ledger(path, genesis.chain_id, genesis.hash, create=True,
+                    initial_state=genesis_state(genesis.chain_id, genesis.app_state, registry))
     try:
         checkpoints = _refetch(ledger, genesis, registry, source, progress)
         if ledger.height < max(promised.height, promised.voted_seq):

@@ -43,14 +43,14 @@ def test_query_answers_the_same_on_every_node_and_sub_chains_take_no_kv(net_fact
                                 "more": False}
     assert json.loads(query(net.client(1), "get", key="nobody").result) == {"found": False, "value": None}
 
-    # The five sub-chains name no contract yet: the open kv store is not there to write to.
+    # The sub-chains never run the open kv store: it is not there to write to.
     attempt = make_tx(sender, "catalog", "property/unit-1203", "attacker")
     try:
         net.client(2).Submit(client_pb2.SubmitRequest(tx=codec.tx_to_proto(attempt)), timeout=RPC_TIMEOUT_S)
         raise AssertionError("catalog admitted a kv transaction")
     except grpc.RpcError as exc:
         assert exc.code() == grpc.StatusCode.NOT_FOUND
-        assert exc.details() == "chain catalog runs no contract 'kv'; it runs: none"
+        assert exc.details() == "chain catalog runs no contract 'kv'; it runs: catalog 1"
     assert submit_batch(net.client(3), [attempt]).results[0].code == grpc.StatusCode.NOT_FOUND.value[0]
     assert net.status(0)["catalog"]["height"] == 0
     # A read method is not a write method, and the other way round.

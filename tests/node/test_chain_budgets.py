@@ -17,6 +17,7 @@ from nacl.signing import SigningKey
 from consensus import messages as m
 from consensus.signing import with_signature
 from node.core import codec
+from node.chain.admission import Outcome
 from node.chain.chain_node import ChainNode
 from node.contracts import registry_for
 from node.core.crypto import Ed25519Signer
@@ -123,7 +124,7 @@ def test_overloaded_node_sheds_submissions_before_any_check(make_chain) -> None:
         chain._drained.append((now, 200))
         chain._drained_total = 200
         refused = await chain.admit(_tx(1))
-        assert refused.code == grpc.StatusCode.RESOURCE_EXHAUSTED and "overloaded" in refused.error
+        assert refused.outcome is Outcome.OVERLOADED and "overloaded" in refused.error
         context = Context()
         with pytest.raises(Aborted):
             await service.Submit(client_pb2.SubmitRequest(tx=codec.tx_to_proto(_tx(2))), context)
