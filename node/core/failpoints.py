@@ -10,7 +10,8 @@ from __future__ import annotations
 import os
 
 EXIT_CODE = 99
-POINTS = ("persist", "commit-block", "before-sync", "after-sync", "after-ack")
+POINTS = ("persist", "commit-block", "before-sync", "after-sync", "after-ack",
+          "verify-submitted", "verify-logged")  # a verification query: log entry admitted / committed
 
 
 class FailPointError(RuntimeError):
