@@ -99,12 +99,18 @@ def check_log(client, reply, *, digest: bytes, timeout: float) -> dict:
     """The committed log entry this reply cites. Raises NotVerified."""
     from node.pb import client_pb2
 
-    found = json.loads(client.Query(client_pb2.QueryRequest(
-        chain_id="authz", contract="authz", method="access",
-        args=json.dumps({"request_digest": digest.hex()}).encode()), timeout=timeout).result)
-    entry = found.get("entry") if isinstance(found, dict) else None
-    if entry is None:
-        raise NotVerified("the authz chain has no log entry for this request")
+    deadline = time.monotonic() + timeout
+    while True:  # the node read may be a block behind the provider's: wait for it, up to the timeout
+        read = client.Query(client_pb2.QueryRequest(
+            chain_id="authz", contract="authz", method="access",
+            args=json.dumps({"request_digest": digest.hex()}).encode()), timeout=timeout)
+        found = json.loads(read.result)
+        entry = found.get("entry") if isinstance(found, dict) else None
+        if entry is not None:
+            break
+        if read.height >= reply.log_height or time.monotonic() > deadline:
+            raise NotVerified(f"the authz chain has no log entry for this request (read at height {read.height})")
+        time.sleep(0.1)
     expected = {"decision": "PERMIT", "answer_commitment": reply.answer_commitment.hex(),
                 "attestation": reply.attestation.hex()}
     for name, value in expected.items():

@@ -52,11 +52,11 @@ def _start(spec, env=None) -> None:
     spec.pid_file.write_text(str(proc.pid))
 
 
-@pytest.fixture(scope="module")
-def cluster(tmp_path_factory):
+def make_cluster(root):
+    """4 nodes with catalog and authz chains; housing-registry answers ITEM from the sample SQLite table.
+    Also used by scripts/bench-verify."""
     from tests.e2e.conftest import Net
 
-    root = tmp_path_factory.mktemp("verify")
     specs = localnet.create_network(root, nodes=4, chains=("catalog", "authz"))
     net = Net(root, specs, ("catalog", "authz"))
     path = net.genesis("authz")
@@ -83,6 +83,16 @@ def cluster(tmp_path_factory):
         result = submit_batch(net.client(PROVIDER), [item]).results[0]
         assert result.committed and result.receipt.status == client_pb2.Receipt.OK, result
         net.wait_same_head("catalog", range(4), at_least=result.receipt.height)
+    except BaseException:
+        net.kill_all()
+        raise
+    return net
+
+
+@pytest.fixture(scope="module")
+def cluster(tmp_path_factory):
+    net = make_cluster(tmp_path_factory.mktemp("verify"))
+    try:
         yield net
     finally:
         net.kill_all()
@@ -127,6 +137,11 @@ def logged(net, digest: bytes):
     return found["entry"] if found else None
 
 
+def wait_logged(net, digest: bytes):
+    """The entry, once node OTHER has the block (the provider waited for its own commit only)."""
+    return localnet.wait_until(lambda: logged(net, digest), 30, what="the log entry on another node")
+
+
 def uses(net, consent: str) -> int:
     reply = net.client(OTHER).QueryState(client_pb2.QueryStateRequest(
         chain_id="authz", contract="authz", key=b"uses/" + consent.encode()), timeout=10)
@@ -145,7 +160,7 @@ def test_cli_round_trip_answers_only_the_asked_field_and_logs_it_first(cluster):
     result = json.loads(out.stdout)
     assert result["verified"] and result["proof_checked"]
     assert result["answer"] == {"found": True, "fields": {"status": "married"}}
-    entry = logged(cluster, bytes.fromhex(result["request_digest"]))
+    entry = wait_logged(cluster, bytes.fromhex(result["request_digest"]))
     assert entry["decision"] == "PERMIT" and entry["answer_commitment"] == result["answer_commitment"]
     assert entry["fields"] == ["status"] and entry["tag"] == tag.hex()
     assert ID not in json.dumps(entry) and "married" not in json.dumps(entry)  # no PII, no answer on chain
@@ -226,12 +241,12 @@ def test_tag_of_another_person_and_field_outside_the_item_are_denied_and_logged(
     signed, digest, _, _ = ask(cluster, tag_of=sample.SAMPLE_ID_NUMBERS[2], consent="consent-tag")
     code, message = refused(cluster, signed)
     assert code == grpc.StatusCode.PERMISSION_DENIED and "tag does not match" in message
-    entry = logged(cluster, digest)
+    entry = wait_logged(cluster, digest)
     assert entry["decision"] == "DENY" and entry["reason"] == "the tag does not match the ID number"
     signed, digest, _, _ = ask(cluster, fields=("status", "birth_date"), consent="consent-field")
     code, message = refused(cluster, signed)  # birth_date: in the source, not in the catalog item
     assert code == grpc.StatusCode.PERMISSION_DENIED and "'birth_date' is not a field of catalog item" in message
-    assert logged(cluster, digest)["decision"] == "DENY"
+    assert wait_logged(cluster, digest)["decision"] == "DENY"
     assert uses(cluster, "consent-tag") == uses(cluster, "consent-field") == 0
     code, message = refused(cluster, signed)  # sent again: still refused, from the log
     assert code == grpc.StatusCode.PERMISSION_DENIED and "logged as DENY" in message
@@ -241,7 +256,7 @@ def test_authz_refusal_releases_nothing_and_logs_a_deny(cluster):
     signed, digest, _, _ = ask(cluster, consent="refuse-revoked")
     code, message = refused(cluster, signed)
     assert code == grpc.StatusCode.PERMISSION_DENIED and "consent refuse-revoked was revoked" in message
-    entry = logged(cluster, digest)
+    entry = wait_logged(cluster, digest)
     assert entry["decision"] == "DENY" and entry["reason"] == "the authz contract refused the permit"
 
 
@@ -253,6 +268,7 @@ def test_redelivery_returns_the_same_commitment_without_a_second_use(cluster):
     assert (again.answer_commitment, again.log_tx_id, again.log_height) == \
         (first.answer_commitment, first.log_tx_id, first.log_height)
     assert check_reply(again, digest=digest, provider_key=provider, reply_private=reply_key)["found"]
+    wait_logged(cluster, digest)
     assert uses(cluster, "consent-again") == 1
 
 
@@ -274,7 +290,7 @@ def test_provider_killed_before_replying_releases_nothing_then_redelivers_once(c
     cluster.wait_ready(timeout_s=60)
     cluster.wait_same_head("authz", range(4), timeout_s=60)
     reply = verify_stub(cluster).Verify(signed, timeout=30)  # the same request, re-delivered
-    entry = logged(cluster, digest)
+    entry = wait_logged(cluster, digest)
     assert before in (None, entry) and reply.answer_commitment.hex() == entry["answer_commitment"]
     if point == "verify-logged":
         assert reply.redelivered  # found in the log, not logged a second time
