@@ -293,6 +293,19 @@ class Replica:
     def high_watermark(self) -> int:
         return self.stable.seq + self.config.window_blocks
 
+    @property
+    def fetching_to(self) -> int:
+        """The height state transfer is fetching up to, or 0 when it is not fetching."""
+        return self._fetch_target if self._fetch_target > self.executed_seq else 0
+
+    @property
+    def behind(self) -> int:
+        """How many blocks this replica has executed fewer than the height that
+        f+1 peers' latest Status messages claim (so a correct one holds it)."""
+        f1 = weak_quorum_size(self._n)
+        claims = sorted(self._claimed_seq.values(), reverse=True)
+        return max(0, claims[f1 - 1] - self.executed_seq) if len(claims) >= f1 else 0
+
     # ---- the one door in --------------------------------------------------
 
     def step(self, event: ev.Event) -> ev.Ready:

@@ -26,6 +26,7 @@ from node.ledger.ledger import Ledger, open_ledger
 from node.pb import peer_pb2, peer_pb2_grpc
 from node.ledger.storage import StorageCorrupt
 from node.services import CLIENT_PORT_SERVICES
+from node.services.metrics import MetricsServer, metrics_registry
 from node.net.transport import PeerService, Transport
 
 log = logging.getLogger("govchain.node")
@@ -157,6 +158,7 @@ class Node:
         self._stop_requested = asyncio.Event()
         self.failure: BaseException | None = None
         self._status_task: asyncio.Task | None = None
+        self._metrics: MetricsServer | None = None
 
     # ---- start --------------------------------------------------------------
 
@@ -311,6 +313,7 @@ class Node:
         reflection.enable_server_reflection(
             (*services, health_pb2.DESCRIPTOR.services_by_name["Health"].full_name, reflection.SERVICE_NAME), client)
         self._listen(client, cfg.client_listen, self._tls and self._tls.server_credentials(cfg.tls.require_client_cert))
+        await self._start_metrics()
         for server in (peer, client):
             await server.start()
             self._servers.append(server)
@@ -325,6 +328,24 @@ class Node:
                  "mutual TLS" if self._tls else "PLAINTEXT", cfg.client_listen,
                  "PLAINTEXT" if not self._tls else "TLS, client certificate required"
                  if cfg.tls.require_client_cert else "TLS", ", ".join(self.chains))
+
+    @property
+    def transport(self) -> Transport | None:
+        return self._transport
+
+    async def _start_metrics(self) -> None:
+        """Prometheus metrics on their own port, with [metrics] (docs/operations.md, "Metrics")."""
+        if self.config.metrics is None:
+            return
+        address = self.config.metrics.listen
+        self._metrics = MetricsServer(metrics_registry(self))
+        try:
+            await self._metrics.listen(address.host, address.port)
+        except OSError as exc:
+            self._metrics = None
+            raise StartupError(f"cannot listen on {address} ([metrics] listen): {exc.strerror or exc}; "
+                               f"is another node running there?") from exc
+        log.info("metrics at http://%s/metrics", address)
 
     async def _heartbeat(self) -> None:
         while True:
@@ -350,6 +371,8 @@ class Node:
         if self._status_task:
             self._status_task.cancel()
         await asyncio.gather(*(server.stop(STOP_GRACE_S) for server in self._servers))
+        if self._metrics is not None:
+            await self._metrics.stop()
         for chain in self.chains.values():
             await chain.stop()
         if self._transport is not None:

@@ -33,6 +33,7 @@ from consensus.metadata import ACCEPT, WAIT, Verdict, reject
 from consensus.replica import Replica
 from node.core import codec
 from node.chain.admission import Admission, Outcome, screen
+from node.chain.stats import COMMIT_LATENCY_BUCKETS_S, FSYNC_BUCKETS_S, Histogram
 from node.identity.signers import CATALOG_CHAIN, Read
 from node.core.crypto import Ed25519Signer, Ed25519Verifier
 from node.core.receipts import Receipt
@@ -84,6 +85,13 @@ class Group:
     messages: list = field(default_factory=list)  # (message, to)
     receipts: list = field(default_factory=list)
     blocks: list = field(default_factory=list)  # (header, receipts)
+
+
+# Why admission refused a transaction, by its status code (the counters'
+# "rejected: <reason>"); RESOURCE_EXHAUSTED is counted as "overloaded" or "mempool full".
+_REFUSALS = {Outcome.INVALID: "invalid", Outcome.NOT_FOUND: "not runnable", Outcome.UNAVAILABLE: "shutting down",
+             Outcome.ALREADY_EXISTS: "replay", Outcome.PERMISSION_DENIED: "permission denied",
+             Outcome.UNAUTHENTICATED: "bad signature"}
 
 
 @dataclass(frozen=True)
@@ -201,6 +209,11 @@ class ChainNode:
         self.state = StateSnapshot(ledger)  # queries read the state at durable_height (docs/design.md, "Queries")
         self._tasks: list[asyncio.Task] = []
         self.stopping = False
+        # For the metrics endpoint (docs/operations.md, "Metrics"): read at scrape time.
+        self.started_view = self.replica.view
+        self.committed_txs: Counter[str] = Counter()  # receipt status -> transactions committed since start
+        self.commit_seconds = Histogram(COMMIT_LATENCY_BUCKETS_S)  # admitted here -> durable here
+        self.fsync_seconds = Histogram(FSYNC_BUCKETS_S)  # the group's fsync, as the chain task waits for it
 
     # ---- cross-chain reads (docs/design.md, "Cross-chain reads") -------------
 
@@ -336,7 +349,9 @@ class ChainNode:
         the loop keeps reading the network; then send and acknowledge."""
         if group.sync or group.blocks:
             fail_point("before-sync")
+            started = time.perf_counter()
             await asyncio.get_running_loop().run_in_executor(self._fsync_thread, self.ledger.sync)
+            self.fsync_seconds.observe(time.perf_counter() - started)
             fail_point("after-sync")
             self.durable_height = self.ledger.height
             if group.blocks:  # nothing has written since the fsync began: this is the state at durable_height
@@ -349,13 +364,18 @@ class ChainNode:
         drained = 0
         if self._trace is not None and group.receipts:
             self._trace_commit(group.receipts)
+        now = time.monotonic()
         for receipt in group.receipts:
-            drained += self._open.pop(receipt.tx_id, None) is not None
+            self.committed_txs[receipt.status] += 1
+            admitted = self._open.pop(receipt.tx_id, None)
+            if admitted is not None:
+                drained += 1
+                self.commit_seconds.observe(now - admitted)
             for future in self._waiters.pop(receipt.tx_id, ()):
                 if not future.done():
                     future.set_result(receipt)
         if drained:
-            self._drained.append((time.monotonic(), drained))
+            self._drained.append((now, drained))
             self._drained_total += drained
         if group.receipts:
             fail_point("after-ack")
@@ -622,6 +642,9 @@ class ChainNode:
                                        "signature does not match sender key and transaction content")
         if admitted:
             self._inbox.put_nowait(ev.RequestsSubmitted(requests=tuple(admitted)))
+        for result in results.values():  # full pools are counted where they are found
+            if result.code in _REFUSALS:
+                self.counters["rejected: " + _REFUSALS[result.code]] += 1
         if self._trace is not None:
             done = time.monotonic()
             for request in admitted:

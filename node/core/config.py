@@ -154,6 +154,13 @@ class MqttConfig:
 
 
 @dataclass(frozen=True, kw_only=True)
+class MetricsConfig:
+    """Prometheus metrics over plain HTTP on a port of their own (docs/operations.md)."""
+
+    listen: Address
+
+
+@dataclass(frozen=True, kw_only=True)
 class TlsConfig:
     """PEM files for both ports; insecure=True serves plaintext instead."""
 
@@ -201,6 +208,7 @@ class NodeConfig:
     identity: IdentityConfig | None = None  # serve govchain.v1.Identity on the client port
     sources: tuple[SourceConfig, ...] = ()
     verify: VerifyConfig | None = None  # with sources: serve govchain.v1.Verification
+    metrics: MetricsConfig | None = None  # off unless [metrics] listen is set
 
     def chain(self, chain_id: str) -> ChainConfig:
         for chain in self.chains:
@@ -212,7 +220,7 @@ class NodeConfig:
 # --------------------------------------------------------------------------- loading
 
 _TOP_KEYS = ("department", "display_name", "key_file", "data_dir", "peer_listen", "client_listen",
-             "tick_ms", "log_level", "chains", "limits", "mqtt", "tls", "identity", "sources", "verify")
+             "tick_ms", "log_level", "chains", "limits", "mqtt", "tls", "identity", "sources", "verify", "metrics")
 _CHAIN_KEYS = ("id", "genesis")
 _LIMIT_RANGES: dict[str, tuple[int, int]] = {
     "message_bytes_max": MESSAGE_BYTES_RANGE,
@@ -357,8 +365,7 @@ def parse_config(data: Mapping[str, Any], *, source: str, base_dir: Path, path: 
     data_dir = r.path(data, "data_dir", "", "data")
     peer_listen = r.address(data, "peer_listen", "")
     client_listen = r.address(data, "client_listen", "")
-    if client_listen.port == peer_listen.port != 0 and (
-            client_listen.host == peer_listen.host or {client_listen.host, peer_listen.host} & set(_WILDCARD_HOSTS)):
+    if _same_port(client_listen, peer_listen):
         raise r.fail("", f"client_listen ({client_listen}) must differ from peer_listen ({peer_listen}): the peer "
                          f"port serves validators only; give clients a port of their own")
     tick_ms = r.integer(data, "tick_ms", "", *TICK_MS_RANGE, TICK_MS_DEFAULT)
@@ -421,7 +428,23 @@ def parse_config(data: Mapping[str, Any], *, source: str, base_dir: Path, path: 
                       tls=tls, tick_ms=tick_ms, log_level=log_level,
                       chains=tuple(chains), limits=limits, mqtt=mqtt,
                       identity=_identity(r, r.table(data, "identity"), tls),
-                      sources=_sources(r, data.get("sources")), verify=_verify(r, r.table(data, "verify")))
+                      sources=_sources(r, data.get("sources")), verify=_verify(r, r.table(data, "verify")),
+                      metrics=_metrics(r, r.table(data, "metrics"), peer_listen, client_listen))
+
+
+def _same_port(a: Address, b: Address) -> bool:
+    return a.port == b.port != 0 and (a.host == b.host or bool({a.host, b.host} & set(_WILDCARD_HOSTS)))
+
+
+def _metrics(r: _Reader, raw: Mapping[str, Any] | None, *taken: Address) -> MetricsConfig | None:
+    if raw is None:
+        return None
+    r.check_keys(raw, ("listen",), "[metrics]")
+    listen = r.address(raw, "listen", "[metrics] ")
+    for other in taken:
+        if _same_port(listen, other):
+            raise r.fail("[metrics] ", f"listen ({listen}) must differ from peer_listen and client_listen")
+    return MetricsConfig(listen=listen)
 
 
 def _verify(r: _Reader, raw: Mapping[str, Any] | None) -> VerifyConfig | None:
@@ -543,6 +566,7 @@ def config_template(
     log_level: str = "INFO",
     limits: LimitsConfig | None = None,
     mqtt: MqttConfig | None = None,
+    metrics_listen: str | None = None,
 ) -> str:
     """Render a commented node.toml that load_config accepts.
 
@@ -625,6 +649,9 @@ def config_template(
         mqtt_lines.append(f"# client_id = {_toml_str('govchain-' + department)}")
     mqtt_lines.append(f"queue_max = {mqtt.queue_max if mqtt else MqttConfig(host='x').queue_max}")
     lines += mqtt_lines if mqtt else [line if line.startswith("#") else f"# {line}" for line in mqtt_lines]
+    lines += ["", "# Optional Prometheus metrics over plain HTTP at http://<listen>/metrics (docs/operations.md).",
+              f"{'' if metrics_listen else '# '}[metrics]",
+              f"{'' if metrics_listen else '# '}listen = {_toml_str(metrics_listen or '127.0.0.1:9101')}"]
     text = "\n".join(lines) + "\n"
     try:
         parse_config(tomllib.loads(text), source="config_template", base_dir=Path("."))

@@ -121,6 +121,11 @@ class Transport:
             link.start()
         return link
 
+    @property
+    def links(self) -> dict[str, PeerLink]:
+        """The links opened so far, by peer address (read-only, for metrics)."""
+        return dict(self._links)
+
     def connected(self, address: str) -> bool:
         link = self._links.get(address)
         return link is not None and link.connected

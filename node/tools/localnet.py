@@ -70,6 +70,12 @@ class NodeSpec:
     peer_port: int
     client_port: int
     home: str  # the department's directory
+    metrics_port: int = 0  # Prometheus metrics over HTTP (0: off, or a network from before metrics)
+
+    @property
+    def metrics(self) -> str:
+        """Where Prometheus scrapes this node, or "" when metrics are off."""
+        return f"http://127.0.0.1:{self.metrics_port}/metrics" if self.metrics_port else ""
 
     @property
     def client(self) -> str:
@@ -135,15 +141,16 @@ def free_ports(count: int) -> list[int]:
 
 
 def create_network(root: Path, *, nodes: int = 4, chains=DEFAULT_CHAINS, mqtt_port: int | None = None,
-                   tick_ms: int = 10, insecure: bool = False, **consensus) -> list[NodeSpec]:
+                   tick_ms: int = 10, insecure: bool = False, metrics: bool = True, **consensus) -> list[NodeSpec]:
     if not 1 <= nodes <= len(DEPARTMENTS):
         raise ValueError(f"--nodes must be between 1 and {len(DEPARTMENTS)}")
     root = Path(root).resolve()
     if (root / "network.json").exists():
         raise FileExistsError(f"{root} already holds a network; use it as is or choose another --dir")
-    ports = free_ports(2 * nodes)
+    ports = free_ports(3 * nodes)
     # Sorted by id, as `genesis assemble` orders validators: specs[i] is replica i.
-    specs = [NodeSpec(dept, name, ports[2 * i], ports[2 * i + 1], str(root / dept))
+    specs = [NodeSpec(dept, name, ports[2 * i], ports[2 * i + 1], str(root / dept),
+                      ports[2 * nodes + i] if metrics else 0)
              for i, (dept, name) in enumerate(sorted(DEPARTMENTS[:nodes]))]
     if not insecure:
         tls.generate_ca(root / "tls")
@@ -160,7 +167,8 @@ def create_network(root: Path, *, nodes: int = 4, chains=DEFAULT_CHAINS, mqtt_po
     for spec in specs:
         text = config_template(spec.department, display_name=spec.display_name, key_file="node.key",
                                data_dir="data", peer_listen=spec.peer, client_listen=spec.client, tls=security,
-                               chains=[(c, f"../genesis/{c}.json") for c in chains], tick_ms=tick_ms, mqtt=mqtt)
+                               chains=[(c, f"../genesis/{c}.json") for c in chains], tick_ms=tick_ms, mqtt=mqtt,
+                               metrics_listen=f"127.0.0.1:{spec.metrics_port}" if spec.metrics_port else None)
         spec.config.write_text(text)
     manifest = {"chains": list(chains), "nodes": [asdict(s) for s in specs]}
     (root / "network.json").write_text(json.dumps(manifest, indent=2) + "\n")

@@ -287,8 +287,9 @@ def test_compose_node_matches_its_config(department):
         f"{where}: ports must publish the client_listen port {config.client_listen.port} " \
         f"(got {service.get('ports')})"
     assert all(p[0] == "127.0.0.1" for p in published), f"{where}: publish client ports on 127.0.0.1 only"
-    assert [int(p) for p in service.get("expose", [])] == [config.peer_listen.port], \
-        f"{where}: expose must list the peer_listen port {config.peer_listen.port}"
+    metrics_port = [config.metrics.listen.port] if config.metrics else []
+    assert [int(p) for p in service.get("expose", [])] == [config.peer_listen.port, *metrics_port], \
+        f"{where}: expose must list the peer_listen port {config.peer_listen.port} and the [metrics] port"
     check = service["healthcheck"]["test"]
     assert check[check.index("--config") + 1] == f"{config_dir}/node.toml", \
         f"{where}: healthcheck must use --config {config_dir}/node.toml so it probes this node's client port"
@@ -438,9 +439,15 @@ def test_k8s_statefulset_matches_its_config(department):
 
     # Ports: container, Services and probes all follow node.toml.
     ports = {p["name"]: p["containerPort"] for p in node["ports"]}
-    assert ports == {"peer": config.peer_listen.port, "client": config.client_listen.port}, \
-        f"{where}: containerPorts must be peer {config.peer_listen.port} and client " \
-        f"{config.client_listen.port} as in {config_file} (got {ports})"
+    assert config.metrics is not None, f"{config_file}: add [metrics] listen (scraped through the pod annotations)"
+    assert ports == {"peer": config.peer_listen.port, "client": config.client_listen.port,
+                     "metrics": config.metrics.listen.port}, \
+        f"{where}: containerPorts must be peer {config.peer_listen.port}, client {config.client_listen.port} " \
+        f"and metrics {config.metrics.listen.port} as in {config_file} (got {ports})"
+    annotations = sts["spec"]["template"]["metadata"].get("annotations", {})
+    assert annotations.get("prometheus.io/scrape") == "true" and \
+        annotations.get("prometheus.io/port") == str(config.metrics.listen.port), \
+        f"{where}: pod annotations prometheus.io/scrape \"true\" and prometheus.io/port \"{config.metrics.listen.port}\""
     # Native grpc probes cannot speak TLS: healthcheck.py reads client_listen and [tls] from node.toml.
     for probe in ("startupProbe", "readinessProbe", "livenessProbe"):
         assert node[probe].get("exec", {}).get("command") == \

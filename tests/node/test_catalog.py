@@ -189,7 +189,7 @@ def test_bad_genesis_sections_are_refused_with_the_reason(mutate, message) -> No
 def test_genesis_app_state_names_only_the_contracts_it_runs() -> None:
     obj = genesis().to_json_obj()
     obj["app_state"]["kv"] = {}
-    with pytest.raises(GenesisError, match=r"app_state.kv: the genesis runs no contract 'kv' \(it runs: catalog\)"):
+    with pytest.raises(GenesisError, match=r"app_state.kv: the chain runs no contract 'kv' \(contracts: catalog\)"):
         genesis_from_obj(obj)
     obj = genesis().to_json_obj()
     obj["app_state"]["catalog"]["governance"]["approvals"] = 2.0

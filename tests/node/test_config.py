@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from node.core.config import (Address, ConfigError, IdentityConfig, LimitsConfig, MqttConfig, NodeConfig, TlsConfig, config_template,
+from node.core.config import (Address, ConfigError, IdentityConfig, LimitsConfig, MetricsConfig, MqttConfig, NodeConfig, TlsConfig, config_template,
                          load_config, parse_address)
 
 MINIMAL = textwrap.dedent("""\
@@ -204,7 +204,7 @@ def test_config_mqtt_not_a_table(tmp_path) -> None:
     (MINIMAL + '\n[limits]\nmessage_bytes = 2048\n',
      'unknown key "message_bytes" in [limits]; did you mean "message_bytes_max"?'),
     (MINIMAL + '\n[mqtt]\nhost = "h"\nprefix = "x"\n', 'unknown key "prefix" in [mqtt]'),
-    (MINIMAL + '\n[metrics]\nport = 1\n', 'unknown key "metrics"'),
+    (MINIMAL + '\n[metrics]\nport = 1\n', 'unknown key "port" in [metrics]; allowed keys: listen'),
 ])
 def test_config_unknown_key_is_an_error(tmp_path, text, expected) -> None:
     assert expected in error_of(tmp_path, text)
@@ -316,6 +316,20 @@ def test_config_ports_must_differ(tmp_path, peer, client) -> None:
     message = error_of(tmp_path, text)
     assert f"client_listen ({client}) must differ from peer_listen ({peer})" in message
     assert "must differ from peer_listen" in message and "give clients a port of their own" in message
+
+
+def test_config_metrics(tmp_path) -> None:
+    assert load_text(tmp_path, MINIMAL).metrics is None  # off by default
+    config = load_text(tmp_path, MINIMAL + '\n[metrics]\nlisten = "0.0.0.0:9101"\n')
+    assert config.metrics == MetricsConfig(listen=Address("0.0.0.0", 9101))
+    assert "[metrics] listen is missing" in error_of(tmp_path, MINIMAL + "\n[metrics]\n")
+    for taken in ("127.0.0.1:7001", "0.0.0.0:7101"):
+        assert (f"[metrics] listen ({taken}) must differ from peer_listen and client_listen"
+                in error_of(tmp_path, MINIMAL + f'\n[metrics]\nlisten = "{taken}"\n'))
+    assert load_text(tmp_path, config_template("tax-office", metrics_listen="127.0.0.1:9102")).metrics == \
+        MetricsConfig(listen=Address("127.0.0.1", 9102))
+    plain = config_template("tax-office")
+    assert "# [metrics]" in plain and load_text(tmp_path, plain).metrics is None
 
 
 STRICT_TLS = MINIMAL.replace('key = "tls/node.key"', 'key = "tls/node.key", require_client_cert = true')
