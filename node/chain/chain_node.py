@@ -643,8 +643,8 @@ class ChainNode:
         if admitted:
             self._inbox.put_nowait(ev.RequestsSubmitted(requests=tuple(admitted)))
         for result in results.values():  # full pools are counted where they are found
-            if result.code in _REFUSALS:
-                self.counters["rejected: " + _REFUSALS[result.code]] += 1
+            if result.outcome in _REFUSALS:
+                self.counters["rejected: " + _REFUSALS[result.outcome]] += 1
         if self._trace is not None:
             done = time.monotonic()
             for request in admitted:
