@@ -182,6 +182,15 @@ class IdentityConfig:
 
 
 @dataclass(frozen=True, kw_only=True)
+class VerifyConfig:
+    """The verification-query service (docs/design.md, "Verification queries")."""
+
+    key_file: Path  # the department's key with role "provider" in the catalog: opens subjects, signs
+    window_s: int = 120  # a request's time_ms may differ from this node's clock by at most this much
+    commit_wait_s: int = 20  # how long a query waits for its log entry to commit
+
+
+@dataclass(frozen=True, kw_only=True)
 class NodeConfig:
     path: Path | None  # the file this came from (None when built in code)
     department: str
@@ -198,6 +207,7 @@ class NodeConfig:
     mqtt: MqttConfig | None = None
     identity: IdentityConfig | None = None  # serve govchain.v1.Identity on the client port
     sources: tuple[SourceConfig, ...] = ()
+    verify: VerifyConfig | None = None  # with sources: serve govchain.v1.Verification
     metrics: MetricsConfig | None = None  # off unless [metrics] listen is set
 
     def chain(self, chain_id: str) -> ChainConfig:
@@ -210,7 +220,7 @@ class NodeConfig:
 # --------------------------------------------------------------------------- loading
 
 _TOP_KEYS = ("department", "display_name", "key_file", "data_dir", "peer_listen", "client_listen",
-             "tick_ms", "log_level", "chains", "limits", "mqtt", "tls", "identity", "sources", "metrics")
+             "tick_ms", "log_level", "chains", "limits", "mqtt", "tls", "identity", "sources", "verify", "metrics")
 _CHAIN_KEYS = ("id", "genesis")
 _LIMIT_RANGES: dict[str, tuple[int, int]] = {
     "message_bytes_max": MESSAGE_BYTES_RANGE,
@@ -223,6 +233,7 @@ _MQTT_KEYS = ("host", "port", "topic_prefix", "client_id", "queue_max")
 _TLS_KEYS = ("ca", "cert", "key", "require_client_cert", "insecure")
 _IDENTITY_KEYS = ("oprf_key_file", "windows", "rate_per_minute", "burst")
 _CERT_NAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
+_VERIFY_KEYS = ("key_file", "window_s", "commit_wait_s")
 _SOURCE_KEYS = ("item", "kind", "path", "table", "key_column", "fields")
 _COLUMN_RULE = "a column name: letters, digits and '_', not starting with a digit, at most 128 characters"
 _WILDCARD_HOSTS = ("0.0.0.0", "::")
@@ -417,7 +428,7 @@ def parse_config(data: Mapping[str, Any], *, source: str, base_dir: Path, path: 
                       tls=tls, tick_ms=tick_ms, log_level=log_level,
                       chains=tuple(chains), limits=limits, mqtt=mqtt,
                       identity=_identity(r, r.table(data, "identity"), tls),
-                      sources=_sources(r, data.get("sources")),
+                      sources=_sources(r, data.get("sources")), verify=_verify(r, r.table(data, "verify")),
                       metrics=_metrics(r, r.table(data, "metrics"), peer_listen, client_listen))
 
 
@@ -434,6 +445,17 @@ def _metrics(r: _Reader, raw: Mapping[str, Any] | None, *taken: Address) -> Metr
         if _same_port(listen, other):
             raise r.fail("[metrics] ", f"listen ({listen}) must differ from peer_listen and client_listen")
     return MetricsConfig(listen=listen)
+
+
+def _verify(r: _Reader, raw: Mapping[str, Any] | None) -> VerifyConfig | None:
+    if raw is None:
+        return None
+    where = "[verify] "
+    r.check_keys(raw, _VERIFY_KEYS, "[verify]")
+    defaults = VerifyConfig(key_file=Path())
+    return VerifyConfig(key_file=r.path(raw, "key_file", where, "app.key"),
+                        window_s=r.integer(raw, "window_s", where, 5, 3600, defaults.window_s),
+                        commit_wait_s=r.integer(raw, "commit_wait_s", where, 1, 600, defaults.commit_wait_s))
 
 
 def _identity(r: _Reader, raw: Mapping[str, Any] | None, tls: TlsConfig) -> IdentityConfig | None:

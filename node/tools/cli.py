@@ -405,6 +405,8 @@ def build_parser() -> argparse.ArgumentParser:
     from node.tools import app_cli  # tag, cert, keys generate-oprf
     app_cli.register(sub, keys, client_opts)
     audit_cli.register(sub)
+    from node.tools import verify_cli  # verify-query
+    verify_cli.register(sub, client_opts)
     return p
 
 
