@@ -87,8 +87,8 @@ class Group:
     blocks: list = field(default_factory=list)  # (header, receipts)
 
 
-# Why admission refused a transaction, by its status code (the counters'
-# "rejected: <reason>"); RESOURCE_EXHAUSTED is counted as "overloaded" or "mempool full".
+# Why admission refused a transaction, by its outcome (the counters'
+# "rejected: <reason>"); OVERLOADED and POOL_FULL are counted where they are found.
 _REFUSALS = {Outcome.INVALID: "invalid", Outcome.NOT_FOUND: "not runnable", Outcome.UNAVAILABLE: "shutting down",
              Outcome.ALREADY_EXISTS: "replay", Outcome.PERMISSION_DENIED: "permission denied",
              Outcome.UNAUTHENTICATED: "bad signature"}
