@@ -7,6 +7,7 @@ number, a name or a certificate field value in clear."""
 from __future__ import annotations
 
 import json
+import os
 import re
 import subprocess
 import time
@@ -171,3 +172,47 @@ def test_mixed_workload_same_roots_verified_certificates_and_no_personal_data_on
     # the scan itself finds what it looks for
     planted = json.dumps({"holder": RESIDENTS[0][1], "id": RESIDENTS[0][0]}).encode()
     assert id_numbers_in(b"x" + planted) == [RESIDENTS[0][0]] and RESIDENTS[0][1].encode() in planted
+
+
+def test_repair_of_a_chain_that_reads_the_catalog_uses_this_nodes_catalog_store(net_factory):
+    """docs/design.md, "Cross-chain reads": the authn chain's blocks are
+    re-executed against this node's own catalog store, so the catalog is
+    needed (and repaired first) before authn."""
+    net = net_factory(nodes=4, chains=("catalog", "authn"))
+    index = {s.department: i for i, s in enumerate(net.specs)}
+    identity_node = index["public-security"]
+    victim = next(i for i in range(4) if i != identity_node)
+    key = oprf.OprfKey.generate()
+    now_ms = int(time.time() * 1000)
+    app = load_signing_key(f"{net.specs[identity_node].home}/app.key")
+    for n, (id_number, *_rest) in enumerate(RESIDENTS[:3]):
+        ok(submit(net, identity_node, app, "authn", "record", {
+            "event_id": f"ev-{n}", "tag": tag_of(key, id_number), "method": "face-window", "assurance": 4,
+            "app_key": bytes(nacl.signing.SigningKey.generate().verify_key).hex(),
+            "expires_at_ms": now_ms + 20 * 60_000, "window": "public-security/window-1"}))
+    head = net.wait_same_head("authn", range(4), at_least=3)
+    assert net.stop(victim) == "stopped"
+    data = os.path.join(net.specs[victim].home, "data")
+    logs = sorted(n for n in os.listdir(os.path.join(data, "authn")) if n.endswith(".log"))
+    os.truncate(os.path.join(data, "authn", logs[-1]), 0)  # the disk lost the authn chain's newest writes
+
+    def repair() -> subprocess.CompletedProcess:
+        return run_cli("chain", "repair", "--config", str(net.specs[victim].config), "--chain", "authn",
+                       "--from", net.specs[identity_node].client, "--json", check=False)
+
+    os.rename(os.path.join(data, "catalog"), os.path.join(data, "catalog-away"))
+    refused = repair()
+    assert refused.returncode == 3 and "reads catalog" in refused.stderr and "repair catalog first" in refused.stderr
+    os.rename(os.path.join(data, "catalog-away"), os.path.join(data, "catalog"))
+    done = repair()
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout)["height"] >= head["height"]
+
+    net.start(victim)
+    net.wait_ready()
+    ok(submit(net, identity_node, app, "authn", "record", {
+        "event_id": "ev-after", "tag": tag_of(key, RESIDENTS[3][0]), "method": "face-window", "assurance": 4,
+        "app_key": bytes(nacl.signing.SigningKey.generate().verify_key).hex(),
+        "expires_at_ms": now_ms + 20 * 60_000, "window": "public-security/window-1"}))
+    final = net.wait_same_head("authn", range(4), at_least=head["height"] + 1, timeout_s=40)
+    assert final["height"] > head["height"]
