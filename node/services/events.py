@@ -50,7 +50,7 @@ from typing import Any
 import aiomqtt
 
 from node.core.config import MqttConfig
-from node.services.mqtt_link import BrokerLink, stop_task
+from node.services.mqtt_link import BrokerLink, stop_task, work_or_stop
 
 log = logging.getLogger(__name__)
 
@@ -216,14 +216,9 @@ class EventPublisher:
 
     async def _drain(self, client: aiomqtt.Client) -> None:
         sent = 0
-        while True:
+        while await work_or_stop(lambda: self._inflight is not None or bool(self._queue), self._stopping,
+                                 self._wakeup):
             if self._inflight is None:
-                if not self._queue:
-                    if self._stopping.is_set():
-                        return
-                    self._wakeup.clear()
-                    await self._wakeup.wait()
-                    continue
                 self._inflight = self._queue.popleft()
             topic, payload, retain = self._inflight
             await client.publish(topic, payload, qos=0, retain=retain, timeout=self._timeout_s)

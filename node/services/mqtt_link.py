@@ -106,6 +106,17 @@ class BrokerLink:
         raise aiomqtt.MqttError("connection to the broker was lost")
 
 
+async def work_or_stop(ready: Callable[[], bool], stopping: asyncio.Event, wakeup: asyncio.Event) -> bool:
+    """A drain's wait: True once ready() (something to send), False when
+    stopping with nothing to send. Producers set `wakeup` after adding work."""
+    while not ready():
+        if stopping.is_set():
+            return False
+        wakeup.clear()
+        await wakeup.wait()
+    return True
+
+
 async def _watch(client: aiomqtt.Client) -> None:
     """Return or raise as soon as the connection goes away. The publishing
     links subscribe to nothing, so the iterator only ends by disconnection."""

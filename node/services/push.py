@@ -45,7 +45,7 @@ from nacl.signing import SigningKey, VerifyKey
 
 from node.contracts.base import canonical_json
 from node.core.config import MqttConfig
-from node.services.mqtt_link import BrokerLink, stop_task
+from node.services.mqtt_link import BrokerLink, stop_task, work_or_stop
 
 log = logging.getLogger(__name__)
 
@@ -294,13 +294,7 @@ class Pusher:
             log.warning("MQTT notice pusher stopped with %d unacknowledged notices: %s", len(self._pending), where)
 
     async def _drain(self, client: aiomqtt.Client) -> None:
-        while True:
-            if not self._pending:
-                if self._stopping.is_set():
-                    return
-                self._wakeup.clear()
-                await self._wakeup.wait()
-                continue
+        while await work_or_stop(lambda: bool(self._pending), self._stopping, self._wakeup):
             seq, item = next(iter(self._pending.items()))
             # qos=1: returns once the broker's PUBACK arrived; raises (and the link reconnects) otherwise.
             await client.publish(f"{self.topic_prefix}/notices/{item.topic_id}", item.sealed, qos=1,
