@@ -88,8 +88,8 @@ class Group:
     blocks: list = field(default_factory=list)  # (header, receipts)
 
 
-# Why admission refused a transaction, by its status code (the counters'
-# "rejected: <reason>"); RESOURCE_EXHAUSTED is counted as "overloaded" or "mempool full".
+# Why admission refused a transaction, by its outcome (the counters'
+# "rejected: <reason>"); OVERLOADED and POOL_FULL are counted where they are found.
 _REFUSALS = {Outcome.INVALID: "invalid", Outcome.NOT_FOUND: "not runnable", Outcome.UNAVAILABLE: "shutting down",
              Outcome.ALREADY_EXISTS: "replay", Outcome.PERMISSION_DENIED: "permission denied",
              Outcome.UNAUTHENTICATED: "bad signature"}
@@ -646,8 +646,8 @@ class ChainNode:
         if admitted:
             self._inbox.put_nowait(ev.RequestsSubmitted(requests=tuple(admitted)))
         for result in results.values():  # full pools are counted where they are found
-            if result.code in _REFUSALS:
-                self.counters["rejected: " + _REFUSALS[result.code]] += 1
+            if result.outcome in _REFUSALS:
+                self.counters["rejected: " + _REFUSALS[result.outcome]] += 1
         if self._trace is not None:
             done = time.monotonic()
             for request in admitted:

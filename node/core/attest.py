@@ -9,6 +9,8 @@ CLI (which checks the answer it unsealed against the commitment):
     answer commitment  = SHA-256("govchain:v1:answer:" || salt(32) || canonical answer bytes)
     attestation digest = SHA-256("govchain:v1:attestation:" || request_digest(32)
                                  || answer_commitment(32) || u8(PERMIT=1, DENY=0))
+    request digest     = SHA-256("govchain:v1:verify-request:" || VerifyRequest bytes)
+    requester signs       "govchain:v1:verify-request-signature:" || request digest
 
 The canonical answer bytes are the answer as canonical JSON (sorted keys, no
 whitespace, UTF-8, no NaN), the same rule as contract state values. The salt
@@ -23,6 +25,8 @@ from typing import Any
 
 ANSWER_DOMAIN = b"govchain:v1:answer:"
 ATTESTATION_DOMAIN = b"govchain:v1:attestation:"
+REQUEST_DOMAIN = b"govchain:v1:verify-request:"
+REQUEST_SIGNATURE_DOMAIN = b"govchain:v1:verify-request-signature:"
 SALT_BYTES = 32
 DIGEST_BYTES = 32
 DECISIONS = {"PERMIT": 1, "DENY": 0}
@@ -51,3 +55,16 @@ def attestation_digest(request_digest: bytes, commitment: bytes, decision: str) 
         raise ValueError(f"decision must be PERMIT or DENY, got {decision!r}")
     return hashlib.sha256(ATTESTATION_DOMAIN + request_digest + commitment
                           + bytes([DECISIONS[decision]])).digest()
+
+
+def request_digest(request: bytes) -> bytes:
+    """SHA-256("govchain:v1:verify-request:" || the VerifyRequest's deterministic bytes)."""
+    return hashlib.sha256(REQUEST_DOMAIN + request).digest()
+
+
+def request_signing_bytes(digest: bytes) -> bytes:
+    """What the requester key signs: "govchain:v1:verify-request-signature:" || request digest.
+    The authz chain checks `requester_signature` of a log entry over the same bytes."""
+    if len(digest) != DIGEST_BYTES:
+        raise ValueError(f"request digest must be {DIGEST_BYTES} bytes, got {len(digest)}")
+    return REQUEST_SIGNATURE_DOMAIN + digest

@@ -10,7 +10,9 @@ from __future__ import annotations
 import os
 
 EXIT_CODE = 99
-POINTS = ("persist", "commit-block", "before-sync", "after-sync", "after-ack")
+POINTS = ("persist", "commit-block", "before-sync", "after-sync", "after-ack")  # the commit path
+# a verification query: its log entry admitted / committed, the answer not yet sent (node/services/verify.py)
+VERIFY_POINTS = ("verify-submitted", "verify-logged")
 
 
 class FailPointError(RuntimeError):
@@ -22,8 +24,8 @@ def _parse(spec: str | None) -> tuple[str, int, bool] | None:
         return None
     name, _, rest = spec.partition(":")
     count, _, mode = rest.partition(":")
-    if name not in POINTS:
-        raise ValueError(f"GOVCHAIN_FAIL_POINT: unknown point {name!r}; points are {', '.join(POINTS)}")
+    if name not in POINTS + VERIFY_POINTS:
+        raise ValueError(f"GOVCHAIN_FAIL_POINT: unknown point {name!r}; points are {', '.join(POINTS + VERIFY_POINTS)}")
     return name, int(count or 1), mode == "raise"
 
 

@@ -235,9 +235,16 @@ def finalize(state: BlindState, evaluated: bytes) -> bytes:
     blinded one. Without the verifiable variant the client cannot tell an
     evaluation with a wrong key from a right one; it gets a wrong tag.
     """
+    return derive_tag(state.oprf_input, unblind(state, evaluated))
+
+
+def unblind(state: BlindState, evaluated: bytes) -> bytes:
+    """Client side: N = E^(1/r) = H1(input)^k, the OPRF output the tag hashes. A
+    verification query carries it, sealed to the provider, so that the
+    provider can check the tag against the ID number (docs/design.md,
+    "Verification queries")."""
     _check_element(evaluated, "evaluated element")
-    unblinded = crypto_scalarmult_ed25519_noclamp(crypto_core_ed25519_scalar_invert(state.blind), evaluated)
-    return derive_tag(state.oprf_input, unblinded)
+    return crypto_scalarmult_ed25519_noclamp(crypto_core_ed25519_scalar_invert(state.blind), evaluated)
 
 
 # Key files: the format and permission rules of node/core/keys.py with their own header.

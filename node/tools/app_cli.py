@@ -73,8 +73,9 @@ def cmd_tag(args) -> int:
     stub = identity_pb2_grpc.IdentityStub(channel(args.identity, Material.load(args.ca, args.cert, args.cert_key),
                                                   args.server_name))
     reply = stub.Evaluate(identity_pb2.EvaluateRequest(blinded=blinded), timeout=args.timeout)
-    tag = oprf.finalize(state, reply.evaluated).hex()
-    _print({"tag": tag}, args.json, tag)
+    unblinded = oprf.unblind(state, reply.evaluated)  # a verification query carries it, sealed to the provider
+    tag = oprf.derive_tag(state.oprf_input, unblinded).hex()
+    _print({"tag": tag, "oprf_output": unblinded.hex()}, args.json, tag)
     return 0
 
 

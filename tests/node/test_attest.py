@@ -47,3 +47,12 @@ def test_attestation_digest_matches_the_documented_formula():
 def test_attestation_digest_refuses_bad_inputs(rd, c, decision, message):
     with pytest.raises(ValueError, match=message):
         attestation_digest(rd, c, decision)
+
+
+def test_request_digest_and_signing_bytes_are_domain_separated():
+    from node.core.attest import request_digest, request_signing_bytes
+    digest = request_digest(b"abc")
+    assert digest == hashlib.sha256(b"govchain:v1:verify-request:abc").digest()
+    assert request_signing_bytes(digest) == b"govchain:v1:verify-request-signature:" + digest
+    with pytest.raises(ValueError, match="request digest must be 32 bytes"):
+        request_signing_bytes(b"x")

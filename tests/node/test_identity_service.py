@@ -10,6 +10,7 @@ from pathlib import Path
 
 import grpc
 import pytest
+from nacl.bindings import crypto_scalarmult_ed25519_noclamp
 from nacl.bindings import crypto_core_ed25519_is_valid_point
 from nacl.signing import SigningKey
 
@@ -83,7 +84,6 @@ async def _refusal(address: str, material: tls.Material, blinded: bytes | None =
 
 
 def _direct(key: OprfKey, id_number: str) -> bytes:
-    from nacl.bindings import crypto_scalarmult_ed25519_noclamp
     x = oprf.oprf_input(id_number)
     return oprf.derive_tag(x, crypto_scalarmult_ed25519_noclamp(bytes(key), oprf.hash_to_group(x)))
 
@@ -200,6 +200,8 @@ async def test_govchain_tag_reads_the_id_from_stdin_and_prints_the_tag(pki):
     finally:
         await server.stop(None)
     assert process.returncode == 0, err.decode()
-    assert json.loads(out) == {"tag": _direct(KEY, ID).hex()}
+    x = oprf.oprf_input(ID)
+    output = crypto_scalarmult_ed25519_noclamp(bytes(KEY), oprf.hash_to_group(x))
+    assert json.loads(out) == {"tag": _direct(KEY, ID).hex(), "oprf_output": output.hex()}
     assert unlisted.returncode == 1 and b"PERMISSION_DENIED" in unlisted_err
     assert len(service.requests) == 2

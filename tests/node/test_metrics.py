@@ -16,6 +16,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from consensus import events as ev
 from consensus import messages as m
+from node.chain.admission import Outcome
 from node.core import codec
 from node.chain.chain_node import ChainNode
 from node.chain.stats import Histogram
@@ -105,10 +106,10 @@ async def test_collector_reads_a_committing_chain(make_chain) -> None:
     try:
         txs = [_tx("demo", n) for n in range(3)]
         admissions = await asyncio.gather(*(chain.admit(tx) for tx in txs))
-        assert all(a.code.name == "OK" for a in admissions)
+        assert all(a.outcome is Outcome.ADMITTED for a in admissions)
         await asyncio.wait_for(asyncio.gather(*(chain.wait_committed(tx.id) for tx in txs)), 10)
         replay = await chain.admit(txs[0])
-        assert replay.code.name == "ALREADY_EXISTS"
+        assert replay.outcome is Outcome.ALREADY_EXISTS
         registry = metrics_registry(host({"demo": chain}, bad_input={"malformed peer message": 2}))
         got = scrape(registry)
     finally:
