@@ -22,15 +22,15 @@ Methods (payloads are JSON objects; unknown and missing fields are refused):
              "provider", "item", "tag", "fields": [...] | null, "predicate": bool,
              "purpose", "case_id", "basis": {"consent": id} | {"agreement": id} | null,
              "decision": "PERMIT" | "DENY", "reason", "answer_commitment", "attestation"}
-            requester_signature: the requester key's Ed25519 signature over the
-            32-byte request digest; attestation: the sender's over
+            requester_signature: the requester key's Ed25519 signature over
+            node.core.attest.request_signing_bytes(request digest); attestation: the sender's over
             node.core.attest.attestation_digest. A PERMIT is checked against
             the catalog (item, requester key, agreement) and the consent (see
             `_permit_problem`); DENY is recorded as given (reason: 1..200
             characters, no digits) and never spends.
 Queries:
     consent  {"consent_id"} -> the consent or null
-    access   {"request_digest"} -> the entry (with its height, index, tx_id) or null
+    access   {"request_digest"} -> {"entry", "height", "index"} or null
     by_tag   {"tag", "after"?, "limit"?} -> {"items": [entries, oldest first], "more", "next"}
              from the per-tag index; "next" is the cursor of the page's last entry.
 
@@ -52,7 +52,7 @@ from node.contracts._apps import (
 )
 from node.contracts.base import MethodContract, canonical_json, method, query, require_int
 from node.contracts.identity_view import CATALOG_CHAIN, CATALOG_CONTRACT, lookup_signer
-from node.core.attest import attestation_digest
+from node.core.attest import attestation_digest, request_signing_bytes
 from node.core.config import DEPARTMENT_RE
 from node.identity.citizens import AUTHN_CHAIN, AUTHN_CONTRACT, CITIZEN, binding_of, binding_problem
 from node.ledger.execution import ContractError, TxContext
@@ -74,6 +74,7 @@ LOG_FIELDS = ("request_digest", "requester", "requester_key", "requester_signatu
               "fields", "predicate", "purpose", "case_id", "basis", "decision", "answer_commitment", "attestation")
 _SIG_RE = re.compile(r"[0-9a-f]{128}")
 _CURSOR_RE = re.compile(r"[0-9a-f]{24}")
+TEXT_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9 _.:/-]{0,63}")  # purpose, case id, basis ids: no PII by their size
 _REASON_RE = re.compile(r"[^\x00-\x1f\x7f0-9]{1,%d}" % REASON_CHARS_MAX)
 
 
@@ -95,6 +96,14 @@ def cursor(height: int, index: int) -> str:
 
 
 # ---- decoding ---------------------------------------------------------------------------------
+
+def _text(args: dict, field: str) -> str:
+    value = args.get(field)
+    if not isinstance(value, str) or not TEXT_RE.fullmatch(value):
+        raise ContractError(f"field {field!r} must be 1-64 characters: letters, digits, space, _ . : / - "
+                            f"(starting with a letter or digit)")
+    return value
+
 
 def _department(args: dict, field: str) -> str:
     value = args.get(field)
@@ -136,8 +145,7 @@ def _basis(args: dict, decision: str) -> dict | None:
     if not isinstance(basis, dict) or len(basis) != 1 or not set(basis) <= {"consent", "agreement"}:
         raise ContractError('field \'basis\' must be {"consent": id} or {"agreement": id}'
                             + (" (or null for a DENY)" if decision == "DENY" else ""))
-    kind = next(iter(basis))
-    ident(basis, kind)
+    _text(basis, next(iter(basis)))
     return basis
 
 
@@ -199,7 +207,7 @@ class AuthzContract(MethodContract):
         tag = hex64(args, "tag", "a subject tag (node/identity/oprf.py)")
         grantee, provider = _department(args, "grantee"), _department(args, "provider")
         item_id, scope = _item(args), _scope(args)
-        purpose, case_id = ident(args, "purpose"), ident(args, "case_id")
+        purpose, case_id = _text(args, "purpose"), _text(args, "case_id")
         not_before, expires = milliseconds(args, "not_before_ms"), milliseconds(args, "expires_at_ms")
         max_uses = require_int(args, "max_uses", low=1, high=USES_MAX)
         if not not_before < expires:
@@ -288,7 +296,7 @@ class AuthzContract(MethodContract):
             raise ContractError("a request asks a predicate (\"predicate\": true, \"fields\": null) or fields "
                                 "(\"predicate\": false, \"fields\": [names]), not both or neither")
         fields = None if fields is None else _fields(fields, "field 'fields'")
-        purpose, case_id = ident(args, "purpose"), ident(args, "case_id")
+        purpose, case_id = _text(args, "purpose"), _text(args, "case_id")
         basis = _basis(args, decision)
         commitment = hex64(args, "answer_commitment", "the salted SHA-256 commitment to the answer")
         attestation = _sig(args, "attestation")
@@ -296,14 +304,15 @@ class AuthzContract(MethodContract):
         if decision == "DENY" and not (isinstance(reason, str) and _REASON_RE.fullmatch(reason)):
             raise ContractError(f"a DENY needs field 'reason': 1..{REASON_CHARS_MAX} characters, no digits "
                                 f"(no ID number or other data can ride in it)")
-        if decision == "PERMIT" and reason is not None:
-            raise ContractError("field 'reason' is for a DENY; a PERMIT carries none")
+        if decision == "PERMIT" and reason not in (None, ""):
+            raise ContractError("field 'reason' is for a DENY; a PERMIT carries none (null or \"\")")
+        reason = reason or None
         who, catalog_height = signer(ctx)
         if who.department != provider:
             raise ContractError(f"the sender is {who.department}'s key; only {provider} logs its own accesses")
         if (logged := load(ctx.get, _access_key(digest))) is not None:
             raise ContractError(f"request {digest} already logged at height {logged['height']}")
-        if not _signed(requester_key, bytes.fromhex(digest), requester_signature):
+        if not _signed(requester_key, request_signing_bytes(bytes.fromhex(digest)), requester_signature):
             raise ContractError("requester_signature is not requester_key's signature over the request digest")
         if not _signed(ctx.sender.hex(), attestation_digest(bytes.fromhex(digest), bytes.fromhex(commitment),
                                                            decision), attestation):
@@ -411,7 +420,8 @@ class AuthzContract(MethodContract):
     @query
     def access(self, ctx: QueryContext, args: dict) -> dict | None:
         strict(args, ("request_digest",))
-        return load(ctx.get, _access_key(hex64(args, "request_digest", "a request digest")))
+        entry = load(ctx.get, _access_key(hex64(args, "request_digest", "a request digest")))
+        return None if entry is None else {"entry": entry, "height": entry["height"], "index": entry["index"]}
 
     @query
     def by_tag(self, ctx: QueryContext, args: dict) -> dict:

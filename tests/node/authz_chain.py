@@ -14,7 +14,7 @@ from consensus.signing import with_signature
 from node.contracts import registry_for
 from node.core import codec
 from node.core.crypto import Ed25519Signer
-from node.core.attest import answer_commitment, attestation_digest
+from node.core.attest import answer_commitment, attestation_digest, request_signing_bytes
 from node.core.genesis import make_genesis
 from node.core.tx import sign_transaction
 from node.ledger.execution import Executor
@@ -172,7 +172,7 @@ def access(request_digest: bytes | None = None, *, requester_key=POWER, provider
                                               + decision.encode()).digest()
     commitment = answer_commitment(b"\x07" * 32, answer)
     entry = {"request_digest": digest.hex(), "requester": "power-company", "requester_key": hexkey(requester_key),
-             "requester_signature": requester_key.sign(digest).signature.hex(), "provider": "housing-registry",
+             "requester_signature": requester_key.sign(request_signing_bytes(digest)).signature.hex(), "provider": "housing-registry",
              "item": "property-owner", "tag": TAG, "fields": ["address"], "predicate": False,
              "purpose": "power-transfer", "case_id": "case-7", "basis": {"consent": "c-1"}, "decision": decision,
              "answer_commitment": commitment.hex(),

@@ -70,6 +70,7 @@ def test_a_citizen_grants_a_consent_citing_the_catalog_and_authn_heights(chain):
     ({"not_before_ms": T0 + 3_600_000}, "must be after 'not_before_ms'"),
     ({"max_uses": 0}, "'max_uses' must be an integer from 1"),
     ({"purpose": "for Zhang San's house"}, "'purpose' must be"),
+    ({"case_id": "x" * 65}, "'case_id' must be"),
 ])
 def test_grant_refuses_what_its_rules_do_not_allow(chain, changes, message):
     assert message in refused(chain, CITIZEN, "grant", consent(**changes))
@@ -134,7 +135,7 @@ def test_a_permit_within_the_consent_spends_one_use_and_is_indexed_by_tag(chain)
     assert entry["provider_key"] == hexkey(HOUSING) and entry["height"] == 2 and entry["index"] == 0
     assert entry["catalog_height"] == chain.catalog.height and entry["time_ms"] == T0
     assert chain.query("consent", consent_id="c-1")["uses"] == 1
-    assert chain.query("access", request_digest=entry["request_digest"]) == entry
+    assert chain.query("access", request_digest=entry["request_digest"]) == {"entry": entry, "height": 2, "index": 0}
     assert chain.query("by_tag", tag=TAG) == {"items": [entry], "more": False, "next": "0" * 15 + "2" + "0" * 8}
     assert chain.query("by_tag", tag=TAG_2) == {"items": [], "more": False, "next": None}
 
@@ -225,8 +226,9 @@ def test_a_deny_reason_carries_no_digits_and_is_bounded(chain, reason):
 
 
 def test_a_permit_carries_no_reason(chain):
-    granted(chain)
+    granted(chain, max_uses=2)
     assert "'reason' is for a DENY" in refused(chain, HOUSING, "log_access", access(reason="fine"))
+    assert ok(chain, HOUSING, "log_access", access(reason=""))["reason"] is None  # the verification service's form
 
 
 def test_only_the_providing_department_logs_its_accesses_and_signatures_are_checked(chain):
