@@ -26,6 +26,7 @@ from node.ledger.ledger import Ledger, open_ledger
 from node.pb import peer_pb2, peer_pb2_grpc
 from node.ledger.storage import StorageCorrupt
 from node.services import CLIENT_PORT_SERVICES
+from node.services.explorer import Explorer
 from node.services.metrics import MetricsServer, metrics_registry
 from node.net.transport import PeerService, Transport
 
@@ -334,18 +335,19 @@ class Node:
         return self._transport
 
     async def _start_metrics(self) -> None:
-        """Prometheus metrics on their own port, with [metrics] (docs/operations.md, "Metrics")."""
+        """Prometheus metrics and the explorer on their own port, with [metrics] (docs/operations.md,
+        "Metrics"; docs/design.md, "Explorer and audit page")."""
         if self.config.metrics is None:
             return
         address = self.config.metrics.listen
-        self._metrics = MetricsServer(metrics_registry(self))
+        self._metrics = MetricsServer(metrics_registry(self), Explorer(self).route)
         try:
             await self._metrics.listen(address.host, address.port)
         except OSError as exc:
             self._metrics = None
             raise StartupError(f"cannot listen on {address} ([metrics] listen): {exc.strerror or exc}; "
                                f"is another node running there?") from exc
-        log.info("metrics at http://%s/metrics", address)
+        log.info("metrics at http://%s/metrics, explorer at http://%s/", address, address)
 
     async def _heartbeat(self) -> None:
         while True:
