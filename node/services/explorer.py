@@ -1,5 +1,5 @@
 """The explorer: read-only JSON over plain HTTP and the static pages under
-node/services/web/, on the [metrics] listen port (docs/design.md, "Explorer
+node/services/web/, on the [explorer] listen port (docs/design.md, "Explorer
 and audit page").
 
 Every answer is what the node holds durably (height <= durable_height),

@@ -1,6 +1,7 @@
 """A small HTTP/1.1 server on the node's event loop, shared by the metrics
-and the explorer on the [metrics] listen port (docs/operations.md, "Metrics";
-docs/design.md, "Explorer and audit page").
+([metrics] listen, docs/operations.md, "Metrics") and the explorer
+([explorer] listen, docs/design.md, "Explorer and audit page"), each on a
+port of its own.
 
 It runs on the node's loop because what it reads (each chain's status,
 ledger and state snapshot) belongs to that loop (docs/design.md, "Rule 5:

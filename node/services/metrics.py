@@ -205,8 +205,7 @@ def metrics_route(registry: CollectorRegistry) -> Route:
 
 
 class MetricsServer(HttpServer):
-    """GET /metrics over HTTP/1.1 on the running loop, and whatever else `routes`
-    answer on the same port (the explorer: node.services.explorer)."""
+    """GET /metrics over HTTP/1.1 (one request per connection) on the running loop."""
 
-    def __init__(self, registry: CollectorRegistry, *routes: Route, posts: frozenset[str] = frozenset()) -> None:
-        super().__init__(metrics_route(registry), *routes, posts=posts, not_found="metrics are at /metrics")
+    def __init__(self, registry: CollectorRegistry) -> None:
+        super().__init__(metrics_route(registry), not_found="metrics are at /metrics")

@@ -9,6 +9,7 @@ from __future__ import annotations
 import copy
 import json
 import re
+import urllib.error
 import urllib.request
 
 import pytest
@@ -19,11 +20,11 @@ from tests.e2e.conftest import make_tx, run_cli, submit_batch
 
 from .conftest import screenshot
 
-pytestmark = pytest.mark.e2e
+pytestmark = [pytest.mark.e2e, pytest.mark.browser]
 
 
 def explorer(net, i: int = 0) -> str:
-    return f"http://127.0.0.1:{net.specs[i].metrics_port}/"
+    return net.specs[i].explorer
 
 
 def cli_env(net) -> dict:
@@ -165,3 +166,42 @@ def test_the_catalog_page_shows_the_departments_the_catalog_chain_holds(net, pag
     departments = cli.get("result", cli)["departments"]
     assert page.locator("#departments tbody tr td:first-child").all_inner_texts() == [d["id"] for d in departments]
     assert len(departments) == 4
+
+
+def _http(url: str, method: str = "GET") -> tuple[int, dict, bytes]:
+    request = urllib.request.Request(url, method=method)
+    try:
+        with urllib.request.urlopen(request, timeout=10) as response:
+            return response.status, dict(response.headers), response.read()
+    except urllib.error.HTTPError as exc:
+        return exc.code, dict(exc.headers), exc.read()
+
+
+def test_the_api_is_read_only_bounded_and_names_bad_input(net, committed):
+    base = explorer(net, 0)
+    status, headers, body = _http(base)
+    assert status == 200 and headers["Content-Type"] == "text/html; charset=utf-8" and b"govchain explorer" in body
+    assert "script-src 'self'" in headers["Content-Security-Policy"] and headers["X-Content-Type-Options"] == "nosniff"
+    assert _http(base + "api/chains", "POST")[0] == 405
+    assert _http(base + "api/chains", "DELETE")[0] == 405
+    status, _, body = _http(base + "api/chains/demo/blocks?limit=51")
+    assert status == 400 and json.loads(body)["error"] == "limit must be an integer in 1..50, not '51'"
+    status, _, body = _http(base + "api/chains/nope/blocks")
+    assert status == 404 and json.loads(body)["error"] == "no chain 'nope' on this node (it runs catalog, demo)"
+    status, _, body = _http(base + "api/chains/demo/txs/" + "ab" * 32)
+    assert status == 404 and "is not committed on demo" in json.loads(body)["error"]
+    assert _http(base + "api/chains/demo/txs/XYZ")[0] == 400
+    assert _http(base + "static/../../node.toml")[0] == 404  # static files are a fixed set, never a path on disk
+    assert _http(base + "static/%2e%2e%2fkey.json")[0] == 404
+    page = get_json(base + "api/chains/demo/blocks?limit=2")
+    assert [b["height"] for b in page["blocks"]] == [page["height"], page["height"] - 1]
+    assert page["next_before"] == page["height"] - 1
+    older = get_json(base + f"api/chains/demo/blocks?limit=2&before={page['next_before']}")
+    assert older["blocks"][0]["height"] == page["height"] - 2
+    chains = get_json(base + "api/chains")
+    assert "address" not in json.dumps(chains)  # no peer addresses, only departments and public keys
+    assert get_json(base + "api/items") == {"available": False,
+                                            "message": "no chain on this node runs the item contract"}
+    assert chains["department"] == net.specs[0].department
+    assert _http(base + "metrics")[0] == 404  # the metrics have a port of their own, and no explorer there
+    assert _http(net.specs[0].metrics.removesuffix("metrics"))[0] == 404
