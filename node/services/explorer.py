@@ -219,7 +219,8 @@ class Explorer:
         height, index = self._locate(chain, tx_id)
         tx = codec.tx_from_request(chain.ledger.block(height).proposal.requests[index])
         receipt = chain.ledger.receipt_at(height, index)
-        return {"tx": {"id": tx_id, "chain_id": tx.chain_id, "sender": tx.sender.hex(), "nonce": tx.nonce,
+        # The nonce is a uint64: a string, which JavaScript reads without rounding it to a double.
+        return {"tx": {"id": tx_id, "chain_id": tx.chain_id, "sender": tx.sender.hex(), "nonce": str(tx.nonce),
                        "contract": tx.contract, "method": tx.method, **payload_json(tx.payload)},
                 "receipt": receipt_json(receipt)}
 

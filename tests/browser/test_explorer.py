@@ -14,8 +14,10 @@ import urllib.request
 
 import pytest
 
+from node.core import codec
 from node.core.genesis import load_genesis
 from node.ledger.proofs import verify_inclusion_proof
+from node.pb import client_pb2
 from tests.e2e.conftest import make_tx, run_cli, submit_batch
 
 from .conftest import screenshot
@@ -108,6 +110,13 @@ def test_a_transaction_page_shows_its_receipt_and_verifies_its_proof(net, commit
     shown = dict(zip(page.locator("#receipt dt").all_inner_texts(), page.locator("#receipt dd").all_inner_texts()))
     assert shown["结果 · Result"] == "成功 · OK"
     assert shown["区块 · Block"] == str(receipt.height) and shown["区块内序号 · Index"] == str(receipt.index)
+    tx = codec.tx_from_proto(net.client(3).GetTransaction(
+        client_pb2.GetTransactionRequest(chain_id="demo", tx_id=receipt.tx_id)).tx)
+    details = dict(zip(page.locator("dl").first.locator("dt").all_inner_texts(),
+                       page.locator("dl").first.locator("dd").all_inner_texts()))
+    assert details["序号 · Nonce"] == str(tx.nonce)  # a uint64 above 2^53, shown without rounding
+    assert details["合约.方法 · Contract.method"] == "kv.put" and details["发送方公钥 · Sender key"] == tx.sender.hex()
+    assert page.locator("#find-chain").input_value() == "demo"  # the finder follows the chain on screen
     verdict = page.locator("#verdict")
     assert verdict.get_attribute("data-verdict") == "ok", verdict.inner_text()
     assert f"block {receipt.height} of chain demo" in verdict.inner_text()

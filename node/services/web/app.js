@@ -206,6 +206,8 @@ async function render(focus) {
       el("p", {}, link("#/", "返回首页 · Back to the start")));
   }
   main.removeAttribute("aria-busy");
+  const onChain = hashRoute.match(/^#\/chain\/([^/]+)/);
+  if (onChain) document.getElementById("find-chain").value = decodeURIComponent(onChain[1]);
   if (focus) main.focus();
 }
 
@@ -223,5 +225,4 @@ document.getElementById("find").addEventListener("submit", (event) => {
   if (/^[0-9a-f]{64}$/.test(tx) && chain) location.hash = `#/chain/${encodeURIComponent(chain)}/tx/${tx}`;
 });
 window.addEventListener("hashchange", () => render(true));
-fillChainPicker();
-render(false);
+fillChainPicker().then(() => render(false));
