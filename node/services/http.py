@@ -7,9 +7,9 @@ It runs on the node's loop because what it reads (each chain's status,
 ledger and state snapshot) belongs to that loop (docs/design.md, "Rule 5:
 edges are thin"): a request reads between two steps of a chain, never
 half-way through one. One request per connection, a bounded head, a
-timeout and a cap on concurrent connections; GET and HEAD only, plus POST
-for routes that declare it (with a small bounded body). Every route is
-synchronous and bounded in work by its own page sizes.
+timeout and a cap on concurrent connections; GET and HEAD only (the
+citizen audit page's signed challenge will be the first POST). Every route
+is synchronous and bounded in work by its own page sizes.
 """
 from __future__ import annotations
 
@@ -23,7 +23,6 @@ from urllib.parse import parse_qsl, unquote
 log = logging.getLogger("govchain.http")
 
 REQUEST_HEAD_BYTES_MAX = 8192
-REQUEST_BODY_BYTES_MAX = 16384
 REQUEST_TIMEOUT_S = 5.0
 CONNECTIONS_MAX = 16  # concurrent requests; more are closed at once
 
@@ -44,7 +43,6 @@ class HttpRequest:
     path: str  # percent-decoded, without the query
     query: dict[str, str]
     headers: dict[str, str]  # lower-case names
-    body: bytes = b""
 
 
 @dataclass(frozen=True)
@@ -64,15 +62,13 @@ def json_response(obj, status: str = "200 OK") -> HttpResponse:
                         "application/json; charset=utf-8")
 
 
-# A route answers the requests it knows (None: not mine). `posts` lists the
-# paths where it takes POST.
+# A route answers the requests it knows (None: not mine).
 Route = Callable[[HttpRequest], HttpResponse | None]
 
 
 class HttpServer:
-    def __init__(self, *routes: Route, posts: frozenset[str] = frozenset(), not_found: str = "not found") -> None:
+    def __init__(self, *routes: Route, not_found: str = "not found") -> None:
         self._routes = routes
-        self._posts = posts
         self._not_found = not_found
         self._server: asyncio.Server | None = None
         self._connections = 0
@@ -105,15 +101,7 @@ class HttpServer:
         headers = {k.strip().lower(): v.strip() for k, _, v in (line.partition(":") for line in head[1:] if line)}
         raw_path, _, raw_query = target.partition("?")
         path = unquote(raw_path)
-        body = b""
-        if method == "POST" and path in self._posts:
-            length = headers.get("content-length", "")
-            if not length.isdigit() or int(length) > REQUEST_BODY_BYTES_MAX:
-                response = text("413 Content Too Large", f"a body of at most {REQUEST_BODY_BYTES_MAX} bytes, "
-                                                         f"with Content-Length")
-                return await self._write(writer, method, response)
-            body = await reader.readexactly(int(length))
-        if method not in ("GET", "HEAD") and not (method == "POST" and path in self._posts):
+        if method not in ("GET", "HEAD"):
             response = text("405 Method Not Allowed", "read-only: GET and HEAD")
         else:
             try:
@@ -121,7 +109,7 @@ class HttpServer:
             except ValueError:
                 response = text("400 Bad Request", "at most 16 query parameters")
             else:
-                response = self._route(HttpRequest(method, path, query, headers, body))
+                response = self._route(HttpRequest(method, path, query, headers))
         await self._write(writer, method, response)
 
     def _route(self, request: HttpRequest) -> HttpResponse:
