@@ -19,7 +19,9 @@ from node.chain.chain_node import ChainNode
 from node.core.config import NodeConfig
 from node.contracts import BadAppState, MissingContracts, genesis_state, registry_for
 from node.identity.signers import CATALOG_CHAIN
+from node.services import offers
 from node.services.events import EventPublisher
+from node.services.push import Pusher
 from node.core.genesis import GenesisError, check_message_bytes, load_genesis
 from node.core.keys import KeyFileError, load_signing_key
 from node.ledger.ledger import Ledger, open_ledger
@@ -154,6 +156,10 @@ class Node:
         self._transport: Transport | None = None
         self._publisher = (EventPublisher.from_config(config.mqtt, config.department)
                            if config.mqtt else None)
+        # Notices and offers (docs/design.md, "Push notices and offers"); services use host.pusher.
+        self.pusher = (Pusher.from_config(config.mqtt, config.department, self._key, config.data_dir / "notices")
+                       if config.mqtt else None)
+        self._offers: list[asyncio.Task] = []
         self._servers: list[grpc.aio.Server] = []
         self._health = health.aio.HealthServicer()
         self._stop_requested = asyncio.Event()
@@ -320,8 +326,11 @@ class Node:
             self._servers.append(server)
         if self._publisher is not None:
             await self._publisher.start()
+        if self.pusher is not None:
+            await self.pusher.start()
         for chain in self.chains.values():
             chain.start()
+        self._offers = offers.start(self)
         for name in ("", *services):
             await self._health.set(name, health_pb2.HealthCheckResponse.SERVING)
         self._status_task = asyncio.get_running_loop().create_task(self._heartbeat())
@@ -374,12 +383,15 @@ class Node:
         await asyncio.gather(*(server.stop(STOP_GRACE_S) for server in self._servers))
         if self._metrics is not None:
             await self._metrics.stop()
+        await offers.stop(self._offers)
         for chain in self.chains.values():
             await chain.stop()
         if self._transport is not None:
             await self._transport.stop()
         if self._publisher is not None:
             await self._publisher.stop()
+        if self.pusher is not None:
+            await self.pusher.stop()
         for ledger in self._ledgers:
             ledger.close()
         self._pool.shutdown(wait=True)

@@ -15,7 +15,10 @@ Set $MOSQUITTO to use a binary outside $PATH and the usual sbin directories.
 The broker listens on 127.0.0.1 only, allows anonymous clients, keeps no
 persistence file (a restart forgets retained messages, like a crash of a
 broker without persistence would) and logs to a file in its directory,
-whose tail is included in start-up errors.
+whose tail is included in start-up errors. With persistence=True it keeps
+its database in its directory instead, saved at a clean stop: persistent
+sessions and their queued QoS 1 messages survive a restart, as in a
+production broker (docs/design.md, "Push notices and offers").
 """
 from __future__ import annotations
 
@@ -62,7 +65,7 @@ def free_port(host: str = "127.0.0.1") -> int:
 
 class Mosquitto:
     def __init__(self, directory: str | os.PathLike[str] | None = None, *, port: int | None = None,
-                 host: str = "127.0.0.1") -> None:
+                 host: str = "127.0.0.1", persistence: bool = False) -> None:
         self.binary = find_mosquitto()
         self._own_dir = directory is None
         self.directory = Path(directory if directory is not None else tempfile.mkdtemp(prefix="mosquitto-"))
@@ -70,10 +73,13 @@ class Mosquitto:
         self.port = port if port is not None else free_port(host)
         self.config_path = self.directory / "mosquitto.conf"
         self.log_path = self.directory / "mosquitto.log"
+        # As root, a persistent broker stays root: the "mosquitto" user could not write a private temp dir.
+        stored = (f"persistence true\npersistence_location {self.directory}/\n"
+                  + ("user root\n" if os.geteuid() == 0 else "")) if persistence else "persistence false\n"
         self.config_path.write_text(
             f"listener {self.port} {self.host}\n"
             "allow_anonymous true\n"
-            "persistence false\n"
+            + stored +
             "log_dest stderr\n"
             "log_type error\nlog_type warning\nlog_type notice\nlog_type information\n"
         )
@@ -158,10 +164,10 @@ def mosquitto_factory(tmp_path: Path) -> Iterator[Callable[..., Mosquitto]]:
     """Create (not start) brokers in tmp dirs; every one is stopped at teardown."""
     brokers: list[Mosquitto] = []
 
-    def make(port: int | None = None) -> Mosquitto:
+    def make(port: int | None = None, persistence: bool = False) -> Mosquitto:
         directory = tmp_path / f"mosquitto-{len(brokers)}"
         directory.mkdir()
-        broker = Mosquitto(directory, port=port)
+        broker = Mosquitto(directory, port=port, persistence=persistence)
         brokers.append(broker)
         return broker
 

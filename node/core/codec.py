@@ -46,8 +46,7 @@ from consensus.events import Record, RecordKey, StableCheckpoint, ViewRecord
 from consensus.metadata import PROPOSAL_METADATA_BYTES_MAX
 from node.core import receipts
 from node.core.receipts import Receipt
-from node.pb import client_pb2, consensus_pb2, peer_pb2, records_pb2
-from node.core.records import SignedRecord
+from node.pb import client_pb2, consensus_pb2, peer_pb2
 from node.core.tx import CHAIN_ID_BYTES_MAX, Transaction
 
 __all__ = [
@@ -60,7 +59,7 @@ __all__ = [
     "receipt_to_proto", "receipt_from_proto", "encode_receipt", "decode_receipt",
     "encode_header", "decode_header", "encode_committed_block", "decode_committed_block",
     "record_kind", "encode_record", "decode_record",
-    "parse_canonical", "signed_record_to_proto", "signed_record_from_proto",
+    "parse_canonical",
     "encode_read_heights", "decode_read_heights",
 ]
 
@@ -885,16 +884,3 @@ def parse_canonical(cls: type[P], data: bytes, what: str) -> P:
         raise CodecError(f"{what} is not the canonical encoding of {cls.DESCRIPTOR.full_name} (unknown fields, "
                          f"fields out of order or repeated, non-minimal integers or unpacked repeated fields)")
     return pb
-
-
-def signed_record_to_proto(record: SignedRecord) -> records_pb2.SignedRecord:
-    return _guard_encode(lambda r: records_pb2.SignedRecord(
-        version=r.version, chain_id=r.chain_id, type=r.type, id=r.id, time_ms=r.time_ms, signer=r.signer,
-        body=r.body, signature=r.signature), record)
-
-
-def signed_record_from_proto(pb: records_pb2.SignedRecord) -> SignedRecord:
-    """The domain record, field for field. Limits and the signature are
-    node.core.records' business (decode_record)."""
-    return SignedRecord(version=pb.version, chain_id=pb.chain_id, type=pb.type, id=pb.id, time_ms=pb.time_ms,
-                        signer=pb.signer, body=pb.body, signature=pb.signature)

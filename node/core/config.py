@@ -200,6 +200,22 @@ class VerifyConfig:
 
 
 @dataclass(frozen=True, kw_only=True)
+class OfferConfig:
+    """A proactive offer (docs/design.md, "Push notices and offers"): when a
+    transaction `contract`.`method` commits OK on `chain` and its payload has
+    the `where` field values, push the notice `notice` (a text id the
+    citizen's app shows) to the subject tag in payload field `tag_field`."""
+
+    id: str
+    chain: str
+    contract: str
+    method: str
+    notice: str
+    tag_field: str = "tag"
+    where: tuple[tuple[str, str | int | bool], ...] = ()
+
+
+@dataclass(frozen=True, kw_only=True)
 class NodeConfig:
     path: Path | None  # the file this came from (None when built in code)
     department: str
@@ -218,6 +234,7 @@ class NodeConfig:
     sources: tuple[SourceConfig, ...] = ()
     verify: VerifyConfig | None = None  # with sources: serve govchain.v1.Verification
     metrics: MetricsConfig | None = None  # off unless [metrics] listen is set
+    offers: tuple[OfferConfig, ...] = ()  # [[offers]]: need [mqtt] and the authn chain
     cases: CasesConfig | None = None  # serve govchain.v1.Cases: drive this department's cases
 
     def chain(self, chain_id: str) -> ChainConfig:
@@ -230,7 +247,7 @@ class NodeConfig:
 # --------------------------------------------------------------------------- loading
 
 _TOP_KEYS = ("department", "display_name", "key_file", "data_dir", "peer_listen", "client_listen",
-             "tick_ms", "log_level", "chains", "limits", "mqtt", "tls", "identity", "sources", "verify", "metrics",
+             "tick_ms", "log_level", "chains", "limits", "mqtt", "tls", "identity", "sources", "verify", "metrics", "offers",
              "cases")
 _CHAIN_KEYS = ("id", "genesis")
 _LIMIT_RANGES: dict[str, tuple[int, int]] = {
@@ -246,6 +263,9 @@ _IDENTITY_KEYS = ("oprf_key_file", "windows", "rate_per_minute", "burst")
 _CERT_NAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
 _VERIFY_KEYS = ("key_file", "window_s", "commit_wait_s")
 _CASES_KEYS = ("key_file", "providers", "timeout_s")
+_OFFER_KEYS = ("id", "chain", "contract", "method", "notice", "tag_field", "where")
+_OFFER_ID_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:-]{0,63}")
+_OFFER_NAME_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,63}")
 _SOURCE_KEYS = ("item", "kind", "path", "table", "key_column", "fields")
 _COLUMN_RULE = "a column name: letters, digits and '_', not starting with a digit, at most 128 characters"
 _WILDCARD_HOSTS = ("0.0.0.0", "::")
@@ -441,8 +461,8 @@ def parse_config(data: Mapping[str, Any], *, source: str, base_dir: Path, path: 
                       chains=tuple(chains), limits=limits, mqtt=mqtt,
                       identity=_identity(r, r.table(data, "identity"), tls),
                       sources=_sources(r, data.get("sources")), verify=_verify(r, r.table(data, "verify")),
-                      cases=_cases(r, r.table(data, "cases")),
-                      metrics=_metrics(r, r.table(data, "metrics"), peer_listen, client_listen))
+                      metrics=_metrics(r, r.table(data, "metrics"), peer_listen, client_listen),
+                      offers=_offers(r, data.get("offers"), mqtt, chains), cases=_cases(r, r.table(data, "cases")))
 
 
 def _same_port(a: Address, b: Address) -> bool:
@@ -458,6 +478,47 @@ def _metrics(r: _Reader, raw: Mapping[str, Any] | None, *taken: Address) -> Metr
         if _same_port(listen, other):
             raise r.fail("[metrics] ", f"listen ({listen}) must differ from peer_listen and client_listen")
     return MetricsConfig(listen=listen)
+
+
+def _offers(r: _Reader, raw: object, mqtt: MqttConfig | None, chains: list[ChainConfig]
+            ) -> tuple[OfferConfig, ...]:
+    if raw is None:
+        return ()
+    served = [c.id for c in chains]
+    offers: list[OfferConfig] = []
+    name_rule = "a name: letters, digits and '_', not starting with a digit, at most 64 characters"
+    for where, table in r.array_of_tables(raw, "offers", _OFFER_KEYS,
+                                          'id, chain, contract, method and notice (docs/design.md, '
+                                          '"Push notices and offers")'):
+        if mqtt is None:
+            raise r.fail(where, "offers are pushed over MQTT: add an [mqtt] table")
+        if "authn" not in served:
+            raise r.fail(where, "an offer goes to the app key the authn chain binds to the subject tag: "
+                                "add the authn chain to [[chains]]")
+        offer_id = r.string(table, "id", where, pattern=_OFFER_ID_RE, required_what='"unemployment-benefit"',
+                            rule="1-64 of letters, digits, '.', '_', ':', '-'")
+        if any(o.id == offer_id for o in offers):
+            raise r.fail(where, f'id "{offer_id}" appears twice; each offer needs its own id')
+        chain = r.string(table, "chain", where, pattern=CHAIN_ID_RE, required_what='"cert"', rule="a chain id")
+        if chain not in served:
+            raise r.fail(where, f'chain "{chain}" is not one of this node\'s [[chains]] ({", ".join(served)})')
+        matches = r.table(table, "where") or {}
+        for field, value in matches.items():
+            if not _OFFER_NAME_RE.fullmatch(field) or isinstance(value, float) or not isinstance(
+                    value, (str, int, bool)):
+                raise r.fail(where, f"where.{field} must be a field name equal to a string, integer or boolean "
+                                    f"(got {_show(value)})")
+        offers.append(OfferConfig(
+            id=offer_id, chain=chain,
+            contract=r.string(table, "contract", where, pattern=_OFFER_NAME_RE, required_what='"cert"',
+                              rule=name_rule),
+            method=r.string(table, "method", where, pattern=_OFFER_NAME_RE, required_what='"issue"',
+                            rule=name_rule),
+            notice=r.string(table, "notice", where, pattern=_OFFER_ID_RE, required_what='"unemployment-benefit.apply"',
+                            rule="a notice text id: 1-64 of letters, digits, '.', '_', ':', '-'"),
+            tag_field=r.string(table, "tag_field", where, pattern=_OFFER_NAME_RE, default="tag", rule=name_rule),
+            where=tuple(sorted(matches.items()))))
+    return tuple(offers)
 
 
 def _verify(r: _Reader, raw: Mapping[str, Any] | None) -> VerifyConfig | None:

@@ -50,6 +50,7 @@ from typing import Any
 import aiomqtt
 
 from node.core.config import MqttConfig
+from node.services.mqtt_link import BrokerLink, stop_task, work_or_stop
 
 log = logging.getLogger(__name__)
 
@@ -87,11 +88,7 @@ class EventPublisher:
         self.topic_prefix = topic_prefix.rstrip("/")
         self.client_id = client_id or f"{self.topic_prefix.replace('/', '-')}-{department}-{os.getpid()}"
         self.queue_max = queue_max
-        self._keepalive_s = keepalive_s
         self._timeout_s = timeout_s
-        self._reconnect_initial_s = reconnect_initial_s
-        self._reconnect_max_s = max(reconnect_max_s, reconnect_initial_s)
-        self._rng = rng or random.Random()
 
         self._queue: collections.deque[tuple[str, bytes, bool]] = collections.deque()
         self._inflight: tuple[str, bytes, bool] | None = None
@@ -100,11 +97,13 @@ class EventPublisher:
         self._stopping = asyncio.Event()
         self._stopped = False
         self._task: asyncio.Task[None] | None = None
-        self._connected = False
+        self._link = BrokerLink(
+            host=host, port=port, client_id=self.client_id, keepalive_s=keepalive_s, timeout_s=timeout_s,
+            reconnect_initial_s=reconnect_initial_s, reconnect_max_s=reconnect_max_s, rng=rng,
+            will=aiomqtt.Will(self.status_topic(department), self.will_payload, qos=1, retain=True))
 
         self.published = 0
         self.dropped = 0
-        self.reconnects = 0
 
     @classmethod
     def from_config(cls, config: MqttConfig, department: str, **overrides: Any) -> EventPublisher:
@@ -127,7 +126,11 @@ class EventPublisher:
 
     @property
     def connected(self) -> bool:
-        return self._connected
+        return self._link.connected
+
+    @property
+    def reconnects(self) -> int:
+        return self._link.reconnects
 
     @property
     def queued(self) -> int:
@@ -188,15 +191,7 @@ class EventPublisher:
         self._wakeup.set()
         task, self._task = self._task, None
         self._stopped = True
-        if task is None:
-            return
-        done, _ = await asyncio.wait({task}, timeout=timeout)
-        if not done:
-            log.warning("MQTT event publisher did not stop within %.1fs; abandoning the connection", timeout)
-            task.cancel()
-            await asyncio.wait({task}, timeout=1.0)
-        elif not task.cancelled() and task.exception() is not None:  # pragma: no cover - _run catches all
-            log.error("MQTT event publisher failed", exc_info=task.exception())
+        await stop_task(task, timeout, "MQTT event publisher")
         # Whatever could not be sent before the deadline is lost: count it.
         unsent = len(self._queue) + (self._inflight is not None)
         if unsent:
@@ -207,90 +202,23 @@ class EventPublisher:
 
     # ------------------------------------------------------------------ connection task
 
-    def _client(self) -> aiomqtt.Client:
-        return aiomqtt.Client(
-            self.host,
-            self.port,
-            identifier=self.client_id,
-            keepalive=self._keepalive_s,
-            timeout=self._timeout_s,
-            clean_session=True,
-            will=aiomqtt.Will(self.status_topic(self.department), self.will_payload, qos=1, retain=True),
-        )
-
     async def _run(self) -> None:
-        delay = self._reconnect_initial_s
-        ever_connected = False
-        failures = 0
-        while not self._stopping.is_set():
-            try:
-                async with self._client() as client:
-                    self._connected = True
-                    if ever_connected:
-                        self.reconnects += 1
-                    ever_connected = True
-                    log.info("connected to MQTT broker %s:%d", self.host, self.port)
-                    failures = 0
-                    delay = self._reconnect_initial_s
-                    await self._session(client)
-                    # _session returns only when stopping and the queue is drained.
-                    await client.publish(self.status_topic(self.department), self.will_payload,
-                                         qos=1, retain=True, timeout=self._timeout_s)
-                    return
-            except aiomqtt.MqttError as exc:
-                failures += 1
-                level = logging.WARNING if failures == 1 else logging.DEBUG
-                log.log(level, "MQTT broker %s:%d unavailable (%s); retrying with backoff",
-                        self.host, self.port, exc)
-            except Exception:  # noqa: BLE001 - the feed must not die on a surprise
-                failures += 1
-                log.exception("unexpected error in MQTT event publisher; reconnecting")
-            finally:
-                self._connected = False
-            if self._stopping.is_set():
-                return
-            sleep_s = delay * self._rng.uniform(0.5, 1.0)
-            delay = min(delay * 2, self._reconnect_max_s)
-            try:
-                await asyncio.wait_for(self._stopping.wait(), timeout=sleep_s)
-            except asyncio.TimeoutError:
-                pass
+        await self._link.run(self._stopping, self._drain, on_connect=self._resend_retained,
+                             on_done=self._publish_down)
 
-    async def _session(self, client: aiomqtt.Client) -> None:
+    async def _resend_retained(self, client: aiomqtt.Client) -> None:
         for topic, payload in list(self._retained.items()):
             await client.publish(topic, payload, qos=0, retain=True, timeout=self._timeout_s)
-        watcher = asyncio.create_task(self._watch(client))
-        drainer = asyncio.create_task(self._drain(client))
-        try:
-            await asyncio.wait({watcher, drainer}, return_when=asyncio.FIRST_COMPLETED)
-        finally:
-            for task in (watcher, drainer):
-                task.cancel()
-            await asyncio.gather(watcher, drainer, return_exceptions=True)
-        if drainer.done() and not drainer.cancelled():
-            drainer.result()  # re-raises a failed publish; a normal return means stopping
-            return
-        if watcher.done() and not watcher.cancelled() and watcher.exception() is not None:
-            raise watcher.exception()  # type: ignore[misc]
-        raise aiomqtt.MqttError("connection to the broker was lost")
 
-    @staticmethod
-    async def _watch(client: aiomqtt.Client) -> None:
-        """Return or raise as soon as the connection goes away. We subscribe to
-        nothing, so the message iterator only ever ends by disconnection."""
-        async for _ in client.messages:
-            pass
+    async def _publish_down(self, client: aiomqtt.Client) -> None:
+        await client.publish(self.status_topic(self.department), self.will_payload,
+                             qos=1, retain=True, timeout=self._timeout_s)
 
     async def _drain(self, client: aiomqtt.Client) -> None:
         sent = 0
-        while True:
+        while await work_or_stop(lambda: self._inflight is not None or bool(self._queue), self._stopping,
+                                 self._wakeup):
             if self._inflight is None:
-                if not self._queue:
-                    if self._stopping.is_set():
-                        return
-                    self._wakeup.clear()
-                    await self._wakeup.wait()
-                    continue
                 self._inflight = self._queue.popleft()
             topic, payload, retain = self._inflight
             await client.publish(topic, payload, qos=0, retain=retain, timeout=self._timeout_s)

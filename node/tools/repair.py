@@ -19,7 +19,7 @@ import itertools
 import os
 import shutil
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
 import grpc
@@ -89,7 +89,12 @@ def _promised(path: str, genesis: Genesis) -> Promise:
 
 
 def repair_chain(path: str, genesis: Genesis, registry: ContractRegistry, source: BlockSource,
-                 progress: Callable[[int], None] = lambda height: None) -> RepairResult:
+                 progress: Callable[[int], None] = lambda height: None,
+                 read_sources: Mapping[str, Ledger] | None = None) -> RepairResult:
+    """Rebuild one chain's store from certified blocks. `read_sources` are
+    this node's ledgers of the chains the genesis `reads` (docs/design.md,
+    "Cross-chain reads"): each must already hold every height a block names,
+    so repair a read chain first."""
     _check_unlocked(path)
     promised = _promised(path, genesis)
     moved_to = f"{path}.damaged-{time.strftime('%Y%m%d-%H%M%S')}"
@@ -102,7 +107,7 @@ def repair_chain(path: str, genesis: Genesis, registry: ContractRegistry, source
     ledger = Ledger(path, genesis.chain_id, genesis.hash, create=True,
                     initial_state=genesis_state(genesis.chain_id, genesis.app_state, registry))
     try:
-        checkpoints = _refetch(ledger, genesis, registry, source, progress)
+        checkpoints = _refetch(ledger, genesis, registry, source, progress, read_sources or {})
         if ledger.height < max(promised.height, promised.voted_seq):
             raise RepairError(
                 f"the other nodes gave {ledger.height} blocks, but this node had promised height "
@@ -129,10 +134,14 @@ def repair_chain(path: str, genesis: Genesis, registry: ContractRegistry, source
 
 
 def _refetch(ledger: Ledger, genesis: Genesis, registry: ContractRegistry, source: BlockSource,
-             progress: Callable[[int], None]) -> int:
+             progress: Callable[[int], None], read_sources: Mapping[str, Ledger]) -> int:
     n = len(genesis.validators)
     verifier = Ed25519Verifier([v.public_key_bytes for v in genesis.validators])
-    executor = Executor(genesis.chain_id, registry, ledger)
+    missing = sorted(set(genesis.reads) - set(read_sources))
+    if missing:
+        raise RepairError(f"chain {genesis.chain_id} reads {', '.join(missing)}: this node's store of "
+                          f"{'each' if len(missing) > 1 else 'it'} is needed to re-execute its blocks")
+    executor = Executor(genesis.chain_id, registry, ledger, reads=genesis.reads, read_sources=read_sources)
     checkpoints = 0
     for height in itertools.count(1):
         got = source(height)
@@ -142,6 +151,11 @@ def _refetch(ledger: Ledger, genesis: Genesis, registry: ContractRegistry, sourc
         if block.seq != height or not valid_committed_block(block, genesis.chain_id, n, verifier):
             raise RepairError(f"block {height} from the other nodes has no valid commit certificate; "
                               f"try other nodes with --from")
+        for chain, needed in executor.read_heights(block).items():
+            if read_sources[chain].height < needed:
+                raise RepairError(f"block {height} reads {chain} at height {needed}, but this node's {chain} "
+                                  f"store has {read_sources[chain].height}; repair {chain} first (or start the "
+                                  f"node so it catches up) and run this repair again")
         result = executor.execute_block(block, ledger.tip_header)  # our own header, state root, receipts
         if checkpoint is not None:
             problem = checkpoint_problem(checkpoint, result.header, n, verifier)
