@@ -20,7 +20,7 @@ from node.pb import client_pb2
 from node.tools import localnet
 
 from .conftest import run_cli, submit_batch
-from .test_verify import _start, subject
+from .test_verify import _start, authz_standin_genesis, subject
 
 pytestmark = pytest.mark.e2e
 PROVIDER, COMPETENT, IDENTITY = 0, 2, 3  # housing-registry, power-company, public-security
@@ -51,16 +51,6 @@ def _window_key(specs, root) -> None:
     localnet.reseal(specs, path)
 
 
-def _authz_standin(net, specs) -> None:
-    path = net.genesis("authz")
-    genesis = json.loads(path.read_text())
-    if {"name": "authz", "version": 1} not in genesis["contracts"]:
-        genesis["contracts"].append({"name": "authz", "version": 1})
-    genesis["reads"] = sorted(set(genesis.get("reads", [])) | {"catalog"})
-    path.write_text(json.dumps(genesis))
-    localnet.reseal(specs, path)
-
-
 def _commit(net, i, key, chain, contract, method, payload, nonce=None) -> dict:
     tx = sign_transaction(key, chain_id=chain, nonce=nonce or time.time_ns(), contract=contract, method=method,
                           payload=json.dumps(payload).encode())
@@ -77,7 +67,7 @@ def cluster(tmp_path_factory):
     root = tmp_path_factory.mktemp("cases")
     specs = localnet.create_network(root, nodes=4, chains=CHAINS)
     net = Net(root, specs, CHAINS)
-    _authz_standin(net, specs)
+    authz_standin_genesis(net, specs)
     _window_key(specs, root)
     sample.write_sqlite(home(net, PROVIDER) / "household.db")
     with open(specs[PROVIDER].config, "a") as f:
