@@ -154,6 +154,7 @@ class Node:
         self._pool = ThreadPoolExecutor(max_workers=2, thread_name_prefix="verify")
         self._key = self._load_key()
         self._tls = self._load_tls()
+        self.tls = self._tls  # for services that call other nodes (node/services/cases.py)
         self._transport: Transport | None = None
         self._publisher = (EventPublisher.from_config(config.mqtt, config.department)
                            if config.mqtt else None)

@@ -36,7 +36,8 @@ PLATFORM_CONTRACTS: dict[str, tuple[tuple[str, int], ...]] = {
     # A sub-chain names no contract until its own exists: a chain without
     # contracts refuses every transaction, where the open kv store would let
     # anyone overwrite anything (docs/design.md, "Contracts").
-    "catalog": (("catalog", 1),), "item": (), "authz": (),
+    "catalog": (("catalog", 1),), "authz": (),
+    "item": (("item", 1),),  # service items and cases (docs/design.md, "Service items and cases")
     "authn": (("authn", 1),), "cert": (("cert", 1),),  # identity service events; certificates
     "demo": OPEN_CONTRACTS,  # load tests and the demo: the open key-value store, on purpose
 }
@@ -44,7 +45,8 @@ PLATFORM_CONTRACTS: dict[str, tuple[tuple[str, int], ...]] = {
 
 # The chains whose contracts read another chain's state (genesis "reads"): authn and cert
 # find their signers' departments on the catalog chain (docs/design.md, "Cross-chain reads").
-PLATFORM_READS: dict[str, tuple[str, ...]] = {"authn": ("catalog",), "cert": ("catalog",)}
+PLATFORM_READS: dict[str, tuple[str, ...]] = {"authn": ("catalog",), "cert": ("catalog",),
+                                              "item": ("authn", "authz", "catalog")}
 
 
 def platform_reads(chain_id: str, chains) -> tuple[str, ...]:

@@ -189,6 +189,15 @@ class IdentityConfig:
 
 
 @dataclass(frozen=True, kw_only=True)
+class CasesConfig:
+    """The case driver (docs/design.md, "Service items and cases")."""
+
+    key_file: Path  # the department's key with roles requester (queries) and provider (item-chain records)
+    providers: tuple[tuple[str, str], ...]  # (department, client address of its node), sorted
+    timeout_s: int = 30  # per verification query, and per transaction's commit
+
+
+@dataclass(frozen=True, kw_only=True)
 class VerifyConfig:
     """The verification-query service (docs/design.md, "Verification queries")."""
 
@@ -234,6 +243,7 @@ class NodeConfig:
     metrics: MetricsConfig | None = None  # off unless [metrics] listen is set
     explorer: ExplorerConfig | None = None  # off unless [explorer] listen is set
     offers: tuple[OfferConfig, ...] = ()  # [[offers]]: need [mqtt] and the authn chain
+    cases: CasesConfig | None = None  # serve govchain.v1.Cases: drive this department's cases
 
     def chain(self, chain_id: str) -> ChainConfig:
         for chain in self.chains:
@@ -246,7 +256,7 @@ class NodeConfig:
 
 _TOP_KEYS = ("department", "display_name", "key_file", "data_dir", "peer_listen", "client_listen",
              "tick_ms", "log_level", "chains", "limits", "mqtt", "tls", "identity", "sources", "verify", "metrics",
-             "explorer", "offers")
+             "explorer", "offers", "cases")
 _CHAIN_KEYS = ("id", "genesis")
 _LIMIT_RANGES: dict[str, tuple[int, int]] = {
     "message_bytes_max": MESSAGE_BYTES_RANGE,
@@ -260,6 +270,7 @@ _TLS_KEYS = ("ca", "cert", "key", "require_client_cert", "insecure")
 _IDENTITY_KEYS = ("oprf_key_file", "windows", "rate_per_minute", "burst")
 _CERT_NAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
 _VERIFY_KEYS = ("key_file", "window_s", "commit_wait_s")
+_CASES_KEYS = ("key_file", "providers", "timeout_s")
 _OFFER_KEYS = ("id", "chain", "contract", "method", "notice", "tag_field", "where")
 _OFFER_ID_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:-]{0,63}")
 _OFFER_NAME_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,63}")
@@ -461,7 +472,7 @@ def parse_config(data: Mapping[str, Any], *, source: str, base_dir: Path, path: 
                       metrics=(metrics := _metrics(r, r.table(data, "metrics"), peer_listen, client_listen)),
                       explorer=_explorer(r, r.table(data, "explorer"), peer_listen, client_listen,
                                          *([metrics.listen] if metrics else [])),
-                      offers=_offers(r, data.get("offers"), mqtt, chains))
+                      offers=_offers(r, data.get("offers"), mqtt, chains), cases=_cases(r, r.table(data, "cases")))
 
 
 def _same_port(a: Address, b: Address) -> bool:
@@ -540,6 +551,25 @@ def _verify(r: _Reader, raw: Mapping[str, Any] | None) -> VerifyConfig | None:
     return VerifyConfig(key_file=r.path(raw, "key_file", where, "app.key"),
                         window_s=r.integer(raw, "window_s", where, 5, 3600, defaults.window_s),
                         commit_wait_s=r.integer(raw, "commit_wait_s", where, 1, 600, defaults.commit_wait_s))
+
+
+def _cases(r: _Reader, raw: Mapping[str, Any] | None) -> CasesConfig | None:
+    if raw is None:
+        return None
+    where = "[cases] "
+    r.check_keys(raw, _CASES_KEYS, "[cases]")
+    providers = raw.get("providers", {})
+    if not isinstance(providers, dict) or not all(
+            isinstance(d, str) and DEPARTMENT_RE.fullmatch(d) and isinstance(a, str) for d, a in providers.items()):
+        raise r.fail(where, 'providers must be a table of department = "host:port" (the client port of its node), '
+                            f'e.g. {{ housing-registry = "10.0.0.5:7101" }} (got {_show(providers)})')
+    for department, address in providers.items():
+        try:
+            parse_address(address)
+        except ValueError as exc:
+            raise r.fail(where, f"providers.{department}: {exc}") from None
+    return CasesConfig(key_file=r.path(raw, "key_file", where, "app.key"), providers=tuple(sorted(providers.items())),
+                       timeout_s=r.integer(raw, "timeout_s", where, 1, 600, 30))
 
 
 def _identity(r: _Reader, raw: Mapping[str, Any] | None, tls: TlsConfig) -> IdentityConfig | None:
