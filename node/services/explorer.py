@@ -20,7 +20,8 @@ catalog contract's own queries, so the explorer shows exactly what
     GET /api/chains/<c>/txs/<id>/proof     its inclusion proof (node.ledger.proofs), checked by the page
     GET /api/catalog/departments           departments (catalog query `departments`)
     GET /api/catalog/items?after=&limit=   catalog items (catalog query `items`)
-    GET /api/items                         service items and case decisions: the item chain
+    GET /api/items?after=&limit=           service items (item query `items`), when the item chain runs here
+    GET /api/items/cases/<id>              one case and its decision (item query `case`)
 """
 from __future__ import annotations
 
@@ -131,15 +132,20 @@ class Explorer:
             case ["catalog", "departments"]:
                 return self._catalog("departments", {})
             case ["catalog", "items"]:
-                args: dict[str, Any] = {"limit": _int_param(request, "limit", CATALOG_PAGE_DEFAULT,
-                                                            CATALOG_PAGE_MAX, 1)}
-                if request.query.get("after"):
-                    args["after"] = request.query["after"]
-                return self._catalog("items", args)
+                return self._catalog("items", self._page_args(request))
             case ["items"]:
-                return self.items()
+                return self.items(self._page_args(request))
+            case ["items", "cases", case_id]:
+                return self.case(case_id)
         raise BadRequest("404 Not Found", "no such API; see GET /api/chains and docs/design.md, "
                                           "\"Explorer and audit page\"")
+
+    @staticmethod
+    def _page_args(request: HttpRequest) -> dict[str, Any]:
+        args: dict[str, Any] = {"limit": _int_param(request, "limit", CATALOG_PAGE_DEFAULT, CATALOG_PAGE_MAX, 1)}
+        if request.query.get("after"):
+            args["after"] = request.query["after"]
+        return args
 
     def _chain(self, chain_id: str) -> ChainNode:
         chain = self._host.chains.get(chain_id)
@@ -238,13 +244,20 @@ class Explorer:
             raise BadRequest("404 Not Found", "this node runs no catalog chain")
         return {"chain_id": chain.chain_id, **self._query(chain, "catalog", method, args)}
 
-    def items(self) -> dict[str, Any]:
-        """Service items and case decisions live on the item chain, whose contract
-        is not built yet (docs/design.md, "Not built yet"): say so."""
+    def items(self, args: dict[str, Any]) -> dict[str, Any]:
+        """Service items of the item chain (its query `items`), when this node runs it."""
         chain = self._running("item")
         if chain is None:
             return {"available": False, "message": "no chain on this node runs the item contract"}
-        return {"available": True, "chain_id": chain.chain_id, **self._query(chain, "item", "items", {})}
+        return {"available": True, "chain_id": chain.chain_id, **self._query(chain, "item", "items", args)}
+
+    def case(self, case_id: str) -> dict[str, Any]:
+        """One case and its decision, by case id (the item contract's query `case`); cases are
+        not listed: the contract lists them by subject tag only."""
+        chain = self._running("item")
+        if chain is None:
+            raise BadRequest("404 Not Found", "no chain on this node runs the item contract")
+        return {"chain_id": chain.chain_id, **self._query(chain, "item", "case", {"case_id": case_id})}
 
     @staticmethod
     def _query(chain: ChainNode, contract: str, method: str, args: dict[str, Any]) -> dict[str, Any]:

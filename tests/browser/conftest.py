@@ -17,14 +17,15 @@ from playwright.sync_api import sync_playwright
 from node.tools import localnet
 from tests.e2e.conftest import Net
 
+CHAINS = ("catalog", "item", "demo")
 CHROMIUM = os.environ.get("GOVCHAIN_CHROMIUM", "/usr/bin/chromium")
 
 
 @pytest.fixture(scope="module")
 def net(tmp_path_factory):
     root = tmp_path_factory.mktemp("browser") / "net"
-    specs = localnet.create_network(root, nodes=4, chains=("catalog", "demo"))
-    network = Net(root, specs, ("catalog", "demo"))
+    specs = localnet.create_network(root, nodes=4, chains=CHAINS)
+    network = Net(root, specs, CHAINS)
     try:
         network.start()
         network.wait_ready()

@@ -175,6 +175,13 @@ def test_the_catalog_page_shows_the_departments_the_catalog_chain_holds(net, pag
     departments = cli.get("result", cli)["departments"]
     assert page.locator("#departments tbody tr td:first-child").all_inner_texts() == [d["id"] for d in departments]
     assert len(departments) == 4
+    page.goto(explorer(net, 2) + "#/items")
+    page.wait_for_selector("#find-case")
+    assert "还没有服务事项。 · No service items yet." in page.locator("main").inner_text()
+    page.fill("#case-id", "no-such-case")
+    page.keyboard.press("Enter")
+    page.wait_for_selector("h1:has-text('Case no-such-case')")
+    assert page.locator("main .note").inner_text() == "没有这个办件。 · No such case."
 
 
 def _http(url: str, method: str = "GET") -> tuple[int, dict, bytes]:
@@ -196,7 +203,7 @@ def test_the_api_is_read_only_bounded_and_names_bad_input(net, committed):
     status, _, body = _http(base + "api/chains/demo/blocks?limit=51")
     assert status == 400 and json.loads(body)["error"] == "limit must be an integer in 1..50, not '51'"
     status, _, body = _http(base + "api/chains/nope/blocks")
-    assert status == 404 and json.loads(body)["error"] == "no chain 'nope' on this node (it runs catalog, demo)"
+    assert status == 404 and json.loads(body)["error"] == "no chain 'nope' on this node (it runs catalog, demo, item)"
     status, _, body = _http(base + "api/chains/demo/txs/" + "ab" * 32)
     assert status == 404 and "is not committed on demo" in json.loads(body)["error"]
     assert _http(base + "api/chains/demo/txs/XYZ")[0] == 400
@@ -209,8 +216,10 @@ def test_the_api_is_read_only_bounded_and_names_bad_input(net, committed):
     assert older["blocks"][0]["height"] == page["height"] - 2
     chains = get_json(base + "api/chains")
     assert "address" not in json.dumps(chains)  # no peer addresses, only departments and public keys
-    assert get_json(base + "api/items") == {"available": False,
-                                            "message": "no chain on this node runs the item contract"}
+    items = get_json(base + "api/items?limit=5")
+    assert (items["available"], items["chain_id"], items["result"]) == (True, "item", {"items": [], "more": False})
+    assert get_json(base + "api/items/cases/no-such-case")["result"] is None
+    assert _http(base + "api/items?limit=101")[0] == 400
     assert chains["department"] == net.specs[0].department
     assert _http(base + "metrics")[0] == 404  # the metrics have a port of their own, and no explorer there
     assert _http(net.specs[0].metrics.removesuffix("metrics"))[0] == 404

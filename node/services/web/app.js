@@ -170,11 +170,38 @@ async function catalogView(after) {
     items.result.more ? el("p", {}, link(`#/catalog/after/${encodeURIComponent(list[list.length - 1].item_id)}`, "更多 · More")) : null);
 }
 
-async function itemsView() {
-  const items = await api("items");
-  show("服务事项与办件 · Service items and cases", items.available
-    ? el("pre", {}, JSON.stringify(items.result, null, 2))
-    : el("p", { class: "note" }, "本节点还没有运行服务事项链。 · This node runs no service item chain yet."));
+async function itemsView(after) {
+  const items = await api(`items${after ? `?after=${encodeURIComponent(after)}` : ""}`);
+  if (!items.available) {
+    show("服务事项与办件 · Service items and cases",
+      el("p", { class: "note" }, "本节点没有运行服务事项链。 · This node runs no service item chain."));
+    return;
+  }
+  const list = items.result.items;
+  const caseForm = el("form", { id: "find-case", role: "search", "aria-label": "查找办件 · Find a case" },
+    el("label", { for: "case-id" }, "办件编号 · Case ID "), el("input", { id: "case-id", autocomplete: "off" }),
+    " ", el("button", { type: "submit" }, "查找 · Find"));
+  caseForm.addEventListener("submit", (event) => {
+    event.preventDefault();
+    const id = document.getElementById("case-id").value.trim();
+    if (id) location.hash = `#/case/${encodeURIComponent(id)}`;
+  });
+  show("服务事项与办件 · Service items and cases",
+    el("p", {}, `事项链 ${items.chain_id}，高度 ${items.height}。 · Item chain ${items.chain_id}, at height ${items.height}.`),
+    list.length ? table("服务事项 · Service items", ["事项 · Item", "名称 · Title", "主管部门 · Department", "自动审批 · Auto-approve", "状态 · Status"],
+      list.map((i) => [i.item_id, i.title, i.department, i.auto_approve ? "是 · yes" : "否 · no",
+        i.status === "active" ? "有效 · active" : "已停用 · retired"]), { id: "service-items" })
+      : el("p", { class: "note" }, "还没有服务事项。 · No service items yet."),
+    items.result.more ? el("p", {}, link(`#/items/after/${encodeURIComponent(list[list.length - 1].item_id)}`, "更多 · More")) : null,
+    el("h2", {}, "办件 · Cases"), caseForm);
+}
+
+async function caseView(caseId) {
+  const found = await api(`items/cases/${encodeURIComponent(caseId)}`);
+  const c = found.result;
+  show(`办件 ${caseId} · Case ${caseId}`, c === null
+    ? el("p", { class: "note" }, "没有这个办件。 · No such case.")
+    : el("pre", { id: "case" }, JSON.stringify(c, null, 2)));
 }
 
 // ---- routing ----------------------------------------------------------------------------------
@@ -189,6 +216,8 @@ const ROUTES = [
   [/^#\/catalog$/, () => catalogView()],
   [/^#\/catalog\/after\/([^/]+)$/, (a) => catalogView(a)],
   [/^#\/items$/, () => itemsView()],
+  [/^#\/items\/after\/([^/]+)$/, (a) => itemsView(a)],
+  [/^#\/case\/([^/]+)$/, (id) => caseView(id)],
 ];
 
 async function render(focus) {
