@@ -29,6 +29,8 @@ from node.ledger.ledger import Ledger, open_ledger
 from node.pb import peer_pb2, peer_pb2_grpc
 from node.ledger.storage import StorageCorrupt
 from node.services import CLIENT_PORT_SERVICES
+from node.services.explorer import Explorer
+from node.services.http import HttpServer
 from node.services.metrics import MetricsServer, metrics_registry
 from node.net.transport import PeerService, Transport
 
@@ -153,6 +155,7 @@ class Node:
         self._pool = ThreadPoolExecutor(max_workers=2, thread_name_prefix="verify")
         self._key = self._load_key()
         self._tls = self._load_tls()
+        self.tls = self._tls  # for services that call other nodes (node/services/cases.py)
         self._transport: Transport | None = None
         self._publisher = (EventPublisher.from_config(config.mqtt, config.department)
                            if config.mqtt else None)
@@ -165,7 +168,7 @@ class Node:
         self._stop_requested = asyncio.Event()
         self.failure: BaseException | None = None
         self._status_task: asyncio.Task | None = None
-        self._metrics: MetricsServer | None = None
+        self._http_servers: list[HttpServer] = []  # metrics, explorer
 
     # ---- start --------------------------------------------------------------
 
@@ -324,7 +327,7 @@ class Node:
         reflection.enable_server_reflection(
             (*services, health_pb2.DESCRIPTOR.services_by_name["Health"].full_name, reflection.SERVICE_NAME), client)
         self._listen(client, cfg.client_listen, self._tls and self._tls.server_credentials(cfg.tls.require_client_cert))
-        await self._start_metrics()
+        await self._start_http()
         for server in (peer, client):
             await server.start()
             self._servers.append(server)
@@ -347,19 +350,23 @@ class Node:
     def transport(self) -> Transport | None:
         return self._transport
 
-    async def _start_metrics(self) -> None:
-        """Prometheus metrics on their own port, with [metrics] (docs/operations.md, "Metrics")."""
-        if self.config.metrics is None:
-            return
-        address = self.config.metrics.listen
-        self._metrics = MetricsServer(metrics_registry(self))
-        try:
-            await self._metrics.listen(address.host, address.port)
-        except OSError as exc:
-            self._metrics = None
-            raise StartupError(f"cannot listen on {address} ([metrics] listen): {exc.strerror or exc}; "
-                               f"is another node running there?") from exc
-        log.info("metrics at http://%s/metrics", address)
+    async def _start_http(self) -> None:
+        """Prometheus metrics on their own port, with [metrics] (docs/operations.md, "Metrics"); the
+        explorer on another, with [explorer] (docs/design.md, "Explorer and audit page")."""
+        for table, cfg, make, path in (("metrics", self.config.metrics, lambda: MetricsServer(metrics_registry(self)),
+                                        "metrics"),
+                                       ("explorer", self.config.explorer, lambda: HttpServer(Explorer(self).route),
+                                        "")):
+            if cfg is None:
+                continue
+            server = make()
+            try:
+                await server.listen(cfg.listen.host, cfg.listen.port)
+            except OSError as exc:
+                raise StartupError(f"cannot listen on {cfg.listen} ([{table}] listen): {exc.strerror or exc}; "
+                                   f"is another node running there?") from exc
+            self._http_servers.append(server)
+            log.info("%s at http://%s/%s", table, cfg.listen, path)
 
     async def _heartbeat(self) -> None:
         while True:
@@ -385,8 +392,8 @@ class Node:
         if self._status_task:
             self._status_task.cancel()
         await asyncio.gather(*(server.stop(STOP_GRACE_S) for server in self._servers))
-        if self._metrics is not None:
-            await self._metrics.stop()
+        for http_server in self._http_servers:
+            await http_server.stop()
         await offers.stop(self._offers)
         for chain in self.chains.values():
             await chain.stop()

@@ -36,7 +36,8 @@ PLATFORM_CONTRACTS: dict[str, tuple[tuple[str, int], ...]] = {
     # A sub-chain names no contract until its own exists: a chain without
     # contracts refuses every transaction, where the open kv store would let
     # anyone overwrite anything (docs/design.md, "Contracts").
-    "catalog": (("catalog", 1),), "item": (),
+    "catalog": (("catalog", 1),),
+    "item": (("item", 1),),  # service items and cases (docs/design.md, "Service items and cases")
     "authn": (("authn", 1),), "cert": (("cert", 1),),  # identity service events; certificates
     "authz": (("authz", 1),),  # consents and the access log (docs/design.md, "Consent and the access log (authz)")
     "demo": OPEN_CONTRACTS,  # load tests and the demo: the open key-value store, on purpose
@@ -47,7 +48,8 @@ PLATFORM_CONTRACTS: dict[str, tuple[tuple[str, int], ...]] = {
 # find their signers' departments on the catalog chain (docs/design.md, "Cross-chain reads");
 # authz also finds citizens' bindings on the authn chain.
 PLATFORM_READS: dict[str, tuple[str, ...]] = {"authn": ("catalog",), "cert": ("catalog",),
-                                              "authz": ("authn", "catalog")}
+                                              "authz": ("authn", "catalog"),
+                                              "item": ("authn", "authz", "catalog")}
 
 
 def platform_reads(chain_id: str, chains) -> tuple[str, ...]:

@@ -161,6 +161,13 @@ class MetricsConfig:
 
 
 @dataclass(frozen=True, kw_only=True)
+class ExplorerConfig:
+    """The read-only explorer over plain HTTP on a port of its own (docs/design.md, "Explorer and audit page")."""
+
+    listen: Address
+
+
+@dataclass(frozen=True, kw_only=True)
 class TlsConfig:
     """PEM files for both ports; insecure=True serves plaintext instead."""
 
@@ -179,6 +186,15 @@ class IdentityConfig:
     windows: tuple[str, ...]  # client certificate names (common names) allowed to call Evaluate
     rate_per_minute: int = 60  # tokens added per minute, per client certificate
     burst: int = 20  # the bucket's size: calls a client may make at once
+
+
+@dataclass(frozen=True, kw_only=True)
+class CasesConfig:
+    """The case driver (docs/design.md, "Service items and cases")."""
+
+    key_file: Path  # the department's key with roles requester (queries) and provider (item-chain records)
+    providers: tuple[tuple[str, str], ...]  # (department, client address of its node), sorted
+    timeout_s: int = 30  # per verification query, and per transaction's commit
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -225,7 +241,9 @@ class NodeConfig:
     sources: tuple[SourceConfig, ...] = ()
     verify: VerifyConfig | None = None  # with sources: serve govchain.v1.Verification
     metrics: MetricsConfig | None = None  # off unless [metrics] listen is set
+    explorer: ExplorerConfig | None = None  # off unless [explorer] listen is set
     offers: tuple[OfferConfig, ...] = ()  # [[offers]]: need [mqtt] and the authn chain
+    cases: CasesConfig | None = None  # serve govchain.v1.Cases: drive this department's cases
 
     def chain(self, chain_id: str) -> ChainConfig:
         for chain in self.chains:
@@ -237,7 +255,8 @@ class NodeConfig:
 # --------------------------------------------------------------------------- loading
 
 _TOP_KEYS = ("department", "display_name", "key_file", "data_dir", "peer_listen", "client_listen",
-             "tick_ms", "log_level", "chains", "limits", "mqtt", "tls", "identity", "sources", "verify", "metrics", "offers")
+             "tick_ms", "log_level", "chains", "limits", "mqtt", "tls", "identity", "sources", "verify", "metrics",
+             "explorer", "offers", "cases")
 _CHAIN_KEYS = ("id", "genesis")
 _LIMIT_RANGES: dict[str, tuple[int, int]] = {
     "message_bytes_max": MESSAGE_BYTES_RANGE,
@@ -251,6 +270,7 @@ _TLS_KEYS = ("ca", "cert", "key", "require_client_cert", "insecure")
 _IDENTITY_KEYS = ("oprf_key_file", "windows", "rate_per_minute", "burst")
 _CERT_NAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
 _VERIFY_KEYS = ("key_file", "window_s", "commit_wait_s")
+_CASES_KEYS = ("key_file", "providers", "timeout_s")
 _OFFER_KEYS = ("id", "chain", "contract", "method", "notice", "tag_field", "where")
 _OFFER_ID_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:-]{0,63}")
 _OFFER_NAME_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,63}")
@@ -449,23 +469,36 @@ def parse_config(data: Mapping[str, Any], *, source: str, base_dir: Path, path: 
                       chains=tuple(chains), limits=limits, mqtt=mqtt,
                       identity=_identity(r, r.table(data, "identity"), tls),
                       sources=_sources(r, data.get("sources")), verify=_verify(r, r.table(data, "verify")),
-                      metrics=_metrics(r, r.table(data, "metrics"), peer_listen, client_listen),
-                      offers=_offers(r, data.get("offers"), mqtt, chains))
+                      metrics=(metrics := _metrics(r, r.table(data, "metrics"), peer_listen, client_listen)),
+                      explorer=_explorer(r, r.table(data, "explorer"), peer_listen, client_listen,
+                                         *([metrics.listen] if metrics else [])),
+                      offers=_offers(r, data.get("offers"), mqtt, chains), cases=_cases(r, r.table(data, "cases")))
 
 
 def _same_port(a: Address, b: Address) -> bool:
     return a.port == b.port != 0 and (a.host == b.host or bool({a.host, b.host} & set(_WILDCARD_HOSTS)))
 
 
+def _own_port(r: _Reader, raw: Mapping[str, Any], table: str, taken: tuple[Address, ...], others: str) -> Address:
+    r.check_keys(raw, ("listen",), f"[{table}]")
+    listen = r.address(raw, "listen", f"[{table}] ")
+    for other in taken:
+        if _same_port(listen, other):
+            raise r.fail(f"[{table}] ", f"listen ({listen}) must differ from {others}")
+    return listen
+
+
 def _metrics(r: _Reader, raw: Mapping[str, Any] | None, *taken: Address) -> MetricsConfig | None:
     if raw is None:
         return None
-    r.check_keys(raw, ("listen",), "[metrics]")
-    listen = r.address(raw, "listen", "[metrics] ")
-    for other in taken:
-        if _same_port(listen, other):
-            raise r.fail("[metrics] ", f"listen ({listen}) must differ from peer_listen and client_listen")
-    return MetricsConfig(listen=listen)
+    return MetricsConfig(listen=_own_port(r, raw, "metrics", taken, "peer_listen and client_listen"))
+
+
+def _explorer(r: _Reader, raw: Mapping[str, Any] | None, *taken: Address) -> ExplorerConfig | None:
+    if raw is None:
+        return None
+    return ExplorerConfig(listen=_own_port(r, raw, "explorer", taken,
+                                           "peer_listen, client_listen and [metrics] listen"))
 
 
 def _offers(r: _Reader, raw: object, mqtt: MqttConfig | None, chains: list[ChainConfig]
@@ -518,6 +551,25 @@ def _verify(r: _Reader, raw: Mapping[str, Any] | None) -> VerifyConfig | None:
     return VerifyConfig(key_file=r.path(raw, "key_file", where, "app.key"),
                         window_s=r.integer(raw, "window_s", where, 5, 3600, defaults.window_s),
                         commit_wait_s=r.integer(raw, "commit_wait_s", where, 1, 600, defaults.commit_wait_s))
+
+
+def _cases(r: _Reader, raw: Mapping[str, Any] | None) -> CasesConfig | None:
+    if raw is None:
+        return None
+    where = "[cases] "
+    r.check_keys(raw, _CASES_KEYS, "[cases]")
+    providers = raw.get("providers", {})
+    if not isinstance(providers, dict) or not all(
+            isinstance(d, str) and DEPARTMENT_RE.fullmatch(d) and isinstance(a, str) for d, a in providers.items()):
+        raise r.fail(where, 'providers must be a table of department = "host:port" (the client port of its node), '
+                            f'e.g. {{ housing-registry = "10.0.0.5:7101" }} (got {_show(providers)})')
+    for department, address in providers.items():
+        try:
+            parse_address(address)
+        except ValueError as exc:
+            raise r.fail(where, f"providers.{department}: {exc}") from None
+    return CasesConfig(key_file=r.path(raw, "key_file", where, "app.key"), providers=tuple(sorted(providers.items())),
+                       timeout_s=r.integer(raw, "timeout_s", where, 1, 600, 30))
 
 
 def _identity(r: _Reader, raw: Mapping[str, Any] | None, tls: TlsConfig) -> IdentityConfig | None:
@@ -629,6 +681,7 @@ def config_template(
     limits: LimitsConfig | None = None,
     mqtt: MqttConfig | None = None,
     metrics_listen: str | None = None,
+    explorer_listen: str | None = None,
 ) -> str:
     """Render a commented node.toml that load_config accepts.
 
@@ -714,6 +767,10 @@ def config_template(
     lines += ["", "# Optional Prometheus metrics over plain HTTP at http://<listen>/metrics (docs/operations.md).",
               f"{'' if metrics_listen else '# '}[metrics]",
               f"{'' if metrics_listen else '# '}listen = {_toml_str(metrics_listen or '127.0.0.1:9101')}"]
+    lines += ["", "# Optional read-only web explorer over plain HTTP at http://<listen>/ (docs/design.md, "
+                  "\"Explorer and audit page\").",
+              f"{'' if explorer_listen else '# '}[explorer]",
+              f"{'' if explorer_listen else '# '}listen = {_toml_str(explorer_listen or '127.0.0.1:8101')}"]
     text = "\n".join(lines) + "\n"
     try:
         parse_config(tomllib.loads(text), source="config_template", base_dir=Path("."))

@@ -426,6 +426,8 @@ def build_parser() -> argparse.ArgumentParser:
     audit_cli.register(sub, client_opts)
     from node.tools import verify_cli  # verify-query
     verify_cli.register(sub, client_opts)
+    from node.tools import case_cli  # case open | show | rerun
+    case_cli.register(sub, client_opts)
     from node.tools import notices_cli  # notices
     notices_cli.register(sub)
     return p

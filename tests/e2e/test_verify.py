@@ -52,13 +52,8 @@ def _start(spec, env=None) -> None:
     spec.pid_file.write_text(str(proc.pid))
 
 
-def make_cluster(root):
-    """4 nodes with catalog and authz chains; housing-registry answers ITEM from the sample SQLite table.
-    Also used by scripts/bench-verify."""
-    from tests.e2e.conftest import Net
-
-    specs = localnet.create_network(root, nodes=4, chains=("catalog", "authz"))
-    net = Net(root, specs, ("catalog", "authz"))
+def authz_standin_genesis(net, specs) -> None:
+    """The authz chain's genesis names authz v1 (the stand-in, started by _start) and reads the catalog."""
     path = net.genesis("authz")
     genesis = json.loads(path.read_text())
     if {"name": "authz", "version": 1} not in genesis["contracts"]:
@@ -66,6 +61,16 @@ def make_cluster(root):
     genesis["reads"] = sorted(set(genesis.get("reads", [])) | {"catalog"})
     path.write_text(json.dumps(genesis))
     localnet.reseal(specs, path)
+
+
+def make_cluster(root):
+    """4 nodes with catalog and authz chains; housing-registry answers ITEM from the sample SQLite table.
+    Also used by scripts/bench-verify."""
+    from tests.e2e.conftest import Net
+
+    specs = localnet.create_network(root, nodes=4, chains=("catalog", "authz"))
+    net = Net(root, specs, ("catalog", "authz"))
+    authz_standin_genesis(net, specs)
     home = localnet.Path(specs[PROVIDER].home)
     sample.write_sqlite(home / "household.db")
     with open(specs[PROVIDER].config, "a") as f:

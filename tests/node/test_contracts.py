@@ -61,7 +61,8 @@ def test_a_node_lacking_a_genesis_contract_does_not_start_and_opens_no_store(tmp
 
 
 def test_the_platform_sub_chains_run_their_contracts_and_demo_runs_kv():
-    runs = {"catalog": (("catalog", 1),), "authn": (("authn", 1),), "cert": (("cert", 1),), "authz": (("authz", 1),)}
+    runs = {"catalog": (("catalog", 1),), "authn": (("authn", 1),), "cert": (("cert", 1),), "item": (("item", 1),),
+            "authz": (("authz", 1),)}
     for chain in localnet.SUBCHAINS:
         assert platform_contracts(chain) == runs.get(chain, ())
     assert platform_contracts("demo") == (("kv", 1),)

@@ -1,0 +1,180 @@
+"""Service items and cases on 4 real node processes (docs/design.md,
+"Service items and cases"): the power company's node drives cases of its
+service items, asking the housing registry's node verification queries
+(the authz chain runs the test stand-in, tests/authz_standin_contract.py,
+as in tests/e2e/test_verify.py), records evidence and decisions on the
+item chain, and `govchain case rerun` reproduces each decision."""
+from __future__ import annotations
+
+import json
+import time
+
+import pytest
+from nacl.signing import SigningKey
+
+from node.adapters import sample
+from node.core import rules
+from node.core.keys import generate_key_file, load_signing_key
+from node.core.tx import sign_transaction
+from node.pb import client_pb2
+from node.tools import localnet
+
+from .conftest import run_cli, submit_batch
+from .test_verify import _start, authz_standin_genesis, subject
+
+pytestmark = pytest.mark.e2e
+PROVIDER, COMPETENT, IDENTITY = 0, 2, 3  # housing-registry, power-company, public-security
+CHAINS = ("catalog", "authn", "authz", "item")
+CATALOG_ITEM = "household-registration"
+INPUTS = [{"name": "married", "provider": "housing-registry", "catalog_item": CATALOG_ITEM,
+           "predicate": {"field": "status", "op": "eq", "value": "married"}},
+          {"name": "district", "provider": "housing-registry", "catalog_item": CATALOG_ITEM, "field": "district"}]
+ITEM = {"item_id": "family-tariff", "title": "Family electricity tariff", "inputs": INPUTS,
+        "rule": 'married && district == "Dongcheng"', "auto_approve": True, "notice_template": "tariff-result"}
+MANUAL_ITEM = {**ITEM, "item_id": "family-tariff-reviewed", "auto_approve": False}
+
+
+def home(net, i) -> localnet.Path:
+    return localnet.Path(net.specs[i].home)
+
+
+def _window_key(specs, root) -> None:
+    """A window key for the power company, in the catalog genesis (localnet gives no department role window)."""
+    path = root / "genesis" / "catalog.json"
+    genesis = json.loads(path.read_text())
+    key = generate_key_file(localnet.Path(specs[COMPETENT].home) / "window.key")
+    for dept in genesis["app_state"]["catalog"]["departments"]:
+        if dept["id"] == specs[COMPETENT].department:
+            dept["roles"] = sorted(set(dept["roles"]) | {"window"})
+            dept["keys"].append({"key": bytes(key.verify_key).hex(), "roles": ["window"]})
+    path.write_text(json.dumps(genesis))
+    localnet.reseal(specs, path)
+
+
+def _commit(net, i, key, chain, contract, method, payload, nonce=None) -> dict:
+    tx = sign_transaction(key, chain_id=chain, nonce=nonce or time.time_ns(), contract=contract, method=method,
+                          payload=json.dumps(payload).encode())
+    result = submit_batch(net.client(i), [tx]).results[0]
+    assert result.committed and result.receipt.status == client_pb2.Receipt.OK, result
+    net.wait_same_head(chain, range(4), at_least=result.receipt.height)
+    return json.loads(result.receipt.output) if result.receipt.output else {}
+
+
+@pytest.fixture(scope="module")
+def cluster(tmp_path_factory):
+    from tests.e2e.conftest import Net
+
+    root = tmp_path_factory.mktemp("cases")
+    specs = localnet.create_network(root, nodes=4, chains=CHAINS)
+    net = Net(root, specs, CHAINS)
+    authz_standin_genesis(net, specs)
+    _window_key(specs, root)
+    sample.write_sqlite(home(net, PROVIDER) / "household.db")
+    with open(specs[PROVIDER].config, "a") as f:
+        f.write("\n" + sample.SOURCES_TOML.format(dir=home(net, PROVIDER)) + '\n[verify]\nkey_file = "app.key"\n')
+    with open(specs[COMPETENT].config, "a") as f:
+        f.write(f'\n[cases]\nkey_file = "app.key"\nproviders = {{ "{specs[PROVIDER].department}" = '
+                f'"{specs[PROVIDER].client}" }}\n')
+    for spec in specs:
+        _start(spec)
+    try:
+        net.wait_ready(timeout_s=60)
+        _commit(net, PROVIDER, load_signing_key(home(net, PROVIDER) / "app.key"), "catalog", "catalog",
+                "register_item", {"item_id": CATALOG_ITEM, "fields": ["status", "household", "district"],
+                                  "answer_modes": ["fields", "predicate"], "consent_required": True,
+                                  "requester_roles": ["requester"]})
+        officer = load_signing_key(home(net, COMPETENT) / "officer.key")
+        for item in (ITEM, MANUAL_ITEM):
+            _commit(net, COMPETENT, officer, "item", "item", "register_item", item)
+        yield net
+    finally:
+        net.kill_all()
+
+
+def _authenticate(net, id_number: str, event_id: str) -> tuple[bytes, bytes]:
+    """The identity service records an authn event for the citizen; (tag, OPRF output)."""
+    tag, n = subject(id_number)
+    _commit(net, IDENTITY, load_signing_key(home(net, IDENTITY) / "app.key"), "authn", "authn", "record",
+            {"event_id": event_id, "tag": tag.hex(), "method": "face-window", "assurance": 4,
+             "app_key": bytes(SigningKey.generate().verify_key).hex(),
+             "expires_at_ms": int(time.time() * 1000) + 20 * 60_000, "window": "power-company/window-1"})
+    return tag, n
+
+
+def _open(net, *, case_id: str, id_number: str, item: str = ITEM["item_id"]) -> dict:
+    tag, n = _authenticate(net, id_number, f"ev-{case_id}")
+    out = run_cli("case", "open", "--node", net.specs[COMPETENT].client, "--window-key",
+                  str(home(net, COMPETENT) / "window.key"), "--item", item, "--case", case_id, "--tag", tag.hex(),
+                  "--oprf-output", n.hex(), "--id-number", id_number, "--authn-event", f"ev-{case_id}",
+                  "--consent", f"married=consent-{case_id}-m", "--consent", f"district=consent-{case_id}-d",
+                  "--purpose", "family-tariff", "--json", "--timeout", "120", *_ca(net), timeout=150)
+    return json.loads(out.stdout)["case"]
+
+
+def _ca(net) -> tuple[str, ...]:
+    return ("--ca", str(net.root / "tls" / "ca.crt"))
+
+
+def _rerun(net, case_id: str, node: int = 1) -> dict:
+    out = run_cli("case", "rerun", case_id, "--node", net.specs[node].client, "--address",
+                  net.specs[COMPETENT].client, "--json", *_ca(net))
+    return json.loads(out.stdout)
+
+
+def _shown(net, case_id: str, node: int = 1) -> dict:
+    def read():
+        out = run_cli("case", "show", case_id, "--node", net.specs[node].client, "--json", *_ca(net), check=False)
+        return json.loads(out.stdout)["case"] if out.returncode == 0 else None
+    return localnet.wait_until(lambda: (c := read()) and c.get("decision") and c, 30, what="the case on node 1")
+
+
+def test_a_case_is_approved_automatically_from_real_verification_queries_and_reruns_the_same(cluster):
+    case = _open(cluster, case_id="case-ok", id_number=sample.SAMPLE_ID_NUMBERS[0])  # married, Dongcheng
+    assert case["status"] == "approved" and case["decision"]["outcome"] == rules.APPROVED
+    item = json.loads(cluster.client(0).Query(client_pb2.QueryRequest(
+        chain_id="item", contract="item", method="item", args=json.dumps({"item_id": ITEM["item_id"]}).encode()),
+        timeout=10).result)
+    assert case["rule_hash"] == item["rule_hash"]
+    entries = case["evidence"]["entries"]
+    assert sorted(e["input"] for e in entries) == ["district", "married"]
+    assert case["decision"]["evidence"] == [e["request_digest"] for e in entries]
+    text = json.dumps(case)
+    assert sample.SAMPLE_ID_NUMBERS[0] not in text and "Dongcheng" not in text  # no PII, no answer on chain
+    assert _shown(cluster, "case-ok") == case  # the same record on another node
+    again = _rerun(cluster, "case-ok")
+    assert again["same"] and again["outcome"] == "approved" and again["evidence"] == case["decision"]["evidence"]
+
+
+def test_a_rule_that_does_not_hold_refuses_and_reruns_the_same(cluster):
+    case = _open(cluster, case_id="case-no", id_number=sample.SAMPLE_ID_NUMBERS[2])  # divorced, Lixia
+    assert case["status"] == "refused" and case["decision"]["reason"] == "the rule does not hold"
+    again = _rerun(cluster, "case-no")
+    assert again["same"] and again["outcome"] == "refused"
+
+
+def test_a_manual_item_goes_to_review_and_an_officer_decides(cluster):
+    case = _open(cluster, case_id="case-review", id_number=sample.SAMPLE_ID_NUMBERS[0],
+                 item=MANUAL_ITEM["item_id"])
+    assert case["status"] == "review" and case["decision"]["outcome"] == rules.MANUAL
+    assert "decided by an officer (the rule holds)" in case["decision"]["reason"]
+    assert _rerun(cluster, "case-review")["same"]
+    reviewed = _commit(cluster, COMPETENT, load_signing_key(home(cluster, COMPETENT) / "officer.key"), "item",
+                       "item", "review", {"case_id": "case-review", "outcome": "approved",
+                                          "reason": "checked at the window"})
+    assert reviewed["status"] == "approved" and reviewed["review"]["outcome"] == "approved"
+
+
+def test_a_tampered_opening_does_not_rerun(cluster):
+    from node.net.client import channel, stub
+    from node.pb import cases_pb2, cases_pb2_grpc
+    from node.tools.case_cli import Differs, rerun
+
+    _open(cluster, case_id="case-tamper", id_number=sample.SAMPLE_ID_NUMBERS[0])
+    client = stub(cluster.specs[1].client, cluster.tls)
+    case = _shown(cluster, "case-tamper")
+    openings = json.loads(cases_pb2_grpc.CasesStub(channel(cluster.specs[COMPETENT].client, cluster.tls)).GetCase(
+        cases_pb2.GetCaseRequest(case_id="case-tamper"), timeout=10).openings_json)
+    assert rerun(client, openings, case, 10) == ("approved", "the rule holds")
+    openings["district"]["answer"] = {"found": True, "fields": {"district": "Lixia"}}
+    with pytest.raises(Differs, match="does not match the answer commitment"):
+        rerun(client, openings, case, 10)
