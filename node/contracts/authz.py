@@ -50,6 +50,7 @@ from nacl.signing import VerifyKey
 from node.contracts._apps import (
     PAGE_DEFAULT, PAGE_MAX, hex64, ident, load, milliseconds, one_of, signer, strict,
 )
+from node.contracts.catalog import FIELD_RE, ITEM_ID_RE
 from node.contracts.base import MethodContract, canonical_json, method, query, require_int
 from node.contracts.identity_view import CATALOG_CHAIN, CATALOG_CONTRACT, lookup_signer
 from node.core.attest import attestation_digest, request_signing_bytes
@@ -61,8 +62,6 @@ from node.ledger.query import QueryContext
 NAME = "authz"
 VERSION = 1
 
-ITEM_RE = re.compile(r"[a-z0-9][a-z0-9._-]{0,63}")  # catalog item ids (docs/design.md, "Identities and permissions")
-FIELD_RE = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,63}")  # catalog item field names
 FIELDS_MAX = 64
 USES_MAX = 1000
 CONSENT_SPAN_MAX_MS = 366 * 24 * 3600 * 1000  # a consent lasts at most a year after it is granted
@@ -97,26 +96,24 @@ def cursor(height: int, index: int) -> str:
 
 # ---- decoding ---------------------------------------------------------------------------------
 
-def _text(args: dict, field: str) -> str:
+def _matching(args: dict, field: str, pattern: re.Pattern, what: str) -> str:
     value = args.get(field)
-    if not isinstance(value, str) or not TEXT_RE.fullmatch(value):
-        raise ContractError(f"field {field!r} must be 1-64 characters: letters, digits, space, _ . : / - "
-                            f"(starting with a letter or digit)")
+    if not isinstance(value, str) or not pattern.fullmatch(value):
+        raise ContractError(f"field {field!r} must be {what}")
     return value
+
+
+def _text(args: dict, field: str) -> str:
+    return _matching(args, field, TEXT_RE, "1-64 characters: letters, digits, space, _ . : / - (starting with a "
+                                           "letter or digit)")
 
 
 def _department(args: dict, field: str) -> str:
-    value = args.get(field)
-    if not isinstance(value, str) or not DEPARTMENT_RE.fullmatch(value):
-        raise ContractError(f"field {field!r} must be a department id: lowercase letters, digits and '-' (1-63)")
-    return value
+    return _matching(args, field, DEPARTMENT_RE, "a department id: lowercase letters, digits and '-' (1-63)")
 
 
 def _item(args: dict) -> str:
-    value = args.get("item")
-    if not isinstance(value, str) or not ITEM_RE.fullmatch(value):
-        raise ContractError(f"field 'item' must be a catalog item id matching {ITEM_RE.pattern}")
-    return value
+    return _matching(args, "item", ITEM_ID_RE, f"a catalog item id matching {ITEM_ID_RE.pattern}")
 
 
 def _fields(value: object, field: str) -> list[str]:
@@ -160,10 +157,7 @@ def _signed(key_hex: str, message: bytes, signature_hex: str) -> bool:
 
 
 def _sig(args: dict, field: str) -> str:
-    value = args.get(field)
-    if not isinstance(value, str) or not _SIG_RE.fullmatch(value):
-        raise ContractError(f"field {field!r} must be an Ed25519 signature: 128 lowercase hex digits")
-    return value
+    return _matching(args, field, _SIG_RE, "an Ed25519 signature: 128 lowercase hex digits")
 
 
 # ---- the catalog, read at the block's pinned height --------------------------------------------
