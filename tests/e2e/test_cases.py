@@ -1,29 +1,27 @@
 """Service items and cases on 4 real node processes (docs/design.md,
 "Service items and cases"): the power company's node drives cases of its
 service items, asking the housing registry's node verification queries
-(the authz chain runs the test stand-in, tests/authz_standin_contract.py,
-as in tests/e2e/test_verify.py), records evidence and decisions on the
-item chain, and `govchain case rerun` reproduces each decision."""
+on consents the service window grants on the real authz contract (citing
+the citizen's authn event), records evidence and decisions on the item
+chain, and `govchain case rerun` reproduces each decision."""
 from __future__ import annotations
 
 import json
-import time
 
 import pytest
 from nacl.signing import SigningKey
 
 from node.adapters import sample
 from node.core import rules
-from node.core.keys import generate_key_file, load_signing_key
-from node.core.tx import sign_transaction
+from node.core.keys import load_signing_key
 from node.pb import client_pb2
 from node.tools import localnet
 
-from .conftest import run_cli, submit_batch
-from .test_verify import _start, authz_standin_genesis, subject
+from .conftest import run_cli
+from .test_verify import ITEM_REGISTRATION, bind, commit, consent, genesis_key, home, subject, uses
 
 pytestmark = pytest.mark.e2e
-PROVIDER, COMPETENT, IDENTITY = 0, 2, 3  # housing-registry, power-company, public-security
+PROVIDER, COMPETENT = 0, 2  # housing-registry, power-company
 CHAINS = ("catalog", "authn", "authz", "item")
 CATALOG_ITEM = "household-registration"
 INPUTS = [{"name": "married", "provider": "housing-registry", "catalog_item": CATALOG_ITEM,
@@ -34,32 +32,6 @@ ITEM = {"item_id": "family-tariff", "title": "Family electricity tariff", "input
 MANUAL_ITEM = {**ITEM, "item_id": "family-tariff-reviewed", "auto_approve": False}
 
 
-def home(net, i) -> localnet.Path:
-    return localnet.Path(net.specs[i].home)
-
-
-def _window_key(specs, root) -> None:
-    """A window key for the power company, in the catalog genesis (localnet gives no department role window)."""
-    path = root / "genesis" / "catalog.json"
-    genesis = json.loads(path.read_text())
-    key = generate_key_file(localnet.Path(specs[COMPETENT].home) / "window.key")
-    for dept in genesis["app_state"]["catalog"]["departments"]:
-        if dept["id"] == specs[COMPETENT].department:
-            dept["roles"] = sorted(set(dept["roles"]) | {"window"})
-            dept["keys"].append({"key": bytes(key.verify_key).hex(), "roles": ["window"]})
-    path.write_text(json.dumps(genesis))
-    localnet.reseal(specs, path)
-
-
-def _commit(net, i, key, chain, contract, method, payload, nonce=None) -> dict:
-    tx = sign_transaction(key, chain_id=chain, nonce=nonce or time.time_ns(), contract=contract, method=method,
-                          payload=json.dumps(payload).encode())
-    result = submit_batch(net.client(i), [tx]).results[0]
-    assert result.committed and result.receipt.status == client_pb2.Receipt.OK, result
-    net.wait_same_head(chain, range(4), at_least=result.receipt.height)
-    return json.loads(result.receipt.output) if result.receipt.output else {}
-
-
 @pytest.fixture(scope="module")
 def cluster(tmp_path_factory):
     from tests.e2e.conftest import Net
@@ -67,42 +39,40 @@ def cluster(tmp_path_factory):
     root = tmp_path_factory.mktemp("cases")
     specs = localnet.create_network(root, nodes=4, chains=CHAINS)
     net = Net(root, specs, CHAINS)
-    authz_standin_genesis(net, specs)
-    _window_key(specs, root)
+    genesis_key(specs, root, COMPETENT, "window.key", "window")  # localnet gives no department role window
     sample.write_sqlite(home(net, PROVIDER) / "household.db")
     with open(specs[PROVIDER].config, "a") as f:
         f.write("\n" + sample.SOURCES_TOML.format(dir=home(net, PROVIDER)) + '\n[verify]\nkey_file = "app.key"\n')
     with open(specs[COMPETENT].config, "a") as f:
         f.write(f'\n[cases]\nkey_file = "app.key"\nproviders = {{ "{specs[PROVIDER].department}" = '
                 f'"{specs[PROVIDER].client}" }}\n')
-    for spec in specs:
-        _start(spec)
+    net.start()
     try:
         net.wait_ready(timeout_s=60)
-        _commit(net, PROVIDER, load_signing_key(home(net, PROVIDER) / "app.key"), "catalog", "catalog",
-                "register_item", {"item_id": CATALOG_ITEM, "fields": ["status", "household", "district"],
-                                  "answer_modes": ["fields", "predicate"], "consent_required": True,
-                                  "requester_roles": ["requester"]})
-        officer = load_signing_key(home(net, COMPETENT) / "officer.key")
-        for item in (ITEM, MANUAL_ITEM):
-            _commit(net, COMPETENT, officer, "item", "item", "register_item", item)
+        commit(net, PROVIDER, load_signing_key(home(net, PROVIDER) / "app.key"), "catalog", "catalog",
+               "register_item", ITEM_REGISTRATION)
+        commit(net, COMPETENT, load_signing_key(home(net, COMPETENT) / "officer.key"), "item", "item",
+               "register_item", ITEM, MANUAL_ITEM)
         yield net
     finally:
         net.kill_all()
 
 
-def _authenticate(net, id_number: str, event_id: str) -> tuple[bytes, bytes]:
-    """The identity service records an authn event for the citizen; (tag, OPRF output)."""
-    tag, n = subject(id_number)
-    _commit(net, IDENTITY, load_signing_key(home(net, IDENTITY) / "app.key"), "authn", "authn", "record",
-            {"event_id": event_id, "tag": tag.hex(), "method": "face-window", "assurance": 4,
-             "app_key": bytes(SigningKey.generate().verify_key).hex(),
-             "expires_at_ms": int(time.time() * 1000) + 20 * 60_000, "window": "power-company/window-1"})
-    return tag, n
+def _authenticate(net, id_number: str, case_id: str) -> tuple[bytes, bytes]:
+    """The identity service records an authn event for the citizen at the power company's window, and the
+    window grants a single-use consent per input of the case citing it; (tag, OPRF output)."""
+    event = f"ev-{case_id}"
+    bind(net, SigningKey.generate(), id_number, event, "power-company/window-1")
+    grants = [{**consent(f"consent-{case_id}-m", fields=None, case_id=case_id, purpose="family-tariff",
+                         id_number=id_number), "authn_event": event},
+              {**consent(f"consent-{case_id}-d", fields=["district"], case_id=case_id, purpose="family-tariff",
+                         id_number=id_number), "authn_event": event}]
+    commit(net, COMPETENT, load_signing_key(home(net, COMPETENT) / "window.key"), "authz", "authz", "grant", *grants)
+    return subject(id_number)
 
 
 def _open(net, *, case_id: str, id_number: str, item: str = ITEM["item_id"]) -> dict:
-    tag, n = _authenticate(net, id_number, f"ev-{case_id}")
+    tag, n = _authenticate(net, id_number, case_id)
     out = run_cli("case", "open", "--node", net.specs[COMPETENT].client, "--window-key",
                   str(home(net, COMPETENT) / "window.key"), "--item", item, "--case", case_id, "--tag", tag.hex(),
                   "--oprf-output", n.hex(), "--id-number", id_number, "--authn-event", f"ev-{case_id}",
@@ -138,6 +108,7 @@ def test_a_case_is_approved_automatically_from_real_verification_queries_and_rer
     entries = case["evidence"]["entries"]
     assert sorted(e["input"] for e in entries) == ["district", "married"]
     assert case["decision"]["evidence"] == [e["request_digest"] for e in entries]
+    assert uses(cluster, "consent-case-ok-m") == uses(cluster, "consent-case-ok-d") == 1  # spent on the authz chain
     text = json.dumps(case)
     assert sample.SAMPLE_ID_NUMBERS[0] not in text and "Dongcheng" not in text  # no PII, no answer on chain
     assert _shown(cluster, "case-ok") == case  # the same record on another node
@@ -158,9 +129,9 @@ def test_a_manual_item_goes_to_review_and_an_officer_decides(cluster):
     assert case["status"] == "review" and case["decision"]["outcome"] == rules.MANUAL
     assert "decided by an officer (the rule holds)" in case["decision"]["reason"]
     assert _rerun(cluster, "case-review")["same"]
-    reviewed = _commit(cluster, COMPETENT, load_signing_key(home(cluster, COMPETENT) / "officer.key"), "item",
-                       "item", "review", {"case_id": "case-review", "outcome": "approved",
-                                          "reason": "checked at the window"})
+    reviewed = commit(cluster, COMPETENT, load_signing_key(home(cluster, COMPETENT) / "officer.key"), "item",
+                      "item", "review", {"case_id": "case-review", "outcome": "approved",
+                                         "reason": "checked at the window"})[0]
     assert reviewed["status"] == "approved" and reviewed["review"]["outcome"] == "approved"
 
 
