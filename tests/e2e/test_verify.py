@@ -146,14 +146,14 @@ def cluster(tmp_path_factory):
 
 
 def requester_key(net, i=REQUESTER):
-    return load_signing_key(localnet.Path(net.specs[i].home) / "app.key")
+    return load_signing_key(home(net, i) / "app.key")
 
 
 def ask(net, *, id_number=ID, tag_of=None, fields=("status",), predicate=None, consent="consent-1", item=ITEM,
         key=None, department=None, time_ms=None, provider_key=None, case_id="case-1"):
     """(SignedVerifyRequest, digest, reply private key, provider key)."""
     tag, n = subject(tag_of or id_number)
-    provider = provider_key or bytes(load_signing_key(localnet.Path(net.specs[PROVIDER].home) / "app.key").verify_key)
+    provider = provider_key or bytes(load_signing_key(home(net, PROVIDER) / "app.key").verify_key)
     reply = PrivateKey.generate()
     signed, digest = build_request(
         key=key or requester_key(net), department=department or net.specs[REQUESTER].department,
@@ -209,7 +209,7 @@ def answered(net, **kw) -> dict:
 def test_cli_round_trip_answers_only_the_asked_field_and_logs_it_first(cluster):
     tag, n = subject(ID)
     out = run_cli("verify-query", "--node", cluster.specs[REQUESTER].client, "--address",
-                  cluster.specs[PROVIDER].client, "--key", str(localnet.Path(cluster.specs[REQUESTER].home) / "app.key"),
+                  cluster.specs[PROVIDER].client, "--key", str(home(cluster, REQUESTER) / "app.key"),
                   "--department", cluster.specs[REQUESTER].department, "--provider", cluster.specs[PROVIDER].department,
                   "--item", ITEM, "--fields", "status", "--tag", tag.hex(), "--oprf-output", n.hex(),
                   "--id-number", ID, "--consent", "consent-cli", "--purpose", "marriage-registration",
@@ -284,7 +284,7 @@ def test_bad_signature_unregistered_and_wrong_department_keys_are_refused(cluste
     code, message = refused(cluster, stranger)
     assert code == grpc.StatusCode.PERMISSION_DENIED and "is not registered" in message
     # a governance key (officer.key) is registered, but without role requester
-    officer = load_signing_key(localnet.Path(cluster.specs[REQUESTER].home) / "officer.key")
+    officer = load_signing_key(home(cluster, REQUESTER) / "officer.key")
     wrong_role, _, _, _ = ask(cluster, key=officer)
     code, message = refused(cluster, wrong_role)
     assert code == grpc.StatusCode.PERMISSION_DENIED and "has roles [governance]" in message
