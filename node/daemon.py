@@ -355,7 +355,7 @@ class Node:
         explorer on another, with [explorer] (docs/design.md, "Explorer and audit page")."""
         for table, cfg, make, path in (("metrics", self.config.metrics, lambda: MetricsServer(metrics_registry(self)),
                                         "metrics"),
-                                       ("explorer", self.config.explorer, lambda: HttpServer(Explorer(self).route),
+                                       ("explorer", self.config.explorer, lambda: Explorer(self).server(),
                                         "")):
             if cfg is None:
                 continue
