@@ -180,6 +180,63 @@ def _config(net: Network, department: str) -> str:
     return "\n".join(lines)
 
 
+# ---- the network's own MQTT broker ----------------------------------------------------
+
+MOSQUITTO_PATHS = ("/usr/sbin/mosquitto", "/usr/local/sbin/mosquitto", "/opt/homebrew/sbin/mosquitto")
+
+
+def start_broker(root: Path, port: int | None = None) -> int:
+    """A Mosquitto of the network's own in ROOT/mqtt (127.0.0.1, persistent sessions kept on disk), started
+    unless it runs; its port is kept in ROOT/mqtt/port. Returns the port."""
+    import subprocess
+
+    directory = Path(root).resolve() / "mqtt"
+    directory.mkdir(parents=True, exist_ok=True)
+    if port is None:
+        port = int((directory / "port").read_text())
+    if broker_pid(root) is not None:
+        return port
+    binary = os.environ.get("MOSQUITTO") or shutil.which("mosquitto") or next(
+        (p for p in MOSQUITTO_PATHS if os.access(p, os.X_OK)), None)
+    if binary is None:
+        raise FileNotFoundError("the scenarios push notices over MQTT and mosquitto is not installed; "
+                                "`scripts/dev demo` installs it (Debian: apt-get install mosquitto)")
+    (directory / "port").write_text(str(port))
+    (directory / "mosquitto.conf").write_text(
+        f"listener {port} 127.0.0.1\nallow_anonymous true\npersistence true\n"
+        f"persistence_location {directory}/\n" + ("user root\n" if os.geteuid() == 0 else "") + "log_dest stderr\n")
+    with open(directory / "mosquitto.log", "ab") as log:
+        proc = subprocess.Popen([binary, "-c", str(directory / "mosquitto.conf")], stdin=subprocess.DEVNULL,
+                                stdout=log, stderr=log, start_new_session=True)
+    _broker(root).pid_file.write_text(str(proc.pid))
+    import socket
+
+    def accepting() -> bool:
+        if proc.poll() is not None:
+            raise RuntimeError(f"mosquitto exited with code {proc.returncode}; see {directory / 'mosquitto.log'}")
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
+            return True
+        except OSError:
+            return False
+
+    localnet.wait_until(accepting, 10, interval_s=0.05, what=f"mosquitto on 127.0.0.1:{port}")
+    return port
+
+
+def _broker(root: Path) -> localnet.NodeSpec:
+    """The broker as localnet's process helpers see a node: its pid in ROOT/mqtt/node.pid."""
+    return localnet.NodeSpec("mqtt", "Mosquitto", 0, 0, str(Path(root).resolve() / "mqtt"))
+
+
+def broker_pid(root: Path) -> int | None:
+    return localnet.pid_of(_broker(root))
+
+
+def stop_broker(root: Path) -> str:
+    return localnet.stop(_broker(root))
+
+
 def node_script(root: Path) -> str | None:
     """The program a scenario network's nodes run (None: the usual `python -m node`)."""
     try:
