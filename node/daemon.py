@@ -18,6 +18,7 @@ from node.net.access import PeerAuthInterceptor, StreamCapInterceptor, validator
 from node.chain.chain_node import ChainNode
 from node.core.config import NodeConfig
 from node.contracts import BadAppState, MissingContracts, genesis_state, registry_for
+from node.identity.citizens import AUTHN_CHAIN
 from node.identity.signers import CATALOG_CHAIN
 from node.services import offers
 from node.services.events import EventPublisher
@@ -28,6 +29,8 @@ from node.ledger.ledger import Ledger, open_ledger
 from node.pb import peer_pb2, peer_pb2_grpc
 from node.ledger.storage import StorageCorrupt
 from node.services import CLIENT_PORT_SERVICES
+from node.services.explorer import Explorer
+from node.services.http import HttpServer
 from node.services.metrics import MetricsServer, metrics_registry
 from node.net.transport import PeerService, Transport
 
@@ -165,7 +168,7 @@ class Node:
         self._stop_requested = asyncio.Event()
         self.failure: BaseException | None = None
         self._status_task: asyncio.Task | None = None
-        self._metrics: MetricsServer | None = None
+        self._http_servers: list[HttpServer] = []  # metrics, explorer
 
     # ---- start --------------------------------------------------------------
 
@@ -239,17 +242,21 @@ class Node:
                 genesis=genesis, department=cfg.department, signing_key=key, ledger=ledger,
                 registry=registries[genesis.chain_id], tick_ms=cfg.tick_ms, transport=self._transport,
                 mempool_max=cfg.limits.mempool_txs_max, message_bytes_max=cfg.limits.message_bytes_max,
-                pool=self._pool, publisher=self._publisher, catalog=self._catalog_read,
+                pool=self._pool, publisher=self._publisher, catalog=self._durable(CATALOG_CHAIN),
+                authn=self._durable(AUTHN_CHAIN),
                 log_drop=self._bad_log.warning, on_failure=self._chain_failed)
         for chain in self.chains.values():
             chain.connect_reads({c: self.chains[c] for c in chain.genesis.reads})
 
-    def _catalog_read(self, contract: str, key: bytes) -> bytes | None:
-        """Admission on a chain other than the catalog reads permissions from
-        this node's durable catalog state; a node that does not serve the
-        catalog chain reads nothing (docs/design.md, "Identities and permissions")."""
-        catalog = self.chains.get(CATALOG_CHAIN)
-        return catalog.state.get(contract, key) if catalog is not None else None
+    def _durable(self, chain_id: str):
+        """Admission on another chain reads permissions from this node's
+        durable state of `chain_id` (the catalog's keys, authn's bindings); a
+        node that does not serve it reads nothing (docs/design.md,
+        "Identities and permissions")."""
+        def read(contract: str, key: bytes) -> bytes | None:
+            chain = self.chains.get(chain_id)
+            return chain.state.get(contract, key) if chain is not None else None
+        return read
 
     @staticmethod
     def _server_names(geneses) -> dict[str, str]:
@@ -320,7 +327,7 @@ class Node:
         reflection.enable_server_reflection(
             (*services, health_pb2.DESCRIPTOR.services_by_name["Health"].full_name, reflection.SERVICE_NAME), client)
         self._listen(client, cfg.client_listen, self._tls and self._tls.server_credentials(cfg.tls.require_client_cert))
-        await self._start_metrics()
+        await self._start_http()
         for server in (peer, client):
             await server.start()
             self._servers.append(server)
@@ -343,19 +350,23 @@ class Node:
     def transport(self) -> Transport | None:
         return self._transport
 
-    async def _start_metrics(self) -> None:
-        """Prometheus metrics on their own port, with [metrics] (docs/operations.md, "Metrics")."""
-        if self.config.metrics is None:
-            return
-        address = self.config.metrics.listen
-        self._metrics = MetricsServer(metrics_registry(self))
-        try:
-            await self._metrics.listen(address.host, address.port)
-        except OSError as exc:
-            self._metrics = None
-            raise StartupError(f"cannot listen on {address} ([metrics] listen): {exc.strerror or exc}; "
-                               f"is another node running there?") from exc
-        log.info("metrics at http://%s/metrics", address)
+    async def _start_http(self) -> None:
+        """Prometheus metrics on their own port, with [metrics] (docs/operations.md, "Metrics"); the
+        explorer on another, with [explorer] (docs/design.md, "Explorer and audit page")."""
+        for table, cfg, make, path in (("metrics", self.config.metrics, lambda: MetricsServer(metrics_registry(self)),
+                                        "metrics"),
+                                       ("explorer", self.config.explorer, lambda: HttpServer(Explorer(self).route),
+                                        "")):
+            if cfg is None:
+                continue
+            server = make()
+            try:
+                await server.listen(cfg.listen.host, cfg.listen.port)
+            except OSError as exc:
+                raise StartupError(f"cannot listen on {cfg.listen} ([{table}] listen): {exc.strerror or exc}; "
+                                   f"is another node running there?") from exc
+            self._http_servers.append(server)
+            log.info("%s at http://%s/%s", table, cfg.listen, path)
 
     async def _heartbeat(self) -> None:
         while True:
@@ -381,8 +392,8 @@ class Node:
         if self._status_task:
             self._status_task.cancel()
         await asyncio.gather(*(server.stop(STOP_GRACE_S) for server in self._servers))
-        if self._metrics is not None:
-            await self._metrics.stop()
+        for http_server in self._http_servers:
+            await http_server.stop()
         await offers.stop(self._offers)
         for chain in self.chains.values():
             await chain.stop()

@@ -60,11 +60,14 @@ def role_of(registry: ContractRegistry, contract: str, method: str) -> str | Non
 
 
 def screen(tx: Transaction, *, chain_id: str, registry: ContractRegistry, stopping: bool,
-           replayed: Callable[[bytes], bool], catalog: Read | None) -> Admission | None:
+           replayed: Callable[[bytes], bool], catalog: Read | None, authn: Read | None = None,
+           now_ms: int = 0) -> Admission | None:
     """The cheap checks of one transaction (steps 2 above), or None when it
     may go on to the pool. `replayed(tx_id)`: pending, in flight or
     committed already; `catalog`: the durable catalog state this node reads
-    permissions from (None: it has none)."""
+    permissions from (None: it has none); `authn`, `now_ms`: the durable
+    authn state and the node's clock, for the role citizen (execution
+    decides at the block's time)."""
     problem = validate_shape(tx)
     if problem:
         return Admission(tx.id, Outcome.INVALID, problem)
@@ -78,7 +81,7 @@ def screen(tx: Transaction, *, chain_id: str, registry: ContractRegistry, stoppi
         return Admission(tx_id, Outcome.ALREADY_EXISTS, f"transaction {tx_id.hex()} was already submitted (replay)")
     role = role_of(registry, tx.contract, tx.method)
     if role is not None:
-        problem = permission_refusal(catalog, tx.sender, tx.contract, tx.method, role)
+        problem = permission_refusal(catalog, tx.sender, tx.contract, tx.method, role, authn=authn, at_ms=now_ms)
         if problem:
             return Admission(tx_id, Outcome.PERMISSION_DENIED, problem)
     return None

@@ -34,6 +34,7 @@ from consensus.replica import Replica
 from node.core import codec
 from node.chain.admission import Admission, Outcome, screen
 from node.chain.stats import COMMIT_LATENCY_BUCKETS_S, FSYNC_BUCKETS_S, Histogram
+from node.identity.citizens import AUTHN_CHAIN
 from node.identity.signers import CATALOG_CHAIN, Read
 from node.core.crypto import Ed25519Signer, Ed25519Verifier
 from node.core.receipts import Receipt
@@ -142,7 +143,7 @@ class ChainNode:
     def __init__(self, *, genesis: Genesis, department: str, signing_key, ledger: Ledger,
                  registry: ContractRegistry, tick_ms: int, transport: Transport, mempool_max: int,
                  pool: ThreadPool, message_bytes_max: int = 4 << 20, publisher=None,
-                 catalog: Read | None = None,
+                 catalog: Read | None = None, authn: Read | None = None,
                  log_drop: Callable[[str, str], None] = lambda kind, detail: None,
                  on_failure: Callable[[BaseException], None] = lambda exc: None) -> None:
         self.chain_id = genesis.chain_id
@@ -175,6 +176,7 @@ class ChainNode:
             self._catalog = lambda contract, key: self.state.get(contract, key)
         else:
             self._catalog = catalog if CATALOG_CHAIN in genesis.reads else None
+        self._authn = authn if AUTHN_CHAIN in genesis.reads else None  # the role citizen's bindings
         self._executor = Executor(self.chain_id, registry, ledger, reads=genesis.reads)
         self._read_sources: dict[str, ChainNode] = {}  # connect_reads
         self._readers: list[ChainNode] = []  # chains that read this one: nudged when a block is durable
@@ -607,10 +609,11 @@ class ChainNode:
         room = self._mempool_max - self.replica.pending_count
         bytes_room = self.replica.config.pending_requests_bytes_max - self.replica.pending_bytes
         now = time.monotonic()
+        now_ms = time.time_ns() // 1_000_000  # the proposer's clock makes block times; citizens' bindings
         replayed = lambda tx_id: tx_id in seen or self.replica.knows_request(tx_id)  # noqa: E731
         for i, (tx, _) in enumerate(batch):
             refusal = screen(tx, chain_id=self.chain_id, registry=self.registry, stopping=self.stopping,
-                             replayed=replayed, catalog=self._catalog)
+                             replayed=replayed, catalog=self._catalog, authn=self._authn, now_ms=now_ms)
             if refusal is not None:
                 results[i] = refusal
                 continue

@@ -36,16 +36,19 @@ PLATFORM_CONTRACTS: dict[str, tuple[tuple[str, int], ...]] = {
     # A sub-chain names no contract until its own exists: a chain without
     # contracts refuses every transaction, where the open kv store would let
     # anyone overwrite anything (docs/design.md, "Contracts").
-    "catalog": (("catalog", 1),), "authz": (),
+    "catalog": (("catalog", 1),),
     "item": (("item", 1),),  # service items and cases (docs/design.md, "Service items and cases")
     "authn": (("authn", 1),), "cert": (("cert", 1),),  # identity service events; certificates
+    "authz": (("authz", 1),),  # consents and the access log (docs/design.md, "Consent and the access log (authz)")
     "demo": OPEN_CONTRACTS,  # load tests and the demo: the open key-value store, on purpose
 }
 
 
 # The chains whose contracts read another chain's state (genesis "reads"): authn and cert
-# find their signers' departments on the catalog chain (docs/design.md, "Cross-chain reads").
+# find their signers' departments on the catalog chain (docs/design.md, "Cross-chain reads");
+# authz also finds citizens' bindings on the authn chain.
 PLATFORM_READS: dict[str, tuple[str, ...]] = {"authn": ("catalog",), "cert": ("catalog",),
+                                              "authz": ("authn", "catalog"),
                                               "item": ("authn", "authz", "catalog")}
 
 

@@ -139,13 +139,16 @@ _ROLE = "_govchain_role"
 _QUERY = "_govchain_query"
 
 
-def method(*, role: str) -> Callable[[Handler], Handler]:
+def method(*, role: str | tuple[str, ...]) -> Callable[[Handler], Handler]:
     """Marks a write method: a handler (self, TxContext, args) -> output bytes
     or None, called for transactions whose `method` is the handler's name.
     Every write method names the role its sender needs (docs/design.md,
-    "Contracts"); there is no default, so none can be forgotten."""
-    if not isinstance(role, str) or not NAME_RE.fullmatch(role):
-        raise TypeError(f"role must be a name such as {ANYONE!r} (got {role!r})")
+    "Contracts"); there is no default, so none can be forgotten. A tuple of
+    roles: the sender needs any one of them (the handler tells which)."""
+    roles = (role,) if isinstance(role, str) else role
+    if not isinstance(roles, tuple) or not roles or not all(isinstance(r, str) and NAME_RE.fullmatch(r)
+                                                             for r in roles):
+        raise TypeError(f"role must be a name such as {ANYONE!r}, or a tuple of names (got {role!r})")
 
     def mark(handler: Handler) -> Handler:
         setattr(handler, _ROLE, role)

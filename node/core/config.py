@@ -161,6 +161,13 @@ class MetricsConfig:
 
 
 @dataclass(frozen=True, kw_only=True)
+class ExplorerConfig:
+    """The read-only explorer over plain HTTP on a port of its own (docs/design.md, "Explorer and audit page")."""
+
+    listen: Address
+
+
+@dataclass(frozen=True, kw_only=True)
 class TlsConfig:
     """PEM files for both ports; insecure=True serves plaintext instead."""
 
@@ -234,6 +241,7 @@ class NodeConfig:
     sources: tuple[SourceConfig, ...] = ()
     verify: VerifyConfig | None = None  # with sources: serve govchain.v1.Verification
     metrics: MetricsConfig | None = None  # off unless [metrics] listen is set
+    explorer: ExplorerConfig | None = None  # off unless [explorer] listen is set
     offers: tuple[OfferConfig, ...] = ()  # [[offers]]: need [mqtt] and the authn chain
     cases: CasesConfig | None = None  # serve govchain.v1.Cases: drive this department's cases
 
@@ -247,8 +255,8 @@ class NodeConfig:
 # --------------------------------------------------------------------------- loading
 
 _TOP_KEYS = ("department", "display_name", "key_file", "data_dir", "peer_listen", "client_listen",
-             "tick_ms", "log_level", "chains", "limits", "mqtt", "tls", "identity", "sources", "verify", "metrics", "offers",
-             "cases")
+             "tick_ms", "log_level", "chains", "limits", "mqtt", "tls", "identity", "sources", "verify", "metrics",
+             "explorer", "offers", "cases")
 _CHAIN_KEYS = ("id", "genesis")
 _LIMIT_RANGES: dict[str, tuple[int, int]] = {
     "message_bytes_max": MESSAGE_BYTES_RANGE,
@@ -461,7 +469,9 @@ def parse_config(data: Mapping[str, Any], *, source: str, base_dir: Path, path: 
                       chains=tuple(chains), limits=limits, mqtt=mqtt,
                       identity=_identity(r, r.table(data, "identity"), tls),
                       sources=_sources(r, data.get("sources")), verify=_verify(r, r.table(data, "verify")),
-                      metrics=_metrics(r, r.table(data, "metrics"), peer_listen, client_listen),
+                      metrics=(metrics := _metrics(r, r.table(data, "metrics"), peer_listen, client_listen)),
+                      explorer=_explorer(r, r.table(data, "explorer"), peer_listen, client_listen,
+                                         *([metrics.listen] if metrics else [])),
                       offers=_offers(r, data.get("offers"), mqtt, chains), cases=_cases(r, r.table(data, "cases")))
 
 
@@ -469,15 +479,26 @@ def _same_port(a: Address, b: Address) -> bool:
     return a.port == b.port != 0 and (a.host == b.host or bool({a.host, b.host} & set(_WILDCARD_HOSTS)))
 
 
+def _own_port(r: _Reader, raw: Mapping[str, Any], table: str, taken: tuple[Address, ...], others: str) -> Address:
+    r.check_keys(raw, ("listen",), f"[{table}]")
+    listen = r.address(raw, "listen", f"[{table}] ")
+    for other in taken:
+        if _same_port(listen, other):
+            raise r.fail(f"[{table}] ", f"listen ({listen}) must differ from {others}")
+    return listen
+
+
 def _metrics(r: _Reader, raw: Mapping[str, Any] | None, *taken: Address) -> MetricsConfig | None:
     if raw is None:
         return None
-    r.check_keys(raw, ("listen",), "[metrics]")
-    listen = r.address(raw, "listen", "[metrics] ")
-    for other in taken:
-        if _same_port(listen, other):
-            raise r.fail("[metrics] ", f"listen ({listen}) must differ from peer_listen and client_listen")
-    return MetricsConfig(listen=listen)
+    return MetricsConfig(listen=_own_port(r, raw, "metrics", taken, "peer_listen and client_listen"))
+
+
+def _explorer(r: _Reader, raw: Mapping[str, Any] | None, *taken: Address) -> ExplorerConfig | None:
+    if raw is None:
+        return None
+    return ExplorerConfig(listen=_own_port(r, raw, "explorer", taken,
+                                           "peer_listen, client_listen and [metrics] listen"))
 
 
 def _offers(r: _Reader, raw: object, mqtt: MqttConfig | None, chains: list[ChainConfig]
@@ -660,6 +681,7 @@ def config_template(
     limits: LimitsConfig | None = None,
     mqtt: MqttConfig | None = None,
     metrics_listen: str | None = None,
+    explorer_listen: str | None = None,
 ) -> str:
     """Render a commented node.toml that load_config accepts.
 
@@ -745,6 +767,10 @@ def config_template(
     lines += ["", "# Optional Prometheus metrics over plain HTTP at http://<listen>/metrics (docs/operations.md).",
               f"{'' if metrics_listen else '# '}[metrics]",
               f"{'' if metrics_listen else '# '}listen = {_toml_str(metrics_listen or '127.0.0.1:9101')}"]
+    lines += ["", "# Optional read-only web explorer over plain HTTP at http://<listen>/ (docs/design.md, "
+                  "\"Explorer and audit page\").",
+              f"{'' if explorer_listen else '# '}[explorer]",
+              f"{'' if explorer_listen else '# '}listen = {_toml_str(explorer_listen or '127.0.0.1:8101')}"]
     text = "\n".join(lines) + "\n"
     try:
         parse_config(tomllib.loads(text), source="config_template", base_dir=Path("."))

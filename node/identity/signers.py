@@ -22,6 +22,8 @@ import json
 from dataclasses import dataclass
 from typing import Callable
 
+from node.identity.citizens import CITIZEN, citizen_refusal
+
 CATALOG_CHAIN = "catalog"
 CATALOG_CONTRACT = "catalog"
 
@@ -29,12 +31,14 @@ ANYONE = "anyone"
 """The role of a method any key may call whose signature verifies. Only the
 open demo contract (kv) uses it; it is never checked against the catalog."""
 
-ROLES = ("governance", "identity", "issuer", "provider", "requester", "window")
+ROLES = ("auditor", "governance", "identity", "issuer", "provider", "requester", "window")
 """The platform's roles, the only ones the catalog (version 1) registers:
 governance approves catalog changes, provider registers catalog items,
 requester asks verification queries, identity writes authentication events,
 issuer issues certificates, window records verifications and asks queries
-for a citizen."""
+for a citizen, auditor reads any citizen's access log (the Audit service).
+The role `citizen` is not here: citizens have no catalog key
+(node.identity.citizens)."""
 
 GOVERNANCE = "governance"
 ACTIVE, REVOKED = "active", "revoked"
@@ -83,19 +87,33 @@ def check_role(signer: SignerRecord, role: str) -> str | None:
     return None
 
 
-def permission_refusal(read: Read | None, key: bytes, contract: str, method: str, role: str) -> str | None:
+def permission_refusal(read: Read | None, key: bytes, contract: str, method: str, role: str | tuple[str, ...], *,
+                       authn: Read | None = None, at_ms: int = 0) -> str | None:
     """The refusal of a write method `contract`.`method` declaring `role`
-    sent by `key`, or None when the sender may call it. The same message
-    answers PERMISSION_DENIED at admission and fills the FAILED receipt in
-    execution. `read` None: no view of the catalog here (a node that does not
-    serve the catalog chain, a chain that does not read it)."""
-    if role == ANYONE:
+    (or a tuple of roles, any of which will do) sent by `key`, or None when
+    the sender may call it. The same message answers PERMISSION_DENIED at
+    admission and fills the FAILED receipt in execution. `read` None: no
+    view of the catalog here (a node that does not serve the catalog chain,
+    a chain that does not read it). The role `citizen` is no catalog role:
+    `authn` reads the authn chain's bindings, in force at `at_ms`
+    (node.identity.citizens; docs/design.md, "Consent and the access log (authz)")."""
+    roles = (role,) if isinstance(role, str) else role
+    if ANYONE in roles:
         return None
-    rule = f"permission denied: {contract}.{method} needs role {role!r}"
+    problems = []
+    for one in roles:
+        problem = citizen_refusal(authn, key, at_ms) if one == CITIZEN else _catalog_refusal(read, key, one)
+        if problem is None:
+            return None
+        problems.append(problem)
+    return f"permission denied: {contract}.{method} needs role {' or '.join(map(repr, roles))}; " \
+           + "; ".join(dict.fromkeys(problems))
+
+
+def _catalog_refusal(read: Read | None, key: bytes, role: str) -> str | None:
     if read is None:
-        return f"{rule}, and the catalog chain cannot be read here"
+        return "the catalog chain cannot be read here"
     signer = lookup_signer(read, key)
     if signer is None:
-        return f"{rule}; key {short(key)} is not registered in the catalog"
-    problem = check_role(signer, role)
-    return f"{rule}; {problem}" if problem else None
+        return f"key {short(key)} is not registered in the catalog"
+    return check_role(signer, role)

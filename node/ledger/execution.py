@@ -52,6 +52,7 @@ from consensus.messages import CommittedBlock, Request
 from node.core.codec import CodecError, decode_read_heights, tx_from_request
 from node.core.receipts import DUPLICATE, FAILED, MESSAGE_CHARS_MAX, OK, Receipt, StateWrite
 from node.core.tx import Transaction, validate_shape
+from node.identity.citizens import AUTHN_CHAIN
 from node.identity.signers import CATALOG_CHAIN, permission_refusal
 
 if TYPE_CHECKING:
@@ -410,8 +411,9 @@ class Executor:
         role = (getattr(contract, "methods", None) or {}).get(tx.method)
         try:
             if role is not None:  # a contract that declares no methods checks nobody
+                authn = (lambda c, k: ctx.read(AUTHN_CHAIN, c, k)) if AUTHN_CHAIN in self.reads else None
                 problem = permission_refusal(self._catalog(ctx, block_writes), tx.sender, tx.contract,
-                                             tx.method, role)
+                                             tx.method, role, authn=authn, at_ms=timestamp_ms)
                 if problem:
                     return FAILED, problem, b"", {}
             result = contract.execute(ctx, tx)

@@ -11,6 +11,6 @@ one entry below.
 """
 from __future__ import annotations
 
-from node.services import cases, client_api, identity, verify
+from node.services import audit, cases, client_api, identity, verify
 
-CLIENT_PORT_SERVICES = (client_api.register, identity.register, verify.register, cases.register)
+CLIENT_PORT_SERVICES = (client_api.register, identity.register, verify.register, cases.register, audit.register)

@@ -4,7 +4,7 @@
 replica, counters and histograms, the node's bad-input counters, the peer
 transport's links) when Prometheus scrapes; nothing on the consensus path
 increments a metric object. `MetricsServer` serves the exposition over plain
-HTTP with asyncio, on the node's event loop: the chains' state belongs to
+HTTP with asyncio (node.services.http), on the node's event loop: the chains' state belongs to
 that loop (docs/design.md, "Rule 5: edges are thin"), so a scrape reads it
 between two steps of a chain, never half-way through one. prometheus_client's
 own `start_http_server` would collect in a thread of its own, racing the
@@ -18,7 +18,6 @@ from the receipt statuses.
 """
 from __future__ import annotations
 
-import asyncio
 import logging
 import os
 import re
@@ -35,13 +34,11 @@ from prometheus_client.registry import Collector
 from node.chain.chain_node import ChainNode
 from node.chain.stats import Histogram
 from node.core.receipts import STATUSES
+from node.services.http import HttpRequest, HttpResponse, HttpServer, Route
 
 log = logging.getLogger("govchain.metrics")
 
 LEDGER_SIZE_TTL_S = 30.0
-REQUEST_HEAD_BYTES_MAX = 8192
-REQUEST_TIMEOUT_S = 5.0
-CONNECTIONS_MAX = 16  # concurrent scrapes; more are closed at once
 
 
 def version() -> str:
@@ -197,51 +194,18 @@ def metrics_registry(host) -> CollectorRegistry:
     return registry
 
 
-class MetricsServer:
+def metrics_route(registry: CollectorRegistry) -> Route:
+    """GET /metrics: the exposition in the format the scraper accepts."""
+    def route(request: HttpRequest) -> HttpResponse | None:
+        if request.path != "/metrics":
+            return None
+        encode, content_type = choose_encoder(request.headers.get("accept", ""))
+        return HttpResponse("200 OK", encode(registry), content_type)
+    return route
+
+
+class MetricsServer(HttpServer):
     """GET /metrics over HTTP/1.1 (one request per connection) on the running loop."""
 
     def __init__(self, registry: CollectorRegistry) -> None:
-        self._registry = registry
-        self._server: asyncio.Server | None = None
-        self._connections = 0
-
-    async def listen(self, host: str, port: int) -> int:
-        """Bind and serve; the port (useful with port 0). Raises OSError when it cannot bind."""
-        self._server = await asyncio.start_server(self._serve, host, port, limit=REQUEST_HEAD_BYTES_MAX,
-                                                  reuse_address=True)
-        return self._server.sockets[0].getsockname()[1]
-
-    async def stop(self) -> None:
-        if self._server is not None:
-            self._server.close()
-            await self._server.wait_closed()
-
-    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        self._connections += 1
-        try:
-            if self._connections <= CONNECTIONS_MAX:
-                await asyncio.wait_for(self._answer(reader, writer), REQUEST_TIMEOUT_S)
-        except (asyncio.TimeoutError, asyncio.IncompleteReadError, asyncio.LimitOverrunError, ConnectionError):
-            pass
-        finally:
-            self._connections -= 1
-            writer.close()
-
-    async def _answer(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        head = (await reader.readuntil(b"\r\n\r\n")).decode("latin-1").split("\r\n")
-        method, path, *_ = head[0].split(" ") + ["", ""]
-        headers = {k.strip().lower(): v.strip() for k, _, v in (line.partition(":") for line in head[1:] if line)}
-        if method not in ("GET", "HEAD"):
-            status, content_type, body = "405 Method Not Allowed", "text/plain", b"GET /metrics\n"
-        elif path.partition("?")[0] != "/metrics":
-            status, content_type, body = "404 Not Found", "text/plain", b"metrics are at /metrics\n"
-        else:
-            encode, content_type = choose_encoder(headers.get("accept", ""))
-            try:
-                status, body = "200 OK", encode(self._registry)
-            except Exception:  # a bug in a collector must not take the node down
-                log.exception("collecting metrics failed")
-                status, content_type, body = "500 Internal Server Error", "text/plain", b"collecting failed\n"
-        writer.write(f"HTTP/1.1 {status}\r\nContent-Type: {content_type}\r\nContent-Length: {len(body)}\r\n"
-                     f"Connection: close\r\n\r\n".encode("latin-1") + (body if method != "HEAD" else b""))
-        await writer.drain()
+        super().__init__(metrics_route(registry), not_found="metrics are at /metrics")

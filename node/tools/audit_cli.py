@@ -1,8 +1,14 @@
-"""`govchain audit`: inclusion proofs of transactions (docs/design.md, "Audit proofs").
+"""`govchain audit`: inclusion proofs of transactions (docs/design.md, "Audit proofs")
+and the citizen audit (docs/design.md, "Citizen audit").
 
+    govchain audit list --address HOST:PORT --key citizen.key --tag TAG [--json] [--out FILE]
+        every access log entry of the tag (the Audit service; signed by the
+        citizen's bound app key or an auditor's key), with proofs into FILE
     govchain audit verify FILE --genesis GENESIS.json [--json]
-        offline: exit 0 if the proof holds, 3 if it does not, 2 if FILE or
-        the genesis cannot be read
+        offline: an inclusion proof, or a whole audit file (each entry's
+        proof, and that the proven transaction says what the entry says);
+        exit 0 if all hold, 3 if one does not (named), 2 if FILE or the
+        genesis cannot be read
     govchain audit prove --genesis GENESIS.json --data-dir DIR --tx ID [--out FILE]
         the proof from a stopped node's data dir (read from a copy, as `chain verify` does)
 """
@@ -24,6 +30,8 @@ def cmd_audit_verify(args) -> int:
             proof = json.load(f)
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise ValueError(f"{args.file} is not JSON ({exc}); pass the file `govchain audit prove` wrote") from None
+    if isinstance(proof, dict) and proof.get("format") == AUDIT_FORMAT:
+        return _verify_audit_file(proof, genesis, args.json)
     verdict = verify_inclusion_proof(proof, genesis)
     out = verdict.to_json_obj()
     if verdict.ok:
@@ -62,12 +70,113 @@ def cmd_audit_prove(args) -> int:
     return 0
 
 
-def register(sub) -> None:
-    """Adds `audit verify` and `audit prove` to the CLI's subcommands."""
-    audit = sub.add_parser("audit", help="inclusion proofs of transactions (access log entries)").add_subparsers(
-        dest="action", required=True)
+AUDIT_FORMAT = "govchain-audit/1"
+
+
+def entry_problem(entry: dict, proof: dict, genesis) -> str:
+    """Why an audit file's entry is not proven by its proof ("" when it is):
+    the proof holds, and its transaction is the authz.log_access whose
+    payload the entry repeats, in the block and at the place and time the
+    entry names. consent_use and catalog_height are the contract's, not in
+    the payload: the proof does not cover them."""
+    from node.ledger.proofs import verify_inclusion_proof
+
+    verdict = verify_inclusion_proof(proof, genesis)
+    if not verdict.ok:
+        return verdict.problem
+    tx = verdict.transaction
+    if (tx.contract, tx.method) != ("authz", "log_access"):
+        return f"the proven transaction is {tx.contract}.{tx.method}, not an access log entry (authz.log_access)"
+    payload = json.loads(tx.payload)
+    said = {**payload, "fields": sorted(payload["fields"]) if payload.get("fields") else payload.get("fields"),
+            "reason": payload.get("reason") or None, "provider_key": tx.sender.hex(), "tx_id": tx.id.hex(),
+            "height": verdict.height, "index": verdict.index, "time_ms": proof["header"]["timestamp_ms"]}
+    differ = sorted(k for k, v in said.items() if entry.get(k) != v)
+    return f"the entry's {', '.join(differ)} differ from the proven transaction's (altered entry)" if differ else ""
+
+
+def _verify_audit_file(doc: dict, genesis, as_json: bool) -> int:
+    entries = doc.get("entries")
+    if not isinstance(entries, list):
+        raise ValueError("the audit file has no list of entries; pass the file `govchain audit list --out` wrote")
+    results = []
+    for i, item in enumerate(entries):
+        entry, proof = (item.get("entry"), item.get("proof")) if isinstance(item, dict) else (None, None)
+        if not isinstance(entry, dict) or not isinstance(proof, dict):
+            problem = "not an {\"entry\", \"proof\"} object"
+        elif entry.get("tag") != doc.get("tag"):
+            problem = f"the entry is for another tag than the file's ({str(entry.get('tag'))[:16]})"
+        else:
+            problem = entry_problem(entry, proof, genesis)
+        digest = entry.get("request_digest") if isinstance(entry, dict) else None
+        results.append({"entry": i, "request_digest": digest, "ok": not problem, "problem": problem})
+    bad = [r for r in results if not r["ok"]]
+    if as_json:
+        print(json.dumps({"ok": not bad, "entries": results}, sort_keys=True))
+    else:
+        for r in bad:
+            print(f"BAD: entry #{r['entry']} (request {str(r['request_digest'])[:16]}): {r['problem']}")
+        print(f"{'OK' if not bad else 'BAD'}: {len(results) - len(bad)} of {len(results)} entries of tag "
+              f"{str(doc.get('tag'))[:16]} proven in committed blocks of chain {genesis.chain_id}")
+    return 0 if not bad else 3
+
+
+def cmd_audit_list(args) -> int:
+    import secrets
+    import time
+
+    from node.core.keys import load_signing_key
+    from node.net.client import channel
+    from node.pb import audit_pb2_grpc
+    from node.services.audit import signed_request
+    from node.tools.cli import _client_tls
+
+    key = load_signing_key(args.key)
+    args.node = args.address  # for the error hint of cli.main
+    stub = audit_pb2_grpc.AuditStub(channel(args.address, _client_tls(args), args.server_name))
+    entries, after = [], ""
+    while True:
+        reply = stub.List(signed_request(key, args.tag, time_ms=time.time_ns() // 1_000_000,
+                                         nonce=secrets.token_bytes(16), after=after, limit=200), timeout=args.timeout)
+        entries += [{"entry": json.loads(e.entry_json), "proof": json.loads(e.proof_json)} for e in reply.entries]
+        if not reply.more:
+            break
+        after = reply.next
+    doc = {"format": AUDIT_FORMAT, "chain_id": reply.chain_id, "tag": args.tag, "height": reply.height,
+           "entries": entries}
+    if args.out:
+        with open(args.out, "x", encoding="utf-8") as f:  # never overwrites
+            f.write(json.dumps(doc, indent=1, sort_keys=True) + "\n")
+    if args.json:
+        print(json.dumps({**doc, "entries": [e["entry"] for e in entries]}, sort_keys=True, ensure_ascii=False))
+        return 0
+    print(f"{len(entries)} access(es) to tag {args.tag[:16]} (authz height {reply.height})")
+    print("time (UTC)           requester            provider             item                 fields"
+          "               purpose              decision")
+    for e in (item["entry"] for item in entries):
+        when = time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(e["time_ms"] // 1000))
+        what = "predicate" if e["predicate"] else ",".join(e["fields"] or [])
+        print(f"{when:20} {e['requester']:20} {e['provider']:20} {e['item']:20} {what:20} {e['purpose']:20} "
+              f"{e['decision']}{' (' + e['reason'] + ')' if e['reason'] else ''}")
+    if args.out:
+        print(f"wrote {args.out}: check it offline with `govchain audit verify {args.out} --genesis authz.json`",
+              file=sys.stderr)
+    return 0
+
+
+def register(sub, client_opts) -> None:
+    """Adds `audit list`, `audit verify` and `audit prove` to the CLI's subcommands."""
+    audit = sub.add_parser("audit", help="the citizen audit; inclusion proofs of transactions (access log entries)"
+                           ).add_subparsers(dest="action", required=True)
+    listing = audit.add_parser("list", help="every access to a citizen's data, with proofs (the Audit service)")
+    client_opts(listing)
+    listing.add_argument("--address", required=True, metavar="HOST:PORT", help="a node serving the authz chain")
+    listing.add_argument("--key", required=True, help="the citizen's app key (bound to --tag), or an auditor's key")
+    listing.add_argument("--tag", required=True, help="the citizen's subject tag (hex)")
+    listing.add_argument("--out", help="write the entries with their proofs here (never overwrites)")
+    listing.set_defaults(func=cmd_audit_list)
     verify = audit.add_parser("verify", help="check an inclusion proof offline against the chain's genesis")
-    verify.add_argument("file", help="the proof (JSON)")
+    verify.add_argument("file", help="the proof (JSON), or an audit file (`audit list --out`)")
     verify.add_argument("--genesis", required=True, help="the chain's genesis file")
     verify.add_argument("--json", action="store_true", help="print one JSON object")
     verify.set_defaults(func=cmd_audit_verify)

@@ -423,7 +423,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     from node.tools import app_cli  # tag, cert, keys generate-oprf
     app_cli.register(sub, keys, client_opts)
-    audit_cli.register(sub)
+    audit_cli.register(sub, client_opts)
     from node.tools import verify_cli  # verify-query
     verify_cli.register(sub, client_opts)
     from node.tools import case_cli  # case open | show | rerun

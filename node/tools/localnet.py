@@ -72,11 +72,17 @@ class NodeSpec:
     client_port: int
     home: str  # the department's directory
     metrics_port: int = 0  # Prometheus metrics over HTTP (0: off, or a network from before metrics)
+    explorer_port: int = 0  # the web explorer over HTTP (0: off, or a network from before it)
 
     @property
     def metrics(self) -> str:
         """Where Prometheus scrapes this node, or "" when metrics are off."""
         return f"http://127.0.0.1:{self.metrics_port}/metrics" if self.metrics_port else ""
+
+    @property
+    def explorer(self) -> str:
+        """The explorer's address for a browser, or "" when it is off."""
+        return f"http://127.0.0.1:{self.explorer_port}/" if self.explorer_port else ""
 
     @property
     def client(self) -> str:
@@ -159,10 +165,10 @@ def create_network(root: Path, *, nodes: int = 4, chains=DEFAULT_CHAINS, mqtt_po
     root = Path(root).resolve()
     if (root / "network.json").exists():
         raise FileExistsError(f"{root} already holds a network; use it as is or choose another --dir")
-    ports = free_ports(3 * nodes)
+    ports = free_ports(4 * nodes)
     # Sorted by id, as `genesis assemble` orders validators: specs[i] is replica i.
     specs = [NodeSpec(dept, name, ports[2 * i], ports[2 * i + 1], str(root / dept),
-                      ports[2 * nodes + i] if metrics else 0)
+                      ports[2 * nodes + i] if metrics else 0, ports[3 * nodes + i] if metrics else 0)
              for i, (dept, name) in enumerate(sorted(chosen))]
     if not insecure:
         tls.generate_ca(root / "tls")
@@ -180,7 +186,8 @@ def create_network(root: Path, *, nodes: int = 4, chains=DEFAULT_CHAINS, mqtt_po
         text = config_template(spec.department, display_name=spec.display_name, key_file="node.key",
                                data_dir="data", peer_listen=spec.peer, client_listen=spec.client, tls=security,
                                chains=[(c, f"../genesis/{c}.json") for c in chains], tick_ms=tick_ms, mqtt=mqtt,
-                               metrics_listen=f"127.0.0.1:{spec.metrics_port}" if spec.metrics_port else None)
+                               metrics_listen=f"127.0.0.1:{spec.metrics_port}" if spec.metrics_port else None,
+                               explorer_listen=f"127.0.0.1:{spec.explorer_port}" if spec.explorer_port else None)
         spec.config.write_text(text)
     manifest = {"chains": list(chains), "nodes": [asdict(s) for s in specs]}
     (root / "network.json").write_text(json.dumps(manifest, indent=2) + "\n")

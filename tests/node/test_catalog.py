@@ -17,6 +17,7 @@ from node.chain.admission import Outcome, screen
 from node.chain.chain_node import ChainNode
 from node.contracts import BadAppState, genesis_state, registry_for
 from node.contracts.catalog import CatalogContract, PENDING_CHANGES_MAX
+from node.identity.citizens import CITIZEN
 from node.contracts.identity_view import ANYONE, ROLES, SignerRecord, check_role, lookup_signer, permission_refusal
 from node.contracts import available
 from node.core import codec
@@ -177,7 +178,7 @@ def _bad(mutate) -> str:
     (lambda s: s["governance"].update(approvals=5),
      "governance.approvals is 5, but only 4 department(s) hold a governance key"),
     (lambda s: s["departments"][2].update(roles=["governance", "mayor"]),
-     "departments[2]: change.roles: \"mayor\" is not one of governance, identity, issuer, provider, requester"),
+     "departments[2]: change.roles: \"mayor\" is not one of auditor, governance, identity, issuer, provider, requester"),
     (lambda s: s.update(extra=1), "catalog section: unknown field 'extra'"),
     (lambda s: s["departments"][0]["keys"][0].update(key="00" * 32), "is not a valid Ed25519 public key"),
 ])
@@ -228,7 +229,8 @@ def test_every_catalog_write_method_declares_a_platform_role() -> None:
                        "revoke_agreement": "governance"}
     for (name, version), cls in available().items():
         for method_name, role in getattr(cls, "methods", {}).items():
-            assert role in ROLES or role == ANYONE, f"{name} {version}: {method_name} declares unknown role {role!r}"
+            for one in (role,) if isinstance(role, str) else role:  # a tuple: any of its roles
+                assert one in (*ROLES, ANYONE, CITIZEN), f"{name} {version}: {method_name} declares unknown role {one!r}"
 
 
 @pytest.mark.parametrize("method_name", sorted(ROLE_OF))
@@ -268,7 +270,7 @@ def test_identity_view_reads_through_any_reader() -> None:
     assert permission_refusal(fake, bytes(32), "cert", "issue", "issuer") == (
         f"permission denied: cert.issue needs role 'issuer'; key {bytes(32).hex()[:16]} is not registered in the catalog")
     assert permission_refusal(None, k, "cert", "issue", "issuer") == (
-        "permission denied: cert.issue needs role 'issuer', and the catalog chain cannot be read here")
+        "permission denied: cert.issue needs role 'issuer'; the catalog chain cannot be read here")
     assert permission_refusal(None, k, "kv", "put", ANYONE) is None
 
 
@@ -554,7 +556,7 @@ def test_another_chain_checks_roles_through_its_cross_chain_read(cat, tmp_path) 
     try:
         alone = Executor("certs", ContractRegistry([Certs()]), lone)
         assert run(alone, lone, issuer, 0) == (
-            FAILED, "permission denied: certs.issue needs role 'issuer', and the catalog chain cannot be read here")
+            FAILED, "permission denied: certs.issue needs role 'issuer'; the catalog chain cannot be read here")
         reads = Executor("certs", ContractRegistry([Certs()]), reader, reads=("catalog",),
                          read_sources={"catalog": cat.ledger})
         assert run(reads, reader, issuer, registered_at - 1) == (  # pinned before the key was added

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from node.core.config import (Address, ConfigError, IdentityConfig, LimitsConfig, MetricsConfig, MqttConfig, NodeConfig, TlsConfig, config_template,
-                         load_config, parse_address)
+from node.core.config import (Address, ConfigError, ExplorerConfig, IdentityConfig, LimitsConfig, MetricsConfig,
+                              MqttConfig, NodeConfig, TlsConfig, config_template, load_config, parse_address)
 
 MINIMAL = textwrap.dedent("""\
     department = "housing-registry"
@@ -330,6 +330,21 @@ def test_config_metrics(tmp_path) -> None:
         MetricsConfig(listen=Address("127.0.0.1", 9102))
     plain = config_template("tax-office")
     assert "# [metrics]" in plain and load_text(tmp_path, plain).metrics is None
+
+
+def test_config_explorer(tmp_path) -> None:
+    assert load_text(tmp_path, MINIMAL).explorer is None  # off by default
+    config = load_text(tmp_path, MINIMAL + '\n[explorer]\nlisten = "0.0.0.0:8101"\n')
+    assert config.explorer == ExplorerConfig(listen=Address("0.0.0.0", 8101))
+    assert "[explorer] listen is missing" in error_of(tmp_path, MINIMAL + "\n[explorer]\n")
+    for taken in ("127.0.0.1:7001", "0.0.0.0:7101", "127.0.0.1:9101"):
+        assert (f"[explorer] listen ({taken}) must differ from peer_listen, client_listen and [metrics] listen"
+                in error_of(tmp_path, MINIMAL + f'\n[metrics]\nlisten = "127.0.0.1:9101"\n'
+                                                f'[explorer]\nlisten = "{taken}"\n'))
+    assert load_text(tmp_path, config_template("tax-office", explorer_listen="127.0.0.1:8102")).explorer == \
+        ExplorerConfig(listen=Address("127.0.0.1", 8102))
+    plain = config_template("tax-office")
+    assert "# [explorer]" in plain and load_text(tmp_path, plain).explorer is None
 
 
 STRICT_TLS = MINIMAL.replace('key = "tls/node.key"', 'key = "tls/node.key", require_client_cert = true')

@@ -33,9 +33,9 @@ def test_the_package_offers_kv_version_1():
 
 
 @pytest.mark.parametrize("wanted, missing", [
-    ([("authz", 1)], "authz version 1"),  # a contract this node does not have
+    ([("authz", 2)], "authz version 2"),  # a version of a contract this node does not have
     ([("kv", 2)], "kv version 2"),  # a version it does not have
-    ([("kv", 2), ("authz", 1)], "kv version 2, authz version 1"),
+    ([("kv", 2), ("authz", 2)], "kv version 2, authz version 2"),
 ])
 def test_a_missing_contract_or_version_is_named_with_what_the_node_has(wanted, missing):
     with pytest.raises(MissingContracts) as info:
@@ -50,18 +50,19 @@ def test_a_node_lacking_a_genesis_contract_does_not_start_and_opens_no_store(tmp
     path = tmp_path / "net" / "genesis" / "demo.json"
     genesis = load_genesis(path)
     assert genesis.contracts == (("kv", 1),)  # the demo chain runs the open kv store, and says so
-    write_genesis(path, dataclasses.replace(genesis, contracts=(ContractRef("authz", 1), ContractRef("kv", 2))))
+    write_genesis(path, dataclasses.replace(genesis, contracts=(ContractRef("authz", 2), ContractRef("kv", 2))))
     localnet.reseal(specs, path)  # signed again by every founder
     config = load_config(specs[0].config)
     with pytest.raises(StartupError, match=re.escape(
-            "chain demo: genesis names authz version 1, kv version 2, which this node does not have "
+            "chain demo: genesis names authz version 2, kv version 2, which this node does not have "
             f"(it has {HAVE})")):
         Node(config)._open_chains()
     assert not (config.data_dir / "demo").exists()
 
 
 def test_the_platform_sub_chains_run_their_contracts_and_demo_runs_kv():
-    runs = {"catalog": (("catalog", 1),), "authn": (("authn", 1),), "cert": (("cert", 1),), "item": (("item", 1),)}
+    runs = {"catalog": (("catalog", 1),), "authn": (("authn", 1),), "cert": (("cert", 1),), "item": (("item", 1),),
+            "authz": (("authz", 1),)}
     for chain in localnet.SUBCHAINS:
         assert platform_contracts(chain) == runs.get(chain, ())
     assert platform_contracts("demo") == (("kv", 1),)
