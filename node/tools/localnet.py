@@ -274,15 +274,13 @@ def pid_of(spec: NodeSpec) -> int | None:
     return pid
 
 
-def start(spec: NodeSpec, env: dict | None = None, script: str | None = None) -> int:
-    """Start the node's daemon (`script`, a path in the repository: another entry point for it)."""
+def start(spec: NodeSpec, env: dict | None = None) -> int:
     pid = pid_of(spec)
     if pid is not None:
         return pid
     log = open(spec.log, "ab")
-    program = [sys.executable, *([str(REPO / script)] if script else ["-m", "node"])]
     proc = subprocess.Popen(
-        [*program, "node", "run", "--config", str(spec.config)],
+        [sys.executable, "-m", "node", "node", "run", "--config", str(spec.config)],
         stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, cwd=REPO,
         env={**os.environ, "PYTHONPATH": str(REPO), **(env or {})}, start_new_session=True)
     log.close()

@@ -37,7 +37,6 @@ from node.tools.scenarios import IDENTITY_DEPARTMENT, Scenario, load_many
 CHAINS = ("catalog", "item", "authn", "authz", "cert")
 MANIFEST = "scenarios.json"
 MIN_NODES = 4  # PBFT tolerates one faulty node from 4 on
-STANDIN_SCRIPT = "tests/e2e/verify_node.py"  # runs the authz stand-in until the authz contract lands
 WAIT_S = 60.0
 
 
@@ -45,19 +44,11 @@ class ScenarioFailed(Exception):
     """A step did not turn out as the scenario says."""
 
 
-def real_authz() -> bool:
-    """True once the platform has its own authz contract (docs/design.md, "Scenarios")."""
-    from node import contracts
-
-    return ("authz", 1) in contracts.platform_contracts("authz")
-
-
 @dataclass
 class Network:
     root: Path
     specs: list
     scenarios: list[Scenario]
-    standin: bool
 
     def spec(self, department: str):
         return next(s for s in self.specs if s.department == department)
@@ -92,16 +83,12 @@ def create(root: Path, scenarios: list[Scenario], mqtt_port: int) -> Network:
     root = Path(root).resolve()
     specs = localnet.create_network(root, departments=departments_for(scenarios), chains=CHAINS,
                                     mqtt_port=mqtt_port)
-    standin = not real_authz()
-    net = Network(root, specs, scenarios, standin)
+    net = Network(root, specs, scenarios)
     _roles(net)
-    if standin:
-        _standin_genesis(net)
     for spec in specs:
         with open(spec.config, "a") as f:
             f.write(_config(net, spec.department))
-    manifest = {"scenarios": [s.name for s in scenarios], "mqtt_port": mqtt_port,
-                "script": STANDIN_SCRIPT if standin else None}
+    manifest = {"scenarios": [s.name for s in scenarios], "mqtt_port": mqtt_port}
     (root / MANIFEST).write_text(json.dumps(manifest, indent=2) + "\n")
     return net
 
@@ -113,7 +100,7 @@ def open_network(root: Path) -> Network:
     except FileNotFoundError:
         raise FileNotFoundError(f"{root} holds no network made for scenarios ({MANIFEST})") from None
     specs, _ = localnet.load_network(root)
-    return Network(root, specs, load_many(manifest["scenarios"]), manifest["script"] is not None)
+    return Network(root, specs, load_many(manifest["scenarios"]))
 
 
 def _edit_genesis(net: Network, chain: str, change) -> None:
@@ -142,16 +129,6 @@ def _roles(net: Network) -> None:
                 dept["keys"].append({"key": windows[dept["id"]], "roles": ["window"]})
 
     _edit_genesis(net, "catalog", change)
-
-
-def _standin_genesis(net: Network) -> None:
-    """Until the authz contract lands: the authz chain runs the test stand-in (tests/authz_standin_contract.py)."""
-    def change(genesis: dict) -> None:
-        if {"name": "authz", "version": 1} not in genesis["contracts"]:
-            genesis["contracts"].append({"name": "authz", "version": 1})
-        genesis["reads"] = sorted(set(genesis.get("reads", [])) | {"catalog"})
-
-    _edit_genesis(net, "authz", change)
 
 
 def _toml(value) -> str:
@@ -237,19 +214,14 @@ def stop_broker(root: Path) -> str:
     return localnet.stop(_broker(root))
 
 
-def node_script(root: Path) -> str | None:
-    """The program a scenario network's nodes run (None: the usual `python -m node`)."""
-    try:
-        return json.loads((Path(root) / MANIFEST).read_text())["script"]
-    except FileNotFoundError:
-        return None
+def is_scenario_network(root: Path) -> bool:
+    return (Path(root) / MANIFEST).exists()
 
 
 def start(net: Network, say=lambda text: None) -> None:
     """Start every node, wait until they see each other, register what the scenarios need (once)."""
-    script = STANDIN_SCRIPT if net.standin else None
     for spec in net.specs:
-        localnet.start(spec, script=script)
+        localnet.start(spec)
     want = len(net.specs) - 1
     localnet.wait_until(lambda: all((st := localnet.status(s)) and all(c["peers"] >= want for c in st.values())
                                     for s in net.specs), WAIT_S, what="every node connected to every other")
@@ -538,49 +510,56 @@ class Player:
 
     def _consent(self, scenario, data, service, who: Citizen, event: str, case_id: str, consents: dict,
                  report: Report) -> None:
-        """A single-use consent per input: the authz contract's grant by the window citing the authn event;
-        with the stand-in (before the authz contract lands) the consent is only named in the queries."""
+        """A single-use consent per input: the authz contract's grant, signed by the window's key citing the
+        citizen's authn event (docs/design.md, "Consent and the access log (authz)")."""
         department = service.department
-        if self.net.standin:
-            self._line(report, f"{who.name} agrees that {_name(self.net, department)} may ask, once, for this "
-                               f"case (consent ids {', '.join(consents.values())}; this network runs the authz "
-                               "stand-in, which takes the consent on trust)")
-            return
         now = int(time.time() * 1000)
+        heights = []
         for spec in service.payload["inputs"]:
-            commit(self.net, department, self.net.key(department, "window.key"), "authz", "grant",
+            heights.append(commit(self.net, department, self.net.key(department, "window.key"), "authz", "grant",
                    {"consent_id": consents[spec["name"]], "tag": who.tag, "grantee": department,
                     "provider": spec["provider"], "item": spec["catalog_item"], "scope": {"predicate": True}
                     if "predicate" in spec else {"fields": [spec["field"]]}, "purpose": service.item_id,
                     "case_id": case_id, "not_before_ms": now - 60_000, "expires_at_ms": now + 30 * 60_000,
-                    "max_uses": 1, "authn_event": event})
-        self._line(report, f"{who.name} signs one single-use consent per question at the window (authz chain)")
+                    "max_uses": 1, "authn_event": event}).height)
+        asked = ", ".join(f"{_name(self.net, s['provider'])} \"{s['name']}?\"" for s in service.payload["inputs"])
+        self._line(report, f"{who.name} consents, once, that {_name(self.net, department)} may ask {asked} for "
+                           f"this case only (single-use consent{'s' if len(heights) > 1 else ''}, authz block "
+                           f"{', '.join(map(str, heights))})")
 
     def _audit(self, scenario: Scenario, data: dict, report: Report) -> None:
-        """The citizen's audit: every access to their data in this scenario, each with its inclusion proof
-        checked against the authz chain's genesis."""
-        from types import SimpleNamespace
+        """The citizen's audit (govchain.v1.Audit, signed by their app key): every access to their data, each
+        entry checked against its inclusion proof and the authz chain's genesis, and every query of their
+        cases in this scenario among them."""
+        import secrets
 
-        from node.tools.verify_cli import check_proof
+        from node.core.genesis import load_genesis
+        from node.net.client import channel
+        from node.pb import audit_pb2_grpc
+        from node.services.audit import signed_request
+        from node.tools.audit_cli import entry_problem
 
         who = self.citizen(scenario, data["person"])
+        stub = audit_pb2_grpc.AuditStub(channel(self.net.specs[0].client, self.net.tls))
+        reply = stub.List(signed_request(who.app_key, who.tag, time_ms=time.time_ns() // 1_000_000,
+                                         nonce=secrets.token_bytes(16), limit=200), timeout=10)
+        genesis = load_genesis(self.net.root / "genesis" / "authz.json")
         entries = []
-        for case in report.cases.values():
-            if case["tag"] != who.tag:
-                continue
-            for evidence in (case.get("evidence") or {}).get("entries", []):
-                found = _query(self.net, "authz", "access", {"request_digest": evidence["request_digest"]})
-                if found is None:
-                    raise ScenarioFailed(f"{who.name}'s audit: no access log entry for request "
-                                         f"{evidence['request_digest'][:16]}")
-                check_proof(self.net.stub(self.net.specs[0].department), SimpleNamespace(
-                    log_tx_id=bytes.fromhex(evidence["log_tx_id"])), str(self.net.root / "genesis" / "authz.json"),
-                    10)
-                entries.append({**found["entry"], "height": found["height"]})
-        if not entries:
-            raise ScenarioFailed(f"{who.name}'s audit shows no access")
+        for item in reply.entries:
+            entry, proof = json.loads(item.entry_json), json.loads(item.proof_json)
+            problem = entry_problem(entry, proof, genesis)
+            if problem:
+                raise ScenarioFailed(f"{who.name}'s audit: entry {entry['request_digest'][:16]}: {problem}")
+            entries.append(entry)
+        asked = {e["request_digest"] for case in report.cases.values() if case["tag"] == who.tag
+                 for e in (case.get("evidence") or {}).get("entries", [])}
+        missing = asked - {e["request_digest"] for e in entries}
+        if not asked or missing:
+            raise ScenarioFailed(f"{who.name}'s audit lacks {len(missing) if asked else 'every'} query of their "
+                                 "cases")
         report.audits[data["person"]] = entries
         for e in entries:
-            self._line(report, f"{who.name}'s audit: {e['requester']} asked {e['provider']} about {e['item']} for "
-                               f"{e['purpose']}: {e['decision']} (authz block {e['height']}; inclusion proof "
-                               "checked against the genesis)")
+            self._line(report, f"{who.name}'s audit (signed by the phone's key): {e['requester']} asked "
+                               f"{e['provider']} about {e['item']} for {e['purpose']}: {e['decision']}, consent "
+                               f"{e['basis']['consent']} (authz block {e['height']}; inclusion proof checked "
+                               "against the genesis)")
