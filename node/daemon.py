@@ -150,6 +150,7 @@ class Node:
         self.config = config
         self.chains: dict[str, ChainNode] = {}
         self.bad_input: dict[str, int] = {}
+        self.verify_stats = None  # node.services.verify.VerifyStats, set when this node answers verification queries
         self._bad_log = RateLimitedLog()
         self._ledgers: list[Ledger] = []
         self._pool = ThreadPoolExecutor(max_workers=2, thread_name_prefix="verify")
