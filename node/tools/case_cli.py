@@ -66,7 +66,7 @@ def cmd_case_open(args) -> int:
 
     id_number = sys.stdin.readline().strip() if args.id_number == "-" else args.id_number
     consents, agreements = _pairs(args.consent, "--consent"), _pairs(args.agreement, "--agreement")
-    if (args.window_key is None) == (args.authn_event is None):
+    if (args.window_key is None) != (args.authn_event is None):
         raise ValueError("a window opens a case with --window-key and --authn-event; the citizen with --key "
                          "(their bound app key) and no --authn-event")
     key = load_signing_key(args.window_key or args.key)
