@@ -150,6 +150,7 @@ class Node:
         self.config = config
         self.chains: dict[str, ChainNode] = {}
         self.bad_input: dict[str, int] = {}
+        self.verify_stats = None  # node.services.verify.VerifyStats, set when this node answers verification queries
         self._bad_log = RateLimitedLog()
         self._ledgers: list[Ledger] = []
         self._pool = ThreadPoolExecutor(max_workers=2, thread_name_prefix="verify")
@@ -355,7 +356,7 @@ class Node:
         explorer on another, with [explorer] (docs/design.md, "Explorer and audit page")."""
         for table, cfg, make, path in (("metrics", self.config.metrics, lambda: MetricsServer(metrics_registry(self)),
                                         "metrics"),
-                                       ("explorer", self.config.explorer, lambda: HttpServer(Explorer(self).route),
+                                       ("explorer", self.config.explorer, lambda: Explorer(self).server(),
                                         "")):
             if cfg is None:
                 continue

@@ -1,7 +1,8 @@
-"""What the authn and cert contracts share (docs/design.md, "Authentication
-events", "Certificates (证照链)"): strict payloads, the signer's department
-from the catalog chain, and paged index scans. Not a contract (its name
-starts with "_").
+"""What the app contracts share (docs/design.md, "Authentication events",
+"Certificates (证照链)", "Consent and the access log (authz)", "Service items
+and cases"): strict payloads, the signer's department from the catalog
+chain, a citizen sender's authn binding, and paged index scans. Not a
+contract (its name starts with "_").
 """
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ from collections.abc import Iterable
 
 from node.contracts.base import require_int, require_str
 from node.contracts.identity_view import CATALOG_CHAIN, SignerRecord, lookup_signer
+from node.identity.citizens import AUTHN_CHAIN, binding_of, binding_problem
 from node.ledger.execution import ContractError, TxContext
 
 TAG_RE = re.compile(r"[0-9a-f]{64}")  # a subject tag (node/identity/oprf.py, TAG_BYTES) or a key, lowercase hex
@@ -67,6 +69,31 @@ def signer(ctx: TxContext) -> tuple[SignerRecord, int]:
     if record is None:
         raise ContractError(f"sender {ctx.sender.hex()} is not registered on the catalog chain")
     return record, ctx.read_height(CATALOG_CHAIN)
+
+
+def bound_to(ctx: TxContext, tag: str, what: str) -> dict:
+    """The sender's authn binding (role citizen, node/identity/citizens.py),
+    read on the authn chain at the block's pinned height: in force at the
+    block time and for `tag`, else a ContractError saying that only the
+    citizen may do `what`, and why not this key."""
+    binding = binding_of(lambda contract, key: ctx.read(AUTHN_CHAIN, contract, key), ctx.sender)
+    if problem := binding_problem(binding, ctx.sender, ctx.timestamp_ms):
+        raise ContractError(f"only the citizen may {what}: {problem}")
+    if binding["tag"] != tag:
+        raise ContractError(f"only the citizen may {what}: the sender's authn binding is for another subject, "
+                            f"not tag {tag[:16]}")
+    return binding
+
+
+def window_signer(ctx: TxContext, what: str, citizen_does: str) -> SignerRecord:
+    """The sender as a window officer (an active catalog key with role
+    window), for a method that takes a citizen or a window: `what` is
+    done by a window citing 'authn_event'; a citizen does it without."""
+    who = lookup_signer(lambda contract, key: ctx.read(CATALOG_CHAIN, contract, key), ctx.sender)
+    if who is None or who.status != "active" or "window" not in who.roles:
+        raise ContractError(f"{what} by a window key (role 'window' on the catalog chain) when it cites "
+                            f"'authn_event'; a citizen {citizen_does} without it, with their bound app key")
+    return who
 
 
 def load(get, key: bytes) -> dict | None:

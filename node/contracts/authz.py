@@ -48,14 +48,14 @@ from nacl.exceptions import CryptoError
 from nacl.signing import VerifyKey
 
 from node.contracts._apps import (
-    PAGE_DEFAULT, PAGE_MAX, hex64, ident, load, milliseconds, one_of, signer, strict,
+    PAGE_DEFAULT, PAGE_MAX, bound_to, hex64, ident, load, milliseconds, one_of, signer, strict, window_signer,
 )
 from node.contracts.catalog import FIELD_RE, ITEM_ID_RE
 from node.contracts.base import MethodContract, canonical_json, method, query, require_int
 from node.contracts.identity_view import CATALOG_CHAIN, CATALOG_CONTRACT, lookup_signer
 from node.core.attest import attestation_digest, request_signing_bytes
 from node.core.config import DEPARTMENT_RE
-from node.identity.citizens import AUTHN_CHAIN, AUTHN_CONTRACT, CITIZEN, binding_of, binding_problem
+from node.identity.citizens import AUTHN_CHAIN, AUTHN_CONTRACT, CITIZEN
 from node.ledger.execution import ContractError, TxContext
 from node.ledger.query import QueryContext
 
@@ -232,13 +232,10 @@ class AuthzContract(MethodContract):
         officer citing an authn event for `tag` recorded at their department."""
         authn_height = ctx.read_height(AUTHN_CHAIN)
         if "authn_event" not in args:
-            _bound_to(ctx, tag, "grant a consent")
+            bound_to(ctx, tag, "grant a consent")
             return {"by": CITIZEN, "key": ctx.sender.hex(), "authn_height": authn_height}
         event_id = ident(args, "authn_event")
-        who = lookup_signer(lambda contract, key: ctx.read(CATALOG_CHAIN, contract, key), ctx.sender)
-        if who is None or who.status != "active" or "window" not in who.roles:
-            raise ContractError("a consent citing 'authn_event' is granted by a window key (role 'window' on "
-                                "the catalog chain); a citizen grants without it, with their bound app key")
+        who = window_signer(ctx, "a consent is granted", "grants")
         event = load(lambda k: ctx.read(AUTHN_CHAIN, AUTHN_CONTRACT, k), b"event/" + event_id.encode())
         if event is None:
             raise ContractError(f"authn event {event_id!r} is not recorded on the authn chain "
@@ -263,7 +260,7 @@ class AuthzContract(MethodContract):
         consent = load(ctx.get, _consent_key(consent_id))
         if consent is None:
             raise ContractError(f"no consent {consent_id!r}")
-        _bound_to(ctx, consent["tag"], f"revoke consent {consent_id!r}")
+        bound_to(ctx, consent["tag"], f"revoke consent {consent_id!r}")
         if consent["revoked"] is not None:
             raise ContractError(f"consent {consent_id!r} is already revoked (at height {consent['revoked']['height']})")
         consent["revoked"] = {"height": ctx.height, "at_ms": ctx.timestamp_ms, "by": ctx.sender.hex(),
@@ -429,16 +426,6 @@ class AuthzContract(MethodContract):
         items = [json.loads(value) for _, value in found[:limit]]
         return {"items": items, "more": len(found) > limit,
                 "next": cursor(items[-1]["height"], items[-1]["index"]) if items else None}
-
-
-def _bound_to(ctx: TxContext, tag: str, what: str) -> None:
-    """The sender's authn binding is in force at the block time and is for `tag`."""
-    binding = binding_of(lambda contract, key: ctx.read(AUTHN_CHAIN, contract, key), ctx.sender)
-    if problem := binding_problem(binding, ctx.sender, ctx.timestamp_ms):
-        raise ContractError(f"only the citizen may {what}: {problem}")
-    if binding["tag"] != tag:
-        raise ContractError(f"only the citizen may {what}: the sender's authn binding is for another subject, "
-                            f"not tag {tag[:16]}")
 
 
 CONTRACT = AuthzContract

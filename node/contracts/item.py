@@ -20,9 +20,11 @@ Methods (payloads JSON objects, strict schemas):
     update_item    role governance, the competent department: {"item_id", and any of "title",
                    "inputs", "rule", "auto_approve", "notice_template", "status" ("active"|"retired")}
                    A new rule document gets a new hash; open cases keep the hash they started with.
-    open_case      role window of the competent department: {"case_id", "item_id", "tag", "authn_event"}
-                   (an authn event for that tag in force at the block time). The case pins the
-                   item's current rule hash. (The citizen's own bound key: docs/design.md.)
+    open_case      role citizen or window: {"case_id", "item_id", "tag", "authn_event"?}
+                   The citizen sends it from their app key without "authn_event": the key's authn
+                   binding is for `tag` and in force at the block time. A window key of the
+                   competent department sends it citing "authn_event" (an authn event for that tag
+                   in force at the block time). The case pins the item's current rule hash.
     record_evidence role provider, the competent department: {"case_id", "evidence": [{"input",
                    "request_digest", "answer_commitment", "attestation", "provider_key",
                    "log_tx_id", "log_height"}]}  once per case, each input at most once; every
@@ -49,18 +51,20 @@ import json
 from nacl.exceptions import BadSignatureError
 from nacl.signing import VerifyKey
 
-from node.contracts._apps import hex64, id_cursor, ident, load, one_of, page, signer, strict, tag_page
+from node.contracts._apps import (
+    bound_to, hex64, id_cursor, ident, load, one_of, page, signer, strict, tag_page, window_signer,
+)
 from node.contracts.base import MethodContract, canonical_json, method, query, require_str
 from node.contracts.identity_view import CATALOG_CHAIN, CATALOG_CONTRACT, lookup_signer
 from node.core import attest, rules
 from node.core.config import DEPARTMENT_RE
+from node.identity.citizens import AUTHN_CHAIN, AUTHN_CONTRACT, CITIZEN
 from node.ledger.execution import ContractError, TxContext
 from node.ledger.query import QueryContext
 
 NAME = "item"
 VERSION = 1
 
-AUTHN_CHAIN = AUTHN_CONTRACT = "authn"
 INPUTS_MAX = 16
 TITLE_CHARS_MAX = 128
 PREDICATE_BYTES_MAX = 4096
@@ -196,10 +200,15 @@ class ItemContract(MethodContract):
             inputs.append(clean)
         return inputs
 
-    def _own_item(self, ctx: TxContext, item_id: str, what: str) -> dict:
+    @staticmethod
+    def _item(ctx: TxContext, item_id: str) -> dict:
         record = load(ctx.get, _item_key(item_id))
         if record is None:
             raise ContractError(f"no service item {item_id!r}")
+        return record
+
+    def _own_item(self, ctx: TxContext, item_id: str, what: str) -> dict:
+        record = self._item(ctx, item_id)
         who, _ = signer(ctx)
         if who.department != record["department"]:
             raise ContractError(f"service item {item_id!r} is {record['department']}'s; only that department "
@@ -208,32 +217,44 @@ class ItemContract(MethodContract):
 
     # ---- cases ----
 
-    @method(role="window")
+    @method(role=(CITIZEN, "window"))
     def open_case(self, ctx: TxContext, args: dict) -> bytes:
-        strict(args, ("case_id", "item_id", "tag", "authn_event"))
+        strict(args, ("case_id", "item_id", "tag"), ("authn_event",))
         case_id = ident(args, "case_id")
         if (found := load(ctx.get, _case_key(case_id))) is not None:
             raise ContractError(f"case {case_id!r} is already open (at height {found['height']})")
         tag = hex64(args, "tag", "a subject tag (node/identity/oprf.py)")
-        item = self._own_item(ctx, ident(args, "item_id"), "opens cases of")
+        item_id = ident(args, "item_id")
+        if "authn_event" in args:
+            item, opened = self._window_opens(ctx, item_id, ident(args, "authn_event"), tag)
+        else:
+            binding = bound_to(ctx, tag, "open a case without citing 'authn_event'")
+            item = self._item(ctx, item_id)
+            opened = {"by": CITIZEN, "key": ctx.sender.hex(), "authn_event": binding["event_id"]}
         if item["status"] != "active":
             raise ContractError(f"service item {item['item_id']!r} is {item['status']}")
-        event_id = ident(args, "authn_event")
+        opened.update(height=ctx.height, at_ms=ctx.timestamp_ms, authn_height=ctx.read_height(AUTHN_CHAIN))
+        case = {"case_id": case_id, "item_id": item["item_id"], "department": item["department"], "tag": tag,
+                "rule_hash": item["rule_hash"], "status": "open", "opened": opened,
+                "height": ctx.height, "evidence": None, "decision": None, "review": None, "notice": None}
+        return self._store(ctx, case)
+
+    def _window_opens(self, ctx: TxContext, item_id: str, event_id: str, tag: str) -> tuple[dict, dict]:
+        """A window officer opens a case: a window key of the item's competent
+        department, citing an authn event for `tag` in force at the block time."""
+        window_signer(ctx, "a case is opened", "opens their own case")
+        item = self._own_item(ctx, item_id, "opens cases of")
         raw = ctx.read(AUTHN_CHAIN, AUTHN_CONTRACT, b"event/" + event_id.encode())
         event = None if raw is None else json.loads(raw)
         if event is None or event["tag"] != tag:
-            raise ContractError(f"authn event {event_id!r} is {'not recorded' if event is None else 'for another subject'}"
+            raise ContractError(f"authn event {event_id!r} is "
+                                f"{'not recorded' if event is None else 'for another subject'}"
                                 f" (authn height {ctx.read_height(AUTHN_CHAIN)}); a window opens a case for the "
                                 "citizen who authenticated")
         if event["revoked"] is not None or ctx.timestamp_ms >= event["expires_at_ms"]:
             raise ContractError(f"authn event {event_id!r} is {'revoked' if event['revoked'] else 'expired'}")
-        who, catalog_height = signer(ctx)
-        case = {"case_id": case_id, "item_id": item["item_id"], "department": item["department"], "tag": tag,
-                "rule_hash": item["rule_hash"], "status": "open", "opened": {
-                    "by": "window", "key": ctx.sender.hex(), "authn_event": event_id, "height": ctx.height,
-                    "at_ms": ctx.timestamp_ms, "catalog_height": catalog_height},
-                "height": ctx.height, "evidence": None, "decision": None, "review": None, "notice": None}
-        return self._store(ctx, case)
+        return item, {"by": "window", "key": ctx.sender.hex(), "authn_event": event_id,
+                      "catalog_height": ctx.read_height(CATALOG_CHAIN)}
 
     def _own_case(self, ctx: TxContext, args: dict) -> dict:
         case = load(ctx.get, _case_key(ident(args, "case_id")))

@@ -69,6 +69,14 @@ def _shape_problem(request) -> str | None:
     return None
 
 
+class Refusal(Exception):
+    """A request the service does not answer: the gRPC status code and why."""
+
+    def __init__(self, code: grpc.StatusCode, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+
+
 class Nonces:
     """(key, nonce) pairs answered within the freshness window, oldest first."""
 
@@ -93,30 +101,39 @@ class AuditService(audit_pb2_grpc.AuditServicer):
         self._nonces = Nonces()
 
     async def List(self, request, context):
+        try:
+            return self.answer(request)
+        except Refusal as refusal:
+            await context.abort(refusal.code, str(refusal))
+
+    def answer(self, request: audit_pb2.AuditRequest) -> audit_pb2.AuditReply:
+        """One page of the request's tag, or Refusal (code, why). Synchronous and bounded by the
+        request's limit: the explorer's POST /api/audit calls it on the node's loop too
+        (docs/design.md, "Explorer and audit page")."""
         if problem := _shape_problem(request):
-            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, problem)
+            raise Refusal(grpc.StatusCode.INVALID_ARGUMENT, problem)
         authz = self._chains.get(AUTHZ_CHAIN)
         if authz is None:
-            await context.abort(grpc.StatusCode.FAILED_PRECONDITION,
-                                "this node does not serve the authz chain; ask a node that does")
+            raise Refusal(grpc.StatusCode.FAILED_PRECONDITION,
+                          "this node does not serve the authz chain; ask a node that does")
         now = self._clock()
         try:
             VerifyKey(request.key).verify(request_digest(request.tag, request.time_ms, request.nonce),
                                           request.signature)
         except (CryptoError, ValueError):
-            await context.abort(grpc.StatusCode.PERMISSION_DENIED,
-                                "signature does not verify: sign SHA-256(\"govchain:v1:audit-request:\" || tag || "
-                                "u64be(time_ms) || u8(len(nonce)) || nonce) with the key's private half")
+            raise Refusal(grpc.StatusCode.PERMISSION_DENIED,
+                          "signature does not verify: sign SHA-256(\"govchain:v1:audit-request:\" || tag || "
+                          "u64be(time_ms) || u8(len(nonce)) || nonce) with the key's private half") from None
         if abs(now - request.time_ms) > FRESHNESS_MS:
-            await context.abort(grpc.StatusCode.PERMISSION_DENIED,
-                                f"stale request: signed at {request.time_ms} ms, this node's clock is {now} ms; a "
-                                f"request is fresh for {FRESHNESS_MS // 1000} s either side (check the clock)")
+            raise Refusal(grpc.StatusCode.PERMISSION_DENIED,
+                          f"stale request: signed at {request.time_ms} ms, this node's clock is {now} ms; a "
+                          f"request is fresh for {FRESHNESS_MS // 1000} s either side (check the clock)")
         if not self._nonces.first_use(request.key, request.nonce, now):
-            await context.abort(grpc.StatusCode.PERMISSION_DENIED,
-                                "replayed request: this key's nonce was already answered; sign a new request")
+            raise Refusal(grpc.StatusCode.PERMISSION_DENIED,
+                          "replayed request: this key's nonce was already answered; sign a new request")
         code, why = self._refusal(request.key, request.tag, now)
         if why:
-            await context.abort(code, why)
+            raise Refusal(code, why)
         state = authz.state  # one height for the whole page
         args = {"tag": request.tag, "limit": request.limit or 50, **({"after": request.after} if request.after
                                                                         else {})}
@@ -152,9 +169,18 @@ class AuditService(audit_pb2_grpc.AuditServicer):
             f"{why}"
 
 
+def service_for(host) -> AuditService:
+    """The node's one AuditService, shared by the client port and the explorer's POST /api/audit, so a
+    (key, nonce) pair is answered once by either."""
+    service = getattr(host, "audit_service", None)
+    if service is None:
+        service = host.audit_service = AuditService(host.chains)
+    return service
+
+
 def register(host, server: grpc.aio.Server) -> str | None:
     """The audit, on every node that serves the authz chain (node.services.CLIENT_PORT_SERVICES)."""
     if AUTHZ_CHAIN not in host.chains:
         return None
-    audit_pb2_grpc.add_AuditServicer_to_server(AuditService(host.chains), server)
+    audit_pb2_grpc.add_AuditServicer_to_server(service_for(host), server)
     return SERVICE_NAME

@@ -22,11 +22,24 @@ catalog contract's own queries, so the explorer shows exactly what
     GET /api/catalog/items?after=&limit=   catalog items (catalog query `items`)
     GET /api/items?after=&limit=           service items (item query `items`), when the item chain runs here
     GET /api/items/cases/<id>              one case and its decision (item query `case`)
+    POST /api/audit                        the citizen audit page's signed AuditRequest (JSON), answered by the
+                                           node's Audit service (node.services.audit): a page of entries with proofs
+
+POST /api/audit is the one write-shaped call, and it changes nothing: the
+body is at most node.services.http.POST_BODY_BYTES_MAX bytes of JSON with
+exactly the AuditRequest's fields (bytes in hex), each client address may
+send AUDIT_BURST requests at once and AUDIT_RATE_PER_S after that (all
+clients together AUDIT_ALL_BURST and AUDIT_ALL_RATE_PER_S), a page is at
+most AUDIT_PAGE_MAX entries, and only a well-formed request reaches the
+service. Neither the body nor the tag is ever logged.
 """
 from __future__ import annotations
 
 import json
 import re
+import time
+from collections import OrderedDict
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -36,12 +49,23 @@ from node.chain.chain_node import ChainNode
 from node.core import codec
 from node.ledger.proofs import ProofError, build_inclusion_proof, payload_json
 from node.ledger.query import QueryError, run_query
-from node.services.http import HttpRequest, HttpResponse, json_response
+from node.pb import audit_pb2
+from node.services import audit
+from node.services.http import HttpRequest, HttpResponse, HttpServer, json_response
 
 WEB_DIR = Path(__file__).parent / "web"
 BLOCKS_PAGE_DEFAULT, BLOCKS_PAGE_MAX = 20, 50
 TXS_PAGE_DEFAULT, TXS_PAGE_MAX = 50, 100
 CATALOG_PAGE_DEFAULT, CATALOG_PAGE_MAX = 50, 100
+AUDIT_PAGE_MAX = 50
+AUDIT_RATE_PER_S, AUDIT_BURST = 0.5, 5  # per client address
+AUDIT_ALL_RATE_PER_S, AUDIT_ALL_BURST = 5.0, 20  # all clients together
+AUDIT_CLIENTS_MAX = 4096  # client addresses remembered; the least recently seen is forgotten first
+_AUDIT_FIELDS = {"tag": str, "time_ms": int, "nonce": str, "key": str, "signature": str, "after": str, "limit": int}
+_AUDIT_BYTES = ("nonce", "key", "signature")
+_AUDIT_STATUS = {"INVALID_ARGUMENT": "400 Bad Request", "PERMISSION_DENIED": "403 Forbidden",
+                 "FAILED_PRECONDITION": "404 Not Found"}
+_HEX_RE = re.compile(r"(?:[0-9a-f]{2}){0,128}")
 _TX_ID_RE = re.compile(r"[0-9a-f]{64}")
 _STATIC_TYPES = {".html": "text/html; charset=utf-8", ".css": "text/css; charset=utf-8",
                  ".js": "text/javascript; charset=utf-8", ".png": "image/png", ".svg": "image/svg+xml"}
@@ -83,15 +107,72 @@ def receipt_json(r) -> dict[str, Any]:
             "message": r.message, "output": r.output.decode(errors="replace")}
 
 
+class RateLimit:
+    """Token buckets per client address: `burst` at once, then `rate` per second."""
+
+    def __init__(self, rate: float, burst: int, clients_max: int = AUDIT_CLIENTS_MAX,
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        self._rate, self._burst, self._clients_max, self._clock = rate, burst, clients_max, clock
+        self._buckets: OrderedDict[str, tuple[float, float]] = OrderedDict()  # client -> (tokens, at)
+
+    def allow(self, client: str) -> bool:
+        now = self._clock()
+        tokens, at = self._buckets.pop(client, (float(self._burst), now))
+        tokens = min(float(self._burst), tokens + (now - at) * self._rate)
+        if len(self._buckets) >= self._clients_max:
+            self._buckets.popitem(last=False)
+        self._buckets[client] = (tokens - 1 if tokens >= 1 else tokens, now)
+        return tokens >= 1
+
+
+def audit_request(body: bytes) -> audit_pb2.AuditRequest:
+    """The AuditRequest a POST /api/audit body spells (bytes in lowercase hex), or BadRequest
+    naming what is wrong; the Audit service checks the rest."""
+    try:
+        fields = json.loads(body)
+    except (UnicodeDecodeError, json.JSONDecodeError):
+        raise BadRequest("400 Bad Request", "the body must be a JSON object: {tag, time_ms, nonce, key, "
+                                            "signature, after?, limit?}") from None
+    if not isinstance(fields, dict):
+        raise BadRequest("400 Bad Request", "the body must be a JSON object")
+    if unknown := sorted(set(fields) - set(_AUDIT_FIELDS)):
+        raise BadRequest("400 Bad Request", f"unknown field {unknown[0][:32]!r}; the fields are "
+                                            f"{', '.join(_AUDIT_FIELDS)}")
+    for name, kind in _AUDIT_FIELDS.items():
+        if name not in fields and name not in ("after", "limit"):
+            raise BadRequest("400 Bad Request", f"{name} is missing")
+        value = fields.get(name, kind())
+        if type(value) is not kind or (kind is int and not 0 <= value < 1 << 64):
+            raise BadRequest("400 Bad Request", f"{name} must be " + (
+                "an integer in 0..2^64-1" if kind is int else "a string"))
+        if name in _AUDIT_BYTES and not _HEX_RE.fullmatch(value):
+            raise BadRequest("400 Bad Request", f"{name} must be lowercase hex, at most 128 bytes")
+    if fields.get("limit", 0) > AUDIT_PAGE_MAX:
+        raise BadRequest("400 Bad Request", f"limit must be 0..{AUDIT_PAGE_MAX} (0: {AUDIT_PAGE_MAX})")
+    return audit_pb2.AuditRequest(
+        tag=fields["tag"], time_ms=fields["time_ms"], after=fields.get("after", ""),
+        limit=fields.get("limit") or AUDIT_PAGE_MAX, **{name: bytes.fromhex(fields[name]) for name in _AUDIT_BYTES})
+
+
 class Explorer:
     """The explorer's routes over `host` (the daemon's Node: config, chains)."""
 
-    def __init__(self, host, static: dict[str, tuple[bytes, str]] | None = None) -> None:
+    POST_PATHS = frozenset({"/api/audit"})
+
+    def __init__(self, host, static: dict[str, tuple[bytes, str]] | None = None,
+                 clock: Callable[[], float] = time.monotonic) -> None:
         self._host = host
         self._static = load_static() if static is None else static
+        self._audit_rate = RateLimit(AUDIT_RATE_PER_S, AUDIT_BURST, clock=clock)
+        self._audit_all_rate = RateLimit(AUDIT_ALL_RATE_PER_S, AUDIT_ALL_BURST, clock=clock)
+
+    def server(self) -> HttpServer:
+        return HttpServer(self.route, post_paths=self.POST_PATHS)
 
     def route(self, request: HttpRequest) -> HttpResponse | None:
         path = request.path
+        if request.method == "POST":
+            return self._audit(request)
         if path == "/" or path == "/index.html":
             return self._file("index.html")
         if path.startswith("/static/"):
@@ -137,8 +218,27 @@ class Explorer:
                 return self.items(self._page_args(request))
             case ["items", "cases", case_id]:
                 return self.case(case_id)
+            case ["audit"]:
+                raise BadRequest("405 Method Not Allowed", "POST a signed audit request here (the citizen audit "
+                                                           "page does)")
         raise BadRequest("404 Not Found", "no such API; see GET /api/chains and docs/design.md, "
                                           "\"Explorer and audit page\"")
+
+    def _audit(self, request: HttpRequest) -> HttpResponse:
+        """POST /api/audit: bounded, then shape-checked, then the node's Audit service (which logs nothing)."""
+        try:
+            if not (self._audit_rate.allow(request.peer) and self._audit_all_rate.allow("")):
+                raise BadRequest("429 Too Many Requests", "too many audit requests; wait a few seconds and sign "
+                                                          "a new one")
+            reply = audit.service_for(self._host).answer(audit_request(request.body))
+        except BadRequest as exc:
+            return json_response({"error": str(exc)}, exc.status)
+        except audit.Refusal as refusal:
+            return json_response({"error": str(refusal), "code": refusal.code.name}, _AUDIT_STATUS[refusal.code.name])
+        return json_response({"chain_id": reply.chain_id, "height": reply.height, "more": reply.more,
+                              "next": reply.next, "entries": [{"entry": json.loads(e.entry_json),
+                                                               "proof": json.loads(e.proof_json)}
+                                                              for e in reply.entries]})
 
     @staticmethod
     def _page_args(request: HttpRequest) -> dict[str, Any]:

@@ -7,8 +7,9 @@ It runs on the node's loop because what it reads (each chain's status,
 ledger and state snapshot) belongs to that loop (docs/design.md, "Rule 5:
 edges are thin"): a request reads between two steps of a chain, never
 half-way through one. One request per connection, a bounded head, a
-timeout and a cap on concurrent connections; GET and HEAD only (the
-citizen audit page's signed challenge will be the first POST). Every route
+timeout and a cap on concurrent connections; GET and HEAD, and POST only on
+the paths a server names (`post_paths`: the citizen audit page's signed
+request), with a JSON body of at most POST_BODY_BYTES_MAX bytes. Every route
 is synchronous and bounded in work by its own page sizes.
 """
 from __future__ import annotations
@@ -23,6 +24,7 @@ from urllib.parse import parse_qsl, unquote
 log = logging.getLogger("govchain.http")
 
 REQUEST_HEAD_BYTES_MAX = 8192
+POST_BODY_BYTES_MAX = 4096
 REQUEST_TIMEOUT_S = 5.0
 CONNECTIONS_MAX = 16  # concurrent requests; more are closed at once
 
@@ -43,6 +45,8 @@ class HttpRequest:
     path: str  # percent-decoded, without the query
     query: dict[str, str]
     headers: dict[str, str]  # lower-case names
+    body: bytes = b""  # POST only
+    peer: str = ""  # the client's address (a reverse proxy's, behind one)
 
 
 @dataclass(frozen=True)
@@ -67,8 +71,9 @@ Route = Callable[[HttpRequest], HttpResponse | None]
 
 
 class HttpServer:
-    def __init__(self, *routes: Route, not_found: str = "not found") -> None:
+    def __init__(self, *routes: Route, not_found: str = "not found", post_paths: frozenset[str] = frozenset()) -> None:
         self._routes = routes
+        self._post_paths = post_paths
         self._not_found = not_found
         self._server: asyncio.Server | None = None
         self._connections = 0
@@ -101,16 +106,36 @@ class HttpServer:
         headers = {k.strip().lower(): v.strip() for k, _, v in (line.partition(":") for line in head[1:] if line)}
         raw_path, _, raw_query = target.partition("?")
         path = unquote(raw_path)
-        if method not in ("GET", "HEAD"):
-            response = text("405 Method Not Allowed", "read-only: GET and HEAD")
+        body = b""
+        if method == "POST" and path in self._post_paths:
+            body, response = await self._body(reader, headers)
+        elif method not in ("GET", "HEAD"):
+            response = text("405 Method Not Allowed", "read-only: GET and HEAD"
+                            + (f"; POST only to {', '.join(sorted(self._post_paths))}" if self._post_paths else ""))
         else:
+            response = None
+        if response is None:
             try:
                 query = dict(parse_qsl(raw_query, max_num_fields=16))
             except ValueError:
                 response = text("400 Bad Request", "at most 16 query parameters")
             else:
-                response = self._route(HttpRequest(method, path, query, headers))
+                peer = writer.get_extra_info("peername")
+                response = self._route(HttpRequest(method, path, query, headers, body,
+                                                   str(peer[0]) if isinstance(peer, tuple) else ""))
         await self._write(writer, method, response)
+
+    @staticmethod
+    async def _body(reader: asyncio.StreamReader, headers: dict[str, str]) -> tuple[bytes, HttpResponse | None]:
+        """A POST's JSON body, read only when declared and small enough; else the answer refusing it."""
+        if headers.get("content-type", "").split(";")[0].strip().lower() != "application/json":
+            return b"", text("415 Unsupported Media Type", "POST a JSON body (Content-Type: application/json)")
+        length = headers.get("content-length", "")
+        if not length.isdigit():
+            return b"", text("411 Length Required", "POST needs a Content-Length")
+        if int(length) > POST_BODY_BYTES_MAX:
+            return b"", text("413 Content Too Large", f"a POST body is at most {POST_BODY_BYTES_MAX} bytes")
+        return await reader.readexactly(int(length)), None
 
     def _route(self, request: HttpRequest) -> HttpResponse:
         try:

@@ -14,7 +14,7 @@ cached for LEDGER_SIZE_TTL_S.
 
 Label values are bounded: `chain` and `peer` (a department) come from the
 genesis files, `reason` from the fixed strings the node counts under, `status`
-from the receipt statuses.
+from the receipt statuses, `decision` from the verification decisions.
 """
 from __future__ import annotations
 
@@ -35,6 +35,7 @@ from node.chain.chain_node import ChainNode
 from node.chain.stats import Histogram
 from node.core.receipts import STATUSES
 from node.services.http import HttpRequest, HttpResponse, HttpServer, Route
+from node.services.verify import DECISIONS, VerifyStats
 
 log = logging.getLogger("govchain.metrics")
 
@@ -105,6 +106,7 @@ class NodeCollector(Collector):
                                value={"department": host.config.department, "version": self._version})
         yield from self._chain_metrics(chains)
         yield from self._peer_metrics(chains)
+        yield from _verify_metrics(host.verify_stats)
         bad = CounterMetricFamily("govchain_bad_input", "Input refused before it reached a chain (malformed "
                                   "requests, unknown chains, unauthorized peers, stream caps), by reason.",
                                   labels=["reason"])
@@ -184,6 +186,23 @@ class NodeCollector(Collector):
             send_dropped.add_metric([department], link.dropped if link is not None else 0)
             queued.add_metric([department], link.queued_bytes if link is not None else 0)
         yield from (connected, send_dropped, queued)
+
+
+def _verify_metrics(stats: VerifyStats | None) -> Iterator[Metric]:
+    """Verification queries this node answered as a provider; no series on a node without [[sources]]."""
+    queries = CounterMetricFamily("govchain_verification_queries", "Verification queries this node answered as "
+                                  "provider, by decision (permit, deny: logged on the authz chain; refused: before "
+                                  "logging) and reason.", labels=["decision", "reason"])
+    seconds = HistogramMetricFamily("govchain_verification_query_seconds", "From a verification query's arrival "
+                                    "to its sealed reply or refusal, the log commit wait included, by decision.",
+                                    labels=["decision"])
+    if stats is not None:
+        for (decision, reason), n in sorted(stats.queries.items()):
+            queries.add_metric([decision, reason_label(reason)], n)
+        for decision in DECISIONS:
+            h = stats.seconds[decision]
+            seconds.add_metric([decision], h.cumulative(), h.sum)
+    yield from (queries, seconds)
 
 
 def metrics_registry(host) -> CollectorRegistry:

@@ -36,6 +36,7 @@ from google.protobuf.message import DecodeError
 
 from node.adapters import AdapterError, PredicateError, Sources, holds, open_sources, predicate_fields
 from node.chain.admission import Outcome
+from node.chain.stats import COMMIT_LATENCY_BUCKETS_S, Histogram
 from node.contracts.catalog import FIELD_RE, ITEM_ID_RE
 from node.contracts.identity_view import CATALOG_CHAIN, CATALOG_CONTRACT, check_role, lookup_signer
 from node.core import attest
@@ -70,6 +71,30 @@ DENY_ROLE = "the item does not admit requesters"
 DENY_SEALED = "the sealed subject does not open with the provider key"
 DENY_TAG = "the tag does not match the ID number"
 DENY_AUTHZ = "the authz contract refused the permit"
+DENY_REASONS = (DENY_ITEM_INACTIVE, DENY_ITEM_ELSEWHERE, DENY_MODE, DENY_FIELD, DENY_ROLE, DENY_SEALED, DENY_TAG,
+                DENY_AUTHZ)
+
+
+# ---- counts for the metrics endpoint ---------------------------------------------
+
+DECISIONS = ("permit", "deny", "refused")
+
+
+class VerifyStats:
+    """Queries by decision and reason, and their latency by decision, for
+    node/services/metrics.py (docs/operations.md, "Metrics"). Plain counts
+    observed on the node's event loop, read there at scrape time, as
+    node/chain/stats.py; no metrics library here. Reasons are bounded: none
+    for a permit, one of DENY_REASONS for a deny (logged as a DENY entry), the
+    gRPC status code's name for a refusal (not logged)."""
+
+    def __init__(self) -> None:
+        self.queries: dict[tuple[str, str], int] = {("permit", ""): 0, **{("deny", r): 0 for r in DENY_REASONS}}
+        self.seconds = {decision: Histogram(COMMIT_LATENCY_BUCKETS_S) for decision in DECISIONS}
+
+    def observe(self, decision: str, reason: str, seconds: float) -> None:
+        self.queries[(decision, reason)] = self.queries.get((decision, reason), 0) + 1
+        self.seconds[decision].observe(seconds)
 
 
 # ---- sealing (shared with the requester's CLI) ----------------------------------
@@ -95,11 +120,13 @@ def open_reply(private: PrivateKey, sealed: bytes) -> bytes:
 # ---- the request ----------------------------------------------------------------
 
 class Refusal(Exception):
-    """A request refused with a status; `deny` set: logged as a DENY entry first."""
+    """A request refused with a status; `deny` set: logged as a DENY entry
+    first. `logged`: the DENY reason once it is logged (counted as a deny)."""
 
-    def __init__(self, code: grpc.StatusCode, message: str, deny: str | None = None) -> None:
+    def __init__(self, code: grpc.StatusCode, message: str, deny: str | None = None,
+                 logged: str | None = None) -> None:
         super().__init__(message)
-        self.code, self.deny = code, deny
+        self.code, self.deny, self.logged = code, deny, logged
 
 
 def _bad(message: str) -> Refusal:
@@ -223,7 +250,8 @@ def minimal_answer(record: dict | None, checked: Checked) -> dict:
 
 class VerificationService(verify_pb2_grpc.VerificationServicer):
     def __init__(self, *, department: str, key: SigningKey, sources: Sources, catalog, authz,
-                 nonces: NonceCache, window_s: int, commit_wait_s: int, clock=time.time) -> None:
+                 nonces: NonceCache, window_s: int, commit_wait_s: int, clock=time.time,
+                 stats: VerifyStats | None = None) -> None:
         self._department = department
         self._key = key
         self._public = bytes(key.verify_key)
@@ -235,12 +263,25 @@ class VerificationService(verify_pb2_grpc.VerificationServicer):
         self._window_ms = window_s * 1000
         self._commit_wait_s = commit_wait_s
         self._clock = clock
+        self.stats = stats or VerifyStats()
 
     async def Verify(self, request, context):
+        """Counted by decision, timed from arrival to the sealed reply or the
+        refusal (the log commit wait included)."""
+        started = time.monotonic()
+        decision, reason = "refused", "unknown"  # a bug: gRPC answers UNKNOWN
         try:
-            return await self._verify(request)
+            reply = await self._verify(request)
+            decision, reason = "permit", ""
+            return reply
         except Refusal as refusal:
+            decision, reason = ("deny", refusal.logged) if refusal.logged else ("refused", refusal.code.name.lower())
             await context.abort(refusal.code, str(refusal))
+        except asyncio.CancelledError:  # the requester went away
+            decision, reason = "refused", "cancelled"
+            raise
+        finally:
+            self.stats.observe(decision, reason, time.monotonic() - started)
 
     # ---- steps ----
 
@@ -378,9 +419,10 @@ class VerificationService(verify_pb2_grpc.VerificationServicer):
     async def _deny(self, c: Checked, refusal: Refusal) -> Refusal:
         entry = self._entry(c, "DENY", refusal.deny, None)[0]
         tx_id, receipt = await self._log(c, entry)
-        where = (f"logged as DENY in {tx_id.hex()} at authz height {receipt.height}" if receipt.status == "OK"
-                 else f"the DENY entry was not logged: {receipt.message}")
-        return Refusal(refusal.code, f"{refusal}; {where}")
+        if receipt.status != "OK":
+            return Refusal(refusal.code, f"{refusal}; the DENY entry was not logged: {receipt.message}")
+        return Refusal(refusal.code, f"{refusal}; logged as DENY in {tx_id.hex()} at authz height {receipt.height}",
+                       logged=refusal.deny)
 
     async def _verify(self, signed) -> verify_pb2.VerifyReply:
         c = parse(signed)
@@ -388,7 +430,8 @@ class VerificationService(verify_pb2_grpc.VerificationServicer):
         logged = self._logged(c.digest)
         if logged is not None and logged.get("decision") == "DENY":
             raise Refusal(grpc.StatusCode.PERMISSION_DENIED,
-                          f"this request was refused and logged as DENY: {logged.get('reason')}")
+                          f"this request was refused and logged as DENY: {logged.get('reason')}",
+                          logged=logged.get("reason") if logged.get("reason") in DENY_REASONS else None)
         try:
             self._check_item(c)
             id_number = self._open_subject(c)
@@ -440,8 +483,9 @@ def register(host, server: grpc.aio.Server) -> str | None:
     except (KeyFileError, AdapterError, OSError, ValueError) as exc:
         raise VerifyConfigError(f"[verify]/[[sources]]: {exc}") from exc
     nonces = NonceCache(config.data_dir / "verify" / "nonces.sqlite", config.verify.window_s * 1000)
+    host.verify_stats = VerifyStats()  # the metrics collector reads it
     verify_pb2_grpc.add_VerificationServicer_to_server(VerificationService(
         department=config.department, key=key, sources=sources, catalog=host.chains[CATALOG_CHAIN],
         authz=host.chains[AUTHZ_CHAIN], nonces=nonces, window_s=config.verify.window_s,
-        commit_wait_s=config.verify.commit_wait_s), server)
+        commit_wait_s=config.verify.commit_wait_s, stats=host.verify_stats), server)
     return SERVICE_NAME

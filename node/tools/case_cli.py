@@ -1,8 +1,9 @@
 """`govchain case open | show | rerun`: a service item's cases (docs/design.md,
 "Service items and cases"; proto/govchain/v1/cases.proto).
 
-- open: a window signs the item chain's open_case (citing the citizen's
-  authn event) and hands it, with the subject's ID number and OPRF output
+- open: a window (--window-key, citing the citizen's authn event) or the
+  citizen (--key, their app key the authn chain binds to the tag) signs the
+  item chain's open_case and hands it, with the subject's ID number and OPRF output
   and a consent or agreement per input, to the competent department's node,
   which drives the case to a decision; prints the case.
 - show: the case as recorded on the item chain (any node).
@@ -65,8 +66,13 @@ def cmd_case_open(args) -> int:
 
     id_number = sys.stdin.readline().strip() if args.id_number == "-" else args.id_number
     consents, agreements = _pairs(args.consent, "--consent"), _pairs(args.agreement, "--agreement")
-    key = load_signing_key(args.window_key)
-    payload = {"case_id": args.case, "item_id": args.item, "tag": args.tag, "authn_event": args.authn_event}
+    if (args.window_key is None) != (args.authn_event is None):
+        raise ValueError("a window opens a case with --window-key and --authn-event; the citizen with --key "
+                         "(their bound app key) and no --authn-event")
+    key = load_signing_key(args.window_key or args.key)
+    payload = {"case_id": args.case, "item_id": args.item, "tag": args.tag}
+    if args.window_key is not None:
+        payload["authn_event"] = args.authn_event
     tx = sign_transaction(key, chain_id="item", nonce=int.from_bytes(os.urandom(7), "big"), contract="item",
                           method="open_case", payload=json.dumps(payload, sort_keys=True).encode())
     stub = cases_pb2_grpc.CasesStub(channel(args.node, _client_tls(args), args.server_name))
@@ -164,13 +170,16 @@ def register(sub, client_opts) -> None:
                           description=__doc__.split("\n\n")[1]).add_subparsers(dest="action", required=True)
     op = case.add_parser("open", help="open a case at the competent department's node (--node), which decides it")
     client_opts(op)
-    op.add_argument("--window-key", required=True, help="the competent department's window key (role window)")
+    opener = op.add_mutually_exclusive_group(required=True)
+    opener.add_argument("--window-key", help="the competent department's window key (role window); "
+                                             "needs --authn-event")
+    opener.add_argument("--key", help="the citizen's app key file (the key the authn chain binds to --tag)")
     op.add_argument("--item", required=True, help="the service item id")
     op.add_argument("--case", required=True, help="a new case id")
     op.add_argument("--tag", required=True, help="the citizen's subject tag (hex)")
     op.add_argument("--oprf-output", required=True, help="the OPRF output of the tag (hex; `govchain tag --json`)")
     op.add_argument("--id-number", required=True, help="the ID number, or - to read it from stdin")
-    op.add_argument("--authn-event", required=True, help="the citizen's authn event id (authn chain)")
+    op.add_argument("--authn-event", help="with --window-key: the citizen's authn event id (authn chain)")
     op.add_argument("--consent", action="append", metavar="INPUT=ID", help="the consent for one input's query")
     op.add_argument("--agreement", action="append", metavar="INPUT=ID", help="the agreement for one input's query")
     op.add_argument("--purpose", required=True, help="the purpose the queries name")

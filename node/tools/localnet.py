@@ -50,6 +50,7 @@ DEPARTMENTS = (
     ("education", "Education Commission"),
     ("health-commission", "Health Commission"),
     ("natural-resources", "Natural Resources Bureau"),
+    ("culture-tourism", "Culture and Tourism Bureau"),
 )
 SUBCHAINS = ("catalog", "item", "authn", "authz", "cert")
 DEFAULT_CHAINS = (*SUBCHAINS, "demo")
@@ -147,9 +148,20 @@ def free_ports(count: int) -> list[int]:
 
 
 def create_network(root: Path, *, nodes: int = 4, chains=DEFAULT_CHAINS, mqtt_port: int | None = None,
-                   tick_ms: int = 10, insecure: bool = False, metrics: bool = True, **consensus) -> list[NodeSpec]:
-    if not 1 <= nodes <= len(DEPARTMENTS):
+                   tick_ms: int = 10, insecure: bool = False, metrics: bool = True, departments=None,
+                   **consensus) -> list[NodeSpec]:
+    """`departments` (ids from DEPARTMENTS) picks the nodes; else the first `nodes` of DEPARTMENTS."""
+    names = dict(DEPARTMENTS)
+    if departments is not None:
+        unknown = [d for d in departments if d not in names]
+        if unknown:
+            raise ValueError(f"no local department {unknown[0]!r}; departments: {', '.join(names)}")
+        chosen = [(d, names[d]) for d in dict.fromkeys(departments)]
+    elif not 1 <= nodes <= len(DEPARTMENTS):
         raise ValueError(f"--nodes must be between 1 and {len(DEPARTMENTS)}")
+    else:
+        chosen = list(DEPARTMENTS[:nodes])
+    nodes = len(chosen)
     root = Path(root).resolve()
     if (root / "network.json").exists():
         raise FileExistsError(f"{root} already holds a network; use it as is or choose another --dir")
@@ -157,7 +169,7 @@ def create_network(root: Path, *, nodes: int = 4, chains=DEFAULT_CHAINS, mqtt_po
     # Sorted by id, as `genesis assemble` orders validators: specs[i] is replica i.
     specs = [NodeSpec(dept, name, ports[2 * i], ports[2 * i + 1], str(root / dept),
                       ports[2 * nodes + i] if metrics else 0, ports[3 * nodes + i] if metrics else 0)
-             for i, (dept, name) in enumerate(sorted(DEPARTMENTS[:nodes]))]
+             for i, (dept, name) in enumerate(sorted(chosen))]
     if not insecure:
         tls.generate_ca(root / "tls")
         tls.issue_cert(root / "tls", root / "tls" / "client", "cluster-client")

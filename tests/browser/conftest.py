@@ -1,7 +1,7 @@
 """Browser tests: the explorer of a real local network in headless Chromium
 (Debian's `chromium`, driven by Playwright for Python; docs/design.md,
-"Explorer and audit page"). One network and one browser per module keep the
-suite fast; each test opens its own page.
+"Explorer and audit page"). One network for the whole browser suite and one
+browser per module keep it fast; each test opens its own page.
 
 GOVCHAIN_SCREENSHOTS=DIR saves the screenshots the README shows into DIR
 (docs/img when refreshing them).
@@ -17,11 +17,11 @@ from playwright.sync_api import sync_playwright
 from node.tools import localnet
 from tests.e2e.conftest import Net
 
-CHAINS = ("catalog", "item", "demo")
+CHAINS = ("catalog", "item", "authn", "authz", "demo")  # the explorer's and the audit page's
 CHROMIUM = os.environ.get("GOVCHAIN_CHROMIUM", "/usr/bin/chromium")
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def net(tmp_path_factory):
     root = tmp_path_factory.mktemp("browser") / "net"
     specs = localnet.create_network(root, nodes=4, chains=CHAINS)

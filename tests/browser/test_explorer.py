@@ -203,7 +203,7 @@ def test_the_api_is_read_only_bounded_and_names_bad_input(net, committed):
     status, _, body = _http(base + "api/chains/demo/blocks?limit=51")
     assert status == 400 and json.loads(body)["error"] == "limit must be an integer in 1..50, not '51'"
     status, _, body = _http(base + "api/chains/nope/blocks")
-    assert status == 404 and json.loads(body)["error"] == "no chain 'nope' on this node (it runs catalog, demo, item)"
+    assert status == 404 and json.loads(body)["error"] == "no chain 'nope' on this node (it runs authn, authz, catalog, demo, item)"
     status, _, body = _http(base + "api/chains/demo/txs/" + "ab" * 32)
     assert status == 404 and "is not committed on demo" in json.loads(body)["error"]
     assert _http(base + "api/chains/demo/txs/XYZ")[0] == 400

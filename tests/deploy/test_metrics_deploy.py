@@ -88,12 +88,14 @@ def test_dashboard_queries_only_metrics_a_node_exposes_and_has_the_operator_pane
             used |= names
     titles = " | ".join(p["title"].lower() for p in panels)
     for topic in ("height", "view change", "commit latency", "committed transactions", "refusals", "dropped",
-                  "peers", "fsync"):
+                  "peers", "fsync", "verification queries", "verification query latency"):
         assert topic in titles, f"deploy/grafana/govchain.json: add a panel for {topic}"
     assert {"govchain_commit_latency_seconds_bucket", "govchain_fsync_duration_seconds_bucket",
-            "govchain_transactions_committed_total", "govchain_view_changes_total"} <= used
-    quantiles = {q for p in panels for t in p["targets"] if "commit_latency" in t["expr"]
-                 for q in re.findall(r"histogram_quantile\((0\.\d+)", t["expr"])}
-    assert quantiles == {"0.5", "0.99"}, "commit latency: p50 and p99"
+            "govchain_transactions_committed_total", "govchain_view_changes_total",
+            "govchain_verification_queries_total", "govchain_verification_query_seconds_bucket"} <= used
+    for histogram in ("commit_latency", "verification_query_seconds"):
+        quantiles = {q for p in panels for t in p["targets"] if histogram in t["expr"]
+                     for q in re.findall(r"histogram_quantile\((0\.\d+)", t["expr"])}
+        assert quantiles == {"0.5", "0.99"}, f"{histogram}: p50 and p99"
     for variable in dashboard["templating"]["list"]:
         assert re.search(r"label_values\((govchain_[a-z_]+),", variable["query"]["query"]).group(1) in EXPOSED

@@ -11,6 +11,7 @@ from nacl.signing import SigningKey
 
 from node.contracts.item import ItemContract
 from node.core import attest, rules
+from node.identity.signers import permission_refusal
 from node.ledger.execution import OK, ContractError, TxContext
 from node.ledger.query import QueryContext
 
@@ -25,6 +26,9 @@ def _signing(seed: int) -> SigningKey:
 OFFICER, SERVICE, WINDOW, OTHER_OFFICER, OTHER_SERVICE, PROVIDER = (
     bytes(_signing(n).verify_key) for n in (1, 2, 3, 4, 5, 6))
 PROVIDER_KEY = _signing(6)
+CITIZEN, OTHER_CITIZEN, EXPIRED_CITIZEN, REVOKED_CITIZEN = (bytes(_signing(n).verify_key) for n in (7, 8, 9, 10))
+BINDINGS = {CITIZEN: (TAG, T0 + 600_000, None), OTHER_CITIZEN: ("cd" * 32, T0 + 600_000, None),
+            EXPIRED_CITIZEN: (TAG, T0 + 1, None), REVOKED_CITIZEN: (TAG, T0 + 600_000, {"height": 2})}
 KEYS = {OFFICER: ("power-company", ["governance"]), SERVICE: ("power-company", ["provider", "requester"]),
         WINDOW: ("power-company", ["window"]), OTHER_OFFICER: ("tax-bureau", ["governance"]),
         OTHER_SERVICE: ("tax-bureau", ["provider"]), PROVIDER: ("housing-registry", ["provider"])}
@@ -40,6 +44,10 @@ def _foreign() -> dict:
     state[("catalog", b"item/arrears")] = json.dumps(
         {"item_id": "arrears", "department": "housing-registry", "fields": ["amount"],
          "answer_modes": ["predicate"], "status": "active"}).encode()
+    for n, (k, (tag, expires, revoked)) in enumerate(BINDINGS.items()):  # what authn.record leaves
+        state[("authn", b"binding/" + k.hex().encode())] = json.dumps(
+            {"tag": tag, "assurance": 3, "expires_at_ms": expires, "event_id": f"ev-app-{n}",
+             "revoked": revoked}).encode()
     state[("authn", b"event/ev-1")] = json.dumps({"tag": TAG, "expires_at_ms": T0 + 600_000,
                                                   "revoked": None}).encode()
     return state
@@ -115,7 +123,7 @@ def _evidence(name: str, n: int, key: SigningKey = PROVIDER_KEY) -> dict:
 
 def test_roles_and_queries_are_declared():
     assert dict(ItemContract.methods) == {
-        "register_item": "governance", "update_item": "governance", "open_case": "window",
+        "register_item": "governance", "update_item": "governance", "open_case": ("citizen", "window"),
         "record_evidence": "provider", "decide": "provider", "review": "governance", "record_notice": "provider"}
     assert ItemContract.queries == {"item", "items", "rule", "case", "cases"}
 
@@ -180,6 +188,56 @@ def test_a_case_is_opened_by_the_competent_departments_window_for_the_authentica
     _refused(chain, WINDOW, "open_case", {"case_id": "case-1", "item_id": "power-transfer", "tag": TAG,
                                           "authn_event": "ev-1"}, "already open")
     assert [c["case_id"] for c in chain.query("cases", {"tag": TAG})["items"]] == ["case-1"]
+
+
+def test_a_citizen_opens_their_own_case_with_their_bound_app_key(chain):
+    case = chain.run(CITIZEN, "open_case", {"case_id": "case-1", "item_id": "power-transfer", "tag": TAG})
+    assert case["status"] == "open" and case["department"] == "power-company" and case["tag"] == TAG
+    assert case["rule_hash"] == chain.query("item", {"item_id": "power-transfer"})["rule_hash"]
+    assert case["opened"] == {"by": "citizen", "key": CITIZEN.hex(), "authn_event": "ev-app-0", "height": 2,
+                              "at_ms": T0 + 2, "authn_height": 9}
+    assert [c["case_id"] for c in chain.query("cases", {"tag": TAG})["items"]] == ["case-1"]
+    # the competent department drives it as it drives a window's case
+    chain.run(SERVICE, "record_evidence", {"case_id": "case-1", "evidence": [
+        _evidence("owner_is_subject", 1), _evidence("account_arrears", 2)]})
+    assert chain.run(SERVICE, "decide", {"case_id": "case-1", "outcome": "approved",
+                                         "reason": "the rule holds"})["status"] == "approved"
+
+
+@pytest.mark.parametrize("sender, match", [
+    (OTHER_CITIZEN, "only the citizen may open a case without citing 'authn_event': the sender's authn binding "
+                    "is for another subject, not tag abababababababab"),
+    (EXPIRED_CITIZEN, f"only the citizen may open a case without citing 'authn_event': key "
+                      f"{EXPIRED_CITIZEN.hex()[:16]}'s authn binding \\(event ev-app-2\\) expired at {T0 + 1} ms"),
+    (REVOKED_CITIZEN, f"only the citizen may open a case without citing 'authn_event': key "
+                      f"{REVOKED_CITIZEN.hex()[:16]}'s authn binding \\(event ev-app-3\\) was revoked"),
+    (SERVICE, f"only the citizen may open a case without citing 'authn_event': key {SERVICE.hex()[:16]} has no "
+              "authn binding"),  # a catalog key posing as the citizen
+    (WINDOW, f"key {WINDOW.hex()[:16]} has no authn binding"),  # a window must cite the authn event
+])
+def test_a_case_is_opened_by_the_citizen_only_with_a_binding_in_force_for_its_tag(chain, sender, match):
+    _refused(chain, sender, "open_case", {"case_id": "c", "item_id": "power-transfer", "tag": TAG}, match)
+    assert chain.query("case", {"case_id": "c"}) is None
+
+
+def test_a_citizen_cannot_pose_as_a_window_and_a_catalog_key_is_no_citizen_at_the_platform(chain):
+    _refused(chain, CITIZEN, "open_case", {"case_id": "c", "item_id": "power-transfer", "tag": TAG,
+                                           "authn_event": "ev-1"},
+             "a case is opened by a window key \\(role 'window' on the catalog chain\\) when it cites 'authn_event'")
+    _refused(chain, OFFICER, "open_case", {"case_id": "c", "item_id": "power-transfer", "tag": TAG,
+                                           "authn_event": "ev-1"}, "a case is opened by a window key")
+    # the platform's permission check (admission and execution) runs before the contract
+    catalog = lambda contract, key: chain.foreign.get(("catalog", key))  # noqa: E731
+    authn = lambda contract, key: chain.foreign.get(("authn", key))  # noqa: E731
+    role = ItemContract.methods["open_case"]
+    assert permission_refusal(catalog, CITIZEN, "item", "open_case", role, authn=authn, at_ms=T0) is None
+    assert permission_refusal(catalog, WINDOW, "item", "open_case", role, authn=authn, at_ms=T0) is None
+    assert permission_refusal(catalog, SERVICE, "item", "open_case", role, authn=authn, at_ms=T0) == (
+        f"permission denied: item.open_case needs role 'citizen' or 'window'; key {SERVICE.hex()[:16]} has no "
+        f"authn binding (authenticate first: an authn event binds the app key to a subject); key "
+        f"{SERVICE.hex()[:16]} of power-company has roles [provider, requester]")
+    assert "expired at" in permission_refusal(catalog, EXPIRED_CITIZEN, "item", "open_case", role, authn=authn,
+                                              at_ms=T0 + 5)
 
 
 def test_evidence_and_decisions_are_recorded_only_by_the_competent_department(chain):

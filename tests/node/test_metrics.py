@@ -26,6 +26,7 @@ from node.core.tx import sign_transaction
 from node.ledger.ledger import Ledger
 from node.net.transport import Transport
 from node.services.metrics import DirectorySize, MetricsServer, NodeCollector, metrics_registry, reason_label
+from node.services.verify import DENY_REASONS, DENY_TAG, VerifyStats
 
 KEYS = [SigningKey(bytes([i + 1]) * 32) for i in range(4)]
 DEPARTMENTS = ("housing-registry", "power-company", "public-security", "market-regulation")
@@ -55,6 +56,8 @@ FAMILIES = {
     "govchain_peer_send_dropped": "counter",
     "govchain_peer_send_queue_bytes": "gauge",
     "govchain_bad_input": "counter",
+    "govchain_verification_queries": "counter",
+    "govchain_verification_query_seconds": "histogram",
 }
 
 
@@ -88,9 +91,11 @@ def make_chain(tmp_path):
         pool.shutdown()
 
 
-def host(chains: dict[str, ChainNode], department: str = DEPARTMENTS[0], bad_input=None, transport=None):
+def host(chains: dict[str, ChainNode], department: str = DEPARTMENTS[0], bad_input=None, transport=None,
+         verify_stats=None):
     return SimpleNamespace(config=SimpleNamespace(department=department), chains=chains,
-                           bad_input=bad_input if bad_input is not None else {}, transport=transport)
+                           bad_input=bad_input if bad_input is not None else {}, transport=transport,
+                           verify_stats=verify_stats)
 
 
 def _tx(chain_id: str, nonce: int, value: str = "v"):
@@ -161,6 +166,34 @@ async def test_collector_labels_peers_drops_and_pending_bytes(make_chain) -> Non
     assert got["govchain_peer_connected"] == peers
     assert got["govchain_peer_send_dropped_total"] == peers
     assert set(got["govchain_height"]) == {(("chain", "demo"),), (("chain", "item"),)}
+
+
+def test_collector_reads_verification_stats() -> None:
+    """Queries by decision and a bounded reason, latency by decision; a
+    node that answers no verification queries has the families, no series."""
+    stats = VerifyStats()
+    stats.observe("permit", "", 0.02)
+    stats.observe("permit", "", 0.3)
+    stats.observe("deny", DENY_TAG, 0.04)
+    stats.observe("refused", "already_exists", 0.001)
+    got = scrape(metrics_registry(host({}, verify_stats=stats)))
+    queries = got["govchain_verification_queries_total"]
+    assert queries[(("decision", "permit"), ("reason", ""))] == 2
+    assert queries[(("decision", "deny"), ("reason", "the_tag_does_not_match_the_id_number"))] == 1
+    assert queries[(("decision", "refused"), ("reason", "already_exists"))] == 1
+    # every deny reason is there from the start (rate() sees the first one), refusals once seen
+    assert len(queries) == 1 + len(DENY_REASONS) + 1 and sum(queries.values()) == 4
+    assert got["govchain_verification_query_seconds_count"] == {
+        (("decision", "permit"),): 2, (("decision", "deny"),): 1, (("decision", "refused"),): 1}
+    assert got["govchain_verification_query_seconds_sum"][(("decision", "permit"),)] == pytest.approx(0.32)
+    permit_buckets = {dict(k)["le"]: v for k, v in got["govchain_verification_query_seconds_bucket"].items()
+                      if dict(k)["decision"] == "permit"}
+    assert permit_buckets["0.025"] == 1 and permit_buckets["0.25"] == 1 and permit_buckets["0.5"] == 2
+    assert permit_buckets["+Inf"] == 2
+
+    off = scrape(metrics_registry(host({})))
+    assert off["__types__"]["govchain_verification_queries"] == "counter"
+    assert "govchain_verification_queries_total" not in off and "govchain_verification_query_seconds_count" not in off
 
 
 def test_reason_labels_are_snake_case() -> None:

@@ -2,58 +2,20 @@
 // (node/services/explorer.py; docs/design.md, "Explorer and audit page").
 // Every value from the API reaches the page as text (textContent), never as HTML.
 import { verifyInclusionProof } from "./verify.js";
+import { api, el, fields, hash, link, main, short, show, table, time } from "./ui.js";
+import { auditView } from "./audit.js";
 
-const main = document.getElementById("content");
 let chainsCache = null;
 
 const STATUS = { OK: "成功 · OK", FAILED: "失败 · FAILED", DUPLICATE: "重复 · DUPLICATE" };
 const ROLES = { governance: "治理 governance", provider: "数据提供 provider", requester: "查询 requester",
   identity: "身份认证 identity", issuer: "发证 issuer", window: "窗口 window" };
 
-function el(tag, attrs = {}, ...children) {
-  const node = document.createElement(tag);
-  for (const [k, v] of Object.entries(attrs)) {
-    if (v === undefined || v === null || v === false) continue;
-    if (k === "class") node.className = v; else node.setAttribute(k, v === true ? "" : v);
-  }
-  for (const c of children.flat(Infinity)) {
-    if (c === null || c === undefined) continue;
-    node.append(c instanceof Node ? c : document.createTextNode(String(c)));
-  }
-  return node;
-}
-
-const link = (href, text, attrs = {}) => el("a", { href, ...attrs }, text);
-const short = (hex) => (hex && hex.length > 16 ? `${hex.slice(0, 16)}…` : hex || "—");
-const hash = (hex) => el("code", { class: "hash", title: hex }, hex || "—");
-const time = (ms) => (ms ? new Date(ms).toISOString().replace("T", " ").slice(0, 19) + " UTC" : "—");
 const status = (s) => el("span", { class: `status-${s}` }, STATUS[s] || s || "—");
-
-function table(caption, headers, rows, attrs = {}) {
-  return el("table", attrs, el("caption", {}, caption),
-    el("thead", {}, el("tr", {}, headers.map((h) => el("th", { scope: "col" }, h)))),
-    el("tbody", {}, rows.map((r) => el("tr", {}, r.map((c) => el("td", {}, c))))));
-}
-
-function fields(pairs) {
-  return el("dl", {}, pairs.map(([k, v]) => [el("dt", {}, k), el("dd", {}, v)]));
-}
-
-async function api(path) {
-  const response = await fetch(`/api/${path}`, { headers: { Accept: "application/json" } });
-  const body = await response.json().catch(() => ({ error: `HTTP ${response.status}` }));
-  if (!response.ok) throw new Error(body.error || `HTTP ${response.status}`);
-  return body;
-}
 
 async function chains() {
   chainsCache = chainsCache || await api("chains");
   return chainsCache;
-}
-
-function show(title, ...content) {
-  document.title = `${title} · 政务链浏览器 govchain explorer`;
-  main.replaceChildren(el("h1", {}, title), ...content.filter((c) => c !== null && c !== undefined));
 }
 
 // ---- views ------------------------------------------------------------------------------------
@@ -218,6 +180,7 @@ const ROUTES = [
   [/^#\/items$/, () => itemsView()],
   [/^#\/items\/after\/([^/]+)$/, (a) => itemsView(a)],
   [/^#\/case\/([^/]+)$/, (id) => caseView(id)],
+  [/^#\/audit$/, () => auditView()],
 ];
 
 async function render(focus) {

@@ -30,7 +30,7 @@ export function bytesToHex(bytes) {
   return Array.from(bytes, (b) => b.toString(16).padStart(2, "0")).join("");
 }
 
-function concat(...parts) {
+export function concat(...parts) {
   const out = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
   let at = 0;
   for (const p of parts) { out.set(p, at); at += p.length; }
@@ -43,14 +43,14 @@ function equal(a, b) {
   return true;
 }
 
-function be(value, size) { // big-endian unsigned integer of `size` bytes
+export function be(value, size) { // big-endian unsigned integer of `size` bytes
   const out = new Uint8Array(size);
   let v = BigInt(value);
   for (let i = size - 1; i >= 0; i--) { out[i] = Number(v & 0xffn); v >>= 8n; }
   return out;
 }
 
-async function sha256(...parts) {
+export async function sha256(...parts) {
   return new Uint8Array(await crypto.subtle.digest("SHA-256", concat(...parts)));
 }
 

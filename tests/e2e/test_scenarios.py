@@ -1,0 +1,154 @@
+"""The five seed scenarios (scenarios/; docs/design.md, "Scenarios") played on
+one real network: 7 department nodes, a real Mosquitto, the real authz
+contract. Each step checks itself as it plays (node/tools/scenario_run.py
+raises ScenarioFailed); the tests below check the records again from the
+chains: every decision, every notice, every audit entry, consents spent
+once, a rule that refuses, manual review then an officer, and re-runs."""
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from node.pb import client_pb2
+from node.tools import localnet, scenario_run, scenarios
+from node.tools.case_cli import rerun
+
+from ..mosquitto import Mosquitto
+
+pytestmark = pytest.mark.e2e
+SEEDS = scenarios.available()
+
+
+@pytest.fixture(scope="module")
+def played(tmp_path_factory):
+    root = tmp_path_factory.mktemp("scenarios")
+    (root / "mqtt").mkdir()
+    broker = Mosquitto(root / "mqtt", persistence=True).start()
+    net = scenario_run.create(root / "net", scenarios.load_many(SEEDS), broker.port)
+    lines: list[str] = []
+    try:
+        scenario_run.start(net, lines.append)
+        player = scenario_run.Player(net, lines.append)
+        try:
+            reports = {s.name: player.play(s) for s in net.scenarios}
+        finally:
+            player.close()
+        yield net, reports, lines
+    finally:
+        for spec in net.specs:
+            localnet.kill(spec)
+        broker.stop()
+
+
+def query(net, chain: str, method: str, args: dict, node: int = 1):
+    reply = localnet.client_stub(net.specs[node]).Query(client_pb2.QueryRequest(
+        chain_id=chain, contract=chain, method=method, args=json.dumps(args).encode()), timeout=10)
+    return json.loads(reply.result)
+
+
+EXPECTED = {  # scenario -> case -> (status on chain, decision outcome, reason)
+    "house-sale": {"electricity-transfer-1": ("approved", "approved", "the rule holds"),
+                   "electricity-transfer-2": ("refused", "refused", "the rule does not hold")},
+    "unemployment": {"benefit-1": ("approved", "approved", "the rule holds"),
+                     "benefit-2": ("refused", "refused", "the rule does not hold")},
+    "school-enrolment": {"enrolment-1": ("approved", "approved", "the rule holds"),
+                         "enrolment-2": ("refused", "refused", "the rule does not hold")},
+    "company-opening": {"company-1": ("approved", "approved", "the rule holds"),
+                        "company-2": ("refused", "refused", "the rule does not hold")},
+    "gallery-licence": {"gallery-1": ("approved", "manual",
+                                      "the item is decided by an officer (the rule holds)")},
+}
+
+
+def test_the_network_has_the_departments_the_scenarios_name(played):
+    net, _, _ = played
+    assert [s.department for s in net.specs] == ["culture-tourism", "education", "housing-registry",
+                                                 "human-resources", "market-regulation", "power-company",
+                                                 "public-security"]
+
+
+@pytest.mark.parametrize("scenario", SEEDS)
+def test_every_decision_is_the_expected_one_on_every_node(played, scenario):
+    net, reports, _ = played
+    report = reports[scenario]
+    assert set(report.cases) == set(EXPECTED[scenario])
+    for name, (status, outcome, reason) in EXPECTED[scenario].items():
+        case = query(net, "item", "case", {"case_id": report.cases[name]["case_id"]})
+        assert (case["status"], case["decision"]["outcome"], case["decision"]["reason"]) == (status, outcome, reason)
+        assert case["decision"]["evidence"] == [e["request_digest"] for e in case["evidence"]["entries"]]
+        assert case["notice"] is not None
+
+
+def test_an_officer_decides_the_gallery_after_the_checks(played):
+    net, reports, _ = played
+    case = query(net, "item", "case", {"case_id": reports["gallery-licence"].cases["gallery-1"]["case_id"]})
+    assert case["review"]["outcome"] == "approved" and case["decision"]["outcome"] == "manual"
+
+
+def test_every_notice_reached_the_right_phone_and_its_digest_is_on_chain(played):
+    net, reports, _ = played
+    got = {name: sorted((n["person"], n["notice"].get("kind", "result")) for n in r.notices)
+           for name, r in reports.items()}
+    assert got == {
+        "house-sale": [("buyer", "result"), ("seller", "offer"), ("visitor", "result")],
+        "unemployment": [("jobseeker", "offer"), ("jobseeker", "result"), ("newcomer", "result")],
+        "school-enrolment": [("parent", "result"), ("tenant", "result")],
+        "company-opening": [("founder", "offer"), ("founder", "result"), ("restricted", "result")],
+        "gallery-licence": [("gallerist", "result")]}
+    for report in reports.values():
+        digests = {query(net, "item", "case", {"case_id": c["case_id"]})["notice"]["notice_digest"]
+                   for c in report.cases.values()}
+        assert digests == {n["digest"] for n in report.notices if "case_id" in n["notice"]}
+    offers = [n["notice"] for r in reports.values() for n in r.notices if n["notice"].get("kind") == "offer"]
+    assert sorted(o["notice"] for o in offers) == ["business-licence.issued", "electricity-account.moves-to-new-owner",
+                                                   "unemployment-benefit.you-may-apply"]
+
+
+def test_every_audit_shows_each_query_of_the_citizens_cases_with_a_spent_single_use_consent(played):
+    net, reports, _ = played
+    audited = {name: sorted(r.audits) for name, r in reports.items()}
+    assert audited == {"house-sale": ["buyer"], "unemployment": ["jobseeker"], "school-enrolment": ["parent"],
+                       "company-opening": [], "gallery-licence": ["gallerist"]}
+    for report in reports.values():
+        for person, entries in report.audits.items():
+            assert entries and all(e["decision"] == "PERMIT" for e in entries)
+            for entry in entries:
+                consent = query(net, "authz", "consent", {"consent_id": entry["basis"]["consent"]})
+                assert consent["max_uses"] == 1 and consent["uses"] == 1
+                assert consent["grantee"] == entry["requester"] and consent["tag"] == entry["tag"]
+    house = reports["house-sale"].audits["buyer"]
+    assert [(e["requester"], e["provider"], e["item"], e["purpose"]) for e in house] == \
+        [("power-company", "housing-registry", "property-ownership", "electricity-transfer")]
+
+
+def test_no_id_number_or_name_reaches_a_chain(played):
+    net, reports, _ = played
+    people = [p for s in net.scenarios for p in s.people.values()]
+    records = json.dumps([query(net, "item", "case", {"case_id": c["case_id"]})
+                          for r in reports.values() for c in r.cases.values()]) + \
+        json.dumps([r.audits for r in reports.values()])
+    assert not [p for p in people if p.id_number in records or p.name in records]
+
+
+@pytest.mark.parametrize("scenario", SEEDS)
+def test_a_rerun_from_chain_data_gives_the_recorded_decision(played, scenario):
+    from node.net.client import channel
+    from node.pb import cases_pb2, cases_pb2_grpc
+
+    net, reports, _ = played
+    for case in reports[scenario].cases.values():
+        competent = net.spec(case["department"])
+        openings = json.loads(cases_pb2_grpc.CasesStub(channel(competent.client, net.tls)).GetCase(
+            cases_pb2.GetCaseRequest(case_id=case["case_id"]), timeout=10).openings_json)
+        recorded = query(net, "item", "case", {"case_id": case["case_id"]})
+        assert rerun(localnet.client_stub(net.specs[0]), openings, recorded, 10) == \
+            (recorded["decision"]["outcome"], recorded["decision"]["reason"])
+
+
+def test_the_steps_are_told_in_plain_words(played):
+    _, _, lines = played
+    text = "\n".join(lines)
+    assert "Sample Buyer consents, once, that Power Company may ask Housing Registry \"owner_is_subject?\"" in text
+    assert "Power Company's node asks Housing Registry's node \"owner_is_subject?\"" in text
+    assert "Sample Seller's phone shows a notice from Power Company: \"electricity-account.moves-to-new-owner\"" in text
