@@ -106,6 +106,11 @@ def id_cursor(after: object) -> bytes:
     return ident({"after": after}, "after").encode()
 
 
+def tag_prefix(tag: str) -> bytes:
+    """Where a contract indexes a subject tag's records: tag/<tag>/..."""
+    return b"tag/" + tag.encode() + b"/"
+
+
 def tag_page(ctx, args: dict, prefix_of) -> dict:
     """One page of a subject tag's items: args {"tag", "after"?, "limit"?}."""
     strict(args, ("tag",), ("after", "limit"))

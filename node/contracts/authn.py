@@ -36,7 +36,7 @@ import re
 
 from nacl.bindings import crypto_core_ed25519_is_valid_point
 
-from node.contracts._apps import hex64, ident, load, milliseconds, one_of, signer, strict, tag_page
+from node.contracts._apps import hex64, ident, load, milliseconds, one_of, signer, strict, tag_page, tag_prefix
 from node.contracts.base import MethodContract, canonical_json, method, query, require_int
 from node.ledger.execution import ContractError, TxContext
 from node.ledger.query import QueryContext
@@ -54,10 +54,6 @@ RECORD_FIELDS = ("event_id", "tag", "method", "assurance", "app_key", "expires_a
 
 def _event_key(event_id: str) -> bytes:
     return b"event/" + event_id.encode()
-
-
-def _tag_prefix(tag: str) -> bytes:
-    return b"tag/" + tag.encode() + b"/"
 
 
 def _binding_key(app_key: str) -> bytes:
@@ -135,7 +131,7 @@ class AuthnContract(MethodContract):
     def _store(ctx: TxContext, event: dict) -> None:
         value = canonical_json(event)
         ctx.put(_event_key(event["event_id"]), value)
-        ctx.put(_tag_prefix(event["tag"]) + event["event_id"].encode(), value)
+        ctx.put(tag_prefix(event["tag"]) + event["event_id"].encode(), value)
 
     @query
     def event(self, ctx: QueryContext, args: dict) -> dict | None:
@@ -144,7 +140,7 @@ class AuthnContract(MethodContract):
 
     @query
     def by_tag(self, ctx: QueryContext, args: dict) -> dict:
-        return tag_page(ctx, args, _tag_prefix)
+        return tag_page(ctx, args, tag_prefix)
 
     @query
     def binding(self, ctx: QueryContext, args: dict) -> dict | None:

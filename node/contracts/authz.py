@@ -48,7 +48,7 @@ from nacl.exceptions import CryptoError
 from nacl.signing import VerifyKey
 
 from node.contracts._apps import (
-    PAGE_DEFAULT, PAGE_MAX, bound_to, hex64, ident, load, milliseconds, one_of, signer, strict, window_signer,
+    PAGE_DEFAULT, PAGE_MAX, bound_to, hex64, ident, load, milliseconds, one_of, signer, strict, tag_prefix, window_signer,
 )
 from node.contracts.catalog import FIELD_RE, ITEM_ID_RE
 from node.contracts.base import MethodContract, canonical_json, method, query, require_int
@@ -83,10 +83,6 @@ def _consent_key(consent_id: str) -> bytes:
 
 def _access_key(request_digest: str) -> bytes:
     return b"access/" + request_digest.encode()
-
-
-def _tag_prefix(tag: str) -> bytes:
-    return b"tag/" + tag.encode() + b"/"
 
 
 def cursor(height: int, index: int) -> str:
@@ -324,7 +320,7 @@ class AuthzContract(MethodContract):
                  "catalog_height": catalog_height}
         value = canonical_json(entry)
         ctx.put(_access_key(digest), value)
-        ctx.put(_tag_prefix(tag) + cursor(ctx.height, ctx.index).encode(), value)
+        ctx.put(tag_prefix(tag) + cursor(ctx.height, ctx.index).encode(), value)
         return value
 
     @staticmethod
@@ -417,7 +413,7 @@ class AuthzContract(MethodContract):
     @query
     def by_tag(self, ctx: QueryContext, args: dict) -> dict:
         strict(args, ("tag",), ("after", "limit"))
-        prefix = _tag_prefix(hex64(args, "tag", "a subject tag"))
+        prefix = tag_prefix(hex64(args, "tag", "a subject tag"))
         limit = require_int(args, "limit", low=1, high=PAGE_MAX, default=PAGE_DEFAULT)
         after = args.get("after")
         if after is not None and not (isinstance(after, str) and _CURSOR_RE.fullmatch(after)):

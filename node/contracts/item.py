@@ -52,7 +52,7 @@ from nacl.exceptions import BadSignatureError
 from nacl.signing import VerifyKey
 
 from node.contracts._apps import (
-    bound_to, hex64, id_cursor, ident, load, one_of, page, signer, strict, tag_page, window_signer,
+    bound_to, hex64, id_cursor, ident, load, one_of, page, signer, strict, tag_page, tag_prefix, window_signer,
 )
 from node.contracts.base import MethodContract, canonical_json, method, query, require_str
 from node.contracts.identity_view import CATALOG_CHAIN, CATALOG_CONTRACT, lookup_signer
@@ -86,10 +86,6 @@ def _case_key(case_id: str) -> bytes:
 
 def _rule_key(rule_hash: str) -> bytes:
     return b"rule/" + rule_hash.encode()
-
-
-def _tag_prefix(tag: str) -> bytes:
-    return b"tag/" + tag.encode() + b"/"
 
 
 def _text(args: dict, field: str, most: int) -> str:
@@ -383,7 +379,7 @@ class ItemContract(MethodContract):
     def _store(ctx: TxContext, case: dict) -> bytes:
         value = canonical_json(case)
         ctx.put(_case_key(case["case_id"]), value)
-        ctx.put(_tag_prefix(case["tag"]) + case["case_id"].encode(), value)
+        ctx.put(tag_prefix(case["tag"]) + case["case_id"].encode(), value)
         return value
 
     # ---- queries ----
@@ -414,7 +410,7 @@ class ItemContract(MethodContract):
 
     @query
     def cases(self, ctx: QueryContext, args: dict) -> dict:
-        return tag_page(ctx, args, _tag_prefix)
+        return tag_page(ctx, args, tag_prefix)
 
 
 CONTRACT = ItemContract
