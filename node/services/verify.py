@@ -269,19 +269,25 @@ class VerificationService(verify_pb2_grpc.VerificationServicer):
         """Counted by decision, timed from arrival to the sealed reply or the
         refusal (the log commit wait included)."""
         started = time.monotonic()
-        decision, reason = "refused", "unknown"  # a bug: gRPC answers UNKNOWN
+
+        def observe(decision: str, reason: str) -> None:
+            # Before the answer leaves: a requester that scrapes right after
+            # its answer must see it counted.
+            self.stats.observe(decision, reason, time.monotonic() - started)
+
         try:
             reply = await self._verify(request)
-            decision, reason = "permit", ""
-            return reply
         except Refusal as refusal:
-            decision, reason = ("deny", refusal.logged) if refusal.logged else ("refused", refusal.code.name.lower())
+            observe(*(("deny", refusal.logged) if refusal.logged else ("refused", refusal.code.name.lower())))
             await context.abort(refusal.code, str(refusal))
         except asyncio.CancelledError:  # the requester went away
-            decision, reason = "refused", "cancelled"
+            observe("refused", "cancelled")
             raise
-        finally:
-            self.stats.observe(decision, reason, time.monotonic() - started)
+        except Exception:  # a bug: gRPC answers UNKNOWN
+            observe("refused", "unknown")
+            raise
+        observe("permit", "")
+        return reply
 
     # ---- steps ----
 
