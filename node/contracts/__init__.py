@@ -29,7 +29,7 @@ from collections.abc import Iterable
 from node.core.receipts import StateWrite
 from node.ledger.execution import ContractError, ContractRegistry
 
-NOT_CONTRACTS = ("base", "identity_view")
+NOT_CONTRACTS = ("base",)
 
 OPEN_CONTRACTS = (("kv", 1),)
 PLATFORM_CONTRACTS: dict[str, tuple[tuple[str, int], ...]] = {

@@ -11,7 +11,7 @@ import re
 from collections.abc import Iterable
 
 from node.contracts.base import require_int, require_str
-from node.contracts.identity_view import CATALOG_CHAIN, SignerRecord, lookup_signer
+from node.identity.signers import CATALOG_CHAIN, SignerRecord, lookup_signer
 from node.identity.citizens import AUTHN_CHAIN, binding_of, binding_problem
 from node.ledger.execution import ContractError, TxContext
 

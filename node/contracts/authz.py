@@ -52,7 +52,7 @@ from node.contracts._apps import (
 )
 from node.contracts.catalog import FIELD_RE, ITEM_ID_RE
 from node.contracts.base import MethodContract, canonical_json, method, query, require_int
-from node.contracts.identity_view import CATALOG_CHAIN, CATALOG_CONTRACT, lookup_signer
+from node.identity.signers import CATALOG_CHAIN, CATALOG_CONTRACT, lookup_signer
 from node.core.attest import attestation_digest, request_signing_bytes
 from node.core.config import DEPARTMENT_RE
 from node.identity.citizens import AUTHN_CHAIN, AUTHN_CONTRACT, CITIZEN

@@ -32,7 +32,7 @@ from itertools import accumulate
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Any, Callable, ClassVar, NoReturn
 
-from node.contracts.identity_view import ANYONE  # re-exported: contracts import it from here
+from node.identity.signers import ANYONE  # contracts import it from here, with method and query
 from node.core.receipts import OK
 from node.ledger.execution import ContractError, TxContext
 from node.core.tx import NAME_RE, PAYLOAD_BYTES_MAX

@@ -55,7 +55,7 @@ from node.contracts._apps import (
     bound_to, hex64, id_cursor, ident, load, one_of, page, signer, strict, tag_page, tag_prefix, window_signer,
 )
 from node.contracts.base import MethodContract, canonical_json, method, query, require_str
-from node.contracts.identity_view import CATALOG_CHAIN, CATALOG_CONTRACT, lookup_signer
+from node.identity.signers import CATALOG_CHAIN, CATALOG_CONTRACT, lookup_signer
 from node.core import attest, rules
 from node.core.config import DEPARTMENT_RE
 from node.identity.citizens import AUTHN_CHAIN, AUTHN_CONTRACT, CITIZEN

@@ -2,9 +2,8 @@
 by the platform (docs/design.md, "Identities and permissions").
 
 The helpers the platform's permission checks (node/chain/admission.py,
-node/ledger/execution.py) and the contracts share; contracts import them as
-node.contracts.identity_view. Here, below node.ledger in the layers, so that
-execution can use them. They read the catalog contract's
+node/ledger/execution.py) and the contracts share. Here, below node.ledger
+in the layers, so that execution can use them. They read the catalog contract's
 state through a `read(contract, key) -> bytes | None` callable, so the same
 code serves every reader:
 

@@ -38,7 +38,7 @@ from node.adapters import AdapterError, PredicateError, Sources, holds, open_sou
 from node.chain.admission import Outcome
 from node.chain.stats import COMMIT_LATENCY_BUCKETS_S, Histogram
 from node.contracts.catalog import FIELD_RE, ITEM_ID_RE
-from node.contracts.identity_view import CATALOG_CHAIN, CATALOG_CONTRACT, check_role, lookup_signer
+from node.identity.signers import CATALOG_CHAIN, CATALOG_CONTRACT, check_role, lookup_signer
 from node.core import attest
 from node.core.config import DEPARTMENT_RE
 from node.core.failpoints import fail_point

@@ -18,7 +18,7 @@ from node.chain.chain_node import ChainNode
 from node.contracts import BadAppState, genesis_state, registry_for
 from node.contracts.catalog import CatalogContract, PENDING_CHANGES_MAX
 from node.identity.citizens import CITIZEN
-from node.contracts.identity_view import ANYONE, ROLES, SignerRecord, check_role, lookup_signer, permission_refusal
+from node.identity.signers import ANYONE, ROLES, SignerRecord, check_role, lookup_signer, permission_refusal
 from node.contracts import available
 from node.core import codec
 from node.core.genesis import GenesisError, genesis_from_obj, make_genesis
