@@ -37,7 +37,8 @@ import re
 from nacl.bindings import crypto_core_ed25519_is_valid_point
 
 from node.contracts._apps import hex64, ident, load, milliseconds, one_of, signer, strict, tag_page, tag_prefix
-from node.contracts.base import MethodContract, canonical_json, method, query, require_int
+from node.core.canonical import canonical_json
+from node.contracts.base import MethodContract, method, query, require_int
 from node.ledger.execution import ContractError, TxContext
 from node.ledger.query import QueryContext
 

@@ -51,7 +51,8 @@ from node.contracts._apps import (
     PAGE_DEFAULT, PAGE_MAX, bound_to, hex64, ident, load, milliseconds, one_of, signer, strict, tag_prefix, window_signer,
 )
 from node.contracts.catalog import FIELD_RE, ITEM_ID_RE
-from node.contracts.base import MethodContract, canonical_json, method, query, require_int
+from node.core.canonical import canonical_json
+from node.contracts.base import MethodContract, method, query, require_int
 from node.identity.signers import CATALOG_CHAIN, CATALOG_CONTRACT, lookup_signer
 from node.core.attest import attestation_digest, request_signing_bytes
 from node.core.config import DEPARTMENT_RE

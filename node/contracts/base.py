@@ -33,6 +33,7 @@ from types import MappingProxyType
 from typing import TYPE_CHECKING, Any, Callable, ClassVar, NoReturn
 
 from node.identity.signers import ANYONE  # contracts import it from here, with method and query
+from node.core.canonical import canonical_json
 from node.core.receipts import OK
 from node.ledger.execution import ContractError, TxContext
 from node.core.tx import NAME_RE, PAYLOAD_BYTES_MAX
@@ -126,10 +127,6 @@ def require_int(args: dict, field: str, *, low: int, high: int, default: int | N
     return value
 
 
-def canonical_json(value: Any) -> bytes:
-    """One byte string per JSON value: sorted keys, no whitespace, UTF-8."""
-    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False,
-                      allow_nan=False).encode()
 
 
 # ---- declaring methods ---------------------------------------------------------

@@ -64,7 +64,8 @@ from typing import Any, Callable
 
 from nacl.bindings import crypto_core_ed25519_is_valid_point
 
-from node.contracts.base import MethodContract, canonical_json, method, query, require_int, require_str
+from node.core.canonical import canonical_json
+from node.contracts.base import MethodContract, method, query, require_int, require_str
 from node.identity.signers import ACTIVE, GOVERNANCE, REVOKED, ROLES, key_state_key, lookup_signer
 from node.core.config import DEPARTMENT_RE
 from node.ledger.execution import ContractError, TxContext

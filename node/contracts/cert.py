@@ -33,7 +33,8 @@ from __future__ import annotations
 import re
 
 from node.contracts._apps import hex64, ident, load, milliseconds, one_of, page, signer, strict, tag_page
-from node.contracts.base import MethodContract, canonical_json, method, query
+from node.core.canonical import canonical_json
+from node.contracts.base import MethodContract, method, query
 from node.identity.fields import FIELD_NAME_RE
 from node.ledger.execution import ContractError, TxContext
 from node.ledger.query import QueryContext

@@ -54,7 +54,8 @@ from nacl.signing import VerifyKey
 from node.contracts._apps import (
     bound_to, hex64, id_cursor, ident, load, one_of, page, signer, strict, tag_page, tag_prefix, window_signer,
 )
-from node.contracts.base import MethodContract, canonical_json, method, query, require_str
+from node.core.canonical import canonical_json
+from node.contracts.base import MethodContract, method, query, require_str
 from node.identity.signers import CATALOG_CHAIN, CATALOG_CONTRACT, lookup_signer
 from node.core import attest, rules
 from node.core.config import DEPARTMENT_RE

@@ -20,8 +20,9 @@ its commitment, which the authz chain stores.
 from __future__ import annotations
 
 import hashlib
-import json
 from typing import Any
+
+from node.core.canonical import canonical_json
 
 ANSWER_DOMAIN = b"govchain:v1:answer:"
 ATTESTATION_DOMAIN = b"govchain:v1:attestation:"
@@ -32,17 +33,11 @@ DIGEST_BYTES = 32
 DECISIONS = {"PERMIT": 1, "DENY": 0}
 
 
-def canonical_answer(answer: Any) -> bytes:
-    """The answer's canonical JSON bytes (sorted keys, no whitespace, UTF-8)."""
-    return json.dumps(answer, sort_keys=True, separators=(",", ":"), ensure_ascii=False,
-                      allow_nan=False).encode()
-
-
 def answer_commitment(salt: bytes, answer: Any) -> bytes:
     """SHA-256("govchain:v1:answer:" || salt || canonical answer bytes)."""
     if len(salt) != SALT_BYTES:
         raise ValueError(f"salt must be {SALT_BYTES} bytes, got {len(salt)}")
-    return hashlib.sha256(ANSWER_DOMAIN + salt + canonical_answer(answer)).digest()
+    return hashlib.sha256(ANSWER_DOMAIN + salt + canonical_json(answer)).digest()
 
 
 def attestation_digest(request_digest: bytes, commitment: bytes, decision: str) -> bytes:

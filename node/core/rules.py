@@ -27,10 +27,11 @@ review: a rule's mistake never approves.
 from __future__ import annotations
 
 import hashlib
-import json
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+
+from node.core.canonical import canonical_json
 
 RULE_CHARS_MAX = 2048
 RULE_NODES_MAX = 2000
@@ -187,8 +188,7 @@ def rule_hash(document: Mapping) -> str:
     """Hex SHA-256 of a rule document ({"rule", "inputs", "auto_approve"} as
     the item contract stores it), over its canonical JSON: the hash a case
     pins when it opens and its decision cites."""
-    canonical = json.dumps(document, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
-    return hashlib.sha256(RULE_HASH_DOMAIN + canonical).hexdigest()
+    return hashlib.sha256(RULE_HASH_DOMAIN + canonical_json(document)).hexdigest()
 
 
 # ---- from verified answers to an outcome ------------------------------------------

@@ -21,6 +21,7 @@ import grpc
 from nacl.exceptions import CryptoError
 from nacl.signing import VerifyKey
 
+from node.core.canonical import canonical_json
 from node.identity.citizens import AUTHN_CHAIN, binding_of, binding_problem
 from node.identity.signers import CATALOG_CHAIN, check_role, lookup_signer, short
 from node.ledger.proofs import build_inclusion_proof
@@ -140,7 +141,7 @@ class AuditService(audit_pb2_grpc.AuditServicer):
         page = json.loads(run_query(authz.registry, state, chain_id=AUTHZ_CHAIN, contract="authz",
                                     method="by_tag", args=json.dumps(args).encode()))
         entries = [audit_pb2.AuditEntry(
-            entry_json=json.dumps(e, sort_keys=True, separators=(",", ":"), ensure_ascii=False),
+            entry_json=canonical_json(e).decode(),
             proof_json=json.dumps(build_inclusion_proof(authz.ledger, bytes.fromhex(e["tx_id"])), sort_keys=True))
             for e in page["items"]]
         return audit_pb2.AuditReply(chain_id=AUTHZ_CHAIN, height=state.height, entries=entries, more=page["more"],

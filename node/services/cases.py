@@ -27,6 +27,7 @@ from nacl.signing import SigningKey
 
 from node.chain.admission import Outcome
 from node.core import codec, rules
+from node.core.canonical import canonical_json
 from node.core.keys import KeyFileError, load_signing_key
 from node.core.tx import sign_transaction
 from node.identity.oprf import IdNumberError, derive_tag, normalize_id_number, oprf_input
@@ -50,10 +51,6 @@ class Refusal(Exception):
         self.code = code
 
 
-def canonical(value) -> str:
-    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
-
-
 class Openings:
     """The openings (answer, salt) of each case's evidence commitments, on
     this node only: answers never go on chain (docs/design.md, "Service
@@ -68,7 +65,8 @@ class Openings:
 
     def put(self, case_id: str, name: str, verified: requester.Verified) -> None:
         self._db.execute("INSERT OR REPLACE INTO openings VALUES (?, ?, ?, ?, ?)",
-                         (case_id, name, verified.digest.hex(), canonical(verified.answer), verified.salt.hex()))
+                         (case_id, name, verified.digest.hex(), canonical_json(verified.answer).decode(),
+                          verified.salt.hex()))
 
     def of(self, case_id: str) -> dict[str, dict]:
         rows = self._db.execute("SELECT input, request_digest, answer, salt FROM openings WHERE case_id = ?",
@@ -115,8 +113,8 @@ class CasesService(cases_pb2_grpc.CasesServicer):
         return json.loads(raw), node.state.height
 
     def _reply(self, case: dict, height: int) -> cases_pb2.CaseReply:
-        return cases_pb2.CaseReply(case_json=canonical(case), height=height,
-                                   openings_json=canonical(self._openings.of(case["case_id"])))
+        return cases_pb2.CaseReply(case_json=canonical_json(case).decode(), height=height,
+                                   openings_json=canonical_json(self._openings.of(case["case_id"])).decode())
 
     async def _commit(self, tx, *, refuse_failed: bool = True):
         """Admit `tx` to its chain (unless it is there) and wait for its receipt."""
@@ -141,7 +139,7 @@ class CasesService(cases_pb2_grpc.CasesServicer):
         nonce = int.from_bytes(hashlib.sha256(NONCE_DOMAIN + f"{case_id}/{method}".encode()).digest()[:8],
                                "big") >> 1
         return sign_transaction(self._key, chain_id=ITEM_CHAIN, nonce=nonce, contract=ITEM_CONTRACT,
-                                method=method, payload=canonical(payload).encode())
+                                method=method, payload=canonical_json(payload))
 
     def _parse(self, request) -> tuple[object, dict, str]:
         """(the open_case transaction, its payload, the normalized ID number)."""
@@ -223,7 +221,7 @@ class CasesService(cases_pb2_grpc.CasesServicer):
                     verify_pb2_grpc.VerificationStub(channel(address, self._tls)), node, provider_key=key,
                     timeout=self._timeout, key=self._key, department=self._department, provider=provider,
                     item=spec["catalog_item"], fields=[spec["field"]] if "field" in spec else None,
-                    predicate=canonical(spec["predicate"]) if "predicate" in spec else None,
+                    predicate=canonical_json(spec["predicate"]).decode() if "predicate" in spec else None,
                     tag=bytes.fromhex(case["tag"]), id_number=id_number, oprf_output=request.oprf_output,
                     consent=request.consent_ids.get(name), agreement=request.agreement_ids.get(name),
                     purpose=request.purpose, case_id=case["case_id"])

@@ -43,7 +43,7 @@ from nacl.exceptions import BadSignatureError, CryptoError
 from nacl.public import PublicKey, SealedBox
 from nacl.signing import SigningKey, VerifyKey
 
-from node.contracts.base import canonical_json
+from node.core.canonical import canonical_json
 from node.core.config import MqttConfig
 from node.services.mqtt_link import BrokerLink, stop_task, work_or_stop
 

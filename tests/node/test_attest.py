@@ -4,7 +4,8 @@ import hashlib
 
 import pytest
 
-from node.core.attest import answer_commitment, attestation_digest, canonical_answer
+from node.core.attest import answer_commitment, attestation_digest
+from node.core.canonical import canonical_json
 
 SALT = bytes(range(32))
 
@@ -15,9 +16,9 @@ def test_commitment_matches_the_documented_formula():
     assert answer_commitment(SALT, answer) == expected
 
 
-def test_canonical_answer_ignores_key_order_and_is_utf8():
-    assert canonical_answer({"b": 1, "a": "é"}) == canonical_answer({"a": "é", "b": 1})
-    assert canonical_answer({"a": "é"}) == '{"a":"é"}'.encode()
+def test_canonical_json_ignores_key_order_and_is_utf8():
+    assert canonical_json({"b": 1, "a": "é"}) == canonical_json({"a": "é", "b": 1})
+    assert canonical_json({"a": "é"}) == '{"a":"é"}'.encode()
 
 
 def test_commitment_binds_salt_and_answer():
