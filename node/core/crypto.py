@@ -1,7 +1,9 @@
-"""Ed25519 Signer/Verifier for the consensus core (PyNaCl)."""
+"""Ed25519 Signer/Verifier for the consensus core, and sealing to an Ed25519
+key (PyNaCl)."""
 from __future__ import annotations
 
 from nacl.exceptions import BadSignatureError
+from nacl.public import SealedBox
 from nacl.signing import SigningKey, VerifyKey
 
 
@@ -27,3 +29,14 @@ class Ed25519Verifier:
             return True
         except BadSignatureError:
             return False
+
+
+def seal_to_signing_key(verify_key: bytes, data: bytes) -> bytes:
+    """SealedBox to the X25519 form of an Ed25519 public key: what a
+    verification query seals to the provider and a notice to a citizen."""
+    return SealedBox(VerifyKey(verify_key).to_curve25519_public_key()).encrypt(data)
+
+
+def open_with_signing_key(signing_key: SigningKey, sealed: bytes) -> bytes:
+    """Opens what seal_to_signing_key sealed to signing_key's public key. Raises CryptoError."""
+    return SealedBox(signing_key.to_curve25519_private_key()).decrypt(sealed)

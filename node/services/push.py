@@ -44,6 +44,7 @@ from nacl.public import PublicKey, SealedBox
 from nacl.signing import SigningKey, VerifyKey
 
 from node.core.canonical import canonical_json
+from node.core.crypto import open_with_signing_key
 from node.core.config import MqttConfig
 from node.services.mqtt_link import BrokerLink, stop_task, work_or_stop
 
@@ -136,7 +137,7 @@ def open_notice(app_key: SigningKey, tag: str, sealed: bytes) -> OpenedNotice:
     """Unseal with the citizen's app key and check the envelope: its topic is
     this tag's and its signature verifies. Raises NoticeError."""
     try:
-        plain = SealedBox(app_key.to_curve25519_private_key()).decrypt(sealed)
+        plain = open_with_signing_key(app_key, sealed)
     except CryptoError:
         raise NoticeError("the payload is not sealed to this app key") from None
     try:

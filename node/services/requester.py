@@ -47,7 +47,7 @@ def build_request(*, key, department: str, provider: str, provider_key: bytes, i
     """(SignedVerifyRequest, its digest)."""
     from node.core import attest
     from node.pb import verify_pb2
-    from node.services.verify import seal_to_signing_key
+    from node.core.crypto import seal_to_signing_key
 
     subject = verify_pb2.SealedSubject(id_number=id_number, oprf_output=oprf_output).SerializeToString()
     req = verify_pb2.VerifyRequest(

@@ -41,6 +41,7 @@ from node.contracts.catalog import FIELD_RE, ITEM_ID_RE
 from node.identity.signers import CATALOG_CHAIN, CATALOG_CONTRACT, check_role, lookup_signer
 from node.core import attest
 from node.core.config import DEPARTMENT_RE
+from node.core.crypto import open_with_signing_key
 from node.core.failpoints import fail_point
 from node.core.keys import KeyFileError, load_signing_key
 from node.core.tx import sign_transaction
@@ -98,16 +99,6 @@ class VerifyStats:
 
 
 # ---- sealing (shared with the requester's CLI) ----------------------------------
-
-def seal_to_signing_key(verify_key: bytes, data: bytes) -> bytes:
-    """SealedBox to the X25519 form of an Ed25519 public key."""
-    return SealedBox(VerifyKey(verify_key).to_curve25519_public_key()).encrypt(data)
-
-
-def open_with_signing_key(signing_key: SigningKey, sealed: bytes) -> bytes:
-    """Opens what seal_to_signing_key sealed to signing_key's public key. Raises CryptoError."""
-    return SealedBox(signing_key.to_curve25519_private_key()).decrypt(sealed)
-
 
 def seal_to(reply_key: bytes, data: bytes) -> bytes:
     return SealedBox(PublicKey(reply_key)).encrypt(data)
