@@ -167,6 +167,22 @@ def make_tx(key, chain: str, key_name: str, value: str, *, contract: str = "kv",
                             payload=json.dumps({"key": key_name, "value": value}).encode())
 
 
+def signed(key, chain: str, method: str, payload, *, contract: str | None = None):
+    """A transaction of `key` calling `method` of `contract` (default: the contract named like the chain)."""
+    _nonce[0] += 1
+    return sign_transaction(key, chain_id=chain, nonce=_nonce[0], contract=contract or chain, method=method,
+                            payload=json.dumps(payload).encode())
+
+
+def submit_one(net, i: int, key, chain: str, method: str, payload, *, contract: str | None = None):
+    """Submit to node i and wait for the commit: the receipt (raises grpc.RpcError on refusal)."""
+    tx = signed(key, chain, method, payload, contract=contract)
+    response = net.client(i).Submit(client_pb2.SubmitRequest(tx=codec.tx_to_proto(tx), wait_commit=True,
+                                                             timeout_ms=10_000), timeout=RPC_TIMEOUT_S + 10)
+    assert response.committed
+    return codec.receipt_from_proto(response.receipt)
+
+
 def submit_batch(client, txs, *, wait: bool = True, timeout_ms: int = 10_000):
     return client.SubmitBatch(client_pb2.SubmitBatchRequest(txs=[codec.tx_to_proto(t) for t in txs],
                                                             wait_commit=wait, timeout_ms=timeout_ms),

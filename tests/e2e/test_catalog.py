@@ -10,26 +10,15 @@ import grpc
 import nacl.signing
 import pytest
 
-from node.core import codec
 from node.core.keys import load_signing_key
-from node.core.tx import sign_transaction
 from node.pb import client_pb2
 
-from .conftest import RPC_TIMEOUT_S, run_cli
+from .conftest import RPC_TIMEOUT_S, run_cli, submit_one
 
 pytestmark = pytest.mark.e2e
 
-_nonce = iter(range(1, 1 << 30))
-
-
 def submit(net, i: int, signer, method: str, payload: dict):
-    """Submit to node i and wait for the commit: the receipt (raises grpc.RpcError on refusal)."""
-    tx = sign_transaction(signer, chain_id="catalog", nonce=next(_nonce), contract="catalog", method=method,
-                          payload=json.dumps(payload).encode())
-    response = net.client(i).Submit(client_pb2.SubmitRequest(tx=codec.tx_to_proto(tx), wait_commit=True,
-                                                             timeout_ms=10_000), timeout=RPC_TIMEOUT_S + 10)
-    assert response.committed
-    return codec.receipt_from_proto(response.receipt)
+    return submit_one(net, i, signer, "catalog", method, payload)
 
 
 def query(net, i: int, method: str, **args) -> dict:

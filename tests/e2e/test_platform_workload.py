@@ -19,11 +19,11 @@ import pytest
 from node.adapters.sample import RESIDENTS
 from node.core import codec
 from node.core.keys import load_signing_key
-from node.core.tx import sign_transaction
 from node.identity import fields, oprf
 from node.pb import client_pb2
 
-from .conftest import RPC_TIMEOUT_S, rpc_code, run_cli
+from .conftest import RPC_TIMEOUT_S, rpc_code, run_cli, signed
+from .conftest import submit_one as submit
 
 pytestmark = pytest.mark.e2e
 
@@ -43,23 +43,9 @@ def id_numbers_in(data: bytes) -> list[str]:
         except oprf.IdNumberError:
             pass
     return found
-_nonce = iter(range(1, 1 << 30))
-
-
-def submit(net, i: int, signer, chain: str, method: str, payload: dict):
-    """Submit to node i, wait for the commit and return the receipt; an OK one unless a refusal is expected."""
-    tx = sign_transaction(signer, chain_id=chain, nonce=next(_nonce), contract=chain, method=method,
-                          payload=json.dumps(payload).encode())
-    response = net.client(i).Submit(client_pb2.SubmitRequest(tx=codec.tx_to_proto(tx), wait_commit=True,
-                                                             timeout_ms=10_000), timeout=RPC_TIMEOUT_S + 10)
-    assert response.committed
-    return codec.receipt_from_proto(response.receipt)
-
-
 def refusal(net, i: int, signer, chain: str, method: str, payload: dict) -> grpc.StatusCode:
     """The status code with which node i refuses the transaction at admission."""
-    tx = sign_transaction(signer, chain_id=chain, nonce=next(_nonce), contract=chain, method=method,
-                          payload=json.dumps(payload).encode())
+    tx = signed(signer, chain, method, payload)
     return rpc_code(net.client(i).Submit, client_pb2.SubmitRequest(tx=codec.tx_to_proto(tx)), timeout=RPC_TIMEOUT_S)
 
 
