@@ -245,7 +245,7 @@ def cmd_chain_repair(args) -> int:
     from node.core.genesis import load_genesis
     from node.tools.repair import RepairError, grpc_source, repair_chain
     from node.net.tls import Material
-    from node.ledger.ledger import Ledger, LedgerError
+    from node.ledger.ledger import LedgerError, open_snapshot
     from node.ledger.storage import StorageError
 
     config = load_config(args.config)
@@ -264,28 +264,27 @@ def cmd_chain_repair(args) -> int:
             print(f"  {height} blocks re-fetched and executed", file=sys.stderr)
 
     read_sources = {}
-    try:
-        for chain in genesis.reads:  # this node's own stores of the chains it reads (docs/design.md, Cross-chain reads)
-            read_cfg = next((c for c in config.chains if c.id == chain), None)
-            if read_cfg is None:
-                raise RepairError(f"chain {genesis.chain_id} reads {chain}, which {args.config} does not serve")
-            read_genesis = load_genesis(read_cfg.genesis)
-            read_store = config.data_dir / chain
-            try:
-                if not (read_store / "CURRENT").exists():  # never let LevelDB create a store there
-                    raise LedgerError(f"no LevelDB store at {read_store}")
-                read_sources[chain] = Ledger(str(read_store), chain, read_genesis.hash)
-            except (LedgerError, StorageError) as exc:
-                raise RepairError(f"chain {genesis.chain_id} reads {chain}, whose store here cannot be opened "
-                                  f"({exc}); repair {chain} first") from exc
-        result = repair_chain(str(config.data_dir / genesis.chain_id), genesis,
-                              registry_for(genesis.chain_id, genesis.contracts), source, progress, read_sources)
-    except RepairError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 3
-    finally:
-        for ledger in read_sources.values():
-            ledger.close()
+    with tempfile.TemporaryDirectory(prefix="govchain-repair-") as workdir:
+        try:
+            # this node's own stores of the chains it reads (docs/design.md, Cross-chain reads)
+            for chain in genesis.reads:
+                read_cfg = next((c for c in config.chains if c.id == chain), None)
+                if read_cfg is None:
+                    raise RepairError(f"chain {genesis.chain_id} reads {chain}, which {args.config} does not serve")
+                try:  # a copy, as chain verify reads: the repair never writes to (or creates) the read store
+                    read_sources[chain] = open_snapshot(str(config.data_dir / chain), chain,
+                                                        load_genesis(read_cfg.genesis).hash, workdir)
+                except (LedgerError, StorageError) as exc:
+                    raise RepairError(f"chain {genesis.chain_id} reads {chain}, whose store here cannot be opened "
+                                      f"({exc}); repair {chain} first") from exc
+            result = repair_chain(str(config.data_dir / genesis.chain_id), genesis,
+                                  registry_for(genesis.chain_id, genesis.contracts), source, progress, read_sources)
+        except RepairError as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return 3
+        finally:
+            for ledger in read_sources.values():
+                ledger.close()
     out = {"chain_id": genesis.chain_id, "height": result.height, "checkpoints": result.checkpoints,
            "damaged_store": result.moved_to, "promised_height": result.promised.height}
     _print(out, args.json, f"OK: {genesis.chain_id} rebuilt to height {result.height} with "
