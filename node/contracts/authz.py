@@ -54,7 +54,7 @@ from node.contracts.catalog import FIELD_RE, ITEM_ID_RE
 from node.core.canonical import canonical_json
 from node.contracts.base import MethodContract, method, query, require_int
 from node.identity.signers import CATALOG_CHAIN, CATALOG_CONTRACT, lookup_signer
-from node.core.attest import attestation_digest, request_signing_bytes
+from node.core.attest import attestation_holds, request_signing_bytes
 from node.core.config import DEPARTMENT_RE
 from node.identity.citizens import AUTHN_CHAIN, AUTHN_CONTRACT, CITIZEN
 from node.ledger.execution import ContractError, TxContext
@@ -302,8 +302,8 @@ class AuthzContract(MethodContract):
             raise ContractError(f"request {digest} already logged at height {logged['height']}")
         if not _signed(requester_key, request_signing_bytes(bytes.fromhex(digest)), requester_signature):
             raise ContractError("requester_signature is not requester_key's signature over the request digest")
-        if not _signed(ctx.sender.hex(), attestation_digest(bytes.fromhex(digest), bytes.fromhex(commitment),
-                                                           decision), attestation):
+        if not attestation_holds(ctx.sender, bytes.fromhex(digest), bytes.fromhex(commitment), decision,
+                                 bytes.fromhex(attestation)):
             raise ContractError("attestation is not the sender's signature over the attestation digest "
                                 "(node/core/attest.py)")
         use = None

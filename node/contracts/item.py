@@ -48,8 +48,6 @@ from __future__ import annotations
 import hashlib
 import json
 
-from nacl.exceptions import BadSignatureError
-from nacl.signing import VerifyKey
 
 from node.contracts._apps import (
     bound_to, hex64, id_cursor, ident, load, one_of, page, signer, strict, tag_page, tag_prefix, window_signer,
@@ -309,11 +307,9 @@ class ItemContract(MethodContract):
                 or record.department != entry["provider"]:
             raise ContractError(f"{where}.provider_key is not an active catalog key of {entry['provider']} with "
                                 f"role provider (catalog height {ctx.read_height(CATALOG_CHAIN)})")
-        digest = attest.attestation_digest(bytes.fromhex(entry["request_digest"]),
-                                           bytes.fromhex(entry["answer_commitment"]), "PERMIT")
-        try:
-            VerifyKey(key).verify(digest, bytes.fromhex(entry["attestation"]))
-        except (BadSignatureError, ValueError):
+        if not attest.attestation_holds(key, bytes.fromhex(entry["request_digest"]),
+                                        bytes.fromhex(entry["answer_commitment"]), "PERMIT",
+                                        bytes.fromhex(entry["attestation"])):
             raise ContractError(f"{where}.attestation does not verify with the provider key over the "
                                 "attestation digest (docs/design.md, \"Verification queries\")") from None
 

@@ -22,6 +22,9 @@ from __future__ import annotations
 import hashlib
 from typing import Any
 
+from nacl.exceptions import CryptoError
+from nacl.signing import VerifyKey
+
 from node.core.canonical import canonical_json
 
 ANSWER_DOMAIN = b"govchain:v1:answer:"
@@ -50,6 +53,18 @@ def attestation_digest(request_digest: bytes, commitment: bytes, decision: str) 
         raise ValueError(f"decision must be PERMIT or DENY, got {decision!r}")
     return hashlib.sha256(ATTESTATION_DOMAIN + request_digest + commitment
                           + bytes([DECISIONS[decision]])).digest()
+
+
+def attestation_holds(provider_key: bytes, request_digest: bytes, commitment: bytes, decision: str,
+                      attestation: bytes) -> bool:
+    """The provider key's Ed25519 signature over the attestation digest checks
+    out (libsodium refuses small-order and non-canonical keys and signatures,
+    the same on every node); False for anything malformed."""
+    try:
+        VerifyKey(provider_key).verify(attestation_digest(request_digest, commitment, decision), attestation)
+        return True
+    except (CryptoError, ValueError, TypeError):
+        return False
 
 
 def request_digest(request: bytes) -> bytes:

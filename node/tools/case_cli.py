@@ -100,9 +100,6 @@ class Differs(Exception):
 def rerun(client, openings: dict, case: dict, timeout: float) -> tuple[str, str]:
     """(outcome, reason) re-derived from chain data and the openings; raises
     Differs when the rule or an opening does not check out against the chain."""
-    from nacl.exceptions import BadSignatureError
-    from nacl.signing import VerifyKey
-
     from node.core import attest, rules
 
     document, _ = _query(client, "item", "rule", {"rule_hash": case["rule_hash"]}, timeout)
@@ -118,10 +115,8 @@ def rerun(client, openings: dict, case: dict, timeout: float) -> tuple[str, str]
         digest, commitment = bytes.fromhex(entry["request_digest"]), bytes.fromhex(entry["answer_commitment"])
         if attest.answer_commitment(bytes.fromhex(opening["salt"]), opening["answer"]) != commitment:
             raise Differs(f"input {name}: the opening does not match the answer commitment on chain")
-        try:
-            VerifyKey(bytes.fromhex(entry["provider_key"])).verify(
-                attest.attestation_digest(digest, commitment, "PERMIT"), bytes.fromhex(entry["attestation"]))
-        except (BadSignatureError, ValueError):
+        if not attest.attestation_holds(bytes.fromhex(entry["provider_key"]), digest, commitment, "PERMIT",
+                                        bytes.fromhex(entry["attestation"])):
             raise Differs(f"input {name}: the attestation does not verify with the provider key") from None
         logged, _ = _query(client, "authz", "access", {"request_digest": entry["request_digest"]}, timeout)
         logged = (logged or {}).get("entry") or {}
