@@ -71,9 +71,9 @@ def test_three_departments_add_a_key_that_is_usable_at_once(net_factory, tmp_pat
         assert query(net, i, "key", key=new_hex)["key"]["since"] == receipt.height
     registered = submit(net, 3, new, "register_item", item)
     assert registered.status == "OK", registered.message
+    head = net.wait_same_head("catalog", range(4), at_least=registered.height)  # node 0 reads its durable state
     assert query(net, 0, "item", item_id="account.holder")["item"]["department"] == "power-company"
 
-    head = net.wait_same_head("catalog", range(4), at_least=registered.height)
     roots = {net.client(i).GetBlock(client_pb2.GetBlockRequest(chain_id="catalog", height=head["height"]),
                                     timeout=RPC_TIMEOUT_S).header.state_root for i in range(4)}
     assert len(roots) == 1 and roots != {bytes(32)}
