@@ -279,19 +279,20 @@ _COLUMN_RULE = "a column name: letters, digits and '_', not starting with a digi
 _WILDCARD_HOSTS = ("0.0.0.0", "::")
 
 
-def _show(value: object) -> str:
-    """How a bad value appears in messages: TOML-ish, quoted strings, short."""
-    if isinstance(value, bool):
-        text = "true" if value else "false"
-    elif isinstance(value, (str, int, float)):
+def show_value(value: object, *, table: str = "a table", array: str = "an array") -> str:
+    """How a bad value appears in messages: scalars as JSON (quoted strings,
+    true/false), containers by name, cut to 80 characters. The genesis
+    loader names containers in JSON's words."""
+    if isinstance(value, (str, int, float, bool)) or value is None:
         text = json.dumps(value)
     elif isinstance(value, dict):
-        text = "a table"
+        text = table
     elif isinstance(value, list):
-        text = "an array"
+        text = array
     else:
         text = f"a {type(value).__name__}"
     return text if len(text) <= 80 else text[:77] + "..."
+
 
 
 class _Reader:
@@ -319,7 +320,7 @@ class _Reader:
     def integer(self, table: Mapping[str, Any], key: str, where: str, low: int, high: int, default: int) -> int:
         value = table.get(key, default)
         if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
-            raise self.fail(where, f"{key} must be an integer between {low} and {high} (got {_show(value)})")
+            raise self.fail(where, f"{key} must be an integer between {low} and {high} (got {show_value(value)})")
         return value
 
     def string(self, table: Mapping[str, Any], key: str, where: str, *, pattern: re.Pattern[str] | None = None,
@@ -329,19 +330,19 @@ class _Reader:
         else:
             value = table.get(key, default)
         if not isinstance(value, str) or not value or (pattern is not None and not pattern.fullmatch(value)):
-            raise self.fail(where, f"{key} must be {rule} (got {_show(value)})")
+            raise self.fail(where, f"{key} must be {rule} (got {show_value(value)})")
         return value
 
     def boolean(self, table: Mapping[str, Any], key: str, where: str) -> bool:
         value = table.get(key, False)
         if not isinstance(value, bool):
-            raise self.fail(where, f"{key} must be true or false (got {_show(value)})")
+            raise self.fail(where, f"{key} must be true or false (got {show_value(value)})")
         return value
 
     def path(self, table: Mapping[str, Any], key: str, where: str, example: str) -> Path:
         value = self.required(table, key, where, f'"{example}"')
         if not isinstance(value, str) or not value or "\0" in value:
-            raise self.fail(where, f"{key} must be a non-empty path string, e.g. \"{example}\" (got {_show(value)})")
+            raise self.fail(where, f"{key} must be a non-empty path string, e.g. \"{example}\" (got {show_value(value)})")
         path = Path(value).expanduser()
         return path if path.is_absolute() else self.base_dir / path
 
@@ -353,24 +354,24 @@ class _Reader:
             return parse_address(value)
         except ValueError as exc:
             raise self.fail(where, f'{key} must be "host:port", e.g. "127.0.0.1:7001": {exc} '
-                                   f"(got {_show(value)})") from None
+                                   f"(got {show_value(value)})") from None
 
     def array_of_tables(self, raw: object, name: str, allowed: Iterable[str], what: str):
         """(where, table) for each [[name]] table of a non-empty array, each
         checked to be a table with only `allowed` keys."""
         if not isinstance(raw, list) or not raw:
-            raise self.fail("", f"{name} must be one or more [[{name}]] tables, each with {what} (got {_show(raw)})")
+            raise self.fail("", f"{name} must be one or more [[{name}]] tables, each with {what} (got {show_value(raw)})")
         for number, table in enumerate(raw, start=1):
             where = f"[[{name}]] #{number} "
             if not isinstance(table, dict):
-                raise self.fail(where, f"must be a table (got {_show(table)})")
+                raise self.fail(where, f"must be a table (got {show_value(table)})")
             self.check_keys(table, allowed, where)
             yield where, table
 
     def table(self, table: Mapping[str, Any], key: str) -> Mapping[str, Any] | None:
         value = table.get(key)
         if value is not None and not isinstance(value, dict):
-            raise self.fail("", f"{key} must be a table: write [{key}] on its own line (got {_show(value)})")
+            raise self.fail("", f"{key} must be a table: write [{key}] on its own line (got {show_value(value)})")
         return value
 
 
@@ -411,7 +412,7 @@ def parse_config(data: Mapping[str, Any], *, source: str, base_dir: Path, path: 
     tick_ms = r.integer(data, "tick_ms", "", *TICK_MS_RANGE, TICK_MS_DEFAULT)
     log_level_raw = data.get("log_level", "INFO")
     if not isinstance(log_level_raw, str) or log_level_raw.upper() not in LOG_LEVELS:
-        raise r.fail("", f"log_level must be one of {', '.join(LOG_LEVELS)} (got {_show(log_level_raw)})")
+        raise r.fail("", f"log_level must be one of {', '.join(LOG_LEVELS)} (got {show_value(log_level_raw)})")
     log_level = log_level_raw.upper()
 
     chains_raw = r.required(data, "chains", "", 'one or more [[chains]] tables with id and genesis')
@@ -445,12 +446,12 @@ def parse_config(data: Mapping[str, Any], *, source: str, base_dir: Path, path: 
             try:
                 ipaddress.ip_address(host)
             except ValueError:
-                raise r.fail(where, f"host must be a host name or IP address (got {_show(host)})") from None
+                raise r.fail(where, f"host must be a host name or IP address (got {show_value(host)})") from None
         mqtt_defaults = MqttConfig(host=host)
         client_id = mqtt_raw.get("client_id")
         if client_id is not None and (not isinstance(client_id, str) or not _CLIENT_ID_RE.fullmatch(client_id)):
             raise r.fail(where, f"client_id must be 1-128 of letters, digits, '_', '.', ':' and '-' "
-                                f"(got {_show(client_id)})")
+                                f"(got {show_value(client_id)})")
         mqtt = MqttConfig(
             host=host,
             port=r.integer(mqtt_raw, "port", where, 1, 65535, mqtt_defaults.port),
@@ -528,7 +529,7 @@ def _offers(r: _Reader, raw: object, mqtt: MqttConfig | None, chains: list[Chain
             if not _OFFER_NAME_RE.fullmatch(field) or isinstance(value, float) or not isinstance(
                     value, (str, int, bool)):
                 raise r.fail(where, f"where.{field} must be a field name equal to a string, integer or boolean "
-                                    f"(got {_show(value)})")
+                                    f"(got {show_value(value)})")
         offers.append(OfferConfig(
             id=offer_id, chain=chain,
             contract=r.string(table, "contract", where, pattern=_OFFER_NAME_RE, required_what='"cert"',
@@ -562,7 +563,7 @@ def _cases(r: _Reader, raw: Mapping[str, Any] | None) -> CasesConfig | None:
     if not isinstance(providers, dict) or not all(
             isinstance(d, str) and DEPARTMENT_RE.fullmatch(d) and isinstance(a, str) for d, a in providers.items()):
         raise r.fail(where, 'providers must be a table of department = "host:port" (the client port of its node), '
-                            f'e.g. {{ housing-registry = "10.0.0.5:7101" }} (got {_show(providers)})')
+                            f'e.g. {{ housing-registry = "10.0.0.5:7101" }} (got {show_value(providers)})')
     for department, address in providers.items():
         try:
             parse_address(address)
@@ -584,7 +585,7 @@ def _identity(r: _Reader, raw: Mapping[str, Any] | None, tls: TlsConfig) -> Iden
     if not isinstance(windows, list) or not windows or not all(
             isinstance(name, str) and _CERT_NAME_RE.fullmatch(name) for name in windows):
         raise r.fail(where, "windows must be a non-empty array of client certificate names (`govchain tls cert "
-                            f"--name NAME`), e.g. [\"civil-affairs-window-1\"] (got {_show(windows)})")
+                            f"--name NAME`), e.g. [\"civil-affairs-window-1\"] (got {show_value(windows)})")
     defaults = IdentityConfig(oprf_key_file=Path(), windows=())
     return IdentityConfig(oprf_key_file=r.path(raw, "oprf_key_file", where, "oprf.key"),
                           windows=tuple(dict.fromkeys(windows)),
@@ -626,7 +627,7 @@ def _sources(r: _Reader, raw: object) -> tuple[SourceConfig, ...]:
         if kind not in SOURCE_KINDS:
             later = ' (PostgreSQL is not built yet: docs/design.md, "Data-source adapters")' \
                 if kind.startswith("postgres") else ""
-            raise r.fail(where, f'kind must be "sqlite" or "csv" (got {_show(kind)}){later}')
+            raise r.fail(where, f'kind must be "sqlite" or "csv" (got {show_value(kind)}){later}')
         path = r.path(table, "path", where, "sources/registry.db" if kind == "sqlite" else "sources/registry.csv")
         if kind == "sqlite":
             table_name = r.string(table, "table", where, pattern=COLUMN_RE, required_what='"residents"',
@@ -646,13 +647,13 @@ def _source_fields(r: _Reader, table: Mapping[str, Any], where: str, key_column:
     example = 'fields = { status = "marital_status" } (item field = "column")'
     raw = r.required(table, "fields", where, '{ status = "marital_status" } (item field = "column")')
     if not isinstance(raw, dict) or not raw:
-        raise r.fail(where, f"fields must be a non-empty table, e.g. {example} (got {_show(raw)})")
+        raise r.fail(where, f"fields must be a non-empty table, e.g. {example} (got {show_value(raw)})")
     for name, column in raw.items():
         if not FIELD_RE.fullmatch(name):
             raise r.fail(where, f'fields: "{name[:64]}" is not a field name: lowercase ASCII letters, digits and '
                                 f"'_', starting with a letter, at most 64 characters")
         if not isinstance(column, str) or not COLUMN_RE.fullmatch(column):
-            raise r.fail(where, f"fields.{name} must be {_COLUMN_RULE} (got {_show(column)})")
+            raise r.fail(where, f"fields.{name} must be {_COLUMN_RULE} (got {show_value(column)})")
         if column == key_column:
             raise r.fail(where, f'fields.{name} is the key column "{key_column}": an answer never carries the ID '
                                 f"number; remove it")

@@ -74,7 +74,7 @@ from nacl.signing import SigningKey, VerifyKey
 
 from consensus.config import ReplicaConfig
 from node.core import codec
-from node.core.config import CHAIN_ID_RE, DEPARTMENT_RE, LimitsConfig, parse_address
+from node.core.config import CHAIN_ID_RE, DEPARTMENT_RE, LimitsConfig, parse_address, show_value
 from node.core.tx import CONTRACT_NAME_BYTES_MAX, name_problem
 
 DEFAULT_MESSAGE_BYTES_MAX = LimitsConfig().message_bytes_max
@@ -256,15 +256,7 @@ class Genesis:
 # --------------------------------------------------------------------------- parsing
 
 def _show(value: object) -> str:
-    if isinstance(value, (str, int, float, bool)) or value is None:
-        text = json.dumps(value)
-    elif isinstance(value, dict):
-        text = "a JSON object"
-    elif isinstance(value, list):
-        text = "a JSON array"
-    else:
-        text = f"a {type(value).__name__}"
-    return text if len(text) <= 80 else text[:77] + "..."
+    return show_value(value, table="a JSON object", array="a JSON array")
 
 
 def _no_duplicate_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
