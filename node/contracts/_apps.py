@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Iterable
+from typing import Any
 
 from node.contracts.base import require_int, require_str
 from node.identity.signers import CATALOG_CHAIN, SignerRecord, lookup_signer
@@ -96,7 +97,8 @@ def window_signer(ctx: TxContext, what: str, citizen_does: str) -> SignerRecord:
     return who
 
 
-def load(get, key: bytes) -> dict | None:
+def load(get, key: bytes) -> Any:
+    """The JSON record stored under key, or None."""
     raw = get(key)
     return None if raw is None else json.loads(raw)
 

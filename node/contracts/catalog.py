@@ -65,6 +65,7 @@ from typing import Any, Callable
 from nacl.bindings import crypto_core_ed25519_is_valid_point
 
 from node.core.canonical import canonical_json
+from node.contracts._apps import load
 from node.contracts.base import MethodContract, method, query, require_int, require_str
 from node.identity.signers import ACTIVE, GOVERNANCE, REVOKED, ROLES, key_state_key, lookup_signer
 from node.core.config import DEPARTMENT_RE
@@ -198,11 +199,6 @@ class _Overlay:
             ctx.put(key, value)
 
 
-def _load(get: Get, key: bytes) -> Any:
-    raw = get(key)
-    return json.loads(raw) if raw is not None else None
-
-
 def _store(state, key: bytes, value: Any) -> None:
     state.put(key, canonical_json(value))
 
@@ -220,15 +216,15 @@ def _key_key(key_hex: str) -> bytes:
 
 
 def _approvals_needed(get: Get) -> int:
-    return _load(get, b"governance")["approvals"]
+    return load(get, b"governance")["approvals"]
 
 
 def _governance_departments(get: Get) -> int:
     """Departments holding at least one active governance key."""
     count = 0
-    for department in _load(get, b"departments") or []:
-        keys = _load(get, _dept_keys_key(department)) or []
-        count += any(GOVERNANCE in _load(get, _key_key(k))["roles"] for k in keys)
+    for department in load(get, b"departments") or []:
+        keys = load(get, _dept_keys_key(department)) or []
+        count += any(GOVERNANCE in load(get, _key_key(k))["roles"] for k in keys)
     return count
 
 
@@ -238,16 +234,16 @@ def apply_change(state: _Overlay, change: dict, height: int) -> None:
     get, kind = state.get, change["type"]
     if kind == "register_department":
         department = change["id"]
-        current = _load(get, _dept_key(department))
+        current = load(get, _dept_key(department))
         if current is None:
-            departments = _load(get, b"departments") or []
+            departments = load(get, b"departments") or []
             if len(departments) >= DEPARTMENTS_MAX:
                 raise ContractError(f"the catalog holds {DEPARTMENTS_MAX} departments, the most it can (DEPARTMENTS_MAX)")
             _store(state, b"departments", sorted([*departments, department]))
             _store(state, _dept_keys_key(department), [])
         else:
-            for k in _load(get, _dept_keys_key(department)):
-                outside = sorted(set(_load(get, _key_key(k))["roles"]) - set(change["roles"]))
+            for k in load(get, _dept_keys_key(department)):
+                outside = sorted(set(load(get, _key_key(k))["roles"]) - set(change["roles"]))
                 if outside:
                     raise ContractError(f"key {k[:16]} of {department} holds roles [{', '.join(outside)}] the "
                                         f"department would no longer have; change or revoke it first")
@@ -257,15 +253,15 @@ def apply_change(state: _Overlay, change: dict, height: int) -> None:
         return
     if kind == "add_key":
         department, key_hex = change["department"], change["key"]
-        record = _load(get, _dept_key(department))
+        record = load(get, _dept_key(department))
         if record is None:
             raise ContractError(f"department {department} is not registered")
-        existing = _load(get, _key_key(key_hex))
+        existing = load(get, _key_key(key_hex))
         if existing is not None:
             raise ContractError(f"key {key_hex[:16]} is already registered (to {existing['department']}, "
                                 f"{existing['status']}); a key is registered once")
         _check_within(change["roles"], record)
-        keys = _load(get, _dept_keys_key(department))
+        keys = load(get, _dept_keys_key(department))
         if len(keys) >= KEYS_PER_DEPARTMENT_MAX:
             raise ContractError(f"department {department} has {KEYS_PER_DEPARTMENT_MAX} active keys, the most "
                                 f"it can (KEYS_PER_DEPARTMENT_MAX); revoke one first")
@@ -274,17 +270,17 @@ def apply_change(state: _Overlay, change: dict, height: int) -> None:
                                           "since": height, "revoked_at": None})
         return
     key_hex = change["key"]
-    record = _load(get, _key_key(key_hex))
+    record = load(get, _key_key(key_hex))
     if record is None:
         raise ContractError(f"key {key_hex[:16]} is not registered")
     if record["status"] != ACTIVE:
         raise ContractError(f"key {key_hex[:16]} was revoked at catalog height {record['revoked_at']}")
     department = record["department"]
     if kind == "revoke_key":
-        _store(state, _dept_keys_key(department), [k for k in _load(get, _dept_keys_key(department)) if k != key_hex])
+        _store(state, _dept_keys_key(department), [k for k in load(get, _dept_keys_key(department)) if k != key_hex])
         _store(state, _key_key(key_hex), {**record, "status": REVOKED, "revoked_at": height})
     else:  # set_roles
-        _check_within(change["roles"], _load(get, _dept_key(department)))
+        _check_within(change["roles"], load(get, _dept_key(department)))
         _store(state, _key_key(key_hex), {**record, "roles": change["roles"], "since": height})
     needed, left = _approvals_needed(get), _governance_departments(get)
     if left < needed:
@@ -303,7 +299,7 @@ def _open_record(ctx: TxContext, args: dict, field: str, kind: str, *, closed: s
     """The `kind` record (change, agreement) whose id is args[field]; refused
     when there is none, or when it is `closed` (its `<closed>_at` says when)."""
     record_id = _record_id(_exact(args, (field,), "payload"), field)
-    record = _load(ctx.get, f"{kind}/{record_id}".encode())
+    record = load(ctx.get, f"{kind}/{record_id}".encode())
     if record is None:
         raise ContractError(f"no {kind} {record_id}")
     if record["status"] == closed:
@@ -339,7 +335,7 @@ class CatalogContract(MethodContract):
         for i, raw in enumerate(departments):
             where = f"departments[{i}]"
             entry = _exact(raw, ("id", "name", "validator", "roles", "keys"), where)
-            if isinstance(entry["id"], str) and _load(state.get, _dept_key(entry["id"])) is not None:
+            if isinstance(entry["id"], str) and load(state.get, _dept_key(entry["id"])) is not None:
                 raise ContractError(f"{where}: department {entry['id']} is listed twice")
             keys = entry["keys"]
             if not isinstance(keys, list) or len(keys) > KEYS_PER_DEPARTMENT_MAX:
@@ -374,7 +370,7 @@ class CatalogContract(MethodContract):
     def propose(self, ctx: TxContext, args: dict) -> bytes:
         change = parse_change(_exact(args, ("change",), "payload")["change"])
         digest = _digest(change)
-        pending = _load(ctx.get, b"pending") or {}
+        pending = load(ctx.get, b"pending") or {}
         for other, other_digest in sorted(pending.items()):
             if other_digest == digest:
                 raise ContractError(f"an identical change is pending as {other}; approve it instead")
@@ -389,7 +385,7 @@ class CatalogContract(MethodContract):
     @method(role=GOVERNANCE)
     def approve(self, ctx: TxContext, args: dict) -> bytes:
         record = _open_record(ctx, args, "change", "change", closed="applied")
-        return self._approve(ctx, record, _load(ctx.get, b"pending") or {})
+        return self._approve(ctx, record, load(ctx.get, b"pending") or {})
 
     def _approve(self, ctx: TxContext, record: dict, pending: dict) -> bytes:
         """Add the sender's department to the change's approvals; apply the
@@ -426,7 +422,7 @@ class CatalogContract(MethodContract):
         args = _exact(args, ("item_id", "fields", "answer_modes", "consent_required", "requester_roles"), "payload")
         item_id = _item_id(args["item_id"])
         department = self._department(ctx)
-        current = _load(ctx.get, b"item/" + item_id.encode())
+        current = load(ctx.get, b"item/" + item_id.encode())
         if current is not None and current["department"] != department:
             raise ContractError(f"item {item_id} belongs to {current['department']}; a department registers "
                                 f"only its own items")
@@ -445,7 +441,7 @@ class CatalogContract(MethodContract):
     @method(role="provider")
     def retire_item(self, ctx: TxContext, args: dict) -> bytes:
         item_id = _item_id(_exact(args, ("item_id",), "payload")["item_id"])
-        record = _load(ctx.get, b"item/" + item_id.encode())
+        record = load(ctx.get, b"item/" + item_id.encode())
         if record is None:
             raise ContractError(f"no item {item_id}")
         department = self._department(ctx)
@@ -466,12 +462,12 @@ class CatalogContract(MethodContract):
         other = _department_id(args["department"], "department")
         if other == department:
             raise ContractError("an agreement is between two departments; name the other one")
-        if _load(ctx.get, _dept_key(other)) is None:
+        if load(ctx.get, _dept_key(other)) is None:
             raise ContractError(f"department {other} is not registered")
         items = _names(args["items"], "items", pattern=ITEM_ID_RE, most=AGREEMENT_ITEMS_MAX)
         owners = set()
         for item_id in items:
-            item = _load(ctx.get, b"item/" + item_id.encode())
+            item = load(ctx.get, b"item/" + item_id.encode())
             if item is None or item["status"] != "active":
                 raise ContractError(f"item {item_id} is not an active catalog item")
             owners.add(item["department"])
@@ -499,7 +495,7 @@ class CatalogContract(MethodContract):
             raise ContractError(f"agreement {record['id']} was already accepted at catalog height "
                                 f"{record['accepted_at']}")
         for item_id in record["items"]:
-            if _load(ctx.get, b"item/" + item_id.encode())["status"] != "active":
+            if load(ctx.get, b"item/" + item_id.encode())["status"] != "active":
                 raise ContractError(f"item {item_id} was retired since the agreement was proposed")
         _store(ctx, b"agreement/" + record["id"].encode(),
                {**record, "status": "active", "since": ctx.height, "accepted_at": ctx.height})
@@ -520,25 +516,25 @@ class CatalogContract(MethodContract):
     @query
     def department(self, ctx: QueryContext, args: dict) -> dict:
         department = _department_id(require_str(args, "id"), "id")
-        record = _load(ctx.get, _dept_key(department))
-        keys = _load(ctx.get, _dept_keys_key(department)) or []
+        record = load(ctx.get, _dept_key(department))
+        keys = load(ctx.get, _dept_keys_key(department)) or []
         return {"found": record is not None, "department": record,
-                "keys": [{"key": k, **_load(ctx.get, _key_key(k))} for k in keys]}
+                "keys": [{"key": k, **load(ctx.get, _key_key(k))} for k in keys]}
 
     @query
     def departments(self, ctx: QueryContext, args: dict) -> dict:
-        return {"departments": [_load(ctx.get, _dept_key(d)) for d in _load(ctx.get, b"departments") or []],
+        return {"departments": [load(ctx.get, _dept_key(d)) for d in load(ctx.get, b"departments") or []],
                 "approvals": _approvals_needed(ctx.get) if ctx.get(b"governance") is not None else None}
 
     @query
     def key(self, ctx: QueryContext, args: dict) -> dict:
         key_hex = _public_key(require_str(args, "key"))
-        record = _load(ctx.get, _key_key(key_hex))
+        record = load(ctx.get, _key_key(key_hex))
         return {"found": record is not None, "key": record}
 
     @query
     def item(self, ctx: QueryContext, args: dict) -> dict:
-        record = _load(ctx.get, b"item/" + _item_id(require_str(args, "item_id")).encode())
+        record = load(ctx.get, b"item/" + _item_id(require_str(args, "item_id")).encode())
         return {"found": record is not None, "item": record}
 
     @query
@@ -551,17 +547,17 @@ class CatalogContract(MethodContract):
             prefix = b"item/"
         found = ctx.scan(prefix, after=prefix + after.encode() if after else None, limit=limit + 1)
         ids = [k[len(prefix):] for k, _ in found[:limit]]
-        return {"items": [_load(ctx.get, b"item/" + i) for i in ids], "more": len(found) > limit}
+        return {"items": [load(ctx.get, b"item/" + i) for i in ids], "more": len(found) > limit}
 
     @query
     def agreement(self, ctx: QueryContext, args: dict) -> dict:
-        record = _load(ctx.get, b"agreement/" + _record_id(args, "id").encode())
+        record = load(ctx.get, b"agreement/" + _record_id(args, "id").encode())
         return {"found": record is not None, "agreement": record}
 
     @query
     def pending_changes(self, ctx: QueryContext, args: dict) -> dict:
-        pending = _load(ctx.get, b"pending") or {}
-        return {"changes": [_load(ctx.get, b"change/" + i.encode()) for i in sorted(pending)],
+        pending = load(ctx.get, b"pending") or {}
+        return {"changes": [load(ctx.get, b"change/" + i.encode()) for i in sorted(pending)],
                 "approvals": _approvals_needed(ctx.get) if ctx.get(b"governance") is not None else None}
 
 
