@@ -108,7 +108,6 @@ def parse_json_object(payload: bytes, what: str = "payload") -> dict[str, Any]:
     return value
 
 
-
 def require_str(args: dict, field: str, *, allow_none: bool = False, allow_empty: bool = False) -> str | None:
     value = args.get(field)
     if value is None and allow_none and field in args:
@@ -125,8 +124,6 @@ def require_int(args: dict, field: str, *, low: int, high: int, default: int | N
     if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
         raise ContractError(f"field {field!r} must be an integer from {low} to {high}")
     return value
-
-
 
 
 # ---- declaring methods ---------------------------------------------------------

@@ -48,7 +48,6 @@ from __future__ import annotations
 import hashlib
 import json
 
-
 from node.contracts._apps import (
     bound_to, hex64, id_cursor, ident, load, one_of, page, signer, strict, tag_page, tag_prefix, window_signer,
 )

@@ -294,7 +294,6 @@ def show_value(value: object, *, table: str = "a table", array: str = "an array"
     return text if len(text) <= 80 else text[:77] + "..."
 
 
-
 class _Reader:
     def __init__(self, source: str, base_dir: Path) -> None:
         self.source = source

@@ -17,6 +17,7 @@ from .conftest import RPC_TIMEOUT_S, run_cli, submit_one
 
 pytestmark = pytest.mark.e2e
 
+
 def submit(net, i: int, signer, method: str, payload: dict):
     return submit_one(net, i, signer, "catalog", method, payload)
 

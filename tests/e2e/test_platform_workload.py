@@ -43,6 +43,8 @@ def id_numbers_in(data: bytes) -> list[str]:
         except oprf.IdNumberError:
             pass
     return found
+
+
 def refusal(net, i: int, signer, chain: str, method: str, payload: dict) -> grpc.StatusCode:
     """The status code with which node i refuses the transaction at admission."""
     tx = signed(signer, chain, method, payload)
