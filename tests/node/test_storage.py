@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import os
+from pathlib import Path
 
 import plyvel
 
@@ -47,7 +48,7 @@ def test_tables_are_written_uncompressed(tmp_path):
     store.put(b"k", value)
     store._db.compact_range()
     store.close()
-    assert any(value in open(t, "rb").read() for t in _tables(path))
+    assert any(value in Path(t).read_bytes() for t in _tables(path))
 
 
 def test_eight_mib_of_writes_stay_in_the_memtable(tmp_path):
