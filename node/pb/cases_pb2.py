@@ -25,7 +25,7 @@ _sym_db = _symbol_database.Default()
 from node.pb import client_pb2 as govchain_dot_v1_dot_client__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x17govchain/v1/cases.proto\x12\x0bgovchain.v1\x1a\x18govchain/v1/client.proto\"\xe9\x02\n\x0fOpenCaseRequest\x12+\n\topen_case\x18\x01 \x01(\x0b\x32\x18.govchain.v1.Transaction\x12\x11\n\tid_number\x18\x02 \x01(\t\x12\x13\n\x0boprf_output\x18\x03 \x01(\x0c\x12\x41\n\x0b\x63onsent_ids\x18\x04 \x03(\x0b\x32,.govchain.v1.OpenCaseRequest.ConsentIdsEntry\x12\x45\n\ragreement_ids\x18\x05 \x03(\x0b\x32..govchain.v1.OpenCaseRequest.AgreementIdsEntry\x12\x0f\n\x07purpose\x18\x06 \x01(\t\x1a\x31\n\x0f\x43onsentIdsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\x1a\x33\n\x11\x41greementIdsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"!\n\x0eGetCaseRequest\x12\x0f\n\x07\x63\x61se_id\x18\x01 \x01(\t\"E\n\tCaseReply\x12\x11\n\tcase_json\x18\x01 \x01(\t\x12\x0e\n\x06height\x18\x02 \x01(\x04\x12\x15\n\ropenings_json\x18\x03 \x01(\t2\x89\x01\n\x05\x43\x61ses\x12@\n\x08OpenCase\x12\x1c.govchain.v1.OpenCaseRequest\x1a\x16.govchain.v1.CaseReply\x12>\n\x07GetCase\x12\x1b.govchain.v1.GetCaseRequest\x1a\x16.govchain.v1.CaseReplyb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x17govchain/v1/cases.proto\x12\x0bgovchain.v1\x1a\x18govchain/v1/client.proto\"\xe9\x02\n\x0fOpenCaseRequest\x12+\n\topen_case\x18\x01 \x01(\x0b\x32\x18.govchain.v1.Transaction\x12\x11\n\tid_number\x18\x02 \x01(\t\x12\x13\n\x0boprf_output\x18\x03 \x01(\x0c\x12\x41\n\x0b\x63onsent_ids\x18\x04 \x03(\x0b\x32,.govchain.v1.OpenCaseRequest.ConsentIdsEntry\x12\x45\n\ragreement_ids\x18\x05 \x03(\x0b\x32..govchain.v1.OpenCaseRequest.AgreementIdsEntry\x12\x0f\n\x07purpose\x18\x06 \x01(\t\x1a\x31\n\x0f\x43onsentIdsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\x1a\x33\n\x11\x41greementIdsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"a\n\x0eGetCaseRequest\x12\x0f\n\x07\x63\x61se_id\x18\x01 \x01(\t\x12\x0f\n\x07time_ms\x18\x02 \x01(\x04\x12\r\n\x05nonce\x18\x03 \x01(\x0c\x12\x0b\n\x03key\x18\x04 \x01(\x0c\x12\x11\n\tsignature\x18\x05 \x01(\x0c\"E\n\tCaseReply\x12\x11\n\tcase_json\x18\x01 \x01(\t\x12\x0e\n\x06height\x18\x02 \x01(\x04\x12\x15\n\ropenings_json\x18\x03 \x01(\t2\x89\x01\n\x05\x43\x61ses\x12@\n\x08OpenCase\x12\x1c.govchain.v1.OpenCaseRequest\x1a\x16.govchain.v1.CaseReply\x12>\n\x07GetCase\x12\x1b.govchain.v1.GetCaseRequest\x1a\x16.govchain.v1.CaseReplyb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -43,9 +43,9 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_OPENCASEREQUEST_AGREEMENTIDSENTRY']._serialized_start=377
   _globals['_OPENCASEREQUEST_AGREEMENTIDSENTRY']._serialized_end=428
   _globals['_GETCASEREQUEST']._serialized_start=430
-  _globals['_GETCASEREQUEST']._serialized_end=463
-  _globals['_CASEREPLY']._serialized_start=465
-  _globals['_CASEREPLY']._serialized_end=534
-  _globals['_CASES']._serialized_start=537
-  _globals['_CASES']._serialized_end=674
+  _globals['_GETCASEREQUEST']._serialized_end=527
+  _globals['_CASEREPLY']._serialized_start=529
+  _globals['_CASEREPLY']._serialized_end=598
+  _globals['_CASES']._serialized_start=601
+  _globals['_CASES']._serialized_end=738
 # @@protoc_insertion_point(module_scope)

@@ -38,10 +38,18 @@ class OpenCaseRequest(_message.Message):
     def __init__(self, open_case: _Optional[_Union[_client_pb2.Transaction, _Mapping]] = ..., id_number: _Optional[str] = ..., oprf_output: _Optional[bytes] = ..., consent_ids: _Optional[_Mapping[str, str]] = ..., agreement_ids: _Optional[_Mapping[str, str]] = ..., purpose: _Optional[str] = ...) -> None: ...
 
 class GetCaseRequest(_message.Message):
-    __slots__ = ("case_id",)
+    __slots__ = ("case_id", "time_ms", "nonce", "key", "signature")
     CASE_ID_FIELD_NUMBER: _ClassVar[int]
+    TIME_MS_FIELD_NUMBER: _ClassVar[int]
+    NONCE_FIELD_NUMBER: _ClassVar[int]
+    KEY_FIELD_NUMBER: _ClassVar[int]
+    SIGNATURE_FIELD_NUMBER: _ClassVar[int]
     case_id: str
-    def __init__(self, case_id: _Optional[str] = ...) -> None: ...
+    time_ms: int
+    nonce: bytes
+    key: bytes
+    signature: bytes
+    def __init__(self, case_id: _Optional[str] = ..., time_ms: _Optional[int] = ..., nonce: _Optional[bytes] = ..., key: _Optional[bytes] = ..., signature: _Optional[bytes] = ...) -> None: ...
 
 class CaseReply(_message.Message):
     __slots__ = ("case_json", "height", "openings_json")

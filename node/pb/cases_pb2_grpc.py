@@ -60,7 +60,9 @@ class CasesServicer:
     def GetCase(self, request, context):
         """The case as recorded on the item chain, and the openings of its
         evidence kept by this node (what `govchain case rerun` checks against
-        the on-chain commitments).
+        the on-chain commitments). The openings are the citizen's data, so the
+        request is signed (see GetCaseRequest); the case alone, without them,
+        is the item chain's `case` query on any node.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')

@@ -10,40 +10,31 @@ contract's per-tag index and build one proof per entry.
 """
 from __future__ import annotations
 
-import hashlib
 import json
 import re
 import time
-from collections import OrderedDict
 from collections.abc import Callable
 
 import grpc
-from nacl.exceptions import CryptoError
-from nacl.signing import VerifyKey
 
 from node.core.canonical import canonical_json
-from node.identity.citizens import AUTHN_CHAIN, binding_of, binding_problem
-from node.identity.signers import CATALOG_CHAIN, check_role, lookup_signer, short
 from node.ledger.proofs import build_inclusion_proof
 from node.ledger.query import run_query
 from node.pb import audit_pb2, audit_pb2_grpc
+from node.services.signed_reads import (Nonces, Refusal, check_signed, read_digest, reader_refusal,
+                                        signature_shape_problem)
 
 SERVICE_NAME = audit_pb2.DESCRIPTOR.services_by_name["Audit"].full_name
 AUTHZ_CHAIN = "authz"
-AUDITOR = "auditor"
 DOMAIN = b"govchain:v1:audit-request:"
-FRESHNESS_MS = 60_000
-NONCE_BYTES = (16, 64)
 LIMIT_MAX = 200
-NONCES_MAX = 100_000  # answered (key, nonce) pairs remembered within the freshness window
 _TAG_RE = re.compile(r"[0-9a-f]{64}")
 _CURSOR_RE = re.compile(r"[0-9a-f]{24}")
 
 
 def request_digest(tag: str, time_ms: int, nonce: bytes) -> bytes:
     """What the caller signs: SHA-256(domain || tag || u64be(time_ms) || u8(len(nonce)) || nonce)."""
-    return hashlib.sha256(DOMAIN + bytes.fromhex(tag) + time_ms.to_bytes(8, "big") + bytes([len(nonce)])
-                          + nonce).digest()
+    return read_digest(DOMAIN, bytes.fromhex(tag), time_ms, nonce)
 
 
 def signed_request(signing_key, tag: str, *, time_ms: int, nonce: bytes, after: str = "",
@@ -57,42 +48,13 @@ def signed_request(signing_key, tag: str, *, time_ms: int, nonce: bytes, after: 
 def _shape_problem(request) -> str | None:
     if not _TAG_RE.fullmatch(request.tag):
         return "tag must be a subject tag: 64 lowercase hex digits"
-    if len(request.key) != 32:
-        return f"key must be an Ed25519 public key of 32 bytes (got {len(request.key)})"
-    if len(request.signature) != 64:
-        return f"signature must be 64 bytes (got {len(request.signature)})"
-    if not NONCE_BYTES[0] <= len(request.nonce) <= NONCE_BYTES[1]:
-        return f"nonce must be {NONCE_BYTES[0]}..{NONCE_BYTES[1]} random bytes (got {len(request.nonce)})"
+    if problem := signature_shape_problem(request):
+        return problem
     if request.limit > LIMIT_MAX:
         return f"limit must be 0..{LIMIT_MAX} (0: 50)"
     if request.after and not _CURSOR_RE.fullmatch(request.after):
         return "after must be the `next` cursor of the previous page (24 hex digits), or empty"
     return None
-
-
-class Refusal(Exception):
-    """A request the service does not answer: the gRPC status code and why."""
-
-    def __init__(self, code: grpc.StatusCode, message: str) -> None:
-        super().__init__(message)
-        self.code = code
-
-
-class Nonces:
-    """(key, nonce) pairs answered within the freshness window, oldest first."""
-
-    def __init__(self) -> None:
-        self._seen: OrderedDict[bytes, int] = OrderedDict()
-
-    def first_use(self, key: bytes, nonce: bytes, now_ms: int) -> bool:
-        while self._seen and (next(iter(self._seen.values())) < now_ms - 2 * FRESHNESS_MS
-                              or len(self._seen) >= NONCES_MAX):
-            self._seen.popitem(last=False)
-        pair = key + nonce
-        if pair in self._seen:
-            return False
-        self._seen[pair] = now_ms
-        return True
 
 
 class AuditService(audit_pb2_grpc.AuditServicer):
@@ -118,21 +80,11 @@ class AuditService(audit_pb2_grpc.AuditServicer):
             raise Refusal(grpc.StatusCode.FAILED_PRECONDITION,
                           "this node does not serve the authz chain; ask a node that does")
         now = self._clock()
-        try:
-            VerifyKey(request.key).verify(request_digest(request.tag, request.time_ms, request.nonce),
-                                          request.signature)
-        except (CryptoError, ValueError):
-            raise Refusal(grpc.StatusCode.PERMISSION_DENIED,
-                          "signature does not verify: sign SHA-256(\"govchain:v1:audit-request:\" || tag || "
-                          "u64be(time_ms) || u8(len(nonce)) || nonce) with the key's private half") from None
-        if abs(now - request.time_ms) > FRESHNESS_MS:
-            raise Refusal(grpc.StatusCode.PERMISSION_DENIED,
-                          f"stale request: signed at {request.time_ms} ms, this node's clock is {now} ms; a "
-                          f"request is fresh for {FRESHNESS_MS // 1000} s either side (check the clock)")
-        if not self._nonces.first_use(request.key, request.nonce, now):
-            raise Refusal(grpc.StatusCode.PERMISSION_DENIED,
-                          "replayed request: this key's nonce was already answered; sign a new request")
-        code, why = self._refusal(request.key, request.tag, now)
+        check_signed(request, request_digest(request.tag, request.time_ms, request.nonce),
+                     "SHA-256(\"govchain:v1:audit-request:\" || tag || u64be(time_ms) || u8(len(nonce)) || nonce)",
+                     now, self._nonces)
+        code, why = reader_refusal(self._chains, request.key, request.tag, now,
+                                   f"tag {request.tag[:16]}'s access log")
         if why:
             raise Refusal(code, why)
         state = authz.state  # one height for the whole page
@@ -146,28 +98,6 @@ class AuditService(audit_pb2_grpc.AuditServicer):
             for e in page["items"]]
         return audit_pb2.AuditReply(chain_id=AUTHZ_CHAIN, height=state.height, entries=entries, more=page["more"],
                                     next=page["next"] or "")
-
-    def _refusal(self, key: bytes, tag: str, now_ms: int) -> tuple[grpc.StatusCode, str]:
-        """(code, why the key may not read the tag's log) or (OK, "")."""
-        authn, catalog = self._chains.get(AUTHN_CHAIN), self._chains.get(CATALOG_CHAIN)
-        if authn is None and catalog is None:
-            return grpc.StatusCode.FAILED_PRECONDITION, \
-                "this node serves neither the authn nor the catalog chain, so it cannot tell who the caller is"
-        binding = binding_of(authn.state.get, key) if authn is not None else None
-        if binding is not None and binding["tag"] == tag and binding_problem(binding, key, now_ms) is None:
-            return grpc.StatusCode.OK, ""
-        signer = lookup_signer(catalog.state.get, key) if catalog is not None else None
-        if signer is not None and check_role(signer, AUDITOR) is None:
-            return grpc.StatusCode.OK, ""
-        if binding is not None and binding["tag"] != tag:
-            why = f"key {short(key)} is bound to another subject, not tag {tag[:16]}"
-        elif signer is not None:
-            why = f"{check_role(signer, AUDITOR)}, not the role 'auditor'"
-        else:
-            why = binding_problem(binding, key, now_ms)
-        return grpc.StatusCode.PERMISSION_DENIED, \
-            f"permission denied: only the citizen's bound app key or an auditor reads tag {tag[:16]}'s access log; " \
-            f"{why}"
 
 
 def service_for(host) -> AuditService:

@@ -19,13 +19,17 @@ import asyncio
 import hashlib
 import json
 import logging
+import os
 import sqlite3
+import time
+from collections.abc import Callable
 from pathlib import Path
 
 import grpc
 from nacl.signing import SigningKey
 
 from node.chain.admission import Outcome
+from node.contracts._apps import ID_RE
 from node.core import codec, rules
 from node.core.canonical import canonical_json
 from node.core.keys import KeyFileError, load_signing_key
@@ -35,6 +39,8 @@ from node.ledger.query import QueryError, run_query
 from node.net.client import channel, stub
 from node.pb import cases_pb2, cases_pb2_grpc, verify_pb2_grpc
 from node.services import requester
+from node.services.signed_reads import (Nonces, Refusal, check_signed, read_digest, reader_refusal,
+                                        signature_shape_problem)
 
 log = logging.getLogger(__name__)
 
@@ -43,12 +49,21 @@ ITEM_CHAIN = ITEM_CONTRACT = "item"
 AUTHN_CHAIN = AUTHN_CONTRACT = "authn"
 NEEDED_CHAINS = (ITEM_CHAIN, "catalog", "authz", AUTHN_CHAIN)
 NONCE_DOMAIN = b"govchain:v1:case-nonce:"
+OPENINGS_DOMAIN = b"govchain:v1:case-openings-request:"
 
 
-class Refusal(Exception):
-    def __init__(self, code: grpc.StatusCode, message: str) -> None:
-        super().__init__(message)
-        self.code = code
+def openings_digest(case_id: str, time_ms: int, nonce: bytes) -> bytes:
+    """What a GetCase caller signs (proto/govchain/v1/cases.proto, GetCaseRequest)."""
+    return read_digest(OPENINGS_DOMAIN, hashlib.sha256(case_id.encode()).digest(), time_ms, nonce)
+
+
+def signed_get_case(signing_key, case_id: str, *, time_ms: int | None = None,
+                    nonce: bytes | None = None) -> cases_pb2.GetCaseRequest:
+    """A GetCaseRequest signed by `signing_key` (a nacl SigningKey), now and with a fresh nonce by default."""
+    time_ms = time.time_ns() // 1_000_000 if time_ms is None else time_ms
+    nonce = os.urandom(16) if nonce is None else nonce
+    return cases_pb2.GetCaseRequest(case_id=case_id, time_ms=time_ms, nonce=nonce, key=bytes(signing_key.verify_key),
+                                    signature=signing_key.sign(openings_digest(case_id, time_ms, nonce)).signature)
 
 
 class Openings:
@@ -77,7 +92,8 @@ class Openings:
 
 class CasesService(cases_pb2_grpc.CasesServicer):
     def __init__(self, *, department: str, key: SigningKey, providers: dict[str, str], tls, own_address: str,
-                 chains: dict, openings: Openings, timeout_s: int, pusher=None) -> None:
+                 chains: dict, openings: Openings, timeout_s: int, pusher=None,
+                 clock: Callable[[], int] = lambda: time.time_ns() // 1_000_000) -> None:
         self._department = department
         self._key = key
         self._providers = providers
@@ -87,6 +103,8 @@ class CasesService(cases_pb2_grpc.CasesServicer):
         self._openings = openings
         self._timeout = timeout_s
         self._pusher = pusher
+        self._clock = clock
+        self._nonces = Nonces()
 
     async def OpenCase(self, request, context):
         try:
@@ -95,10 +113,27 @@ class CasesService(cases_pb2_grpc.CasesServicer):
             await context.abort(refusal.code, str(refusal))
 
     async def GetCase(self, request, context):
+        try:
+            return self._get(request)
+        except Refusal as refusal:
+            await context.abort(refusal.code, str(refusal))
+
+    def _get(self, request) -> cases_pb2.CaseReply:
+        """The case and its openings for the subject's bound key or an auditor (cases.proto, GetCaseRequest)."""
+        problem = ("case_id must be 1-64 of letters, digits, '.', '_', ':', '-' (starting with a letter or digit)"
+                   if not ID_RE.fullmatch(request.case_id) else signature_shape_problem(request))
+        if problem:
+            raise Refusal(grpc.StatusCode.INVALID_ARGUMENT, problem)
+        now = self._clock()
+        check_signed(request, openings_digest(request.case_id, request.time_ms, request.nonce),
+                     "SHA-256(\"govchain:v1:case-openings-request:\" || SHA-256(case_id) || u64be(time_ms) || "
+                     "u8(len(nonce)) || nonce)", now, self._nonces)
         case, height = self._query("case", {"case_id": request.case_id})
         if case is None:
-            await context.abort(grpc.StatusCode.NOT_FOUND, f"no case {request.case_id!r} on the item chain "
-                                                           f"(height {height})")
+            raise Refusal(grpc.StatusCode.NOT_FOUND, f"no case {request.case_id!r} on the item chain (height {height})")
+        code, why = reader_refusal(self._chains, request.key, case["tag"], now, f"case {case['case_id']}'s openings")
+        if why:
+            raise Refusal(code, why)
         return self._reply(case, height)
 
     # ---- steps ----

@@ -8,7 +8,8 @@
   which drives the case to a decision; prints the case.
 - show: the case as recorded on the item chain (any node).
 - rerun: re-runs the decision from chain data alone, plus the openings of
-  the evidence commitments the competent department's node keeps: checks
+  the evidence commitments the competent department's node keeps (it gives
+  them to the citizen's bound app key or an auditor's key, --key): checks
   the rule text against the hash the case pinned, each opening against its
   commitment, attestation and authz log entry, evaluates the rule again and
   compares with the recorded decision. Exit 0 the same decision, 3 not.
@@ -129,8 +130,10 @@ def rerun(client, openings: dict, case: dict, timeout: float) -> tuple[str, str]
 
 
 def cmd_case_rerun(args) -> int:
+    from node.core.keys import load_signing_key
     from node.net.client import channel
-    from node.pb import cases_pb2, cases_pb2_grpc
+    from node.pb import cases_pb2_grpc
+    from node.services.cases import signed_get_case
     from node.tools.cli import _client_tls, _stub
 
     client = _stub(args)
@@ -140,7 +143,7 @@ def cmd_case_rerun(args) -> int:
     if case.get("decision") is None:
         raise ValueError(f"case {args.case_id!r} has no decision yet (item height {height})")
     competent = cases_pb2_grpc.CasesStub(channel(args.address or args.node, _client_tls(args), args.server_name))
-    openings = json.loads(competent.GetCase(cases_pb2.GetCaseRequest(case_id=args.case_id),
+    openings = json.loads(competent.GetCase(signed_get_case(load_signing_key(args.key), args.case_id),
                                             timeout=args.timeout).openings_json)
     recorded = case["decision"]
     try:
@@ -188,5 +191,7 @@ def register(sub, client_opts) -> None:
     client_opts(again)
     again.add_argument("case_id")
     again.add_argument("--address", help="the competent department's node, for the openings (default --node)")
+    again.add_argument("--key", required=True, help="the citizen's app key (bound to the case's tag), or an "
+                                                    "auditor's key: the openings are the citizen's data")
     again.set_defaults(func=cmd_case_rerun)
 

@@ -7,13 +7,14 @@ chain, and `govchain case rerun` reproduces each decision."""
 from __future__ import annotations
 
 import json
+import time
 
+import grpc
 import pytest
-from nacl.signing import SigningKey
 
 from node.adapters import sample
 from node.core import rules
-from node.core.keys import load_signing_key
+from node.core.keys import generate_key_file, load_signing_key
 from node.pb import client_pb2
 from node.tools import localnet
 
@@ -22,6 +23,7 @@ from .test_verify import ITEM_REGISTRATION, bind, commit, consent, genesis_key, 
 
 pytestmark = pytest.mark.e2e
 PROVIDER, COMPETENT = 0, 2  # housing-registry, power-company
+AUDITING = 3  # the department given an auditor key (the appeal body)
 CHAINS = ("catalog", "authn", "authz", "item")
 CATALOG_ITEM = "household-registration"
 INPUTS = [{"name": "married", "provider": "housing-registry", "catalog_item": CATALOG_ITEM,
@@ -40,6 +42,7 @@ def cluster(tmp_path_factory):
     specs = localnet.create_network(root, nodes=4, chains=CHAINS)
     net = Net(root, specs, CHAINS)
     genesis_key(specs, root, COMPETENT, "window.key", "window")  # localnet gives no department role window
+    genesis_key(specs, root, AUDITING, "auditor.key", "auditor")
     sample.write_sqlite(home(net, PROVIDER) / "household.db")
     with open(specs[PROVIDER].config, "a") as f:
         f.write("\n" + sample.SOURCES_TOML.format(dir=home(net, PROVIDER)) + '\n[verify]\nkey_file = "app.key"\n')
@@ -62,7 +65,7 @@ def _authenticate(net, id_number: str, case_id: str) -> tuple[bytes, bytes]:
     """The identity service records an authn event for the citizen at the power company's window, and the
     window grants a single-use consent per input of the case citing it; (tag, OPRF output)."""
     event = f"ev-{case_id}"
-    bind(net, SigningKey.generate(), id_number, event, "power-company/window-1")
+    bind(net, generate_key_file(_app_key(net, case_id)), id_number, event, "power-company/window-1")
     grants = [{**consent(f"consent-{case_id}-m", fields=None, case_id=case_id, purpose="family-tariff",
                          id_number=id_number), "authn_event": event},
               {**consent(f"consent-{case_id}-d", fields=["district"], case_id=case_id, purpose="family-tariff",
@@ -85,10 +88,22 @@ def _ca(net) -> tuple[str, ...]:
     return ("--ca", str(net.root / "tls" / "ca.crt"))
 
 
+def _app_key(net, case_id: str):
+    """The key file of the app the citizen of `case_id` authenticated with (bound to their tag)."""
+    return net.root / f"app-{case_id}.key"
+
+
 def _rerun(net, case_id: str, node: int = 1) -> dict:
     out = run_cli("case", "rerun", case_id, "--node", net.specs[node].client, "--address",
-                  net.specs[COMPETENT].client, "--json", *_ca(net))
+                  net.specs[COMPETENT].client, "--key", str(_app_key(net, case_id)), "--json", *_ca(net))
     return json.loads(out.stdout)
+
+
+def _get_case(net, request):
+    from node.net.client import channel
+    from node.pb import cases_pb2_grpc
+
+    return cases_pb2_grpc.CasesStub(channel(net.specs[COMPETENT].client, net.tls)).GetCase(request, timeout=10)
 
 
 def _shown(net, case_id: str, node: int = 1) -> dict:
@@ -136,16 +151,57 @@ def test_a_manual_item_goes_to_review_and_an_officer_decides(cluster):
 
 
 def test_a_tampered_opening_does_not_rerun(cluster):
-    from node.net.client import channel, stub
-    from node.pb import cases_pb2, cases_pb2_grpc
+    from node.net.client import stub
+    from node.services.cases import signed_get_case
     from node.tools.case_cli import Differs, rerun
 
     _open(cluster, case_id="case-tamper", id_number=sample.SAMPLE_ID_NUMBERS[0])
     client = stub(cluster.specs[1].client, cluster.tls)
     case = _shown(cluster, "case-tamper")
-    openings = json.loads(cases_pb2_grpc.CasesStub(channel(cluster.specs[COMPETENT].client, cluster.tls)).GetCase(
-        cases_pb2.GetCaseRequest(case_id="case-tamper"), timeout=10).openings_json)
+    openings = json.loads(_get_case(cluster, signed_get_case(load_signing_key(_app_key(cluster, "case-tamper")),
+                                                             "case-tamper")).openings_json)
     assert rerun(client, openings, case, 10) == ("approved", "the rule holds")
     openings["district"]["answer"] = {"found": True, "fields": {"district": "Lixia"}}
     with pytest.raises(Differs, match="does not match the answer commitment"):
         rerun(client, openings, case, 10)
+
+
+def test_only_the_subjects_app_key_or_an_auditor_reads_a_cases_openings(cluster):
+    """The openings are the citizen's answers: GetCase gives them to the key the authn chain binds to the
+    case's tag, or to an auditor; a key bound to another citizen, a department's own key, an unsigned,
+    replayed, stale or forged request gets a precise refusal and no answer."""
+    from node.pb import cases_pb2
+    from node.services.cases import signed_get_case
+
+    _open(cluster, case_id="case-private", id_number=sample.SAMPLE_ID_NUMBERS[0])
+    _open(cluster, case_id="case-other", id_number=sample.SAMPLE_ID_NUMBERS[2])
+    citizen = load_signing_key(_app_key(cluster, "case-private"))
+    mine = _get_case(cluster, signed_get_case(citizen, "case-private"))
+    assert json.loads(mine.openings_json)["district"]["answer"] == {"found": True, "fields": {"district": "Dongcheng"}}
+    auditor = _get_case(cluster, signed_get_case(load_signing_key(home(cluster, AUDITING) / "auditor.key"),
+                                                 "case-private"))
+    assert auditor.openings_json == mine.openings_json and auditor.case_json == mine.case_json
+
+    def refused(request) -> tuple[grpc.StatusCode, str]:
+        with pytest.raises(grpc.RpcError) as caught:
+            _get_case(cluster, request)
+        return caught.value.code(), caught.value.details()
+
+    code, why = refused(signed_get_case(load_signing_key(_app_key(cluster, "case-other")), "case-private"))
+    assert code == grpc.StatusCode.PERMISSION_DENIED and "is bound to another subject" in why
+    code, why = refused(signed_get_case(load_signing_key(home(cluster, COMPETENT) / "officer.key"), "case-private"))
+    assert code == grpc.StatusCode.PERMISSION_DENIED and "not the role 'auditor'" in why
+    code, why = refused(cases_pb2.GetCaseRequest(case_id="case-private"))
+    assert code == grpc.StatusCode.INVALID_ARGUMENT and why.startswith("key must be an Ed25519 public key")
+    once = signed_get_case(citizen, "case-private")
+    _get_case(cluster, once)
+    code, why = refused(once)
+    assert code == grpc.StatusCode.PERMISSION_DENIED and why.startswith("replayed request")
+    code, why = refused(signed_get_case(citizen, "case-private", time_ms=int(time.time() * 1000) - 3_600_000))
+    assert code == grpc.StatusCode.PERMISSION_DENIED and why.startswith("stale request")
+    forged = signed_get_case(citizen, "case-other")
+    forged.case_id = "case-private"  # a signature over another case does not open this one
+    code, why = refused(forged)
+    assert code == grpc.StatusCode.PERMISSION_DENIED and why.startswith("signature does not verify")
+    code, why = refused(signed_get_case(citizen, "no-such-case"))
+    assert code == grpc.StatusCode.NOT_FOUND

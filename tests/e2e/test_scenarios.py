@@ -21,7 +21,8 @@ SEEDS = scenarios.available()
 
 
 @pytest.fixture(scope="module")
-def played(tmp_path_factory):
+def playing(tmp_path_factory):
+    """(net, reports, lines, the citizens' app keys by tag) of one network that played every seed scenario."""
     root = tmp_path_factory.mktemp("scenarios")
     (root / "mqtt").mkdir()
     broker = Mosquitto(root / "mqtt", persistence=True).start()
@@ -34,11 +35,16 @@ def played(tmp_path_factory):
             reports = {s.name: player.play(s) for s in net.scenarios}
         finally:
             player.close()
-        yield net, reports, lines
+        yield net, reports, lines, {c.tag: c.app_key for c in player.citizens.values()}
     finally:
         for spec in net.specs:
             localnet.kill(spec)
         broker.stop()
+
+
+@pytest.fixture(scope="module")
+def played(playing):
+    return playing[:3]
 
 
 def query(net, chain: str, method: str, args: dict, node: int = 1):
@@ -132,15 +138,16 @@ def test_no_id_number_or_name_reaches_a_chain(played):
 
 
 @pytest.mark.parametrize("scenario", SEEDS)
-def test_a_rerun_from_chain_data_gives_the_recorded_decision(played, scenario):
+def test_a_rerun_from_chain_data_gives_the_recorded_decision(playing, scenario):
     from node.net.client import channel
-    from node.pb import cases_pb2, cases_pb2_grpc
+    from node.pb import cases_pb2_grpc
+    from node.services.cases import signed_get_case
 
-    net, reports, _ = played
+    net, reports, _, app_keys = playing
     for case in reports[scenario].cases.values():
         competent = net.spec(case["department"])
         openings = json.loads(cases_pb2_grpc.CasesStub(channel(competent.client, net.tls)).GetCase(
-            cases_pb2.GetCaseRequest(case_id=case["case_id"]), timeout=10).openings_json)
+            signed_get_case(app_keys[case["tag"]], case["case_id"]), timeout=10).openings_json)
         recorded = query(net, "item", "case", {"case_id": case["case_id"]})
         assert rerun(localnet.client_stub(net.specs[0]), openings, recorded, 10) == \
             (recorded["decision"]["outcome"], recorded["decision"]["reason"])

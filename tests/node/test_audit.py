@@ -18,7 +18,8 @@ from node.ledger.proofs import verify_inclusion_proof
 from node.ledger.query import StateSnapshot
 from node.net.client import channel
 from node.pb import audit_pb2_grpc
-from node.services.audit import FRESHNESS_MS, AuditService, signed_request
+from node.services.audit import AuditService, signed_request
+from node.services.signed_reads import FRESHNESS_MS
 from node.tools.audit_cli import entry_problem
 from node.tools.cli import main
 from node.tools.localnet import free_ports

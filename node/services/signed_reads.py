@@ -1,0 +1,109 @@
+"""Reads of one citizen's data that only the citizen or an auditor may make
+(docs/design.md, "Signed reads"): the Audit service's access log and the
+Cases service's evidence openings.
+
+The caller signs SHA-256(domain || subject (32 bytes) || u64be(time_ms) ||
+u8(len(nonce)) || nonce), where the domain names the read and the subject is
+what it reads (a subject tag, or the SHA-256 of a case id). A request is
+checked in this order, cheapest first: the fields' shapes, the signature,
+freshness, the nonce, and then who the key is: the citizen's application
+key bound to the tag (authn chain, in force at this node's clock) or a
+catalog key holding the role "auditor".
+"""
+from __future__ import annotations
+
+import hashlib
+from collections import OrderedDict
+
+import grpc
+from nacl.exceptions import CryptoError
+from nacl.signing import VerifyKey
+
+from node.identity.citizens import AUTHN_CHAIN, binding_of, binding_problem
+from node.identity.signers import CATALOG_CHAIN, check_role, lookup_signer, short
+
+AUDITOR = "auditor"
+FRESHNESS_MS = 60_000
+NONCE_BYTES = (16, 64)
+NONCES_MAX = 100_000  # answered (key, nonce) pairs remembered within the freshness window
+
+
+class Refusal(Exception):
+    """A request the service does not answer: the gRPC status code and why."""
+
+    def __init__(self, code: grpc.StatusCode, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+
+
+def read_digest(domain: bytes, subject: bytes, time_ms: int, nonce: bytes) -> bytes:
+    """What the caller signs: SHA-256(domain || subject || u64be(time_ms) || u8(len(nonce)) || nonce)."""
+    return hashlib.sha256(domain + subject + time_ms.to_bytes(8, "big") + bytes([len(nonce)]) + nonce).digest()
+
+
+def signature_shape_problem(request) -> str | None:
+    """What is wrong with the request's key, signature or nonce fields, or None."""
+    if len(request.key) != 32:
+        return f"key must be an Ed25519 public key of 32 bytes (got {len(request.key)})"
+    if len(request.signature) != 64:
+        return f"signature must be 64 bytes (got {len(request.signature)})"
+    if not NONCE_BYTES[0] <= len(request.nonce) <= NONCE_BYTES[1]:
+        return f"nonce must be {NONCE_BYTES[0]}..{NONCE_BYTES[1]} random bytes (got {len(request.nonce)})"
+    return None
+
+
+class Nonces:
+    """(key, nonce) pairs answered within the freshness window, oldest first."""
+
+    def __init__(self) -> None:
+        self._seen: OrderedDict[bytes, int] = OrderedDict()
+
+    def first_use(self, key: bytes, nonce: bytes, now_ms: int) -> bool:
+        while self._seen and (next(iter(self._seen.values())) < now_ms - 2 * FRESHNESS_MS
+                              or len(self._seen) >= NONCES_MAX):
+            self._seen.popitem(last=False)
+        pair = key + nonce
+        if pair in self._seen:
+            return False
+        self._seen[pair] = now_ms
+        return True
+
+
+def check_signed(request, digest: bytes, formula: str, now_ms: int, nonces: Nonces) -> None:
+    """Raise Refusal (PERMISSION_DENIED) unless the request's signature over
+    `digest` verifies, it is fresh and its nonce is new. `formula` tells the
+    caller what to sign when the signature does not verify."""
+    try:
+        VerifyKey(request.key).verify(digest, request.signature)
+    except (CryptoError, ValueError):
+        raise Refusal(grpc.StatusCode.PERMISSION_DENIED,
+                      f"signature does not verify: sign {formula} with the key's private half") from None
+    if abs(now_ms - request.time_ms) > FRESHNESS_MS:
+        raise Refusal(grpc.StatusCode.PERMISSION_DENIED,
+                      f"stale request: signed at {request.time_ms} ms, this node's clock is {now_ms} ms; a "
+                      f"request is fresh for {FRESHNESS_MS // 1000} s either side (check the clock)")
+    if not nonces.first_use(request.key, request.nonce, now_ms):
+        raise Refusal(grpc.StatusCode.PERMISSION_DENIED,
+                      "replayed request: this key's nonce was already answered; sign a new request")
+
+
+def reader_refusal(chains: dict, key: bytes, tag: str, now_ms: int, what: str) -> tuple[grpc.StatusCode, str]:
+    """(code, why `key` may not read `what` of subject `tag`) or (OK, "")."""
+    authn, catalog = chains.get(AUTHN_CHAIN), chains.get(CATALOG_CHAIN)
+    if authn is None and catalog is None:
+        return grpc.StatusCode.FAILED_PRECONDITION, \
+            "this node serves neither the authn nor the catalog chain, so it cannot tell who the caller is"
+    binding = binding_of(authn.state.get, key) if authn is not None else None
+    if binding is not None and binding["tag"] == tag and binding_problem(binding, key, now_ms) is None:
+        return grpc.StatusCode.OK, ""
+    signer = lookup_signer(catalog.state.get, key) if catalog is not None else None
+    if signer is not None and check_role(signer, AUDITOR) is None:
+        return grpc.StatusCode.OK, ""
+    if binding is not None and binding["tag"] != tag:
+        why = f"key {short(key)} is bound to another subject, not tag {tag[:16]}"
+    elif signer is not None:
+        why = f"{check_role(signer, AUDITOR)}, not the role 'auditor'"
+    else:
+        why = binding_problem(binding, key, now_ms)
+    return grpc.StatusCode.PERMISSION_DENIED, \
+        f"permission denied: only the citizen's bound app key or an auditor reads {what}; {why}"
