@@ -72,18 +72,7 @@ class Transaction:
         signature bytes under the same id. Ed25519 signatures are
         deterministic and libsodium rejects malleated ones, so re-signing the
         same content gives the same id and a replay is still caught."""
-        return tx_id_of(self.chain_id, self.sender, self.nonce, self.contract, self.method, self.payload,
-                        self.signature)
-
-
-def tx_id_of(chain_id: str, sender: bytes, nonce: int, contract: str, method: str, payload: bytes,
-             signature: bytes) -> bytes:
-    """Transaction.id from the fields, without building a Transaction: what
-    refusing a transaction under overload costs (node.services.client_api SubmitBatch)."""
-    digest = hashlib.sha256(
-        TX_DOMAIN + _lp(chain_id.encode()) + _lp(sender) + nonce.to_bytes(8, "big")
-        + _lp(contract.encode()) + _lp(method.encode()) + _lp(payload)).digest()
-    return hashlib.sha256(TX_ID_DOMAIN + digest + bytes(signature)).digest()
+        return hashlib.sha256(TX_ID_DOMAIN + signing_digest(self) + bytes(self.signature)).digest()
 
 
 def _lp(data: bytes) -> bytes:

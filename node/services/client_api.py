@@ -17,7 +17,6 @@ from node.ledger.ledger import repair_hint
 from node.ledger.query import BadQuery, NoSuchQuery, QueryError, ResultTooLarge, run_query
 from node.ledger.storage import StorageCorrupt
 from node.pb import client_pb2, client_pb2_grpc
-from node.core.tx import tx_id_of
 
 COMMIT_WAIT_DEFAULT_MS = 10_000
 COMMIT_WAIT_MAX_MS = 120_000
@@ -144,9 +143,9 @@ class ClientService(client_pb2_grpc.ClientServicer):
         # Futures, not a task per transaction: under overload admit() refuses
         # at once, and refusing must stay cheap (docs/benchmarks.md).
         arrived = time.monotonic()
-        shed = self._shed(request.txs)
-        if shed is not None:
-            return shed
+        overloaded = self._overloaded(request.txs)
+        if overloaded:
+            await context.abort(grpc.StatusCode.RESOURCE_EXHAUSTED, overloaded)
         decoded = [self._decode(pb_tx) for pb_tx in request.txs]
         pending = [(chain, refusal or chain.admit(tx, arrived)) for chain, tx, refusal in decoded]
         futures = [a for _, a in pending if isinstance(a, asyncio.Future)]
@@ -162,12 +161,11 @@ class ClientService(client_pb2_grpc.ClientServicer):
         return client_pb2.SubmitBatchResponse(
             results=[self._result(a, r) for (_, a), r in zip(admitted, receipts)])
 
-    def _shed(self, pb_txs) -> client_pb2.SubmitBatchResponse | None:
-        """The whole batch refused at once when every chain it names is
-        overloaded: one result per transaction still, but each costs its id
-        (from the fields, no Transaction built) and no admission step, so
-        the CPU goes to consensus rather than to saying no (docs/performance.md).
-        None when any transaction might be admitted: the ordinary path decides."""
+    def _overloaded(self, pb_txs) -> str:
+        """Why the whole batch is refused at once, or "": every chain it names
+        is overloaded. One call-level status, no id computed and no result per
+        transaction: refusing a call of 100 then costs the node about half as
+        much CPU (docs/performance.md, "Overload")."""
         why: dict[str, str] = {}
         for pb_tx in pb_txs:
             chain_id = pb_tx.chain_id
@@ -175,17 +173,11 @@ class ClientService(client_pb2_grpc.ClientServicer):
                 chain = self._chains.get(chain_id)
                 reason = chain.overloaded() if chain is not None else ""
                 if not reason:
-                    return None
+                    return ""
                 why[chain_id] = reason
-        if not why:
-            return None
-        code = ADMISSION_CODES[Outcome.OVERLOADED].value[0]
-        results = [client_pb2.SubmitResult(
-            tx_id=tx_id_of(t.chain_id, t.sender, t.nonce, t.contract, t.method, t.payload, t.signature),
-            code=code, error=why[t.chain_id]) for t in pb_txs]
         for chain_id in why:
             self._chains[chain_id].counters["rejected: overloaded"] += sum(1 for t in pb_txs if t.chain_id == chain_id)
-        return client_pb2.SubmitBatchResponse(results=results)
+        return "; ".join(f"{chain_id}: {reason}" for chain_id, reason in why.items())
 
     async def SubmitStream(self, request_iterator, context):
         """Results come back as they are known: refusals at once, admitted

@@ -164,11 +164,3 @@ def test_tx_sign_rejects_malformed_fields():
         _signed(nonce=-1)
     with pytest.raises(ValueError, match="contract"):
         _signed(contract="")
-
-
-def test_tx_id_of_fields_is_the_transaction_id():
-    """node.services.client_api refuses overloaded batches with ids computed from the
-    protobuf fields (node.core.tx.tx_id_of): they must be Transaction.id."""
-    for tx in (_signed(), _signed(payload=b"x" * 300, nonce=2**64 - 1, method="put")):
-        assert txm.tx_id_of(tx.chain_id, tx.sender, tx.nonce, tx.contract, tx.method, tx.payload,
-                            tx.signature) == tx.id
