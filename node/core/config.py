@@ -204,6 +204,12 @@ class VerifyConfig:
     key_file: Path  # the department's key with role "provider" in the catalog: opens subjects, signs
     window_s: int = 120  # a request's time_ms may differ from this node's clock by at most this much
     commit_wait_s: int = 20  # how long a query waits for its log entry to commit
+    # The identity service's client address, and this node's window certificate for it (issued by the
+    # network CA, named in that node's [identity] windows): under a standing agreement the node checks
+    # each tag with the service itself. None: it cannot tell a made-up tag.
+    identity: Address | None = None
+    identity_cert: Path | None = None
+    identity_key: Path | None = None
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -269,7 +275,7 @@ _MQTT_KEYS = ("host", "port", "topic_prefix", "client_id", "queue_max")
 _TLS_KEYS = ("ca", "cert", "key", "require_client_cert", "insecure")
 _IDENTITY_KEYS = ("oprf_key_file", "windows", "rate_per_minute", "burst")
 _CERT_NAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
-_VERIFY_KEYS = ("key_file", "window_s", "commit_wait_s")
+_VERIFY_KEYS = ("key_file", "window_s", "commit_wait_s", "identity", "identity_cert", "identity_key")
 _CASES_KEYS = ("key_file", "providers", "timeout_s")
 _OFFER_KEYS = ("id", "chain", "contract", "method", "notice", "tag_field", "where")
 _OFFER_ID_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:-]{0,63}")
@@ -468,7 +474,7 @@ def parse_config(data: Mapping[str, Any], *, source: str, base_dir: Path, path: 
                       tls=tls, tick_ms=tick_ms, log_level=log_level,
                       chains=tuple(chains), limits=limits, mqtt=mqtt,
                       identity=_identity(r, r.table(data, "identity"), tls),
-                      sources=_sources(r, data.get("sources")), verify=_verify(r, r.table(data, "verify")),
+                      sources=_sources(r, data.get("sources")), verify=_verify(r, r.table(data, "verify"), tls),
                       metrics=(metrics := _metrics(r, r.table(data, "metrics"), peer_listen, client_listen)),
                       explorer=_explorer(r, r.table(data, "explorer"), peer_listen, client_listen,
                                          *([metrics.listen] if metrics else [])),
@@ -542,15 +548,27 @@ def _offers(r: _Reader, raw: object, mqtt: MqttConfig | None, chains: list[Chain
     return tuple(offers)
 
 
-def _verify(r: _Reader, raw: Mapping[str, Any] | None) -> VerifyConfig | None:
+def _verify(r: _Reader, raw: Mapping[str, Any] | None, tls: TlsConfig) -> VerifyConfig | None:
     if raw is None:
         return None
     where = "[verify] "
     r.check_keys(raw, _VERIFY_KEYS, "[verify]")
     defaults = VerifyConfig(key_file=Path())
+    identity = cert = key = None
+    if "identity" in raw:
+        if tls.insecure:
+            raise r.fail(where, "identity is asked over TLS with a window certificate; it cannot be used with [tls] "
+                                "insecure = true")
+        identity = r.address(raw, "identity", where)
+        cert = r.path(raw, "identity_cert", where, "tls/verify-window.crt")
+        key = r.path(raw, "identity_key", where, "tls/verify-window.key")
+    elif "identity_cert" in raw or "identity_key" in raw:
+        raise r.fail(where, 'identity_cert and identity_key go with identity = "host:port" (the identity '
+                            "service's client address)")
     return VerifyConfig(key_file=r.path(raw, "key_file", where, "app.key"),
                         window_s=r.integer(raw, "window_s", where, 5, 3600, defaults.window_s),
-                        commit_wait_s=r.integer(raw, "commit_wait_s", where, 1, 600, defaults.commit_wait_s))
+                        commit_wait_s=r.integer(raw, "commit_wait_s", where, 1, 600, defaults.commit_wait_s),
+                        identity=identity, identity_cert=cert, identity_key=key)
 
 
 def _cases(r: _Reader, raw: Mapping[str, Any] | None) -> CasesConfig | None:

@@ -45,9 +45,11 @@ from node.core.crypto import open_with_signing_key
 from node.core.failpoints import fail_point
 from node.core.keys import KeyFileError, load_signing_key
 from node.core.tx import sign_transaction
-from node.identity.oprf import IdNumberError, derive_tag, normalize_id_number, oprf_input
+from node.identity.oprf import IdNumberError, blind, derive_tag, finalize, normalize_id_number, oprf_input
 from node.ledger.query import QueryError, run_query
-from node.pb import verify_pb2, verify_pb2_grpc
+from node.net.client import aio_channel
+from node.net.tls import Material, TlsError
+from node.pb import identity_pb2, identity_pb2_grpc, verify_pb2, verify_pb2_grpc
 
 log = logging.getLogger(__name__)
 
@@ -58,6 +60,7 @@ PREDICATE_BYTES_MAX = 4096
 SEALED_SUBJECT_BYTES_MAX = 256
 FIELDS_MAX = 64
 NONCE_BYTES = (16, 32)
+IDENTITY_TIMEOUT_S = 5.0  # one OPRF evaluation by the identity service, under a standing agreement
 TEXT_CHARS_MAX = 64  # purpose, case id, consent id, agreement id
 _TEXT_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9 _.:/-]{0,63}")
 SALT_DOMAIN = b"govchain:v1:answer-salt:"
@@ -71,9 +74,10 @@ DENY_FIELD = "a field outside the catalog item was asked"
 DENY_ROLE = "the item does not admit requesters"
 DENY_SEALED = "the sealed subject does not open with the provider key"
 DENY_TAG = "the tag does not match the ID number"
+DENY_TAG_UNVOUCHED = "the identity service gives another tag for the ID number"
 DENY_AUTHZ = "the authz contract refused the permit"
 DENY_REASONS = (DENY_ITEM_INACTIVE, DENY_ITEM_ELSEWHERE, DENY_MODE, DENY_FIELD, DENY_ROLE, DENY_SEALED, DENY_TAG,
-                DENY_AUTHZ)
+                DENY_TAG_UNVOUCHED, DENY_AUTHZ)
 
 
 # ---- counts for the metrics endpoint ---------------------------------------------
@@ -228,6 +232,33 @@ class NonceCache:
         self._db.close()
 
 
+# ---- the identity service's word on a tag -----------------------------------------
+
+class TagCheck:
+    """Whether a tag is the identity service's for an ID number, asked by the
+    provider itself as a window ([verify] identity; docs/design.md,
+    "Verification queries"). The requester's OPRF output proves nothing: it
+    can hash one of its own making. The provider blinds the ID number like
+    any window, so the identity service still sees only a random element."""
+
+    def __init__(self, address: str, tls: Material, timeout_s: float = IDENTITY_TIMEOUT_S) -> None:
+        self._address = address
+        self._stub = identity_pb2_grpc.IdentityStub(aio_channel(address, tls))
+        self._timeout = timeout_s
+
+    async def tag_of(self, id_number: str) -> bytes:
+        state, blinded = blind(id_number)
+        try:
+            reply = await self._stub.Evaluate(identity_pb2.EvaluateRequest(blinded=blinded), timeout=self._timeout)
+            return finalize(state, reply.evaluated)
+        except grpc.aio.AioRpcError as exc:
+            problem = f"{exc.code().name}: {exc.details()}"
+        except ValueError as exc:  # not a group element
+            problem = str(exc)
+        raise Refusal(grpc.StatusCode.UNAVAILABLE, f"the identity service at {self._address} did not evaluate the "
+                      f"tag ({problem}); nothing was logged; send the same request again")
+
+
 # ---- the service ----------------------------------------------------------------
 
 def minimal_answer(record: dict | None, checked: Checked) -> dict:
@@ -242,7 +273,7 @@ def minimal_answer(record: dict | None, checked: Checked) -> dict:
 class VerificationService(verify_pb2_grpc.VerificationServicer):
     def __init__(self, *, department: str, key: SigningKey, sources: Sources, catalog, authz,
                  nonces: NonceCache, window_s: int, commit_wait_s: int, clock=time.time,
-                 stats: VerifyStats | None = None) -> None:
+                 stats: VerifyStats | None = None, tag_check: TagCheck | None = None) -> None:
         self._department = department
         self._key = key
         self._public = bytes(key.verify_key)
@@ -255,6 +286,7 @@ class VerificationService(verify_pb2_grpc.VerificationServicer):
         self._commit_wait_s = commit_wait_s
         self._clock = clock
         self.stats = stats or VerifyStats()
+        self._tag_check = tag_check
 
     async def Verify(self, request, context):
         """Counted by decision, timed from arrival to the sealed reply or the
@@ -359,6 +391,16 @@ class VerificationService(verify_pb2_grpc.VerificationServicer):
                           DENY_TAG)
         return id_number
 
+    async def _check_tag(self, c: Checked, id_number: str) -> None:
+        """Under a standing agreement, with [verify] identity: the tag is the
+        identity service's for the ID number. (Under a consent the authz
+        contract already binds the tag to the citizen who granted it.)"""
+        if not c.req.agreement_id or self._tag_check is None:
+            return
+        if await self._tag_check.tag_of(id_number) != c.req.tag:
+            raise Refusal(grpc.StatusCode.PERMISSION_DENIED, "the identity service gives another tag for the sealed "
+                          "ID number: under a standing agreement the tag must be the citizen's own", DENY_TAG_UNVOUCHED)
+
     def _salt(self, digest: bytes) -> bytes:
         return hmac.new(self._salt_key, SALT_DOMAIN + digest, hashlib.sha256).digest()
 
@@ -432,7 +474,10 @@ class VerificationService(verify_pb2_grpc.VerificationServicer):
         try:
             self._check_item(c)
             id_number = self._open_subject(c)
+            await self._check_tag(c, id_number)
         except Refusal as refusal:
+            if refusal.deny is None:  # the identity service did not answer: nothing to log
+                raise
             raise await self._deny(c, refusal) from None
         try:
             record = await asyncio.get_running_loop().run_in_executor(
@@ -479,10 +524,21 @@ def register(host, server: grpc.aio.Server) -> str | None:
         sources = open_sources(config.sources)
     except (KeyFileError, AdapterError, OSError, ValueError) as exc:
         raise VerifyConfigError(f"[verify]/[[sources]]: {exc}") from exc
+    tag_check = None
+    if config.verify.identity is not None:
+        try:
+            tag_check = TagCheck(str(config.verify.identity), Material.load(
+                config.tls.ca, config.verify.identity_cert, config.verify.identity_key))
+        except (TlsError, OSError) as exc:
+            raise VerifyConfigError(f"[verify] identity_cert/identity_key: {exc}") from exc
+    else:
+        log.warning("[verify] has no identity: under a standing agreement this node cannot tell a citizen's tag "
+                    "from one the requester made up (docs/design.md, \"Verification queries\")")
+
     nonces = NonceCache(config.data_dir / "verify" / "nonces.sqlite", config.verify.window_s * 1000)
     host.verify_stats = VerifyStats()  # the metrics collector reads it
     verify_pb2_grpc.add_VerificationServicer_to_server(VerificationService(
         department=config.department, key=key, sources=sources, catalog=host.chains[CATALOG_CHAIN],
         authz=host.chains[AUTHZ_CHAIN], nonces=nonces, window_s=config.verify.window_s,
-        commit_wait_s=config.verify.commit_wait_s, stats=host.verify_stats), server)
+        commit_wait_s=config.verify.commit_wait_s, stats=host.verify_stats, tag_check=tag_check), server)
     return SERVICE_NAME

@@ -8,7 +8,8 @@ from pathlib import Path
 import pytest
 
 from node.core.config import (Address, ConfigError, ExplorerConfig, IdentityConfig, LimitsConfig, MetricsConfig,
-                              MqttConfig, NodeConfig, TlsConfig, config_template, load_config, parse_address)
+                              MqttConfig, NodeConfig, TlsConfig, VerifyConfig, config_template, load_config,
+                              parse_address)
 
 MINIMAL = textwrap.dedent("""\
     department = "housing-registry"
@@ -371,3 +372,24 @@ def test_config_identity_endpoint(tmp_path) -> None:
 ])
 def test_config_bad_identity(tmp_path, base, identity, expected) -> None:
     assert expected in error_of(tmp_path, base + f"\n[identity]\n{identity}\n")
+
+
+def test_config_verify_asks_the_identity_service_when_given_one(tmp_path) -> None:
+    config = load_text(tmp_path, MINIMAL + '\n[verify]\nkey_file = "app.key"\nidentity = "10.0.0.3:7101"\n'
+                                           'identity_cert = "tls/w.crt"\nidentity_key = "tls/w.key"\n')
+    assert config.verify == VerifyConfig(key_file=tmp_path / "app.key", identity=Address("10.0.0.3", 7101),
+                                         identity_cert=tmp_path / "tls/w.crt", identity_key=tmp_path / "tls/w.key")
+    assert load_text(tmp_path, MINIMAL + '\n[verify]\nkey_file = "app.key"\n').verify.identity is None
+
+
+@pytest.mark.parametrize("base, verify, expected", [
+    (MINIMAL, 'identity = "10.0.0.3:7101"\nidentity_key = "w.key"', "[verify] identity_cert is missing"),
+    (MINIMAL, 'identity = "nowhere"\nidentity_cert = "w.crt"\nidentity_key = "w.key"',
+     '[verify] identity must be "host:port"'),
+    (MINIMAL, 'identity_cert = "w.crt"', "[verify] identity_cert and identity_key go with identity"),
+    (replace_line(MINIMAL, "tls", "tls = { insecure = true }"),
+     'identity = "10.0.0.3:7101"\nidentity_cert = "w.crt"\nidentity_key = "w.key"',
+     "[verify] identity is asked over TLS with a window certificate"),
+])
+def test_config_bad_verify_identity(tmp_path, base, verify, expected) -> None:
+    assert expected in error_of(tmp_path, base + f'\n[verify]\nkey_file = "app.key"\n{verify}\n')
