@@ -530,10 +530,10 @@ def _offers(r: _Reader, raw: object, mqtt: MqttConfig | None, chains: list[Chain
         if chain not in served:
             raise r.fail(where, f'chain "{chain}" is not one of this node\'s [[chains]] ({", ".join(served)})')
         matches = r.table(table, "where") or {}
-        for field, value in matches.items():
-            if not _OFFER_NAME_RE.fullmatch(field) or isinstance(value, float) or not isinstance(
+        for name, value in matches.items():
+            if not _OFFER_NAME_RE.fullmatch(name) or isinstance(value, float) or not isinstance(
                     value, (str, int, bool)):
-                raise r.fail(where, f"where.{field} must be a field name equal to a string, integer or boolean "
+                raise r.fail(where, f"where.{name} must be a field name equal to a string, integer or boolean "
                                     f"(got {show_value(value)})")
         offers.append(OfferConfig(
             id=offer_id, chain=chain,

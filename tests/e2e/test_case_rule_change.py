@@ -85,7 +85,7 @@ def test_a_case_keeps_the_rule_it_was_opened_with_and_both_rules_rerun_the_same(
     # both decisions re-run from chain data alone (another node), each under its own rule
     for case, outcome, rule_hash in ((decided, "refused", hash_a), (later, "approved", hash_b)):
         assert _shown(net, case["case_id"]) == case
-        again = _rerun(net, case["case_id"])
+        again = _rerun(net, case["case_id"], key=key_path)
         assert again["same"] and again["outcome"] == outcome and again["rule_hash"] == rule_hash
         assert again["evidence"] == case["decision"]["evidence"]
 

@@ -93,9 +93,11 @@ def _app_key(net, case_id: str):
     return net.root / f"app-{case_id}.key"
 
 
-def _rerun(net, case_id: str, node: int = 1) -> dict:
+def _rerun(net, case_id: str, node: int = 1, key=None) -> dict:
+    """`govchain case rerun`, reading the openings with `key` (default: the app key the case's citizen
+    authenticated with)."""
     out = run_cli("case", "rerun", case_id, "--node", net.specs[node].client, "--address",
-                  net.specs[COMPETENT].client, "--key", str(_app_key(net, case_id)), "--json", *_ca(net))
+                  net.specs[COMPETENT].client, "--key", str(key or _app_key(net, case_id)), "--json", *_ca(net))
     return json.loads(out.stdout)
 
 
