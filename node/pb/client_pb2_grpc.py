@@ -98,13 +98,13 @@ class ClientServicer:
 
     def SubmitBatch(self, request, context):
         """Many transactions in one call; one result per transaction, same order.
-        A bad transaction fails alone (its SubmitResult.code), never the whole
-        batch. The RPC itself fails only if its bytes do not parse
-        (INVALID_ARGUMENT), exceed message_bytes_max (RESOURCE_EXHAUSTED), or
-        every chain the batch names is overloaded at the moment it arrives:
-        then RESOURCE_EXHAUSTED with a message starting with each chain's id
-        and "overloaded", nothing admitted, no per-transaction results. Retry
-        later or on another node.
+        A bad transaction fails alone (its SubmitResult.code). The RPC itself
+        fails only if its bytes do not parse (INVALID_ARGUMENT), exceed
+        message_bytes_max (RESOURCE_EXHAUSTED), or every chain the batch names
+        is overloaded when it arrives: then RESOURCE_EXHAUSTED, nothing
+        admitted, no per-transaction results, and the message is
+        "<chain id>: overloaded: <why>" for each chain in the order the batch
+        first names it, joined by "; ". Retry later or on another node.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')

@@ -5,8 +5,9 @@ contract).
 Each call is checked in this order, cheapest first: the fields' shapes
 (INVALID_ARGUMENT), that this node serves the authz chain
 (FAILED_PRECONDITION), the signature, freshness and the nonce, then who the
-key is (PERMISSION_DENIED). Only then does the node read the authz
-contract's per-tag index and build one proof per entry.
+key is (PERMISSION_DENIED; node/services/signed_reads.py). Only then does
+the node record the nonce, read the authz contract's per-tag index and
+build one proof per entry.
 """
 from __future__ import annotations
 
@@ -22,7 +23,7 @@ from node.ledger.proofs import build_inclusion_proof
 from node.ledger.query import run_query
 from node.pb import audit_pb2, audit_pb2_grpc
 from node.services.signed_reads import (Nonces, Refusal, check_signed, read_digest, reader_refusal,
-                                        signature_shape_problem)
+                                        sign_read, signature_shape_problem)
 
 SERVICE_NAME = audit_pb2.DESCRIPTOR.services_by_name["Audit"].full_name
 AUTHZ_CHAIN = "authz"
@@ -40,9 +41,8 @@ def request_digest(tag: str, time_ms: int, nonce: bytes) -> bytes:
 def signed_request(signing_key, tag: str, *, time_ms: int, nonce: bytes, after: str = "",
                    limit: int = 0) -> audit_pb2.AuditRequest:
     """An AuditRequest signed by `signing_key` (a nacl SigningKey)."""
-    return audit_pb2.AuditRequest(tag=tag, time_ms=time_ms, nonce=nonce, key=bytes(signing_key.verify_key),
-                                  signature=signing_key.sign(request_digest(tag, time_ms, nonce)).signature,
-                                  after=after, limit=limit)
+    return audit_pb2.AuditRequest(tag=tag, after=after, limit=limit,
+                                  **sign_read(signing_key, DOMAIN, bytes.fromhex(tag), time_ms, nonce))
 
 
 def _shape_problem(request) -> str | None:
@@ -80,13 +80,12 @@ class AuditService(audit_pb2_grpc.AuditServicer):
             raise Refusal(grpc.StatusCode.FAILED_PRECONDITION,
                           "this node does not serve the authz chain; ask a node that does")
         now = self._clock()
-        check_signed(request, request_digest(request.tag, request.time_ms, request.nonce),
-                     "SHA-256(\"govchain:v1:audit-request:\" || tag || u64be(time_ms) || u8(len(nonce)) || nonce)",
-                     now, self._nonces)
+        check_signed(request, DOMAIN, bytes.fromhex(request.tag), "tag", now, self._nonces)
         code, why = reader_refusal(self._chains, request.key, request.tag, now,
                                    f"tag {request.tag[:16]}'s access log")
         if why:
             raise Refusal(code, why)
+        self._nonces.record(request.key, request.nonce, now)
         state = authz.state  # one height for the whole page
         args = {"tag": request.tag, "limit": request.limit or 50, **({"after": request.after} if request.after
                                                                         else {})}

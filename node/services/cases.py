@@ -39,7 +39,7 @@ from node.ledger.query import QueryError, run_query
 from node.net.client import channel, stub
 from node.pb import cases_pb2, cases_pb2_grpc, verify_pb2_grpc
 from node.services import requester
-from node.services.signed_reads import (Nonces, Refusal, check_signed, read_digest, reader_refusal,
+from node.services.signed_reads import (Nonces, Refusal, check_signed, reader_refusal, sign_read,
                                         signature_shape_problem)
 
 log = logging.getLogger(__name__)
@@ -52,9 +52,8 @@ NONCE_DOMAIN = b"govchain:v1:case-nonce:"
 OPENINGS_DOMAIN = b"govchain:v1:case-openings-request:"
 
 
-def openings_digest(case_id: str, time_ms: int, nonce: bytes) -> bytes:
-    """What a GetCase caller signs (proto/govchain/v1/cases.proto, GetCaseRequest)."""
-    return read_digest(OPENINGS_DOMAIN, hashlib.sha256(case_id.encode()).digest(), time_ms, nonce)
+def _subject(case_id: str) -> bytes:
+    return hashlib.sha256(case_id.encode()).digest()
 
 
 def signed_get_case(signing_key, case_id: str, *, time_ms: int | None = None,
@@ -62,8 +61,8 @@ def signed_get_case(signing_key, case_id: str, *, time_ms: int | None = None,
     """A GetCaseRequest signed by `signing_key` (a nacl SigningKey), now and with a fresh nonce by default."""
     time_ms = time.time_ns() // 1_000_000 if time_ms is None else time_ms
     nonce = os.urandom(16) if nonce is None else nonce
-    return cases_pb2.GetCaseRequest(case_id=case_id, time_ms=time_ms, nonce=nonce, key=bytes(signing_key.verify_key),
-                                    signature=signing_key.sign(openings_digest(case_id, time_ms, nonce)).signature)
+    return cases_pb2.GetCaseRequest(case_id=case_id, **sign_read(signing_key, OPENINGS_DOMAIN, _subject(case_id),
+                                                                 time_ms, nonce))
 
 
 class Openings:
@@ -125,16 +124,15 @@ class CasesService(cases_pb2_grpc.CasesServicer):
         if problem:
             raise Refusal(grpc.StatusCode.INVALID_ARGUMENT, problem)
         now = self._clock()
-        check_signed(request, openings_digest(request.case_id, request.time_ms, request.nonce),
-                     "SHA-256(\"govchain:v1:case-openings-request:\" || SHA-256(case_id) || u64be(time_ms) || "
-                     "u8(len(nonce)) || nonce)", now, self._nonces)
+        check_signed(request, OPENINGS_DOMAIN, _subject(request.case_id), "SHA-256(case_id)", now, self._nonces)
         case, height = self._query("case", {"case_id": request.case_id})
         if case is None:
             raise Refusal(grpc.StatusCode.NOT_FOUND, f"no case {request.case_id!r} on the item chain (height {height})")
         code, why = reader_refusal(self._chains, request.key, case["tag"], now, f"case {case['case_id']}'s openings")
         if why:
             raise Refusal(code, why)
-        return self._reply(case, height)
+        self._nonces.record(request.key, request.nonce, now)
+        return self._reply(case, height, openings=True)
 
     # ---- steps ----
 
@@ -147,9 +145,12 @@ class CasesService(cases_pb2_grpc.CasesServicer):
             raise Refusal(grpc.StatusCode.INVALID_ARGUMENT, str(exc)) from None
         return json.loads(raw), node.state.height
 
-    def _reply(self, case: dict, height: int) -> cases_pb2.CaseReply:
+    def _reply(self, case: dict, height: int, *, openings: bool = False) -> cases_pb2.CaseReply:
+        """The case; its openings only for GetCase's signed reader (anyone holding the public open_case
+        transaction, the ID number and an OPRF output can call OpenCase again)."""
         return cases_pb2.CaseReply(case_json=canonical_json(case).decode(), height=height,
-                                   openings_json=canonical_json(self._openings.of(case["case_id"])).decode())
+                                   openings_json=canonical_json(self._openings.of(case["case_id"]) if openings
+                                                                else {}).decode())
 
     async def _commit(self, tx, *, refuse_failed: bool = True):
         """Admit `tx` to its chain (unless it is there) and wait for its receipt."""

@@ -164,8 +164,8 @@ class ClientService(client_pb2_grpc.ClientServicer):
     def _overloaded(self, pb_txs) -> str:
         """Why the whole batch is refused at once, or "": every chain it names
         is overloaded. One call-level status, no id computed and no result per
-        transaction: refusing a call of 100 then costs the node about half as
-        much CPU (docs/performance.md, "Overload")."""
+        transaction: refusing a call of 100 then costs the node about 30 %
+        less CPU (docs/performance.md, "Overload")."""
         why: dict[str, str] = {}
         for pb_tx in pb_txs:
             chain_id = pb_tx.chain_id

@@ -6,9 +6,11 @@ The caller signs SHA-256(domain || subject (32 bytes) || u64be(time_ms) ||
 u8(len(nonce)) || nonce), where the domain names the read and the subject is
 what it reads (a subject tag, or the SHA-256 of a case id). A request is
 checked in this order, cheapest first: the fields' shapes, the signature,
-freshness, the nonce, and then who the key is: the citizen's application
-key bound to the tag (authn chain, in force at this node's clock) or a
-catalog key holding the role "auditor".
+freshness, that its nonce was not answered, then who the key is (the
+citizen's application key bound to the tag on the authn chain, in force at
+this node's clock, or a catalog key holding the role "auditor"). Only an
+answered request uses up its nonce, so keys nobody admits cannot fill the
+nonce store.
 """
 from __future__ import annotations
 
@@ -53,36 +55,47 @@ def signature_shape_problem(request) -> str | None:
 
 
 class Nonces:
-    """(key, nonce) pairs answered within the freshness window, oldest first."""
+    """(key, nonce) pairs answered within the freshness window, oldest first.
+    Full with pairs that are all still fresh: a new request waits (no fresh
+    pair is forgotten, or a captured request could be replayed)."""
 
     def __init__(self) -> None:
         self._seen: OrderedDict[bytes, int] = OrderedDict()
 
-    def first_use(self, key: bytes, nonce: bytes, now_ms: int) -> bool:
-        while self._seen and (next(iter(self._seen.values())) < now_ms - 2 * FRESHNESS_MS
-                              or len(self._seen) >= NONCES_MAX):
+    def used(self, key: bytes, nonce: bytes, now_ms: int) -> bool:
+        while self._seen and next(iter(self._seen.values())) < now_ms - 2 * FRESHNESS_MS:
             self._seen.popitem(last=False)
-        pair = key + nonce
-        if pair in self._seen:
-            return False
-        self._seen[pair] = now_ms
-        return True
+        return key + nonce in self._seen
+
+    def record(self, key: bytes, nonce: bytes, now_ms: int) -> None:
+        if len(self._seen) >= NONCES_MAX:
+            raise Refusal(grpc.StatusCode.RESOURCE_EXHAUSTED, f"{NONCES_MAX} signed reads answered in the last "
+                                                              f"{2 * FRESHNESS_MS // 1000} s; retry in a minute")
+        self._seen[key + nonce] = now_ms
 
 
-def check_signed(request, digest: bytes, formula: str, now_ms: int, nonces: Nonces) -> None:
+def sign_read(signing_key, domain: bytes, subject: bytes, time_ms: int, nonce: bytes) -> dict:
+    """The signed fields of a read request (time_ms, nonce, key, signature), for a nacl SigningKey."""
+    signature = signing_key.sign(read_digest(domain, subject, time_ms, nonce)).signature
+    return {"time_ms": time_ms, "nonce": nonce, "key": bytes(signing_key.verify_key), "signature": signature}
+
+
+def check_signed(request, domain: bytes, subject: bytes, subject_text: str, now_ms: int, nonces: Nonces) -> None:
     """Raise Refusal (PERMISSION_DENIED) unless the request's signature over
-    `digest` verifies, it is fresh and its nonce is new. `formula` tells the
-    caller what to sign when the signature does not verify."""
+    its read digest verifies, it is fresh and its nonce was not answered.
+    `subject_text` says what the subject bytes are, for the caller."""
     try:
-        VerifyKey(request.key).verify(digest, request.signature)
+        VerifyKey(request.key).verify(read_digest(domain, subject, request.time_ms, request.nonce),
+                                      request.signature)
     except (CryptoError, ValueError):
         raise Refusal(grpc.StatusCode.PERMISSION_DENIED,
-                      f"signature does not verify: sign {formula} with the key's private half") from None
+                      f'signature does not verify: sign SHA-256("{domain.decode()}" || {subject_text} || '
+                      "u64be(time_ms) || u8(len(nonce)) || nonce) with the key's private half") from None
     if abs(now_ms - request.time_ms) > FRESHNESS_MS:
         raise Refusal(grpc.StatusCode.PERMISSION_DENIED,
                       f"stale request: signed at {request.time_ms} ms, this node's clock is {now_ms} ms; a "
                       f"request is fresh for {FRESHNESS_MS // 1000} s either side (check the clock)")
-    if not nonces.first_use(request.key, request.nonce, now_ms):
+    if nonces.used(request.key, request.nonce, now_ms):
         raise Refusal(grpc.StatusCode.PERMISSION_DENIED,
                       "replayed request: this key's nonce was already answered; sign a new request")
 

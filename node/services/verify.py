@@ -474,7 +474,8 @@ class VerificationService(verify_pb2_grpc.VerificationServicer):
         try:
             self._check_item(c)
             id_number = self._open_subject(c)
-            await self._check_tag(c, id_number)
+            if logged is None:  # a re-delivery passed the check when it was logged
+                await self._check_tag(c, id_number)
         except Refusal as refusal:
             if refusal.deny is None:  # the identity service did not answer: nothing to log
                 raise

@@ -102,8 +102,10 @@ async def run_batch_load(addresses: list[str], *, chain: str, rate: float, durat
     async def send(i: int, request, ids: list[bytes]) -> None:
         try:
             response = await stubs[i % len(stubs)].SubmitBatch(request, timeout=30)
-        except grpc.aio.AioRpcError as exc:
+        except grpc.aio.AioRpcError as exc:  # the whole call (an overloaded node refuses it at once)
             result.refused[exc.code().name] = result.refused.get(exc.code().name, 0) + len(ids)
+            for tx_id in ids:
+                sent_at.pop(tx_id, None)
             return
         finally:
             slots.release()

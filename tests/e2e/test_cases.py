@@ -173,6 +173,7 @@ def test_only_the_subjects_app_key_or_an_auditor_reads_a_cases_openings(cluster)
     case's tag, or to an auditor; a key bound to another citizen, a department's own key, an unsigned,
     replayed, stale or forged request gets a precise refusal and no answer."""
     from node.pb import cases_pb2
+    from node.services.audit import signed_request
     from node.services.cases import signed_get_case
 
     _open(cluster, case_id="case-private", id_number=sample.SAMPLE_ID_NUMBERS[0])
@@ -206,4 +207,38 @@ def test_only_the_subjects_app_key_or_an_auditor_reads_a_cases_openings(cluster)
     code, why = refused(forged)
     assert code == grpc.StatusCode.PERMISSION_DENIED and why.startswith("signature does not verify")
     code, why = refused(signed_get_case(citizen, "no-such-case"))
-    assert code == grpc.StatusCode.NOT_FOUND
+    assert code == grpc.StatusCode.NOT_FOUND and why.startswith("no case 'no-such-case' on the item chain")
+    code, why = refused(signed_get_case(load_signing_key(home(cluster, COMPETENT) / "window.key"), "case-private"))
+    assert code == grpc.StatusCode.PERMISSION_DENIED and "not the role 'auditor'" in why  # the window that opened it
+    code, why = refused(signed_get_case(citizen, "case private"))
+    assert code == grpc.StatusCode.INVALID_ARGUMENT and why.startswith("case_id must be 1-64 of letters")
+    audit = signed_request(citizen, json.loads(mine.case_json)["tag"], time_ms=int(time.time() * 1000),
+                           nonce=b"audit-nonce-0001")  # the same key's signature for another read
+    code, why = refused(cases_pb2.GetCaseRequest(case_id="case-private", time_ms=audit.time_ms, nonce=audit.nonce,
+                                                 key=audit.key, signature=audit.signature))
+    assert code == grpc.StatusCode.PERMISSION_DENIED and why.startswith("signature does not verify")
+
+
+def test_open_case_does_not_hand_out_the_openings(cluster):
+    """OpenCase's transaction is public on the item chain and a window gets any OPRF output: calling it again
+    on a decided case must not be a way around GetCase."""
+    from node.core import codec
+    from node.core.tx import sign_transaction
+    from node.net.client import channel
+    from node.pb import cases_pb2, cases_pb2_grpc
+    from node.services.cases import signed_get_case
+
+    case = _open(cluster, case_id="case-reopen", id_number=sample.SAMPLE_ID_NUMBERS[0])
+    tag, n = subject(sample.SAMPLE_ID_NUMBERS[0])
+    again = sign_transaction(load_signing_key(home(cluster, COMPETENT) / "window.key"), chain_id="item",
+                             nonce=time.time_ns(), contract="item", method="open_case", payload=json.dumps(
+                                 {"case_id": "case-reopen", "item_id": ITEM["item_id"], "tag": tag.hex(),
+                                  "authn_event": "ev-case-reopen"}).encode())
+    reply = cases_pb2_grpc.CasesStub(channel(cluster.specs[COMPETENT].client, cluster.tls)).OpenCase(
+        cases_pb2.OpenCaseRequest(open_case=codec.to_proto(again), id_number=sample.SAMPLE_ID_NUMBERS[0],
+                                  oprf_output=n, consent_ids={"married": "consent-case-reopen-m",
+                                                              "district": "consent-case-reopen-d"},
+                                  purpose="family-tariff"), timeout=60)
+    assert json.loads(reply.case_json) == case and reply.openings_json == "{}"
+    citizen = load_signing_key(_app_key(cluster, "case-reopen"))
+    assert json.loads(_get_case(cluster, signed_get_case(citizen, "case-reopen")).openings_json)["district"]

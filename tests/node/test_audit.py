@@ -19,7 +19,8 @@ from node.ledger.query import StateSnapshot
 from node.net.client import channel
 from node.pb import audit_pb2_grpc
 from node.services.audit import AuditService, signed_request
-from node.services.signed_reads import FRESHNESS_MS
+from node.services import signed_reads
+from node.services.signed_reads import FRESHNESS_MS, Nonces, Refusal
 from node.tools.audit_cli import entry_problem
 from node.tools.cli import main
 from node.tools.localnet import free_ports
@@ -132,6 +133,32 @@ def test_a_key_bound_to_another_tag_or_unbound_or_expired_is_refused(node):
     bind(node.chain.authn, expired, TAG, expires_at_ms=NOW, event_id="ev-x")
     code, details = refusal(node, expired)
     assert code == grpc.StatusCode.PERMISSION_DENIED and f"expired at {NOW} ms" in details
+
+
+def test_a_refused_request_does_not_use_up_its_nonce(node):
+    """Only answered requests are remembered: keys nobody admits cannot fill the nonce store, and a request
+    that failed the who-check (here: signed before the citizen's binding existed) can be sent again."""
+    late = key("late-app")
+    nonce = b"late-nonce-00001"
+    code, _ = refusal(node, late, nonce=nonce)
+    assert code == grpc.StatusCode.PERMISSION_DENIED
+    bind(node.chain.authn, late, TAG, expires_at_ms=NOW + 600_000, event_id="ev-late")
+    assert len(ask(node, late, nonce=nonce).entries) >= 1
+    code, details = refusal(node, late, nonce=nonce)
+    assert code == grpc.StatusCode.PERMISSION_DENIED and details.startswith("replayed request")
+
+
+def test_a_full_nonce_store_refuses_new_reads_instead_of_forgetting_fresh_ones(monkeypatch):
+    monkeypatch.setattr(signed_reads, "NONCES_MAX", 3)
+    nonces = Nonces()
+    for n in range(3):
+        nonces.record(b"k", bytes([n]), NOW)
+    with pytest.raises(Refusal) as full:
+        nonces.record(b"k", b"\x09", NOW)
+    assert full.value.code == grpc.StatusCode.RESOURCE_EXHAUSTED
+    assert nonces.used(b"k", b"\x00", NOW + 2 * FRESHNESS_MS)  # still fresh enough to be a replay
+    assert not nonces.used(b"k", b"\x00", NOW + 2 * FRESHNESS_MS + 1)  # expired pairs go
+    nonces.record(b"k", b"\x09", NOW + 2 * FRESHNESS_MS + 1)
 
 
 def test_bad_shapes_and_a_forged_signature_are_refused(node):
