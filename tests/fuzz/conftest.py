@@ -2,6 +2,7 @@
 tests/e2e), started once per module, killed at the end."""
 from __future__ import annotations
 
+import contextlib
 from pathlib import Path
 
 import grpc
@@ -43,3 +44,19 @@ def fuzz_net(tmp_path_factory):
         yield net
     finally:
         net.kill_all()
+
+
+@contextlib.contextmanager
+def healthy_after(net: Net):
+    """Around a test: afterwards every node is alive and answers Status, none
+    logged a traceback meanwhile, and chain `demo` still commits."""
+    offsets = [spec.log.stat().st_size for spec in net.specs]
+    yield
+    for spec, offset in zip(net.specs, offsets):
+        with open(spec.log, errors="replace") as f:
+            f.seek(offset)
+            logged = f.read()
+        assert "Traceback" not in logged, f"{spec.department}:\n{logged[-4000:]}"
+    assert all(net.status(i) is not None for i in range(len(net.specs))), net.logs(40)
+    key = nacl.signing.SigningKey.generate()
+    assert submit_batch(net.client(1), [make_tx(key, CHAIN, "after-fuzz", "ok")]).results[0].committed
