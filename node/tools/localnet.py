@@ -23,6 +23,7 @@ from __future__ import annotations
 import functools
 import json
 import os
+import random
 import signal
 import socket
 import subprocess
@@ -55,6 +56,7 @@ DEPARTMENTS = (
 SUBCHAINS = ("catalog", "item", "authn", "authz", "cert")
 DEFAULT_CHAINS = (*SUBCHAINS, "demo")
 REPO = Path(__file__).resolve().parents[2]  # node/tools/localnet.py -> the repository
+LISTEN_PORTS_FROM = 20_000  # local networks listen on free ports from here up to the ephemeral range
 DEFAULT_DIR = Path(os.environ.get("GOVCHAIN_CLUSTER_DIR", REPO / ".cluster"))
 HOSTS = ("127.0.0.1", "localhost")
 # The roles of each local department (others: governance, provider, requester); docs/design.md, "Genesis".
@@ -134,17 +136,40 @@ def _client_tls(ca: Path, _mtime_ns: int) -> tls.Material:
 
 
 def free_ports(count: int) -> list[int]:
-    """Ports the kernel says are free now (all bound at once so they differ)."""
-    socks = []
+    """Ports free now, below the kernel's ephemeral range (all bound at once
+    so they differ). A port from that range, which binding port 0 would give,
+    can be taken as the source port of an outgoing connection before the node
+    that is meant to listen on it starts: the nodes' own dialling made a
+    scenario network fail to start that way."""
+    low = _ephemeral_ports_start()
+    socks: list[socket.socket] = []
+    tries = 0
     try:
-        for _ in range(count):
+        while len(socks) < count:
+            tries += 1
+            if tries > 100 * count:
+                raise OSError(f"found {len(socks)} free ports of {count} below {low} in {tries} tries")
             s = socket.socket()
-            s.bind(("127.0.0.1", 0))
+            try:
+                s.bind(("127.0.0.1", random.randrange(LISTEN_PORTS_FROM, low)))
+            except OSError:
+                s.close()
+                continue
             socks.append(s)
         return [s.getsockname()[1] for s in socks]
     finally:
         for s in socks:
             s.close()
+
+
+def _ephemeral_ports_start() -> int:
+    """The first port the kernel hands out for outgoing connections (Linux; else the IANA 49152, capped so that
+    LISTEN_PORTS_FROM leaves room)."""
+    try:
+        low = int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        low = 49152
+    return max(low, LISTEN_PORTS_FROM + 1000)
 
 
 def create_network(root: Path, *, nodes: int = 4, chains=DEFAULT_CHAINS, mqtt_port: int | None = None,
