@@ -22,8 +22,8 @@ from node.core.canonical import canonical_json
 from node.ledger.proofs import build_inclusion_proof
 from node.ledger.query import run_query
 from node.pb import audit_pb2, audit_pb2_grpc
-from node.services.signed_reads import (Nonces, Refusal, check_signed, read_digest, reader_refusal,
-                                        sign_read, signature_shape_problem)
+from node.services.signed_reads import (Nonces, Refusal, admit_reader, check_signed, read_digest, sign_read,
+                                        signature_shape_problem)
 
 SERVICE_NAME = audit_pb2.DESCRIPTOR.services_by_name["Audit"].full_name
 AUTHZ_CHAIN = "authz"
@@ -81,11 +81,7 @@ class AuditService(audit_pb2_grpc.AuditServicer):
                           "this node does not serve the authz chain; ask a node that does")
         now = self._clock()
         check_signed(request, DOMAIN, bytes.fromhex(request.tag), "tag", now, self._nonces)
-        code, why = reader_refusal(self._chains, request.key, request.tag, now,
-                                   f"tag {request.tag[:16]}'s access log")
-        if why:
-            raise Refusal(code, why)
-        self._nonces.record(request.key, request.nonce, now)
+        admit_reader(self._chains, request, request.tag, now, f"tag {request.tag[:16]}'s access log", self._nonces)
         state = authz.state  # one height for the whole page
         args = {"tag": request.tag, "limit": request.limit or 50, **({"after": request.after} if request.after
                                                                         else {})}

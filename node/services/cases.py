@@ -39,7 +39,7 @@ from node.ledger.query import QueryError, run_query
 from node.net.client import channel, stub
 from node.pb import cases_pb2, cases_pb2_grpc, verify_pb2_grpc
 from node.services import requester
-from node.services.signed_reads import (Nonces, Refusal, check_signed, reader_refusal, sign_read,
+from node.services.signed_reads import (Nonces, Refusal, admit_reader, check_signed, sign_read,
                                         signature_shape_problem)
 
 log = logging.getLogger(__name__)
@@ -128,10 +128,7 @@ class CasesService(cases_pb2_grpc.CasesServicer):
         case, height = self._query("case", {"case_id": request.case_id})
         if case is None:
             raise Refusal(grpc.StatusCode.NOT_FOUND, f"no case {request.case_id!r} on the item chain (height {height})")
-        code, why = reader_refusal(self._chains, request.key, case["tag"], now, f"case {case['case_id']}'s openings")
-        if why:
-            raise Refusal(code, why)
-        self._nonces.record(request.key, request.nonce, now)
+        admit_reader(self._chains, request, case["tag"], now, f"case {case['case_id']}'s openings", self._nonces)
         return self._reply(case, height, openings=True)
 
     # ---- steps ----

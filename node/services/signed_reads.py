@@ -100,23 +100,27 @@ def check_signed(request, domain: bytes, subject: bytes, subject_text: str, now_
                       "replayed request: this key's nonce was already answered; sign a new request")
 
 
-def reader_refusal(chains: dict, key: bytes, tag: str, now_ms: int, what: str) -> tuple[grpc.StatusCode, str]:
-    """(code, why `key` may not read `what` of subject `tag`) or (OK, "")."""
+def admit_reader(chains: dict, request, tag: str, now_ms: int, what: str, nonces: Nonces) -> None:
+    """Raise Refusal unless `request.key` may read `what` of subject `tag`;
+    if it may, its nonce is now answered (after check_signed)."""
+    key = request.key
     authn, catalog = chains.get(AUTHN_CHAIN), chains.get(CATALOG_CHAIN)
     if authn is None and catalog is None:
-        return grpc.StatusCode.FAILED_PRECONDITION, \
-            "this node serves neither the authn nor the catalog chain, so it cannot tell who the caller is"
+        raise Refusal(grpc.StatusCode.FAILED_PRECONDITION,
+                      "this node serves neither the authn nor the catalog chain, so it cannot tell who the caller is")
     binding = binding_of(authn.state.get, key) if authn is not None else None
-    if binding is not None and binding["tag"] == tag and binding_problem(binding, key, now_ms) is None:
-        return grpc.StatusCode.OK, ""
-    signer = lookup_signer(catalog.state.get, key) if catalog is not None else None
-    if signer is not None and check_role(signer, AUDITOR) is None:
-        return grpc.StatusCode.OK, ""
+    if not (binding is not None and binding["tag"] == tag and binding_problem(binding, key, now_ms) is None):
+        signer = lookup_signer(catalog.state.get, key) if catalog is not None else None
+        if signer is None or check_role(signer, AUDITOR) is not None:
+            raise Refusal(grpc.StatusCode.PERMISSION_DENIED, f"permission denied: only the citizen's bound app "
+                          f"key or an auditor reads {what}; {_why_not(binding, signer, key, tag, now_ms)}")
+    nonces.record(key, request.nonce, now_ms)
+
+
+def _why_not(binding: dict | None, signer, key: bytes, tag: str, now_ms: int) -> str:
+    """Why neither the binding nor the signer admits the key, in the caller's terms."""
     if binding is not None and binding["tag"] != tag:
-        why = f"key {short(key)} is bound to another subject, not tag {tag[:16]}"
-    elif signer is not None:
-        why = f"{check_role(signer, AUDITOR)}, not the role 'auditor'"
-    else:
-        why = binding_problem(binding, key, now_ms)
-    return grpc.StatusCode.PERMISSION_DENIED, \
-        f"permission denied: only the citizen's bound app key or an auditor reads {what}; {why}"
+        return f"key {short(key)} is bound to another subject, not tag {tag[:16]}"
+    if signer is not None:
+        return f"{check_role(signer, AUDITOR)}, not the role 'auditor'"
+    return binding_problem(binding, key, now_ms)

@@ -55,6 +55,12 @@ class BatchLoadResult:
                 "latency_ms": {"p50": self.percentile(50), "p99": self.percentile(99)}}
 
 
+def load_channel(address: str) -> grpc.aio.Channel:
+    """A plaintext channel to a benchmark node's client port that takes large batches both ways."""
+    return grpc.aio.insecure_channel(address, options=[("grpc.max_send_message_length", 64 << 20),
+                                                       ("grpc.max_receive_message_length", 64 << 20)])
+
+
 def presign(chain: str, count: int, run: int, batch: int) -> list[tuple[client_pb2.SubmitBatchRequest, list[bytes]]]:
     """`count` signed kv puts as SubmitBatch requests of `batch`, with their ids."""
     keys = [SigningKey(run.to_bytes(16, "big") + bytes([i]) * 16) for i in range(16)]
@@ -73,9 +79,7 @@ async def run_batch_load(addresses: list[str], *, chain: str, rate: float, durat
     requests = presign(chain, int(rate * duration_s), run, batch)
     result = BatchLoadResult(offered_rate=rate, duration_s=duration_s)
     sent_at: dict[bytes, float] = {}
-    channels = [grpc.aio.insecure_channel(a, options=[("grpc.max_send_message_length", 64 << 20),
-                                                      ("grpc.max_receive_message_length", 64 << 20)])
-                for a in addresses]
+    channels = [load_channel(a) for a in addresses]
     stubs = [client_pb2_grpc.ClientStub(c) for c in channels]
     slots = asyncio.Semaphore(IN_FLIGHT_CALLS_MAX)
     window = (0.0, 0.0)  # set when offering starts

@@ -162,6 +162,13 @@ def free_ports(count: int) -> list[int]:
             s.close()
 
 
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU seconds of process `pid` so far (Linux /proc)."""
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(") ", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def _ephemeral_ports_start() -> int:
     """The first port the kernel hands out for outgoing connections (Linux; else the IANA 49152, capped so that
     LISTEN_PORTS_FROM leaves room)."""

@@ -26,12 +26,6 @@ TXS_PER_BATCH = 1000
 CPU_BUDGET_S = 0.35
 
 
-def _cpu_s(pid: int) -> float:
-    with open(f"/proc/{pid}/stat") as f:
-        fields = f.read().rsplit(") ", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")  # utime + stime
-
-
 def _junk_requests(sender: bytes, batch: int) -> tuple[m.Request, ...]:
     """Well-formed transactions with signatures that do not verify."""
     return tuple(codec.request_from_tx(Transaction(
@@ -80,22 +74,22 @@ def test_peer_requests_failing_cheap_checks_or_signed_by_a_liar_cost_no_signatur
         p = m.Proposal(chain_id="demo", seq=head + 1, proposer=2, timestamp_ms=0, requests=_junk_requests(junk, b))
         not_primary.append(_signed(m.PrePrepare(chain_id="demo", view=0, seq=head + 1, digest=p.digest,
                                                 proposal=p, replica=2), keys[2]))
-    before, cpu = _drops(net, target), _cpu_s(pid)
+    before, cpu = _drops(net, target), localnet.cpu_seconds(pid)
     _flood(net, target, forged + unsigned + not_primary)
     _wait_counted(net, target, before, {"dropped: bad signature": 20, "dropped: pre-prepare not from primary": 10})
-    assert _cpu_s(pid) - cpu < CPU_BUDGET_S
+    assert localnet.cpu_seconds(pid) - cpu < CPU_BUDGET_S
 
     # A validator's real key on batches of invalid transactions: the first batch is
     # checked and convicts the sender; what it sent meanwhile and after is dropped unchecked.
     liar = [_signed(m.RequestBatch(chain_id="demo", requests=_junk_requests(junk, b), replica=2), keys[2])
             for b in range(30, 60)]
-    before, cpu = _drops(net, target), _cpu_s(pid)
+    before, cpu = _drops(net, target), localnet.cpu_seconds(pid)
     _flood(net, target, liar)
     reasons = ("dropped: invalid request", "dropped: sender signed invalid requests", "dropped: peer budget exceeded")
     _wait_counted(net, target, before, {"dropped: invalid request": 1})
     localnet.wait_until(lambda: sum(_drops(net, target).get(k, 0) - before.get(k, 0) for k in reasons) == len(liar),
                         30, what=f"all {len(liar)} batches dropped")
-    assert _cpu_s(pid) - cpu < CPU_BUDGET_S
+    assert localnet.cpu_seconds(pid) - cpu < CPU_BUDGET_S
 
     # Nothing of it committed; the chain still commits through the target.
     assert submit_batch(net.client(target), [make_tx(sender, "demo", "after", "ok")]).results[0].committed
