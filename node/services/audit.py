@@ -45,6 +45,21 @@ def signed_request(signing_key, tag: str, *, time_ms: int, nonce: bytes, after: 
                                   **sign_read(signing_key, DOMAIN, bytes.fromhex(tag), time_ms, nonce))
 
 
+def list_all(stub: audit_pb2_grpc.AuditStub, signing_key, tag: str, *, timeout: float):
+    """The client's side: every entry of the tag's log, a freshly signed request per page of 200.
+    Returns (the entries, the last reply: its chain_id and height)."""
+    import secrets
+
+    entries, after = [], ""
+    while True:
+        reply = stub.List(signed_request(signing_key, tag, time_ms=time.time_ns() // 1_000_000,
+                                         nonce=secrets.token_bytes(16), after=after, limit=LIMIT_MAX), timeout=timeout)
+        entries += reply.entries
+        if not reply.more:
+            return entries, reply
+        after = reply.next
+
+
 def _shape_problem(request) -> str | None:
     if not _TAG_RE.fullmatch(request.tag):
         return "tag must be a subject tag: 64 lowercase hex digits"

@@ -122,26 +122,19 @@ def _verify_audit_file(doc: dict, genesis, as_json: bool) -> int:
 
 
 def cmd_audit_list(args) -> int:
-    import secrets
     import time
 
     from node.core.keys import load_signing_key
     from node.net.client import channel
     from node.pb import audit_pb2_grpc
-    from node.services.audit import signed_request
+    from node.services.audit import list_all
     from node.tools.cli import _client_tls
 
     key = load_signing_key(args.key)
     args.node = args.address  # for the error hint of cli.main
     stub = audit_pb2_grpc.AuditStub(channel(args.address, _client_tls(args), args.server_name))
-    entries, after = [], ""
-    while True:
-        reply = stub.List(signed_request(key, args.tag, time_ms=time.time_ns() // 1_000_000,
-                                         nonce=secrets.token_bytes(16), after=after, limit=200), timeout=args.timeout)
-        entries += [{"entry": json.loads(e.entry_json), "proof": json.loads(e.proof_json)} for e in reply.entries]
-        if not reply.more:
-            break
-        after = reply.next
+    pages, reply = list_all(stub, key, args.tag, timeout=args.timeout)
+    entries = [{"entry": json.loads(e.entry_json), "proof": json.loads(e.proof_json)} for e in pages]
     doc = {"format": AUDIT_FORMAT, "chain_id": reply.chain_id, "tag": args.tag, "height": reply.height,
            "entries": entries}
     if args.out:

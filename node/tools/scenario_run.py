@@ -8,35 +8,41 @@ e2e test and `scripts/bench --cases`.
     report = Player(net, print).play(scenario) # raises ScenarioFailed when a step differs
 
 The runner plays the citizens (their app keys, their notice subscriptions)
-and the identity service (it holds the network's OPRF key and computes each
-subject tag, as the identity service would for a window); every other
-decision is made by the nodes: the competent department's node asks the
-providers' nodes, evaluates the rule and pushes the notice.
+and the windows: it gets each citizen's subject tag from the identity
+service on public-security's node, blinded, with the window certificate
+WINDOW_CERT (so a citizen keeps one tag on a network, run after run), and
+records the authentication events. Every other decision is made by the
+nodes: the competent department's node asks the providers' nodes, evaluates
+the rule and pushes the notice; a provider asks the identity service itself
+for the tag of a query under a standing agreement ([verify] identity).
 """
 from __future__ import annotations
 
 import asyncio
+import itertools
 import json
 import os
 import shutil
 import threading
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from nacl.bindings import crypto_scalarmult_ed25519_noclamp
 from nacl.signing import SigningKey
 
 from node.core import codec
 from node.core.keys import generate_key_file, load_signing_key
 from node.core.tx import sign_transaction
-from node.identity.oprf import OprfKey, derive_tag, hash_to_group, oprf_input
+from node.identity import oprf
 from node.tools import localnet
 from node.tools.scenarios import IDENTITY_DEPARTMENT, Scenario, load_many
 
 CHAINS = ("catalog", "item", "authn", "authz", "cert")
 MANIFEST = "scenarios.json"
 MIN_NODES = 4  # PBFT tolerates one faulty node from 4 on
+WINDOW_CERT = "scenario-window"  # the runner's client certificate at the identity service (ROOT/tls/)
+IDENTITY_RATE_PER_MINUTE = 6000  # per window certificate: scripts/bench --cases asks for many tags
 WAIT_S = 60.0
 
 
@@ -85,6 +91,7 @@ def create(root: Path, scenarios: list[Scenario], mqtt_port: int) -> Network:
                                     mqtt_port=mqtt_port)
     net = Network(root, specs, scenarios)
     _roles(net)
+    _identity_service(net)
     for spec in specs:
         with open(spec.config, "a") as f:
             f.write(_config(net, spec.department))
@@ -99,6 +106,9 @@ def open_network(root: Path) -> Network:
         manifest = json.loads((root / MANIFEST).read_text())
     except FileNotFoundError:
         raise FileNotFoundError(f"{root} holds no network made for scenarios ({MANIFEST})") from None
+    if not (root / "tls" / f"{WINDOW_CERT}.crt").exists():
+        raise FileNotFoundError(f"{root} was made before scenario networks ran an identity service: "
+                                f"`scripts/cluster down --dir {root}`, remove it, and run again")
     specs, _ = localnet.load_network(root)
     return Network(root, specs, load_many(manifest["scenarios"]))
 
@@ -131,6 +141,37 @@ def _roles(net: Network) -> None:
     _edit_genesis(net, "catalog", change)
 
 
+def _identity_service(net: Network) -> None:
+    """public-security's node serves the identity service (docs/design.md, "Subject tags"): its OPRF key,
+    client certificates required on its client port (the tools' own certificate among them), and as windows
+    the runner and each provider, which checks the tags of queries under a standing agreement."""
+    from node.net import tls
+
+    home = net.home(IDENTITY_DEPARTMENT)
+    oprf.generate_key_file(home / "oprf.key")
+    tls.issue_cert(net.root / "tls", net.root / "tls" / WINDOW_CERT, WINDOW_CERT)
+    windows = [WINDOW_CERT] + [_provider_window(d) for d in _providers(net)]
+    for department in _providers(net):
+        tls.issue_cert(net.root / "tls", net.home(department) / "tls" / _provider_window(department),
+                       _provider_window(department))
+    config = net.spec(IDENTITY_DEPARTMENT).config
+    text = config.read_text()
+    if "require_client_cert = false" not in text:
+        raise ValueError(f"{config}: the identity service needs TLS with client certificates; "
+                         "scenario networks are made with TLS")
+    config.write_text(text.replace("require_client_cert = false", "require_client_cert = true")
+                      + f'\n[identity]\noprf_key_file = "oprf.key"\nwindows = {_toml(windows)}\n'
+                      f"rate_per_minute = {IDENTITY_RATE_PER_MINUTE}\n")
+
+
+def _providers(net: Network) -> list[str]:
+    return sorted({c.provider for s in net.scenarios for c in s.catalog_items})
+
+
+def _provider_window(department: str) -> str:
+    return f"{department}-verify"
+
+
 def _toml(value) -> str:
     return json.dumps(value) if not isinstance(value, dict) else \
         "{ " + ", ".join(f"{k} = {_toml(v)}" for k, v in value.items()) + " }"
@@ -148,7 +189,9 @@ def _config(net: Network, department: str) -> str:
         lines += ["[[sources]]", f"item = {_toml(item.item_id)}", 'kind = "csv"', f"path = {_toml(str(data))}",
                   f"key_column = {_toml(item.key_column)}", f"fields = {_toml(item.columns)}", ""]
     if items:
-        lines += ["[verify]", 'key_file = "app.key"', ""]
+        window = Path("tls") / _provider_window(department)
+        lines += ["[verify]", 'key_file = "app.key"', f"identity = {_toml(net.spec(IDENTITY_DEPARTMENT).client)}",
+                  f'identity_cert = "{window}.crt"', f'identity_key = "{window}.key"', ""]
     if any(department in s.competent for s in net.scenarios):
         providers = {p: net.spec(p).client for s in net.scenarios for p in s.providers}
         lines += ["[cases]", 'key_file = "app.key"', f"providers = {_toml(dict(sorted(providers.items())))}", ""]
@@ -349,7 +392,7 @@ class Citizen:
     tag: str
     oprf_output: bytes
     app_key: SigningKey
-    events: int = 0
+    events: Iterator[int] = field(default_factory=lambda: itertools.count(1))  # next() is atomic: windows share
 
 
 @dataclass
@@ -362,15 +405,29 @@ class Report:
     latencies: dict[str, float] = field(default_factory=dict)  # case -> seconds from open to notice on the phone
 
 
+def _identity_stub(net: Network):
+    """The identity service on public-security's node, reached with the runner's window certificate."""
+    from node.net.client import channel
+    from node.net.tls import Material
+    from node.pb import identity_pb2_grpc
+
+    cert = net.root / "tls" / f"{WINDOW_CERT}.crt"
+    tls = Material.load(net.root / "tls" / "ca.crt", cert, cert.with_suffix(".key"))
+    return identity_pb2_grpc.IdentityStub(channel(net.spec(IDENTITY_DEPARTMENT).client, tls))
+
+
 class Player:
     """Plays scenarios on a started network. `say` prints each step's line; `run` makes the case, event
-    and certificate ids of this run unique, so a network plays a scenario again and again."""
+    and certificate ids of this run unique, so a network plays a scenario again and again. A citizen
+    has one tag on a network and one phone per Player: windows serving the same citizen at once share
+    a Player (threads, each with its own Report), as the citizen's phone is one."""
 
     def __init__(self, net: Network, say=print, *, run: str | None = None, mqtt_host: str = "127.0.0.1",
                  mqtt_port: int | None = None) -> None:
         self.net, self.say = net, say
         self.run = run or os.urandom(3).hex()
-        self.oprf = OprfKey.generate()
+        self._identity = _identity_stub(net)
+        self._citizens_lock = threading.Lock()
         manifest = json.loads((net.root / MANIFEST).read_text())
         self.phones = Phones(mqtt_host, mqtt_port or manifest["mqtt_port"])
         self.citizens: dict[tuple[str, str], Citizen] = {}
@@ -391,15 +448,21 @@ class Player:
         return f"{raw}-{self.run}"
 
     def citizen(self, scenario: Scenario, person: str) -> Citizen:
+        """The person as a window sees them: their tag from the identity service, and their phone."""
+        from node.pb import identity_pb2
+
         key = (scenario.name, person)
-        if key not in self.citizens:
+        with self._citizens_lock:  # windows may play in parallel threads (scripts/bench --cases)
+            if key in self.citizens:
+                return self.citizens[key]
             p = scenario.people[person]
-            data = oprf_input(p.id_number)
-            n = crypto_scalarmult_ed25519_noclamp(bytes(self.oprf), hash_to_group(data))
+            state, blinded = oprf.blind(p.id_number)  # the window's side: the service sees a random element
+            evaluated = self._identity.Evaluate(identity_pb2.EvaluateRequest(blinded=blinded), timeout=10).evaluated
+            n = oprf.unblind(state, evaluated)
             app = SigningKey.generate()
-            self.citizens[key] = Citizen(p.name, p.id_number, derive_tag(data, n).hex(), n, app)
+            self.citizens[key] = Citizen(p.name, p.id_number, oprf.derive_tag(state.oprf_input, n).hex(), n, app)
             self.phones.subscribe(app, self.citizens[key].tag)
-        return self.citizens[key]
+            return self.citizens[key]
 
     def play(self, scenario: Scenario) -> Report:
         report = Report(scenario.name)
@@ -414,8 +477,7 @@ class Player:
 
     def _authenticate(self, scenario: Scenario, data: dict, report: Report) -> str:
         who = self.citizen(scenario, data["person"])
-        who.events += 1
-        event = self._id(f"{scenario.name}-{data['person']}-{who.events}")
+        event = self._id(f"{scenario.name}-{data['person']}-{next(who.events)}")
         receipt = commit(self.net, IDENTITY_DEPARTMENT, self.net.key(IDENTITY_DEPARTMENT), "authn", "record",
                          {"event_id": event, "tag": who.tag, "method": "face-window", "assurance": 4,
                           "app_key": bytes(who.app_key.verify_key).hex(),
@@ -531,21 +593,18 @@ class Player:
         """The citizen's audit (govchain.v1.Audit, signed by their app key): every access to their data, each
         entry checked against its inclusion proof and the authz chain's genesis, and every query of their
         cases in this scenario among them."""
-        import secrets
-
         from node.core.genesis import load_genesis
         from node.net.client import channel
         from node.pb import audit_pb2_grpc
-        from node.services.audit import signed_request
+        from node.services.audit import list_all
         from node.tools.audit_cli import entry_problem
 
         who = self.citizen(scenario, data["person"])
         stub = audit_pb2_grpc.AuditStub(channel(self.net.specs[0].client, self.net.tls))
-        reply = stub.List(signed_request(who.app_key, who.tag, time_ms=time.time_ns() // 1_000_000,
-                                         nonce=secrets.token_bytes(16), limit=200), timeout=10)
+        pages, _ = list_all(stub, who.app_key, who.tag, timeout=10)  # a tag keeps its log from earlier runs
         genesis = load_genesis(self.net.root / "genesis" / "authz.json")
         entries = []
-        for item in reply.entries:
+        for item in pages:
             entry, proof = json.loads(item.entry_json), json.loads(item.proof_json)
             problem = entry_problem(entry, proof, genesis)
             if problem:

@@ -159,3 +159,36 @@ def test_the_steps_are_told_in_plain_words(played):
     assert "Sample Buyer consents, once, that Power Company may ask Housing Registry \"owner_is_subject?\"" in text
     assert "Power Company's node asks Housing Registry's node \"owner_is_subject?\"" in text
     assert "Sample Seller's phone shows a notice from Power Company: \"electricity-account.moves-to-new-owner\"" in text
+
+
+# Last in the module: it plays house-sale again, which binds the buyer's tag to a new app key.
+def test_a_citizen_keeps_one_tag_from_the_identity_service_and_a_second_run_audits_both(playing):
+    """The tags come from public-security's identity service (blinded, with the runner's window certificate),
+    so a second run on the same network meets the same citizens under the same tags, and the audit step
+    reads their whole log: both runs' queries. Without a window certificate the service answers nothing."""
+    import grpc
+
+    from node.identity import oprf
+    from node.net.client import channel
+    from node.pb import identity_pb2, identity_pb2_grpc
+
+    net, reports, _, first_keys = playing
+    house = next(s for s in net.scenarios if s.name == "house-sale")
+    again = scenario_run.Player(net, lambda _: None)
+    try:
+        report = again.play(house)
+        tags = {c.tag for c in again.citizens.values()}
+    finally:
+        again.close()
+    assert tags and tags <= set(first_keys)
+    buyer = [(e["requester"], e["provider"], e["item"], e["request_digest"]) for e in report.audits["buyer"]]
+    before = [e["request_digest"] for e in reports["house-sale"].audits["buyer"]]
+    assert len(buyer) == 2 and buyer[0][3] == before[0] and buyer[1][3] != before[0]
+    assert {b[:3] for b in buyer} == {("power-company", "housing-registry", "property-ownership")}
+
+    identity = net.spec(scenarios.IDENTITY_DEPARTMENT)
+    _, blinded = oprf.blind(house.people["buyer"].id_number)
+    with pytest.raises(grpc.RpcError) as refused:  # the tools' certificate is not a window's
+        identity_pb2_grpc.IdentityStub(channel(identity.client, net.tls)).Evaluate(
+            identity_pb2.EvaluateRequest(blinded=blinded), timeout=10)
+    assert refused.value.code() == grpc.StatusCode.PERMISSION_DENIED
