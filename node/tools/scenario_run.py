@@ -40,6 +40,7 @@ from node.tools.scenarios import IDENTITY_DEPARTMENT, Scenario, load_many
 
 CHAINS = ("catalog", "item", "authn", "authz", "cert")
 MANIFEST = "scenarios.json"
+AGREEMENTS = "agreements.json"  # scenario agreement -> its catalog id on this network
 MIN_NODES = 4  # PBFT tolerates one faulty node from 4 on
 WINDOW_CERT = "scenario-window"  # the runner's client certificate at the identity service (ROOT/tls/)
 IDENTITY_RATE_PER_MINUTE = 6000  # per window certificate: scripts/bench --cases asks for many tags
@@ -275,12 +276,41 @@ def start(net: Network, say=lambda text: None) -> None:
                        item.register_payload())
                 say(f"{_name(net, item.provider)} lists what it can answer: catalog item {item.item_id} "
                     f"({', '.join(item.fields)})")
+        for agreement in scenario.agreements:
+            _ensure_agreement(net, agreement, say)
         for service in scenario.service_items:
             if _query(net, "item", "item", {"item_id": service.item_id}) is None:
                 commit(net, service.department, net.key(service.department, "officer.key"), "item",
                        "register_item", service.payload)
                 say(f"{_name(net, service.department)} publishes service item {service.item_id} with its rule "
                     f"`{service.payload['rule']}`")
+
+
+def _agreement_key(agreement) -> str:
+    return f"{agreement.provider}>{agreement.requester}:{','.join(agreement.items)}"
+
+
+def agreement_id(net: Network, agreement) -> str:
+    """The catalog id of a scenario's agreement on this network (start() made it; kept in ROOT/AGREEMENTS)."""
+    return json.loads((net.root / AGREEMENTS).read_text())[_agreement_key(agreement)]
+
+
+def _ensure_agreement(net: Network, agreement, say) -> None:
+    """The provider's officer proposes, the requester's accepts: once per network."""
+    path = net.root / AGREEMENTS
+    known = json.loads(path.read_text()) if path.exists() else {}
+    key = _agreement_key(agreement)
+    if key in known:
+        return
+    proposed = commit(net, agreement.provider, net.key(agreement.provider, "officer.key"), "catalog",
+                      "propose_agreement", {"department": agreement.requester, "items": list(agreement.items)})
+    agreement_ref = json.loads(proposed.output)["agreement"]
+    accepted = commit(net, agreement.requester, net.key(agreement.requester, "officer.key"), "catalog",
+                      "accept_agreement", {"id": agreement_ref})
+    path.write_text(json.dumps({**known, key: agreement_ref}, indent=2) + "\n")
+    say(f"{_name(net, agreement.provider)} and {_name(net, agreement.requester)} sign a standing agreement: "
+        f"{agreement.requester} may ask {', '.join(agreement.items)} without a consent (agreement "
+        f"{agreement_ref[:12]}, catalog block {accepted.height})")
 
 
 def stop(net: Network) -> None:
@@ -525,9 +555,12 @@ class Player:
         who = self.citizen(scenario, data["applicant"])
         event = self._authenticate(scenario, {"person": data["applicant"], "window": data["window"]}, report)
         case_id = self._id(data["case"])
-        inputs = [spec["name"] for spec in service.payload["inputs"]]
-        consents = {name: f"consent-{case_id}-{name}" for name in inputs}
-        self._consent(scenario, data, service, who, event, case_id, consents, report)
+        agreements = {spec["name"]: agreement_id(self.net, a) for spec in service.payload["inputs"]
+                      if (a := scenario.agreement(spec["provider"], department, spec["catalog_item"]))}
+        consents = {spec["name"]: f"consent-{case_id}-{spec['name']}" for spec in service.payload["inputs"]
+                    if spec["name"] not in agreements}
+        if consents:
+            self._consent(scenario, data, service, who, event, case_id, consents, report)
         window = self.net.key(department, "window.key")
         tx = sign_transaction(window, chain_id="item", nonce=time.time_ns(), contract="item", method="open_case",
                               payload=json.dumps({"case_id": case_id, "item_id": service.item_id, "tag": who.tag,
@@ -536,16 +569,18 @@ class Player:
         opened = time.monotonic()
         reply = stub.OpenCase(cases_pb2.OpenCaseRequest(
             open_case=codec.to_proto(tx), id_number=who.id_number, oprf_output=who.oprf_output,
-            consent_ids=consents, purpose=service.item_id), timeout=WAIT_S * 2)
+            consent_ids=consents, agreement_ids=agreements, purpose=service.item_id), timeout=WAIT_S * 2)
         case = json.loads(reply.case_json)
         self._line(report, f"{who.name} applies for \"{service.payload['title']}\" at window {data['window']}: "
                            f"case {case_id} opened (item block {case['opened']['height']}, rule "
                            f"{case['rule_hash'][:12]})")
         for entry in (case.get("evidence") or {}).get("entries", []):
             spec = next(s for s in service.payload["inputs"] if s["name"] == entry["input"])
+            basis = (f"under the standing agreement; {_name(self.net, spec['provider'])}'s node checked the tag "
+                     "with the identity service" if entry["input"] in agreements else "under the consent")
             self._line(report, f"{_name(self.net, department)}'s node asks {_name(self.net, spec['provider'])}'s "
-                               f"node \"{entry['input']}?\" ({spec['catalog_item']}): answered yes/no only, PERMIT "
-                               f"logged first (authz block {entry['log_height']})")
+                               f"node \"{entry['input']}?\" ({spec['catalog_item']}, {basis}): answered yes/no "
+                               f"only, PERMIT logged first (authz block {entry['log_height']})")
         decision = case["decision"]
         expected = {"review": "manual"}.get(data["expect"], data["expect"])
         if decision is None or decision["outcome"] != expected:
@@ -577,14 +612,15 @@ class Player:
         department = service.department
         now = int(time.time() * 1000)
         heights = []
-        for spec in service.payload["inputs"]:
+        for spec in (s for s in service.payload["inputs"] if s["name"] in consents):
             heights.append(commit(self.net, department, self.net.key(department, "window.key"), "authz", "grant",
                    {"consent_id": consents[spec["name"]], "tag": who.tag, "grantee": department,
                     "provider": spec["provider"], "item": spec["catalog_item"], "scope": {"predicate": True}
                     if "predicate" in spec else {"fields": [spec["field"]]}, "purpose": service.item_id,
                     "case_id": case_id, "not_before_ms": now - 60_000, "expires_at_ms": now + 30 * 60_000,
                     "max_uses": 1, "authn_event": event}).height)
-        asked = ", ".join(f"{_name(self.net, s['provider'])} \"{s['name']}?\"" for s in service.payload["inputs"])
+        asked = ", ".join(f"{_name(self.net, s['provider'])} \"{s['name']}?\"" for s in service.payload["inputs"]
+                          if s["name"] in consents)
         self._line(report, f"{who.name} consents, once, that {_name(self.net, department)} may ask {asked} for "
                            f"this case only (single-use consent{'s' if len(heights) > 1 else ''}, authz block "
                            f"{', '.join(map(str, heights))})")
@@ -619,6 +655,6 @@ class Player:
         report.audits[data["person"]] = entries
         for e in entries:
             self._line(report, f"{who.name}'s audit (signed by the phone's key): {e['requester']} asked "
-                               f"{e['provider']} about {e['item']} for {e['purpose']}: {e['decision']}, consent "
-                               f"{e['basis']['consent']} (authz block {e['height']}; inclusion proof checked "
-                               "against the genesis)")
+                               f"{e['provider']} about {e['item']} for {e['purpose']}: {e['decision']}, "
+                               f"{' '.join(next(iter(e['basis'].items())))} (authz block {e['height']}; "
+                               "inclusion proof checked against the genesis)")

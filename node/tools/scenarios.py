@@ -32,8 +32,8 @@ NAME_PREFIX = "Sample "  # every invented person's name starts so (node/adapters
 WINDOW_RE = re.compile(r"([a-z0-9-]+)/[A-Za-z0-9._-]{1,32}")
 STEP_KINDS = ("authenticate", "certificate", "case", "audit")
 OUTCOMES = (rules.APPROVED, rules.REFUSED, "review")
-TOP_KEYS = {"title": True, "before": True, "people": True, "catalog_items": True, "service_items": True,
-            "offers": False, "steps": True}  # key -> required
+TOP_KEYS = {"title": True, "before": True, "people": True, "catalog_items": True, "agreements": False,
+            "service_items": True, "offers": False, "steps": True}  # key -> required
 ANSWER_MODES = ("fields", "predicate")
 OFFER_CHAINS = ("catalog", "item", "authn", "authz", "cert")
 
@@ -64,6 +64,21 @@ class CatalogItem:
         """catalog.register_item (node/contracts/catalog.py)."""
         return {"item_id": self.item_id, "fields": list(self.fields), "answer_modes": list(self.answer_modes),
                 "consent_required": self.consent_required, "requester_roles": ["requester"]}
+
+
+@dataclass(frozen=True)
+class Agreement:
+    """A standing sharing agreement (the catalog contract's propose_agreement / accept_agreement): the
+    requester's cases ask these items of the provider without a consent."""
+    provider: str
+    requester: str
+    items: tuple[str, ...]
+
+
+def find_agreement(agreements, provider: str, requester: str, item_id: str) -> Agreement | None:
+    """The agreement under which `requester` asks `provider` for `item_id`, if any."""
+    return next((a for a in agreements if (a.provider, a.requester) == (provider, requester)
+                 and item_id in a.items), None)
 
 
 @dataclass(frozen=True)
@@ -100,6 +115,10 @@ class Scenario:
     offers: tuple[Offer, ...]
     steps: tuple[Step, ...]
     issuers: frozenset[str] = field(default=frozenset())  # departments that issue certificates in the steps
+    agreements: tuple[Agreement, ...] = ()
+
+    def agreement(self, provider: str, requester: str, item_id: str) -> Agreement | None:
+        return find_agreement(self.agreements, provider, requester, item_id)
 
     @property
     def competent(self) -> set[str]:
@@ -215,12 +234,13 @@ class _Reader:
                 raise self.fail("", f"missing key {key!r}")
         people = self.people(data)
         catalog = self.catalog_items(data)
-        service = self.service_items(data, catalog)
+        agreements = self.agreements(data, catalog)
+        service = self.service_items(data, catalog, agreements)
         offers = tuple(self.offer(where, t) for where, t in self.tables(data, "offers"))
         steps = self.steps(data, people, service)
         return Scenario(name=self.folder.name, folder=self.folder, title=self.text(data, "title", ""),
                         before=self.text(data, "before", ""), people=people, catalog_items=catalog,
-                        service_items=service, offers=offers, steps=steps,
+                        service_items=service, offers=offers, steps=steps, agreements=agreements,
                         issuers=frozenset(s.data["department"] for s in steps if s.kind == "certificate"))
 
     def people(self, data: dict) -> dict[str, Person]:
@@ -298,7 +318,29 @@ class _Reader:
                 raise self.fail(where, f"source {name} line {line}: full_name must start with {NAME_PREFIX!r}")
         return path
 
-    def service_items(self, data: dict, catalog: tuple[CatalogItem, ...]) -> tuple[ServiceItem, ...]:
+    def agreements(self, data: dict, catalog: tuple[CatalogItem, ...]) -> tuple[Agreement, ...]:
+        by_id = {c.item_id: c for c in catalog}
+        out: list[Agreement] = []
+        for where, t in self.tables(data, "agreements"):
+            self.keys(t, where, ("provider", "requester", "items"))
+            provider, requester = self.department(t, "provider", where), self.department(t, "requester", where)
+            if provider == requester:
+                raise self.fail(where, "an agreement is between two departments; name the other one as requester")
+            items = t["items"]
+            if not isinstance(items, list) or not items or not all(isinstance(i, str) for i in items):
+                raise self.fail(where, "items must be a non-empty list of catalog item ids")
+            for item_id in items:
+                item = by_id.get(item_id)
+                if item is None or item.provider != provider:
+                    raise self.fail(where, f"item {item_id!r} is not one of {provider}'s [[catalog_items]] here")
+                if item.consent_required:
+                    raise self.fail(where, f"catalog item {item_id!r} requires consent, so an agreement does not "
+                                           "let anyone ask it; set its consent_required = false")
+            out.append(Agreement(provider, requester, tuple(items)))
+        return tuple(out)
+
+    def service_items(self, data: dict, catalog: tuple[CatalogItem, ...],
+                      agreements: tuple[Agreement, ...]) -> tuple[ServiceItem, ...]:
         by_id = {c.item_id: c for c in catalog}
         out: list[ServiceItem] = []
         for where, t in self.tables(data, "service_items"):
@@ -314,6 +356,12 @@ class _Reader:
                 raise self.fail(where, "inputs must be a non-empty list of inputs")
             for i, spec in enumerate(inputs):
                 self.input(spec, f"{where} inputs[{i}]", by_id)
+                item = by_id[spec["catalog_item"]]
+                if not item.consent_required and not find_agreement(agreements, item.provider, department,
+                                                                    item.item_id):
+                    raise self.fail(f"{where} inputs[{i}]", f"catalog item {item.item_id!r} needs no consent, so "
+                                    f"{department} asks it under a standing agreement: add [[agreements]] with "
+                                    f"provider = \"{item.provider}\", requester = \"{department}\" and the item")
             if not isinstance(t["auto_approve"], bool):
                 raise self.fail(where, "auto_approve must be true or false")
             try:

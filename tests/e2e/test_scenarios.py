@@ -120,9 +120,16 @@ def test_every_audit_shows_each_query_of_the_citizens_cases_with_a_spent_single_
         for person, entries in report.audits.items():
             assert entries and all(e["decision"] == "PERMIT" for e in entries)
             for entry in entries:
+                if "agreement" in entry["basis"]:
+                    agreement = query(net, "catalog", "agreement", {"id": entry["basis"]["agreement"]})["agreement"]
+                    assert agreement["status"] == "active" and entry["item"] in agreement["items"]
+                    assert (agreement["provider"], agreement["requester"]) == (entry["provider"], entry["requester"])
+                    continue
                 consent = query(net, "authz", "consent", {"consent_id": entry["basis"]["consent"]})
                 assert consent["max_uses"] == 1 and consent["uses"] == 1
                 assert consent["grantee"] == entry["requester"] and consent["tag"] == entry["tag"]
+    school = reports["school-enrolment"].audits["parent"]
+    assert sorted(next(iter(e["basis"])) for e in school) == ["agreement", "consent"]
     house = reports["house-sale"].audits["buyer"]
     assert [(e["requester"], e["provider"], e["item"], e["purpose"]) for e in house] == \
         [("power-company", "housing-registry", "property-ownership", "electricity-transfer")]
@@ -158,6 +165,10 @@ def test_the_steps_are_told_in_plain_words(played):
     text = "\n".join(lines)
     assert "Sample Buyer consents, once, that Power Company may ask Housing Registry \"owner_is_subject?\"" in text
     assert "Power Company's node asks Housing Registry's node \"owner_is_subject?\"" in text
+    assert "Housing Registry and Education Commission sign a standing agreement: education may ask " \
+           "home-in-district without a consent" in text
+    assert "Education Commission's node asks Housing Registry's node \"owns_home?\" (home-in-district, under the " \
+           "standing agreement; Housing Registry's node checked the tag with the identity service)" in text
     assert "Sample Seller's phone shows a notice from Power Company: \"electricity-account.moves-to-new-owner\"" in text
 
 

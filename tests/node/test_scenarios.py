@@ -22,6 +22,10 @@ def test_the_five_seed_scenarios_load_and_share_one_network():
     assert house.issuers == {"housing-registry"} and "public-security" in house.departments
     assert [st.kind for st in house.steps] == ["authenticate", "certificate", "certificate", "case", "case", "audit"]
     assert house.service_item("electricity-transfer").payload["rule"] == "owner_is_subject"
+    school = next(s for s in loaded if s.name == "school-enrolment")
+    assert school.agreements == (scenarios.Agreement("housing-registry", "education", ("home-in-district",)),)
+    assert school.agreement("housing-registry", "education", "home-in-district") == school.agreements[0]
+    assert school.agreement("public-security", "education", "residency") is None
 
 
 @pytest.fixture
@@ -74,6 +78,33 @@ def refused(folder, old: str, new: str, file: str = "scenario.toml") -> str:
 ])
 def test_a_bad_scenario_is_refused_with_the_place_and_the_rule(folder, old, new, message):
     assert message in refused(folder, old, new)
+
+
+@pytest.fixture
+def school(tmp_path):
+    """A copy of school-enrolment (an input asked under a standing agreement) to break."""
+    target = tmp_path / "school-enrolment"
+    shutil.copytree(scenarios.ROOT / "school-enrolment", target)
+    return target
+
+
+AGREEMENT = 'provider = "housing-registry"\nrequester = "education"\nitems = ["home-in-district"]'
+
+
+@pytest.mark.parametrize("old, new, message", [
+    (AGREEMENT, "", "agreements[0]: missing key 'provider'"),
+    (AGREEMENT, AGREEMENT.replace('"education"', '"housing-registry"'),
+     "agreements[0]: an agreement is between two departments"),
+    (AGREEMENT, AGREEMENT.replace('"home-in-district"', '"residency"'),
+     "agreements[0]: item 'residency' is not one of housing-registry's [[catalog_items]] here"),
+    (AGREEMENT, AGREEMENT.replace('"education"', '"power-company"'),
+     "service_items[0] (school-enrolment) inputs[1]: catalog item 'home-in-district' needs no consent, so "
+     "education asks it under a standing agreement: add [[agreements]]"),
+    ("consent_required = false", "consent_required = true",
+     "agreements[0]: catalog item 'home-in-district' requires consent, so an agreement does not let anyone ask it"),
+])
+def test_a_bad_agreement_is_refused_with_the_place_and_the_rule(school, old, new, message):
+    assert message in refused(school, old, new)
 
 
 def test_bad_department_data_is_refused(folder):
