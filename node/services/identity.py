@@ -20,7 +20,7 @@ from cryptography import x509
 from cryptography.x509.oid import NameOID
 
 from node.core.keys import KeyFileError
-from node.identity.oprf import OprfKey, evaluate, load_key
+from node.identity.oprf import OprfKey, blind, derive_tag, evaluate, load_key, unblind
 from node.net.tls import bound_key, peer_cert
 from node.pb import identity_pb2, identity_pb2_grpc
 
@@ -116,6 +116,14 @@ class IdentityService(identity_pb2_grpc.IdentityServicer):
         except ValueError as exc:
             await context.abort(grpc.StatusCode.INVALID_ARGUMENT, f"blinded: {exc}")
         return identity_pb2.EvaluateReply(evaluated=evaluated)
+
+
+def subject_tag(stub: identity_pb2_grpc.IdentityStub, id_number: str, *, timeout: float) -> tuple[bytes, bytes]:
+    """A window's side of the OPRF: (tag, OPRF output) for an ID number; the service sees only a blinded
+    element. IdNumberError for a mistyped number, ValueError for an answer that is not a group element."""
+    state, blinded = blind(id_number)
+    unblinded = unblind(state, stub.Evaluate(identity_pb2.EvaluateRequest(blinded=blinded), timeout=timeout).evaluated)
+    return derive_tag(state.oprf_input, unblinded), unblinded
 
 
 def register(host, server: grpc.aio.Server) -> str | None:

@@ -59,23 +59,21 @@ def cmd_keys_generate_oprf(args) -> int:
 # ---- tag -------------------------------------------------------------------------
 
 def cmd_tag(args) -> int:
-    from node.identity import oprf
     from node.net.client import channel
     from node.net.tls import Material
-    from node.pb import identity_pb2, identity_pb2_grpc
+    from node.pb import identity_pb2_grpc
+    from node.services.identity import subject_tag
 
     if not (args.ca and args.cert and args.cert_key):
         raise ValueError("the identity service answers only windows with a client certificate: pass --ca, --cert "
                          "and --cert-key (env GOVCHAIN_CA, GOVCHAIN_CERT, GOVCHAIN_CERT_KEY)")
     args.node = args.identity  # for the error hint of cli.main
     id_number = sys.stdin.readline() if args.id_number == "-" else args.id_number
-    state, blinded = oprf.blind(id_number)  # IdNumberError (a ValueError) for a mistyped number
     stub = identity_pb2_grpc.IdentityStub(channel(args.identity, Material.load(args.ca, args.cert, args.cert_key),
                                                   args.server_name))
-    reply = stub.Evaluate(identity_pb2.EvaluateRequest(blinded=blinded), timeout=args.timeout)
-    unblinded = oprf.unblind(state, reply.evaluated)  # a verification query carries it, sealed to the provider
-    tag = oprf.derive_tag(state.oprf_input, unblinded).hex()
-    _print({"tag": tag, "oprf_output": unblinded.hex()}, args.json, tag)
+    # IdNumberError (a ValueError) for a mistyped number; a verification query carries the OPRF output, sealed
+    tag, unblinded = subject_tag(stub, id_number, timeout=args.timeout)
+    _print({"tag": tag.hex(), "oprf_output": unblinded.hex()}, args.json, tag.hex())
     return 0
 
 

@@ -43,7 +43,7 @@ MANIFEST = "scenarios.json"
 AGREEMENTS = "agreements.json"  # scenario agreement -> its catalog id on this network
 MIN_NODES = 4  # PBFT tolerates one faulty node from 4 on
 WINDOW_CERT = "scenario-window"  # the runner's client certificate at the identity service (ROOT/tls/)
-IDENTITY_RATE_PER_MINUTE = 6000  # per window certificate: scripts/bench --cases asks for many tags
+IDENTITY_RATE_PER_MINUTE = 6000  # per window: one call per citizen, and per agreement query (a provider)
 WAIT_S = 60.0
 
 
@@ -479,18 +479,16 @@ class Player:
 
     def citizen(self, scenario: Scenario, person: str) -> Citizen:
         """The person as a window sees them: their tag from the identity service, and their phone."""
-        from node.pb import identity_pb2
+        from node.services.identity import subject_tag
 
         key = (scenario.name, person)
         with self._citizens_lock:  # windows may play in parallel threads (scripts/bench --cases)
             if key in self.citizens:
                 return self.citizens[key]
             p = scenario.people[person]
-            state, blinded = oprf.blind(p.id_number)  # the window's side: the service sees a random element
-            evaluated = self._identity.Evaluate(identity_pb2.EvaluateRequest(blinded=blinded), timeout=10).evaluated
-            n = oprf.unblind(state, evaluated)
+            tag, n = subject_tag(self._identity, p.id_number, timeout=10)  # the service sees a random element
             app = SigningKey.generate()
-            self.citizens[key] = Citizen(p.name, p.id_number, oprf.derive_tag(state.oprf_input, n).hex(), n, app)
+            self.citizens[key] = Citizen(p.name, p.id_number, tag.hex(), n, app)
             self.phones.subscribe(app, self.citizens[key].tag)
             return self.citizens[key]
 
