@@ -29,6 +29,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import grpc
 from nacl.signing import SigningKey
 
 from node.core import codec
@@ -41,6 +42,8 @@ from node.tools.scenarios import IDENTITY_DEPARTMENT, Scenario, load_many
 CHAINS = ("catalog", "item", "authn", "authz", "cert")
 MANIFEST = "scenarios.json"
 AGREEMENTS = "agreements.json"  # scenario agreement -> its catalog id on this network
+NETWORK_FORMAT = 2  # in MANIFEST: 2 = the identity service on public-security's node, [[agreements]]
+_REMAKE = "`scripts/cluster down --dir {root}`, remove it, and run again (or choose another --dir)"
 MIN_NODES = 4  # PBFT tolerates one faulty node from 4 on
 WINDOW_CERT = "scenario-window"  # the runner's client certificate at the identity service (ROOT/tls/)
 IDENTITY_RATE_PER_MINUTE = 6000  # per window: one call per citizen, and per agreement query (a provider)
@@ -96,7 +99,7 @@ def create(root: Path, scenarios: list[Scenario], mqtt_port: int) -> Network:
     for spec in specs:
         with open(spec.config, "a") as f:
             f.write(_config(net, spec.department))
-    manifest = {"scenarios": [s.name for s in scenarios], "mqtt_port": mqtt_port}
+    manifest = {"format": NETWORK_FORMAT, "scenarios": [s.name for s in scenarios], "mqtt_port": mqtt_port}
     (root / MANIFEST).write_text(json.dumps(manifest, indent=2) + "\n")
     return net
 
@@ -107,9 +110,9 @@ def open_network(root: Path) -> Network:
         manifest = json.loads((root / MANIFEST).read_text())
     except FileNotFoundError:
         raise FileNotFoundError(f"{root} holds no network made for scenarios ({MANIFEST})") from None
-    if not (root / "tls" / f"{WINDOW_CERT}.crt").exists():
-        raise FileNotFoundError(f"{root} was made before scenario networks ran an identity service: "
-                                f"`scripts/cluster down --dir {root}`, remove it, and run again")
+    if manifest.get("format") != NETWORK_FORMAT:
+        raise ScenarioFailed(f"{root} was made by an older govchain (scenario networks now run the identity "
+                             f"service and agreements): {_REMAKE.format(root=root)}")
     specs, _ = localnet.load_network(root)
     return Network(root, specs, load_many(manifest["scenarios"]))
 
@@ -148,13 +151,12 @@ def _identity_service(net: Network) -> None:
     the runner and each provider, which checks the tags of queries under a standing agreement."""
     from node.net import tls
 
-    home = net.home(IDENTITY_DEPARTMENT)
-    oprf.generate_key_file(home / "oprf.key")
+    oprf.generate_key_file(net.home(IDENTITY_DEPARTMENT) / "oprf.key")
     tls.issue_cert(net.root / "tls", net.root / "tls" / WINDOW_CERT, WINDOW_CERT)
-    windows = [WINDOW_CERT] + [_provider_window(d) for d in _providers(net)]
-    for department in _providers(net):
-        tls.issue_cert(net.root / "tls", net.home(department) / "tls" / _provider_window(department),
-                       _provider_window(department))
+    windows = [WINDOW_CERT]
+    for department in sorted({c.provider for s in net.scenarios for c in s.catalog_items}):
+        windows.append(_provider_window(department))
+        tls.issue_cert(net.root / "tls", net.home(department) / "tls" / windows[-1], windows[-1])
     config = net.spec(IDENTITY_DEPARTMENT).config
     text = config.read_text()
     if "require_client_cert = false" not in text:
@@ -163,10 +165,6 @@ def _identity_service(net: Network) -> None:
     config.write_text(text.replace("require_client_cert = false", "require_client_cert = true")
                       + f'\n[identity]\noprf_key_file = "oprf.key"\nwindows = {_toml(windows)}\n'
                       f"rate_per_minute = {IDENTITY_RATE_PER_MINUTE}\n")
-
-
-def _providers(net: Network) -> list[str]:
-    return sorted({c.provider for s in net.scenarios for c in s.catalog_items})
 
 
 def _provider_window(department: str) -> str:
@@ -271,7 +269,10 @@ def start(net: Network, say=lambda text: None) -> None:
                                     for s in net.specs), WAIT_S, what="every node connected to every other")
     for scenario in net.scenarios:
         for item in scenario.catalog_items:
-            if not _query(net, "catalog", "item", {"item_id": item.item_id})["found"]:
+            found = _query(net, "catalog", "item", {"item_id": item.item_id})
+            if found["found"]:
+                _check_registered(net, item, found["item"])
+            else:
                 commit(net, item.provider, net.key(item.provider), "catalog", "register_item",
                        item.register_payload())
                 say(f"{_name(net, item.provider)} lists what it can answer: catalog item {item.item_id} "
@@ -284,6 +285,17 @@ def start(net: Network, say=lambda text: None) -> None:
                        "register_item", service.payload)
                 say(f"{_name(net, service.department)} publishes service item {service.item_id} with its rule "
                     f"`{service.payload['rule']}`")
+
+
+def _check_registered(net: Network, item, record: dict) -> None:
+    """A catalog item this network registered earlier must still be the scenario's: an edited scenario
+    played on an old network would otherwise fail deep inside a provider."""
+    wanted = item.register_payload()
+    differs = [k for k in ("fields", "answer_modes", "consent_required")
+               if (set(record[k]) != set(wanted[k]) if isinstance(wanted[k], list) else record[k] != wanted[k])]
+    if record["department"] != item.provider or differs:
+        raise ScenarioFailed(f"catalog item {item.item_id} on this network differs from the scenario's "
+                             f"({', '.join(differs) or 'provider'}): {_REMAKE.format(root=net.root)}")
 
 
 def _agreement_key(agreement) -> str:
@@ -301,13 +313,17 @@ def _ensure_agreement(net: Network, agreement, say) -> None:
     known = json.loads(path.read_text()) if path.exists() else {}
     key = _agreement_key(agreement)
     if key in known:
-        return
+        record = _query(net, "catalog", "agreement", {"id": known[key]})["agreement"]
+        if record and record["status"] == "active":  # else revoked since, or never accepted: sign anew
+            return
     proposed = commit(net, agreement.provider, net.key(agreement.provider, "officer.key"), "catalog",
                       "propose_agreement", {"department": agreement.requester, "items": list(agreement.items)})
     agreement_ref = json.loads(proposed.output)["agreement"]
     accepted = commit(net, agreement.requester, net.key(agreement.requester, "officer.key"), "catalog",
                       "accept_agreement", {"id": agreement_ref})
-    path.write_text(json.dumps({**known, key: agreement_ref}, indent=2) + "\n")
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps({**known, key: agreement_ref}, indent=2) + "\n")
+    tmp.replace(path)
     say(f"{_name(net, agreement.provider)} and {_name(net, agreement.requester)} sign a standing agreement: "
         f"{agreement.requester} may ask {', '.join(agreement.items)} without a consent (agreement "
         f"{agreement_ref[:12]}, catalog block {accepted.height})")
@@ -486,7 +502,11 @@ class Player:
             if key in self.citizens:
                 return self.citizens[key]
             p = scenario.people[person]
-            tag, n = subject_tag(self._identity, p.id_number, timeout=10)  # the service sees a random element
+            try:  # the service sees a random element
+                tag, n = subject_tag(self._identity, p.id_number, timeout=10)
+            except grpc.RpcError as exc:
+                raise ScenarioFailed(f"the identity service on {IDENTITY_DEPARTMENT}'s node gave no tag for "
+                                     f"{p.name}: {exc.code().name}: {exc.details()}") from None
             app = SigningKey.generate()
             self.citizens[key] = Citizen(p.name, p.id_number, tag.hex(), n, app)
             self.phones.subscribe(app, self.citizens[key].tag)
@@ -605,20 +625,20 @@ class Player:
 
     def _consent(self, scenario, data, service, who: Citizen, event: str, case_id: str, consents: dict,
                  report: Report) -> None:
-        """A single-use consent per input: the authz contract's grant, signed by the window's key citing the
-        citizen's authn event (docs/design.md, "Consent and the access log (authz)")."""
+        """A single-use consent per input named in `consents` (the others are asked under an agreement): the
+        authz contract's grant, signed by the window's key citing the citizen's authn event (docs/design.md,
+        "Consent and the access log (authz)")."""
         department = service.department
         now = int(time.time() * 1000)
-        heights = []
-        for spec in (s for s in service.payload["inputs"] if s["name"] in consents):
+        heights, specs = [], [s for s in service.payload["inputs"] if s["name"] in consents]
+        for spec in specs:
             heights.append(commit(self.net, department, self.net.key(department, "window.key"), "authz", "grant",
                    {"consent_id": consents[spec["name"]], "tag": who.tag, "grantee": department,
                     "provider": spec["provider"], "item": spec["catalog_item"], "scope": {"predicate": True}
                     if "predicate" in spec else {"fields": [spec["field"]]}, "purpose": service.item_id,
                     "case_id": case_id, "not_before_ms": now - 60_000, "expires_at_ms": now + 30 * 60_000,
                     "max_uses": 1, "authn_event": event}).height)
-        asked = ", ".join(f"{_name(self.net, s['provider'])} \"{s['name']}?\"" for s in service.payload["inputs"]
-                          if s["name"] in consents)
+        asked = ", ".join(f"{_name(self.net, s['provider'])} \"{s['name']}?\"" for s in specs)
         self._line(report, f"{who.name} consents, once, that {_name(self.net, department)} may ask {asked} for "
                            f"this case only (single-use consent{'s' if len(heights) > 1 else ''}, authz block "
                            f"{', '.join(map(str, heights))})")

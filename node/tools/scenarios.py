@@ -131,7 +131,7 @@ class Scenario:
     @property
     def departments(self) -> set[str]:
         return self.competent | self.providers | self.issuers | {o.department for o in self.offers} | \
-            {IDENTITY_DEPARTMENT}
+            {a.requester for a in self.agreements} | {IDENTITY_DEPARTMENT}
 
     def service_item(self, item_id: str) -> ServiceItem:
         return next(s for s in self.service_items if s.item_id == item_id)
@@ -327,8 +327,9 @@ class _Reader:
             if provider == requester:
                 raise self.fail(where, "an agreement is between two departments; name the other one as requester")
             items = t["items"]
-            if not isinstance(items, list) or not items or not all(isinstance(i, str) for i in items):
-                raise self.fail(where, "items must be a non-empty list of catalog item ids")
+            if not isinstance(items, list) or not items or not all(isinstance(i, str) for i in items) \
+                    or len(set(items)) < len(items):
+                raise self.fail(where, "items must be a non-empty list of distinct catalog item ids")
             for item_id in items:
                 item = by_id.get(item_id)
                 if item is None or item.provider != provider:

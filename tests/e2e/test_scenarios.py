@@ -111,7 +111,7 @@ def test_every_notice_reached_the_right_phone_and_its_digest_is_on_chain(played)
                                                    "unemployment-benefit.you-may-apply"]
 
 
-def test_every_audit_shows_each_query_of_the_citizens_cases_with_a_spent_single_use_consent(played):
+def test_every_audit_shows_each_query_of_the_citizens_cases_with_its_consent_or_agreement(played):
     net, reports, _ = played
     audited = {name: sorted(r.audits) for name, r in reports.items()}
     assert audited == {"house-sale": ["buyer"], "unemployment": ["jobseeker"], "school-enrolment": ["parent"],
@@ -170,6 +170,38 @@ def test_the_steps_are_told_in_plain_words(played):
     assert "Education Commission's node asks Housing Registry's node \"owns_home?\" (home-in-district, under the " \
            "standing agreement; Housing Registry's node checked the tag with the identity service)" in text
     assert "Sample Seller's phone shows a notice from Power Company: \"electricity-account.moves-to-new-owner\"" in text
+
+
+def test_under_the_agreement_the_provider_checks_the_tag_with_the_identity_service(played):
+    """school-enrolment asks housing-registry under a standing agreement, with no consent to bind the tag: a
+    tag hashed with an OPRF key of the requester's making (matching the sealed ID number and OPRF output) is
+    refused and logged as a DENY, which only the identity service's own answer can tell."""
+    import grpc
+    from nacl.bindings import crypto_scalarmult_ed25519_noclamp
+    from nacl.public import PrivateKey
+
+    from node.identity import oprf
+    from node.net.client import channel
+    from node.pb import verify_pb2_grpc
+    from node.services.requester import build_request
+
+    net, _, _ = played
+    school = next(s for s in net.scenarios if s.name == "school-enrolment")
+    id_number = school.people["parent"].id_number
+    data = oprf.oprf_input(id_number)
+    made_up = crypto_scalarmult_ed25519_noclamp(bytes(oprf.OprfKey.generate()), oprf.hash_to_group(data))
+    signed, _ = build_request(
+        key=net.key("education"), department="education", provider="housing-registry",
+        provider_key=bytes(net.key("housing-registry").verify_key), item="home-in-district", fields=None,
+        predicate=json.dumps({"field": "district", "op": "eq", "value": "Haidian"}),
+        tag=oprf.derive_tag(data, made_up), id_number=id_number, oprf_output=made_up, consent=None,
+        agreement=scenario_run.agreement_id(net, school.agreements[0]), purpose="school-enrolment",
+        case_id="made-up-tag", reply_public=bytes(PrivateKey.generate().public_key))
+    with pytest.raises(grpc.RpcError) as refused:
+        verify_pb2_grpc.VerificationStub(channel(net.spec("housing-registry").client, net.tls)).Verify(
+            signed, timeout=30)
+    assert refused.value.code() == grpc.StatusCode.PERMISSION_DENIED
+    assert refused.value.details().startswith("the identity service gives another tag for the sealed ID number")
 
 
 # Last in the module: it plays house-sale again, which binds the buyer's tag to a new app key.

@@ -28,6 +28,13 @@ def test_the_five_seed_scenarios_load_and_share_one_network():
     assert school.agreement("public-security", "education", "residency") is None
 
 
+def test_an_agreements_requester_gets_a_node_even_without_a_service_item(school):
+    toml = school / "scenario.toml"
+    toml.write_text(toml.read_text() + '\n[[agreements]]\nprovider = "housing-registry"\nrequester = '
+                    '"culture-tourism"\nitems = ["home-in-district"]\n')
+    assert "culture-tourism" in scenarios.load(school).departments
+
+
 @pytest.fixture
 def folder(tmp_path):
     """A copy of house-sale to break."""
@@ -97,6 +104,8 @@ AGREEMENT = 'provider = "housing-registry"\nrequester = "education"\nitems = ["h
      "agreements[0]: an agreement is between two departments"),
     (AGREEMENT, AGREEMENT.replace('"home-in-district"', '"residency"'),
      "agreements[0]: item 'residency' is not one of housing-registry's [[catalog_items]] here"),
+    (AGREEMENT, AGREEMENT.replace('["home-in-district"]', '["home-in-district", "home-in-district"]'),
+     "agreements[0]: items must be a non-empty list of distinct catalog item ids"),
     (AGREEMENT, AGREEMENT.replace('"education"', '"power-company"'),
      "service_items[0] (school-enrolment) inputs[1]: catalog item 'home-in-district' needs no consent, so "
      "education asks it under a standing agreement: add [[agreements]]"),
@@ -127,3 +136,20 @@ def test_scenarios_on_one_network_need_distinct_ids(tmp_path, folder):
 def test_an_unknown_scenario_name_lists_the_scenarios():
     with pytest.raises(ScenarioError, match="no scenario 'house-swap'.*house-sale"):
         scenarios.load_many(["house-swap"])
+
+
+def test_a_network_whose_catalog_item_differs_from_the_edited_scenario_is_refused(tmp_path):
+    """An edited scenario played on a network that registered the item before fails at once, saying what
+    to do, rather than deep inside a provider (node/tools/scenario_run.py)."""
+    from node.tools import scenario_run
+
+    school = scenarios.load(scenarios.ROOT / "school-enrolment")
+    item = next(c for c in school.catalog_items if c.item_id == "home-in-district")
+    net = scenario_run.Network(tmp_path, [], [school])
+    registered = {**item.register_payload(), "department": item.provider}
+    scenario_run._check_registered(net, item, registered)  # the same item: nothing to say
+    with pytest.raises(scenario_run.ScenarioFailed, match=r"differs from the scenario's \(consent_required\): "
+                                                          r"`scripts/cluster down --dir"):
+        scenario_run._check_registered(net, item, {**registered, "consent_required": True})
+    with pytest.raises(scenario_run.ScenarioFailed, match=r"\(fields\)"):
+        scenario_run._check_registered(net, item, {**registered, "fields": ["district", "street"]})
