@@ -145,12 +145,13 @@ def cmd_audit_list(args) -> int:
         return 0
     print(f"{len(entries)} access(es) to tag {args.tag[:16]} (authz height {reply.height})")
     print("time (UTC)           requester            provider             item                 fields"
-          "               purpose              decision")
+          "               purpose              decision, basis")
     for e in (item["entry"] for item in entries):
         when = time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(e["time_ms"] // 1000))
         what = "predicate" if e["predicate"] else ",".join(e["fields"] or [])
+        basis = " ".join(next(iter(e["basis"].items()))) if e["basis"] else "none cited"
         print(f"{when:20} {e['requester']:20} {e['provider']:20} {e['item']:20} {what:20} {e['purpose']:20} "
-              f"{e['decision']}{' (' + e['reason'] + ')' if e['reason'] else ''}")
+              f"{e['decision']}{' (' + e['reason'] + ')' if e['reason'] else ''}, {basis}")
     if args.out:
         print(f"wrote {args.out}: check it offline with `govchain audit verify {args.out} --genesis authz.json`",
               file=sys.stderr)

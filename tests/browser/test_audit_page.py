@@ -117,6 +117,7 @@ def test_a_real_entry_is_listed_and_verified_green_and_the_key_never_leaves(net,
     assert entry["查询部门 · Requester"] == "power-company" and entry["提供部门 · Provider"] == "housing-registry"
     assert (entry["数据项 · Item"], entry["字段 · Fields"], entry["用途 · Purpose"], entry["结果 · Decision"]) == \
         (ITEM, "address", "power-transfer", "允许 · PERMIT")
+    assert entry["依据 · Basis"] == "您的同意 · your consent c-page"
     assert entry["本浏览器验证 · Checked in this browser"].startswith("✓ 已验证 · Verified — 区块 ")
     assert page.locator("#audit-summary").inner_text().startswith("✓ 1 条记录全部在本浏览器中验证通过")
     screenshot(page, "audit-verified.png")

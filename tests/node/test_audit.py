@@ -195,7 +195,7 @@ def test_audit_list_writes_a_file_that_audit_verify_passes_and_a_tampered_entry_
         assert main([*args[:-2], "--json"]) == 0
     finally:
         time.time_ns = real_clock
-    assert "2 access(es) to tag" in listing and "power-company" in listing and "PERMIT" in listing
+    assert "2 access(es) to tag" in listing and "power-company" in listing and "PERMIT, consent c-1" in listing
     listed = json.loads(capsys.readouterr().out)
     assert [e["decision"] for e in listed["entries"]] == ["PERMIT", "DENY"]
 

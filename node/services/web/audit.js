@@ -17,6 +17,15 @@ const PUBLIC_PREFIX = "# public_key ";
 const REQUEST_DOMAIN = new TextEncoder().encode("govchain:v1:audit-request:");
 const PKCS8_ED25519 = hexToBytes("302e020100300506032b657004220420"); // RFC 8410 PrivateKeyInfo, then the seed
 const DECISION = { PERMIT: "允许 · PERMIT", DENY: "拒绝 · DENY" };
+// The entry's legal basis (node/contracts/authz.py _basis): the citizen's consent, a standing agreement
+// between the two departments, or nothing (a refused request may cite none).
+const BASIS = { consent: "您的同意 · your consent", agreement: "部门间常设协议 · standing agreement between the departments" };
+
+function basisText(basis) {
+  if (!basis || typeof basis !== "object") return "—";
+  const [kind, id] = Object.entries(basis)[0] || [];
+  return `${BASIS[kind] || String(kind)} ${String(id)}`;
+}
 const AUTHZ = "authz";
 
 let session = null; // {key: CryptoKey (non-extractable), publicHex, tag, genesis}
@@ -111,7 +120,8 @@ async function entryRow(item, genesis) {
   const what = entry.predicate ? "是/否核验 · yes/no check" : (entry.fields || []).join(", ");
   const decision = (DECISION[entry.decision] || String(entry.decision)) + (entry.reason ? ` (${entry.reason})` : "");
   const row = el("tr", { "data-verdict": problem ? "failed" : "ok", "data-tx": String(entry.tx_id) },
-    [time(entry.time_ms), entry.requester, entry.provider, entry.item, what, entry.purpose, decision, verdict]
+    [time(entry.time_ms), entry.requester, entry.provider, entry.item, what, entry.purpose, basisText(entry.basis),
+      decision, verdict]
       .map((c) => el("td", {}, c)));
   return [row, !problem];
 }
@@ -179,7 +189,7 @@ async function listPage(after) {
   if (!tbody) {
     const t = table("每一次对我数据的访问 · Every access to my data",
       ["时间 · Time", "查询部门 · Requester", "提供部门 · Provider", "数据项 · Item", "字段 · Fields", "用途 · Purpose",
-        "结果 · Decision", "本浏览器验证 · Checked in this browser"], [], { id: "audit-entries" });
+        "依据 · Basis", "结果 · Decision", "本浏览器验证 · Checked in this browser"], [], { id: "audit-entries" });
     results.append(el("p", { id: "audit-summary", role: "status" }), t,
       el("p", { class: "note" }, `授权链创世哈希 · Genesis hash of the authz chain: `, hash(session.genesis.genesis_hash),
         " — 请与主管部门公布的值核对。 · Compare it with the value the departments publish."));
