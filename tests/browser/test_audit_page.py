@@ -62,7 +62,7 @@ def _bind(net, app_key: SigningKey, tag: str, event_id: str) -> None:
 @pytest.fixture(scope="module")
 def citizen(net, tmp_path_factory):
     """A citizen with one access log entry (housing registry answered the power company, with consent),
-    and another citizen's key; their key files."""
+    and another citizen with one (a refused query under a standing agreement); their key files."""
     home = tmp_path_factory.mktemp("citizen")
     key, other = generate_key_file(home / "citizen.key"), generate_key_file(home / "other.key")
     _bind(net, key, TAG, "ev-audit-page-1")
@@ -77,6 +77,10 @@ def citizen(net, tmp_path_factory):
     _commit(net, housing, "authz", "log_access", access(hashlib.sha256(b"audit-page request").digest(),
                                                         requester_key=power, provider_key=housing, tag=TAG,
                                                         basis={"consent": "c-page"}))
+    # The other citizen: a refused query that cited a standing agreement (no consent of theirs involved).
+    _commit(net, housing, "authz", "log_access", access(hashlib.sha256(b"audit-page agreement").digest(),
+                                                        requester_key=power, provider_key=housing, tag=OTHER_TAG,
+                                                        basis={"agreement": "a-standing-1"}, decision="DENY"))
     return {"key": home / "citizen.key", "other": home / "other.key", "public": bytes(key.verify_key).hex(),
             "seed": bytes(key).hex(), "other_public": bytes(other.verify_key).hex()}
 
@@ -166,6 +170,15 @@ def test_a_tampered_entry_or_proof_shows_red_with_the_reason(net, citizen, page)
             screenshot(page, "audit-tampered.png")
         else:
             assert not verify_inclusion_proof(shown["proof"], genesis).ok
+
+
+def test_an_access_under_a_standing_agreement_says_so(net, citizen, page):
+    sign_in(net, page, citizen["other"], tag=OTHER_TAG)
+    wait_listed(page)
+    [entry] = rows(page)
+    assert entry["verdict"] == "ok", entry
+    assert entry["依据 · Basis"] == "部门间常设协议 · standing agreement between the departments a-standing-1"
+    assert entry["结果 · Decision"] == "拒绝 · DENY (no-consent)"
 
 
 def test_a_key_bound_to_another_tag_gets_the_precise_refusal(net, citizen, page):
