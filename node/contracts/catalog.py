@@ -550,6 +550,16 @@ class CatalogContract(MethodContract):
         return {"items": [load(ctx.get, b"item/" + i) for i in ids], "more": len(found) > limit}
 
     @query
+    def agreements(self, ctx: QueryContext, args: dict) -> dict:
+        """Every agreement, proposed, active or revoked, in id order: who may ask whom without consent is
+        public (docs/design.md, "Catalog")."""
+        limit = require_int(args, "limit", low=1, high=LIST_LIMIT_MAX, default=LIST_LIMIT_DEFAULT)
+        prefix = b"agreement/"
+        after = prefix + _record_id(args, "after").encode() if args.get("after") is not None else None
+        found = ctx.scan(prefix, after=after, limit=limit + 1)
+        return {"agreements": [json.loads(v) for _, v in found[:limit]], "more": len(found) > limit}
+
+    @query
     def agreement(self, ctx: QueryContext, args: dict) -> dict:
         record = load(ctx.get, b"agreement/" + _record_id(args, "id").encode())
         return {"found": record is not None, "agreement": record}

@@ -20,6 +20,7 @@ catalog contract's own queries, so the explorer shows exactly what
     GET /api/chains/<c>/txs/<id>/proof     its inclusion proof (node.ledger.proofs), checked by the page
     GET /api/catalog/departments           departments (catalog query `departments`)
     GET /api/catalog/items?after=&limit=   catalog items (catalog query `items`)
+    GET /api/catalog/agreements?after=&limit=  standing agreements (catalog query `agreements`)
     GET /api/items?after=&limit=           service items (item query `items`), when the item chain runs here
     GET /api/items/cases/<id>              one case and its decision (item query `case`)
     POST /api/audit                        the citizen audit page's signed AuditRequest (JSON), answered by the
@@ -214,6 +215,8 @@ class Explorer:
                 return self._catalog("departments", {})
             case ["catalog", "items"]:
                 return self._catalog("items", self._page_args(request))
+            case ["catalog", "agreements"]:
+                return self._catalog("agreements", self._page_args(request))
             case ["items"]:
                 return self.items(self._page_args(request))
             case ["items", "cases", case_id]:

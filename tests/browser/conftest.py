@@ -8,14 +8,20 @@ GOVCHAIN_SCREENSHOTS=DIR saves the screenshots the README shows into DIR
 """
 from __future__ import annotations
 
+import json
 import os
+import time
 from pathlib import Path
 
 import pytest
+from nacl.signing import SigningKey
 from playwright.sync_api import sync_playwright
 
+from node.core.keys import load_signing_key
+from node.core.tx import sign_transaction
+from node.pb import client_pb2
 from node.tools import localnet
-from tests.e2e.conftest import Net
+from tests.e2e.conftest import Net, submit_batch
 
 CHAINS = ("catalog", "item", "authn", "authz", "demo")  # the explorer's and the audit page's
 CHROMIUM = os.environ.get("GOVCHAIN_CHROMIUM", "/usr/bin/chromium")
@@ -58,3 +64,17 @@ def screenshot(page, name: str) -> None:
     if directory:
         Path(directory).mkdir(parents=True, exist_ok=True)
         page.screenshot(path=str(Path(directory) / name), full_page=True)
+
+
+def department_key(net, department: str, name: str = "app.key") -> SigningKey:
+    """A department's key from its node home: app.key (its services) or officer.key (governance)."""
+    return load_signing_key(Path(next(s for s in net.specs if s.department == department).home) / name)
+
+
+def commit(net, key, chain: str, method: str, payload: dict) -> None:
+    """Submit on node 0, expect OK, and wait until all four nodes hold the block."""
+    tx = sign_transaction(key, chain_id=chain, nonce=time.time_ns(), contract=chain, method=method,
+                          payload=json.dumps(payload).encode())
+    result = submit_batch(net.client(0), [tx]).results[0]
+    assert result.committed and result.receipt.status == client_pb2.Receipt.OK, result
+    net.wait_same_head(chain, range(4), at_least=result.receipt.height)

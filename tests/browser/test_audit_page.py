@@ -18,15 +18,12 @@ import pytest
 from nacl.signing import SigningKey
 
 from node.core.genesis import load_genesis
-from node.core.keys import generate_key_file, load_signing_key
-from node.core.tx import sign_transaction
+from node.core.keys import generate_key_file
 from node.ledger.proofs import verify_inclusion_proof
-from node.pb import client_pb2
 from node.tools.audit_cli import entry_problem
-from tests.e2e.conftest import submit_batch
 from tests.node.authz_chain import access, consent
 
-from .conftest import screenshot
+from .conftest import commit, department_key, screenshot
 
 pytestmark = [pytest.mark.e2e, pytest.mark.browser]
 
@@ -35,25 +32,9 @@ OTHER_TAG = hashlib.sha256(b"audit-page another citizen").hexdigest()
 ITEM = "property-owner"
 
 
-def _index(net, department: str) -> int:
-    return next(i for i, s in enumerate(net.specs) if s.department == department)
-
-
-def _app_key(net, department: str) -> SigningKey:
-    return load_signing_key(Path(net.specs[_index(net, department)].home) / "app.key")
-
-
-def _commit(net, key, chain: str, method: str, payload: dict) -> None:
-    tx = sign_transaction(key, chain_id=chain, nonce=time.time_ns(), contract=chain, method=method,
-                          payload=json.dumps(payload).encode())
-    result = submit_batch(net.client(0), [tx]).results[0]
-    assert result.committed and result.receipt.status == client_pb2.Receipt.OK, result
-    net.wait_same_head(chain, range(4), at_least=result.receipt.height)
-
-
 def _bind(net, app_key: SigningKey, tag: str, event_id: str) -> None:
     """What the identity service records at the window: the citizen's app key bound to their tag."""
-    _commit(net, _app_key(net, "public-security"), "authn", "record", {
+    commit(net, department_key(net, "public-security"), "authn", "record", {
         "event_id": event_id, "tag": tag, "method": "face-window", "assurance": 4,
         "app_key": bytes(app_key.verify_key).hex(), "expires_at_ms": int(time.time() * 1000) + 20 * 60_000,
         "window": "power-company/window-1"})
@@ -67,18 +48,18 @@ def citizen(net, tmp_path_factory):
     key, other = generate_key_file(home / "citizen.key"), generate_key_file(home / "other.key")
     _bind(net, key, TAG, "ev-audit-page-1")
     _bind(net, other, OTHER_TAG, "ev-audit-page-2")
-    housing, power = _app_key(net, "housing-registry"), _app_key(net, "power-company")
-    _commit(net, housing, "catalog", "register_item", {
+    housing, power = department_key(net, "housing-registry"), department_key(net, "power-company")
+    commit(net, housing, "catalog", "register_item", {
         "item_id": ITEM, "fields": ["address", "area", "owner_since"], "answer_modes": ["fields", "predicate"],
         "consent_required": True, "requester_roles": ["requester"]})
     now = int(time.time() * 1000)
-    _commit(net, key, "authz", "grant", consent(consent_id="c-page", tag=TAG, not_before_ms=now - 60_000,
+    commit(net, key, "authz", "grant", consent(consent_id="c-page", tag=TAG, not_before_ms=now - 60_000,
                                                 expires_at_ms=now + 3_600_000, max_uses=2))
-    _commit(net, housing, "authz", "log_access", access(hashlib.sha256(b"audit-page request").digest(),
+    commit(net, housing, "authz", "log_access", access(hashlib.sha256(b"audit-page request").digest(),
                                                         requester_key=power, provider_key=housing, tag=TAG,
                                                         basis={"consent": "c-page"}))
     # The other citizen: a refused query that cited a standing agreement (no consent of theirs involved).
-    _commit(net, housing, "authz", "log_access", access(hashlib.sha256(b"audit-page agreement").digest(),
+    commit(net, housing, "authz", "log_access", access(hashlib.sha256(b"audit-page agreement").digest(),
                                                         requester_key=power, provider_key=housing, tag=OTHER_TAG,
                                                         basis={"agreement": "a-standing-1"}, decision="DENY"))
     return {"key": home / "citizen.key", "other": home / "other.key", "public": bytes(key.verify_key).hex(),

@@ -20,7 +20,7 @@ from node.ledger.proofs import verify_inclusion_proof
 from node.pb import client_pb2
 from tests.e2e.conftest import make_tx, run_cli, submit_batch
 
-from .conftest import screenshot
+from .conftest import commit, department_key, screenshot
 
 pytestmark = [pytest.mark.e2e, pytest.mark.browser]
 
@@ -182,6 +182,26 @@ def test_the_catalog_page_shows_the_departments_the_catalog_chain_holds(net, pag
     page.keyboard.press("Enter")
     page.wait_for_selector("h1:has-text('Case no-such-case')")
     assert page.locator("main .note").inner_text() == "没有这个办件。 · No such case."
+
+
+def test_the_catalog_page_lists_the_standing_agreements(net, page):
+    """Who may ask whom without the citizen's consent is public: proposed, active and revoked agreements."""
+    housing, power = "housing-registry", "power-company"
+    commit(net, department_key(net, housing), "catalog", "register_item", {
+        "item_id": "property-district", "fields": ["district"], "answer_modes": ["predicate"],
+        "consent_required": False, "requester_roles": ["requester"]})
+    base = explorer(net, 3)
+    before = {a["id"] for a in get_json(base + "api/catalog/agreements")["result"]["agreements"]}
+    commit(net, department_key(net, housing, "officer.key"), "catalog", "propose_agreement",
+           {"department": power, "items": ["property-district"]})
+    listed = get_json(base + "api/catalog/agreements?limit=100")["result"]
+    [new] = [a for a in listed["agreements"] if a["id"] not in before]
+    commit(net, department_key(net, power, "officer.key"), "catalog", "accept_agreement", {"id": new["id"]})
+    page.goto(base + "#/catalog")
+    page.wait_for_selector("#agreements")
+    rows = [r.locator("td").all_inner_texts() for r in page.locator("#agreements tbody tr").all()]
+    assert [new["id"], housing, power, "property-district", "有效 · active"] in [r[:5] for r in rows]
+    assert _http(base + "api/catalog/agreements?after=not-an-id")[0] == 400
 
 
 def _http(url: str, method: str = "GET") -> tuple[int, dict, bytes]:

@@ -25,7 +25,7 @@ from node.core.genesis import GenesisError, genesis_from_obj, make_genesis
 from node.core.tx import sign_transaction
 from node.ledger.execution import FAILED, OK, Executor
 from node.ledger.ledger import open_ledger
-from node.ledger.query import StateSnapshot, run_query
+from node.ledger.query import BadQuery, StateSnapshot, run_query
 from node.net.transport import Transport
 from node.pb import client_pb2
 from node.services.client_api import ClientService
@@ -438,6 +438,25 @@ def test_agreements_need_both_departments(cat) -> None:
     cat.ok(GOV["a"], "revoke_agreement", id=agreement)
     assert cat.refused(GOV["b"], "accept_agreement", id=agreement) == (
         f"agreement {agreement} was already revoked at catalog height {cat.ledger.height - 1}")
+
+
+def test_every_agreement_is_listed_whatever_its_status(cat) -> None:
+    """Who may ask whom without a consent is public: the query `agreements` pages through all of them."""
+    cat.ok(SERVICE["b"], "register_item", item_id="property.owner", **ITEM)
+    ids = [cat.ok(GOV["a"], "propose_agreement", department="b", items=["property.owner"])["agreement"]
+           for _ in range(3)]
+    cat.ok(GOV["b"], "accept_agreement", id=ids[0])
+    cat.ok(GOV["a"], "revoke_agreement", id=ids[1])
+    listed = cat.query("agreements")
+    assert listed["more"] is False
+    assert [(a["id"], a["status"]) for a in listed["agreements"]] == sorted(
+        [(ids[0], "active"), (ids[1], "revoked"), (ids[2], "proposed")])
+    first = cat.query("agreements", limit=2)
+    assert first["more"] is True and first["agreements"] == listed["agreements"][:2]
+    rest = cat.query("agreements", after=first["agreements"][-1]["id"])
+    assert rest == {"agreements": listed["agreements"][2:], "more": False}
+    with pytest.raises(BadQuery, match="catalog.agreements: field 'after' must be 64 lowercase hex"):
+        cat.query("agreements", after="property.owner")
 
 
 # ---- a faulty primary and admission ----------------------------------------------------------

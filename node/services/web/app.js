@@ -115,9 +115,24 @@ export async function checkProof(chainId, txId, box) {
     " — 请与主管部门公布的值核对。 · Compare it with the value the departments publish."));
 }
 
-async function catalogView(after) {
-  const [depts, items] = await Promise.all([api("catalog/departments"),
-    api(`catalog/items${after ? `?after=${encodeURIComponent(after)}` : ""}`)]);
+const AGREEMENT_STATUS = { proposed: "待接受 · proposed", active: "有效 · active", revoked: "已撤销 · revoked" };
+
+// Standing agreements: who may ask whom without the citizen's consent (every access is still logged).
+function agreementsTable(page) {
+  const list = page.result.agreements;
+  if (!list.length) return el("p", { class: "note" }, "还没有部门间常设协议。 · No standing agreements between departments yet.");
+  return el("div", {},
+    table("部门间常设协议 · Standing agreements (no consent per query)", ["协议 · Agreement", "提供部门 · Provider",
+      "查询部门 · Requester", "数据项 · Items", "状态 · Status", "自目录高度 · Since height"],
+      list.map((a) => [hash(a.id), a.provider, a.requester, a.items.join(", "), AGREEMENT_STATUS[a.status] || a.status,
+        String(a.since)]), { id: "agreements" }),
+    page.result.more ? el("p", {}, link(`#/catalog/agreements/after/${list[list.length - 1].id}`, "更多协议 · More agreements")) : null);
+}
+
+async function catalogView(after, agreementsAfter) {
+  const [depts, items, agreements] = await Promise.all([api("catalog/departments"),
+    api(`catalog/items${after ? `?after=${encodeURIComponent(after)}` : ""}`),
+    api(`catalog/agreements${agreementsAfter ? `?after=${agreementsAfter}` : ""}`)]);
   const list = items.result.items;
   show("部门与数据目录 · Departments and catalog",
     el("p", {}, `目录链 ${depts.chain_id}，高度 ${depts.height}。 · Catalog chain ${depts.chain_id}, at height ${depts.height}.`),
@@ -129,7 +144,8 @@ async function catalogView(after) {
       list.map((i) => [i.item_id, i.department, i.fields.join(", "), i.answer_modes.join(", "),
         i.consent_required ? "是 · yes" : "否 · no", i.status === "active" ? "有效 · active" : "已停用 · retired"]), { id: "items" })
       : el("p", { class: "note" }, "目录中还没有数据项。 · No catalog items yet."),
-    items.result.more ? el("p", {}, link(`#/catalog/after/${encodeURIComponent(list[list.length - 1].item_id)}`, "更多 · More")) : null);
+    items.result.more ? el("p", {}, link(`#/catalog/after/${encodeURIComponent(list[list.length - 1].item_id)}`, "更多 · More")) : null,
+    agreementsTable(agreements));
 }
 
 async function itemsView(after) {
@@ -177,6 +193,7 @@ const ROUTES = [
   [/^#\/chain\/([^/]+)\/tx\/([0-9a-f]{64})$/, (c, t) => txView(c, t)],
   [/^#\/catalog$/, () => catalogView()],
   [/^#\/catalog\/after\/([^/]+)$/, (a) => catalogView(a)],
+  [/^#\/catalog\/agreements\/after\/([0-9a-f]{64})$/, (a) => catalogView(undefined, a)],
   [/^#\/items$/, () => itemsView()],
   [/^#\/items\/after\/([^/]+)$/, (a) => itemsView(a)],
   [/^#\/case\/([^/]+)$/, (id) => caseView(id)],
