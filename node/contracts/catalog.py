@@ -36,7 +36,8 @@ Agreements (role governance), signed by both departments:
     accept_agreement  {"id"}   by B
     revoke_agreement  {"id"}   by either
 Queries: department {"id"}, departments {}, key {"key"}, item {"item_id"},
-items {"department"?, "after"?, "limit"?}, agreement {"id"}, pending_changes {}.
+items {"department"?, "after"?, "limit"?}, agreement {"id"}, agreements {"after"?, "limit"?},
+pending_changes {}.
 
 State (canonical JSON values; every record cites the catalog height it holds
 since, 0 for genesis):
@@ -85,6 +86,7 @@ AGREEMENT_ITEMS_MAX = 64
 PENDING_CHANGES_MAX = 256
 LIST_LIMIT_DEFAULT = 100
 LIST_LIMIT_MAX = 1000
+AGREEMENTS_LIMIT_MAX = 200  # an agreement is up to ~4.7 KB (64 item ids of 64): a page stays under RESULT_BYTES_MAX
 ANSWER_MODES = ("fields", "predicate")
 CHANGE_FIELDS = {
     "register_department": ("type", "id", "name", "validator", "roles"),
@@ -551,9 +553,9 @@ class CatalogContract(MethodContract):
 
     @query
     def agreements(self, ctx: QueryContext, args: dict) -> dict:
-        """Every agreement, proposed, active or revoked, in id order: who may ask whom without consent is
-        public (docs/design.md, "Catalog")."""
-        limit = require_int(args, "limit", low=1, high=LIST_LIMIT_MAX, default=LIST_LIMIT_DEFAULT)
+        """Every agreement, proposed, active or revoked, in id order (transaction hashes: not chronological):
+        who may ask whom without consent is public (docs/design.md, "Catalog")."""
+        limit = require_int(args, "limit", low=1, high=AGREEMENTS_LIMIT_MAX, default=LIST_LIMIT_DEFAULT)
         prefix = b"agreement/"
         after = prefix + _record_id(args, "after").encode() if args.get("after") is not None else None
         found = ctx.scan(prefix, after=after, limit=limit + 1)

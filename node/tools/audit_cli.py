@@ -149,7 +149,8 @@ def cmd_audit_list(args) -> int:
     for e in (item["entry"] for item in entries):
         when = time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(e["time_ms"] // 1000))
         what = "predicate" if e["predicate"] else ",".join(e["fields"] or [])
-        basis = " ".join(next(iter(e["basis"].items()))) if e["basis"] else "none cited"
+        kind, ref = next(iter(e["basis"].items())) if e["basis"] else ("none", "cited")
+        basis = f"{kind} {ref}"
         print(f"{when:20} {e['requester']:20} {e['provider']:20} {e['item']:20} {what:20} {e['purpose']:20} "
               f"{e['decision']}{' (' + e['reason'] + ')' if e['reason'] else ''}, {basis}")
     if args.out:

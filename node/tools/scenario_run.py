@@ -43,7 +43,7 @@ CHAINS = ("catalog", "item", "authn", "authz", "cert")
 MANIFEST = "scenarios.json"
 AGREEMENTS = "agreements.json"  # scenario agreement -> its catalog id on this network
 NETWORK_FORMAT = 2  # in MANIFEST: 2 = the identity service on public-security's node, [[agreements]]
-_REMAKE = "`scripts/cluster down --dir {root}`, remove it, and run again (or choose another --dir)"
+REMAKE = "`scripts/cluster down --dir {root}`, remove it, and run again (or choose another --dir)"
 MIN_NODES = 4  # PBFT tolerates one faulty node from 4 on
 WINDOW_CERT = "scenario-window"  # the runner's client certificate at the identity service (ROOT/tls/)
 IDENTITY_RATE_PER_MINUTE = 6000  # per window: one call per citizen, and per agreement query (a provider)
@@ -112,7 +112,7 @@ def open_network(root: Path) -> Network:
         raise FileNotFoundError(f"{root} holds no network made for scenarios ({MANIFEST})") from None
     if manifest.get("format") != NETWORK_FORMAT:
         raise ScenarioFailed(f"{root} was made by an older govchain (scenario networks now run the identity "
-                             f"service and agreements): {_REMAKE.format(root=root)}")
+                             f"service and agreements): {REMAKE.format(root=root)}")
     specs, _ = localnet.load_network(root)
     return Network(root, specs, load_many(manifest["scenarios"]))
 
@@ -293,9 +293,11 @@ def _check_registered(net: Network, item, record: dict) -> None:
     wanted = item.register_payload()
     differs = [k for k in ("fields", "answer_modes", "consent_required")
                if (set(record[k]) != set(wanted[k]) if isinstance(wanted[k], list) else record[k] != wanted[k])]
+    if record["status"] != "active":
+        differs.append("retired")
     if record["department"] != item.provider or differs:
         raise ScenarioFailed(f"catalog item {item.item_id} on this network differs from the scenario's "
-                             f"({', '.join(differs) or 'provider'}): {_REMAKE.format(root=net.root)}")
+                             f"({', '.join(differs) or 'provider'}): {REMAKE.format(root=net.root)}")
 
 
 def _agreement_key(agreement) -> str:
@@ -308,22 +310,24 @@ def agreement_id(net: Network, agreement) -> str:
 
 
 def _ensure_agreement(net: Network, agreement, say) -> None:
-    """The provider's officer proposes, the requester's accepts: once per network."""
+    """The provider's officer proposes, the requester's accepts. The id is kept as soon as it is proposed,
+    so a start that stopped in between accepts that proposal next time; a revoked one is proposed anew."""
     path = net.root / AGREEMENTS
     known = json.loads(path.read_text()) if path.exists() else {}
     key = _agreement_key(agreement)
-    if key in known:
-        record = _query(net, "catalog", "agreement", {"id": known[key]})["agreement"]
-        if record and record["status"] == "active":  # else revoked since, or never accepted: sign anew
-            return
-    proposed = commit(net, agreement.provider, net.key(agreement.provider, "officer.key"), "catalog",
-                      "propose_agreement", {"department": agreement.requester, "items": list(agreement.items)})
-    agreement_ref = json.loads(proposed.output)["agreement"]
+    record = _query(net, "catalog", "agreement", {"id": known[key]})["agreement"] if key in known else None
+    if record is not None and record["status"] == "active":
+        return
+    if record is None or record["status"] == "revoked":
+        proposed = commit(net, agreement.provider, net.key(agreement.provider, "officer.key"), "catalog",
+                          "propose_agreement", {"department": agreement.requester, "items": list(agreement.items)})
+        known[key] = json.loads(proposed.output)["agreement"]
+        tmp = path.with_suffix(".tmp")
+        tmp.write_text(json.dumps(known, indent=2) + "\n")
+        tmp.replace(path)
+    agreement_ref = known[key]
     accepted = commit(net, agreement.requester, net.key(agreement.requester, "officer.key"), "catalog",
                       "accept_agreement", {"id": agreement_ref})
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text(json.dumps({**known, key: agreement_ref}, indent=2) + "\n")
-    tmp.replace(path)
     say(f"{_name(net, agreement.provider)} and {_name(net, agreement.requester)} sign a standing agreement: "
         f"{agreement.requester} may ask {', '.join(agreement.items)} without a consent (agreement "
         f"{agreement_ref[:12]}, catalog block {accepted.height})")

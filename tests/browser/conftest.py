@@ -71,10 +71,11 @@ def department_key(net, department: str, name: str = "app.key") -> SigningKey:
     return load_signing_key(Path(next(s for s in net.specs if s.department == department).home) / name)
 
 
-def commit(net, key, chain: str, method: str, payload: dict) -> None:
-    """Submit on node 0, expect OK, and wait until all four nodes hold the block."""
+def commit(net, key, chain: str, method: str, payload: dict) -> bytes:
+    """Submit on node 0, expect OK, and wait until all four nodes hold the block; the receipt's output."""
     tx = sign_transaction(key, chain_id=chain, nonce=time.time_ns(), contract=chain, method=method,
                           payload=json.dumps(payload).encode())
     result = submit_batch(net.client(0), [tx]).results[0]
     assert result.committed and result.receipt.status == client_pb2.Receipt.OK, result
     net.wait_same_head(chain, range(4), at_least=result.receipt.height)
+    return result.receipt.output

@@ -43,7 +43,7 @@ def _bind(net, app_key: SigningKey, tag: str, event_id: str) -> None:
 @pytest.fixture(scope="module")
 def citizen(net, tmp_path_factory):
     """A citizen with one access log entry (housing registry answered the power company, with consent),
-    and another citizen with one (a refused query under a standing agreement); their key files."""
+    and another citizen with one (answered under a standing agreement); their key files."""
     home = tmp_path_factory.mktemp("citizen")
     key, other = generate_key_file(home / "citizen.key"), generate_key_file(home / "other.key")
     _bind(net, key, TAG, "ev-audit-page-1")
@@ -58,12 +58,19 @@ def citizen(net, tmp_path_factory):
     commit(net, housing, "authz", "log_access", access(hashlib.sha256(b"audit-page request").digest(),
                                                         requester_key=power, provider_key=housing, tag=TAG,
                                                         basis={"consent": "c-page"}))
-    # The other citizen: a refused query that cited a standing agreement (no consent of theirs involved).
+    # The other citizen: an answer under a standing agreement between the two departments (no consent).
+    commit(net, housing, "catalog", "register_item", {
+        "item_id": "property-address", "fields": ["address"], "answer_modes": ["fields"], "consent_required": False,
+        "requester_roles": ["requester"]})
+    agreement = json.loads(commit(net, department_key(net, "housing-registry", "officer.key"), "catalog",
+                                  "propose_agreement", {"department": "power-company",
+                                                        "items": ["property-address"]}))["agreement"]
+    commit(net, department_key(net, "power-company", "officer.key"), "catalog", "accept_agreement", {"id": agreement})
     commit(net, housing, "authz", "log_access", access(hashlib.sha256(b"audit-page agreement").digest(),
                                                         requester_key=power, provider_key=housing, tag=OTHER_TAG,
-                                                        basis={"agreement": "a-standing-1"}, decision="DENY"))
-    return {"key": home / "citizen.key", "other": home / "other.key", "public": bytes(key.verify_key).hex(),
-            "seed": bytes(key).hex(), "other_public": bytes(other.verify_key).hex()}
+                                                        item="property-address", basis={"agreement": agreement}))
+    return {"agreement": agreement, "key": home / "citizen.key", "other": home / "other.key",
+            "public": bytes(key.verify_key).hex(), "seed": bytes(key).hex(), "other_public": bytes(other.verify_key).hex()}
 
 
 def sign_in(net, page, key_file: Path, tag: str = TAG, node: int = 1) -> None:
@@ -158,8 +165,8 @@ def test_an_access_under_a_standing_agreement_says_so(net, citizen, page):
     wait_listed(page)
     [entry] = rows(page)
     assert entry["verdict"] == "ok", entry
-    assert entry["依据 · Basis"] == "部门间常设协议 · standing agreement between the departments a-standing-1"
-    assert entry["结果 · Decision"] == "拒绝 · DENY (no-consent)"
+    assert entry["依据 · Basis"] == f"部门间常设协议 · standing agreement between the departments {citizen['agreement']}"
+    assert (entry["数据项 · Item"], entry["结果 · Decision"]) == ("property-address", "允许 · PERMIT")
 
 
 def test_a_key_bound_to_another_tag_gets_the_precise_refusal(net, citizen, page):

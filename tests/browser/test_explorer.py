@@ -190,17 +190,24 @@ def test_the_catalog_page_lists_the_standing_agreements(net, page):
     commit(net, department_key(net, housing), "catalog", "register_item", {
         "item_id": "property-district", "fields": ["district"], "answer_modes": ["predicate"],
         "consent_required": False, "requester_roles": ["requester"]})
-    base = explorer(net, 3)
-    before = {a["id"] for a in get_json(base + "api/catalog/agreements")["result"]["agreements"]}
-    commit(net, department_key(net, housing, "officer.key"), "catalog", "propose_agreement",
-           {"department": power, "items": ["property-district"]})
-    listed = get_json(base + "api/catalog/agreements?limit=100")["result"]
-    [new] = [a for a in listed["agreements"] if a["id"] not in before]
-    commit(net, department_key(net, power, "officer.key"), "catalog", "accept_agreement", {"id": new["id"]})
+    base, officer = explorer(net, 3), department_key(net, housing, "officer.key")
+    seen = {a["id"] for a in get_json(base + "api/catalog/agreements?limit=100")["result"]["agreements"]}
+
+    def propose() -> dict:
+        commit(net, officer, "catalog", "propose_agreement", {"department": power, "items": ["property-district"]})
+        [fresh] = [a for a in get_json(base + "api/catalog/agreements?limit=100")["result"]["agreements"]
+                   if a["id"] not in seen]
+        seen.add(fresh["id"])
+        return fresh
+
+    active, proposed, revoked = propose(), propose(), propose()
+    commit(net, department_key(net, power, "officer.key"), "catalog", "accept_agreement", {"id": active["id"]})
+    commit(net, officer, "catalog", "revoke_agreement", {"id": revoked["id"]})
     page.goto(base + "#/catalog")
     page.wait_for_selector("#agreements")
-    rows = [r.locator("td").all_inner_texts() for r in page.locator("#agreements tbody tr").all()]
-    assert [new["id"], housing, power, "property-district", "有效 · active"] in [r[:5] for r in rows]
+    rows = [r.locator("td").all_inner_texts()[:5] for r in page.locator("#agreements tbody tr").all()]
+    for agreement, status in ((active, "有效 · active"), (proposed, "待接受 · proposed"), (revoked, "已撤销 · revoked")):
+        assert [agreement["id"], housing, power, "property-district", status] in rows
     assert _http(base + "api/catalog/agreements?after=not-an-id")[0] == 400
 
 

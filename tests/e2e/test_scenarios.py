@@ -190,7 +190,7 @@ def test_under_the_agreement_the_provider_checks_the_tag_with_the_identity_servi
     id_number = school.people["parent"].id_number
     data = oprf.oprf_input(id_number)
     made_up = crypto_scalarmult_ed25519_noclamp(bytes(oprf.OprfKey.generate()), oprf.hash_to_group(data))
-    signed, _ = build_request(
+    signed, digest = build_request(
         key=net.key("education"), department="education", provider="housing-registry",
         provider_key=bytes(net.key("housing-registry").verify_key), item="home-in-district", fields=None,
         predicate=json.dumps({"field": "district", "op": "eq", "value": "Haidian"}),
@@ -202,6 +202,9 @@ def test_under_the_agreement_the_provider_checks_the_tag_with_the_identity_servi
             signed, timeout=30)
     assert refused.value.code() == grpc.StatusCode.PERMISSION_DENIED
     assert refused.value.details().startswith("the identity service gives another tag for the sealed ID number")
+    logged = query(net, "authz", "access", {"request_digest": digest.hex()})["entry"]
+    assert (logged["decision"], logged["reason"]) == \
+        ("DENY", "the identity service gives another tag for the ID number")
 
 
 # Last in the module: it plays house-sale again, which binds the buyer's tag to a new app key.

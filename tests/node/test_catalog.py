@@ -457,6 +457,8 @@ def test_every_agreement_is_listed_whatever_its_status(cat) -> None:
     assert rest == {"agreements": listed["agreements"][2:], "more": False}
     with pytest.raises(BadQuery, match="catalog.agreements: field 'after' must be 64 lowercase hex"):
         cat.query("agreements", after="property.owner")
+    with pytest.raises(BadQuery, match="limit"):  # a page of the largest agreements must fit a query result
+        cat.query("agreements", limit=201)
 
 
 # ---- a faulty primary and admission ----------------------------------------------------------

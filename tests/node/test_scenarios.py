@@ -146,10 +146,21 @@ def test_a_network_whose_catalog_item_differs_from_the_edited_scenario_is_refuse
     school = scenarios.load(scenarios.ROOT / "school-enrolment")
     item = next(c for c in school.catalog_items if c.item_id == "home-in-district")
     net = scenario_run.Network(tmp_path, [], [school])
-    registered = {**item.register_payload(), "department": item.provider}
+    registered = {**item.register_payload(), "department": item.provider, "status": "active"}
     scenario_run._check_registered(net, item, registered)  # the same item: nothing to say
     with pytest.raises(scenario_run.ScenarioFailed, match=r"differs from the scenario's \(consent_required\): "
                                                           r"`scripts/cluster down --dir"):
         scenario_run._check_registered(net, item, {**registered, "consent_required": True})
     with pytest.raises(scenario_run.ScenarioFailed, match=r"\(fields\)"):
         scenario_run._check_registered(net, item, {**registered, "fields": ["district", "street"]})
+    with pytest.raises(scenario_run.ScenarioFailed, match=r"\(retired\)"):
+        scenario_run._check_registered(net, item, {**registered, "status": "retired"})
+
+
+def test_a_network_made_by_an_older_govchain_is_refused_with_what_to_do(tmp_path):
+    from node.tools import scenario_run
+
+    (tmp_path / scenario_run.MANIFEST).write_text('{"scenarios": ["house-sale"], "mqtt_port": 1883}')
+    with pytest.raises(scenario_run.ScenarioFailed, match=f"made by an older govchain .*`scripts/cluster down --dir "
+                                                          f"{tmp_path}`, remove it, and run again"):
+        scenario_run.open_network(tmp_path)

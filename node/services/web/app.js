@@ -132,7 +132,7 @@ function agreementsTable(page) {
 async function catalogView(after, agreementsAfter) {
   const [depts, items, agreements] = await Promise.all([api("catalog/departments"),
     api(`catalog/items${after ? `?after=${encodeURIComponent(after)}` : ""}`),
-    api(`catalog/agreements${agreementsAfter ? `?after=${agreementsAfter}` : ""}`)]);
+    api(`catalog/agreements${agreementsAfter ? `?after=${encodeURIComponent(agreementsAfter)}` : ""}`)]);
   const list = items.result.items;
   show("部门与数据目录 · Departments and catalog",
     el("p", {}, `目录链 ${depts.chain_id}，高度 ${depts.height}。 · Catalog chain ${depts.chain_id}, at height ${depts.height}.`),
