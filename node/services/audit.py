@@ -76,7 +76,7 @@ class AuditService(audit_pb2_grpc.AuditServicer):
     def __init__(self, chains: dict, clock: Callable[[], int] = lambda: time.time_ns() // 1_000_000) -> None:
         self._chains = chains
         self._clock = clock
-        self._nonces = Nonces()
+        self._nonces = Nonces(since_ms=clock())
 
     async def List(self, request, context):
         try:

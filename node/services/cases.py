@@ -103,7 +103,7 @@ class CasesService(cases_pb2_grpc.CasesServicer):
         self._timeout = timeout_s
         self._pusher = pusher
         self._clock = clock
-        self._nonces = Nonces()
+        self._nonces = Nonces(since_ms=clock())
 
     async def OpenCase(self, request, context):
         try:

@@ -6,7 +6,8 @@ The caller signs SHA-256(domain || subject (32 bytes) || u64be(time_ms) ||
 u8(len(nonce)) || nonce), where the domain names the read and the subject is
 what it reads (a subject tag, or the SHA-256 of a case id). A request is
 checked in this order, cheapest first: the fields' shapes, the signature,
-freshness, that its nonce was not answered, then who the key is (the
+freshness, that it was signed after this service started and its nonce was
+not answered, then who the key is (the
 citizen's application key bound to the tag on the authn chain, in force at
 this node's clock, or a catalog key holding the role "auditor"). Only an
 answered request uses up its nonce, so keys nobody admits cannot fill the
@@ -57,10 +58,14 @@ def signature_shape_problem(request) -> str | None:
 class Nonces:
     """(key, nonce) pairs answered within the freshness window, oldest first.
     Full with pairs that are all still fresh: a new request waits (no fresh
-    pair is forgotten, or a captured request could be replayed)."""
+    pair is forgotten, or a captured request could be replayed). The pairs
+    live in memory, so they start empty at `since_ms` (the service's start):
+    a request signed before then is refused, since this node cannot tell
+    whether it answered it before a restart."""
 
-    def __init__(self) -> None:
+    def __init__(self, since_ms: int) -> None:
         self._seen: OrderedDict[bytes, int] = OrderedDict()
+        self.since_ms = since_ms
 
     def used(self, key: bytes, nonce: bytes, now_ms: int) -> bool:
         while self._seen and next(iter(self._seen.values())) < now_ms - 2 * FRESHNESS_MS:
@@ -95,6 +100,11 @@ def check_signed(request, domain: bytes, subject: bytes, subject_text: str, now_
         raise Refusal(grpc.StatusCode.PERMISSION_DENIED,
                       f"stale request: signed at {request.time_ms} ms, this node's clock is {now_ms} ms; a "
                       f"request is fresh for {FRESHNESS_MS // 1000} s either side (check the clock)")
+    if request.time_ms < nonces.since_ms:
+        raise Refusal(grpc.StatusCode.PERMISSION_DENIED,
+                      f"signed at {request.time_ms} ms, before this node's service started at {nonces.since_ms} "
+                      "ms: it keeps no record of what it answered before, so sign a new request (with a clock "
+                      "that is not behind)")
     if nonces.used(request.key, request.nonce, now_ms):
         raise Refusal(grpc.StatusCode.PERMISSION_DENIED,
                       "replayed request: this key's nonce was already answered; sign a new request")

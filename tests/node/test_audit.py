@@ -18,9 +18,9 @@ from node.ledger.proofs import verify_inclusion_proof
 from node.ledger.query import StateSnapshot
 from node.net.client import channel
 from node.pb import audit_pb2_grpc
-from node.services.audit import AuditService, signed_request
+from node.services.audit import DOMAIN, AuditService, signed_request
 from node.services import signed_reads
-from node.services.signed_reads import FRESHNESS_MS, Nonces, Refusal
+from node.services.signed_reads import FRESHNESS_MS, Nonces, Refusal, check_signed
 from node.tools.audit_cli import entry_problem
 from node.tools.cli import main
 from node.tools.localnet import free_ports
@@ -150,7 +150,7 @@ def test_a_refused_request_does_not_use_up_its_nonce(node):
 
 def test_a_full_nonce_store_refuses_new_reads_instead_of_forgetting_fresh_ones(monkeypatch):
     monkeypatch.setattr(signed_reads, "NONCES_MAX", 3)
-    nonces = Nonces()
+    nonces = Nonces(since_ms=NOW)
     for n in range(3):
         nonces.record(b"k", bytes([n]), NOW)
     with pytest.raises(Refusal) as full:
@@ -159,6 +159,21 @@ def test_a_full_nonce_store_refuses_new_reads_instead_of_forgetting_fresh_ones(m
     assert nonces.used(b"k", b"\x00", NOW + 2 * FRESHNESS_MS)  # still fresh enough to be a replay
     assert not nonces.used(b"k", b"\x00", NOW + 2 * FRESHNESS_MS + 1)  # expired pairs go
     nonces.record(b"k", b"\x09", NOW + 2 * FRESHNESS_MS + 1)
+
+
+def test_a_request_signed_before_the_service_started_is_refused_as_a_possible_replay():
+    """Answered nonces live in memory: after a restart, a request signed before it (still fresh) could have been
+    answered already, so it is refused with what to do; one signed after the start is not."""
+    nonces = Nonces(since_ms=NOW)
+    before = signed_request(CITIZEN, TAG, time_ms=NOW - 1, nonce=b"r" * 16)
+    with pytest.raises(Refusal) as refused:
+        check_signed(before, DOMAIN, bytes.fromhex(TAG), "tag", NOW + 10, nonces)
+    assert refused.value.code == grpc.StatusCode.PERMISSION_DENIED
+    assert str(refused.value) == (f"signed at {NOW - 1} ms, before this node's service started at {NOW} ms: it keeps "
+                                  "no record of what it answered before, so sign a new request (with a clock that is "
+                                  "not behind)")
+    check_signed(signed_request(CITIZEN, TAG, time_ms=NOW, nonce=b"r" * 16), DOMAIN, bytes.fromhex(TAG), "tag",
+                 NOW + 10, nonces)
 
 
 def test_bad_shapes_and_a_forged_signature_are_refused(node):
