@@ -73,6 +73,15 @@ def cmd_audit_prove(args) -> int:
 AUDIT_FORMAT = "govchain-audit/1"
 
 
+def basis_text(basis: dict | None) -> str:
+    """An access log entry's basis in words: "consent ID", "agreement ID", or "none cited" (a refused
+    request may cite none)."""
+    if not basis:
+        return "none cited"
+    kind, ref = next(iter(basis.items()))
+    return f"{kind} {ref}"
+
+
 def entry_problem(entry: dict, proof: dict, genesis) -> str:
     """Why an audit file's entry is not proven by its proof ("" when it is):
     the proof holds, and its transaction is the authz.log_access whose
@@ -149,10 +158,8 @@ def cmd_audit_list(args) -> int:
     for e in (item["entry"] for item in entries):
         when = time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(e["time_ms"] // 1000))
         what = "predicate" if e["predicate"] else ",".join(e["fields"] or [])
-        kind, ref = next(iter(e["basis"].items())) if e["basis"] else ("none", "cited")
-        basis = f"{kind} {ref}"
         print(f"{when:20} {e['requester']:20} {e['provider']:20} {e['item']:20} {what:20} {e['purpose']:20} "
-              f"{e['decision']}{' (' + e['reason'] + ')' if e['reason'] else ''}, {basis}")
+              f"{e['decision']}{' (' + e['reason'] + ')' if e['reason'] else ''}, {basis_text(e['basis'])}")
     if args.out:
         print(f"wrote {args.out}: check it offline with `govchain audit verify {args.out} --genesis authz.json`",
               file=sys.stderr)

@@ -655,7 +655,7 @@ class Player:
         from node.net.client import channel
         from node.pb import audit_pb2_grpc
         from node.services.audit import list_all
-        from node.tools.audit_cli import entry_problem
+        from node.tools.audit_cli import basis_text, entry_problem
 
         who = self.citizen(scenario, data["person"])
         stub = audit_pb2_grpc.AuditStub(channel(self.net.specs[0].client, self.net.tls))
@@ -678,5 +678,5 @@ class Player:
         for e in entries:
             self._line(report, f"{who.name}'s audit (signed by the phone's key): {e['requester']} asked "
                                f"{e['provider']} about {e['item']} for {e['purpose']}: {e['decision']}, "
-                               f"{' '.join(next(iter(e['basis'].items())))} (authz block {e['height']}; "
+                               f"{basis_text(e['basis'])} (authz block {e['height']}; "
                                "inclusion proof checked against the genesis)")
