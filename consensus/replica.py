@@ -282,6 +282,11 @@ class Replica:
         return len(self._pending)
 
     @property
+    def backlog(self) -> int:
+        """Requests known here and not yet executed: proposed (by anyone) or waiting to be."""
+        return len(self._in_flight) + len(self._unproposed)
+
+    @property
     def pending_bytes(self) -> int:
         return self._pending_bytes
 

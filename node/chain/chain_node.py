@@ -33,6 +33,7 @@ from consensus.metadata import ACCEPT, WAIT, Verdict, reject
 from consensus.replica import Replica
 from node.core import codec
 from node.chain.admission import Admission, Outcome, screen
+from node.chain.pacer import AdmissionPacer, PeakRate
 from node.chain.stats import COMMIT_LATENCY_BUCKETS_S, FSYNC_BUCKETS_S, Histogram
 from node.identity.citizens import AUTHN_CHAIN
 from node.identity.signers import CATALOG_CHAIN, Read
@@ -66,6 +67,10 @@ DISTRUST_S = (1.0, 60.0)  # first and longest time we ignore a peer that signed 
 # every bulk call even on an idle node (docs/performance.md, "Overload").
 ADMIT_WAIT_S = 0.1
 ADMIT_ALWAYS = 100
+# A pressed node also paces its admissions (node/chain/pacer.py) and admits
+# a call only while the backlog its replica sees, with the call, stays within
+# BACKLOG_BUDGET_S of the cluster's best recent commit rate.
+BACKLOG_BUDGET_S = 0.075
 RATE_WINDOW_S = 2.0
 # Measurement hook (GOVCHAIN_TRACE=dir scripts/bench --overload; see
 # docs/performance.md): a directory where each node appends, per transaction
@@ -202,6 +207,9 @@ class ChainNode:
         self._open: OrderedDict[bytes, float] = OrderedDict()  # admitted here, not yet committed: id -> when
         self._drained: deque[tuple[float, int]] = deque()  # (when, how many of _open committed)
         self._drained_total = 0  # their sum: overloaded() is asked for every transaction offered
+        self._pacer = AdmissionPacer()
+        self._own_peak = PeakRate()  # of _open committing
+        self._cluster_peak = PeakRate()  # of all transactions committing
         self._trace: dict[bytes, list[float]] | None = {} if TRACE_DIR else None
         self._traced: list[list] = []
         self._trace_arrived: dict[bytes, float] = {}
@@ -378,7 +386,10 @@ class ChainNode:
             for future in self._waiters.pop(receipt.tx_id, ()):
                 if not future.done():
                     future.set_result(receipt)
+        if group.receipts:
+            self._cluster_peak.add(now, len(group.receipts))
         if drained:
+            self._own_peak.add(now, drained)
             self._drained.append((now, drained))
             self._drained_total += drained
         if group.receipts:
@@ -566,6 +577,7 @@ class ChainNode:
             self.counters["rejected: overloaded"] += 1
             future.set_result(Admission(tx.id, Outcome.OVERLOADED, overloaded))
             return future
+        self._pacer.take(1)
         if not self._admitting:
             asyncio.get_running_loop().call_soon(self._flush_admissions)
         self._admitting.append((tx, future))
@@ -584,7 +596,24 @@ class ChainNode:
         now = time.monotonic()
         while self._drained and self._drained[0][0] < now - RATE_WINDOW_S:
             self._drained_total -= self._drained.popleft()[1]
-        waiting = len(self._open) + len(self._admitting)
+        reason = self._backlog_refusal(now, len(self._open) + len(self._admitting))
+        if reason:
+            oldest = next(iter(self._open.values()), now)
+            self._pacer.engage(now, queued=now - oldest >= ADMIT_WAIT_S)
+            return reason
+        return self._pacing_refusal(now)
+
+    def _pacing_refusal(self, now: float) -> str:
+        if self._pacer.rate is None or self._admitting:  # a call under way passes whole
+            return ""
+        budget = max(ADMIT_ALWAYS, BACKLOG_BUDGET_S * self._cluster_peak.peak(now))
+        crowded = self.replica.backlog + ADMIT_ALWAYS > budget
+        if self._pacer.allows(now, self._own_peak.peak(now), crowded):
+            return ""
+        return (f"overloaded: admitting about {self._pacer.rate:.0f} transactions a second here, "
+                f"{self.replica.backlog} seen waiting for commit; retry later")
+
+    def _backlog_refusal(self, now: float, waiting: int) -> str:
         if waiting < ADMIT_ALWAYS:
             return ""
         rate = self._drained_total / RATE_WINDOW_S

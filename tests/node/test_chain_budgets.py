@@ -148,3 +148,32 @@ def test_overloaded_node_sheds_submissions_before_any_check(make_chain) -> None:
 
     chain = asyncio.run(offer())
     assert pool.jobs == 1 and chain.counters["rejected: overloaded"] == 5
+
+
+def test_a_pressed_node_paces_its_calls_even_when_its_own_backlog_is_empty(make_chain) -> None:
+    """Once the backlog rule has refused, the node is pressed: a call that
+    the backlog rule alone would admit (nothing admitted here waits) is
+    refused by pacing when it comes right after another call, with a
+    message that says so (node/chain/pacer.py)."""
+    pool = StalledPool()
+
+    async def offer():
+        chain = make_chain(pool)
+        now = time.monotonic()
+        for i in range(200):
+            chain._open[bytes([i % 256, i // 256]) * 16] = now - 1.0  # waited long: pressed, not slow start
+        chain._drained.append((now, 200))
+        chain._drained_total = 200
+        assert (await chain.admit(_tx(1))).outcome is Outcome.OVERLOADED
+        chain._open.clear()  # they committed: the backlog rule would admit again
+        call = [chain.admit(_tx(10 + i)) for i in range(50)]  # a call passes whole; 50 stay under the floor
+        for _ in range(3):
+            await asyncio.sleep(0)
+        assert not any(f.done() for f in call) and pool.jobs == 1  # admitted into the (stalled) pool
+        paced = await chain.admit(_tx(3))  # the pace, 100 tx/s, lets the next call in half a second later
+        assert paced.outcome is Outcome.OVERLOADED
+        assert paced.error.startswith("overloaded: admitting about 100 transactions a second here")
+        return chain
+
+    chain = asyncio.run(offer())
+    assert pool.jobs == 1 and chain.counters["rejected: overloaded"] == 2
