@@ -33,7 +33,7 @@ from consensus.metadata import ACCEPT, WAIT, Verdict, reject
 from consensus.replica import Replica
 from node.core import codec
 from node.chain.admission import Admission, Outcome, screen
-from node.chain.pacer import AdmissionPacer, PeakRate
+from node.chain.pacer import CALL, AdmissionPacer, PeakRate
 from node.chain.stats import COMMIT_LATENCY_BUCKETS_S, FSYNC_BUCKETS_S, Histogram
 from node.identity.citizens import AUTHN_CHAIN
 from node.identity.signers import CATALOG_CHAIN, Read
@@ -66,10 +66,11 @@ DISTRUST_S = (1.0, 60.0)  # first and longest time we ignore a peer that signed 
 # ADMIT_ALWAYS is one 100-transaction SubmitBatch: a smaller floor cuts
 # every bulk call even on an idle node (docs/performance.md, "Overload").
 ADMIT_WAIT_S = 0.1
-ADMIT_ALWAYS = 100
-# A pressed node also paces its admissions (node/chain/pacer.py) and admits
-# a call only while the backlog its replica sees, with the call, stays within
-# BACKLOG_BUDGET_S of the cluster's best recent commit rate.
+ADMIT_ALWAYS = CALL
+# A node the backlog rule refused also paces its admissions
+# (node/chain/pacer.py), and admits a call only while the backlog its replica
+# sees, with the call, stays within BACKLOG_BUDGET_S of the cluster's best
+# recent commit rate, or within two calls (one in flight, one coming).
 BACKLOG_BUDGET_S = 0.075
 RATE_WINDOW_S = 2.0
 # Measurement hook (GOVCHAIN_TRACE=dir scripts/bench --overload; see
@@ -207,7 +208,7 @@ class ChainNode:
         self._open: OrderedDict[bytes, float] = OrderedDict()  # admitted here, not yet committed: id -> when
         self._drained: deque[tuple[float, int]] = deque()  # (when, how many of _open committed)
         self._drained_total = 0  # their sum: overloaded() is asked for every transaction offered
-        self._pacer = AdmissionPacer()
+        self._admission_pacer = AdmissionPacer()
         self._own_peak = PeakRate()  # of _open committing
         self._cluster_peak = PeakRate()  # of all transactions committing
         self._trace: dict[bytes, list[float]] | None = {} if TRACE_DIR else None
@@ -577,7 +578,7 @@ class ChainNode:
             self.counters["rejected: overloaded"] += 1
             future.set_result(Admission(tx.id, Outcome.OVERLOADED, overloaded))
             return future
-        self._pacer.take(1)
+        self._admission_pacer.take(1)
         if not self._admitting:
             asyncio.get_running_loop().call_soon(self._flush_admissions)
         self._admitting.append((tx, future))
@@ -591,27 +592,29 @@ class ChainNode:
 
     def overloaded(self) -> str:
         """Why admission is closed now, or "". Asked for every transaction
-        offered, so cheap. Entries the replica dropped (they will never
-        commit) leave the head of the queue here."""
+        offered, so cheap. Not a pure query: it feeds the admission pacer
+        (the backlog rule refused; a call was held back). Entries the
+        replica dropped (they will never commit) leave the head of the
+        queue here."""
         now = time.monotonic()
         while self._drained and self._drained[0][0] < now - RATE_WINDOW_S:
             self._drained_total -= self._drained.popleft()[1]
         reason = self._backlog_refusal(now, len(self._open) + len(self._admitting))
         if reason:
             oldest = next(iter(self._open.values()), now)
-            self._pacer.engage(now, queued=now - oldest >= ADMIT_WAIT_S)
+            self._admission_pacer.pressed(now, queued=now - oldest >= ADMIT_WAIT_S)
             return reason
         return self._pacing_refusal(now)
 
     def _pacing_refusal(self, now: float) -> str:
-        if self._pacer.rate is None or self._admitting:  # a call under way passes whole
+        if self._admission_pacer.rate is None or self._admitting:  # calls under way in this loop turn pass whole
             return ""
-        budget = max(ADMIT_ALWAYS, BACKLOG_BUDGET_S * self._cluster_peak.peak(now))
-        crowded = self.replica.backlog + ADMIT_ALWAYS > budget
-        if self._pacer.allows(now, self._own_peak.peak(now), crowded):
+        backlog = self.replica.backlog
+        crowded = backlog + CALL > max(2 * CALL, BACKLOG_BUDGET_S * self._cluster_peak.peak(now))
+        if self._admission_pacer.allows(now, self._own_peak.peak(now), crowded):
             return ""
-        return (f"overloaded: admitting about {self._pacer.rate:.0f} transactions a second here, "
-                f"{self.replica.backlog} seen waiting for commit; retry later")
+        return (f"overloaded: admitting about {self._admission_pacer.rate:.0f} transactions a second here, "
+                f"{backlog} seen waiting for commit; retry later")
 
     def _backlog_refusal(self, now: float, waiting: int) -> str:
         if waiting < ADMIT_ALWAYS:

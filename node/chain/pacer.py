@@ -1,48 +1,48 @@
 """Admission pacing under overload (docs/design.md, "Admission").
 
-A node whose backlog rule refuses load ("pressed") would otherwise admit again
-the moment its own transactions commit. Under overload every node's calls
-commit in the same blocks, so all nodes refilled together and the cluster
-held one bulk call per node all the time; latency was that backlog over the
-throughput (docs/performance.md, "Overload"). A pressed node admits on a
-schedule of its own instead:
+A node whose backlog rule refuses load is *pressed*. Left alone it would
+admit again the moment its own transactions commit; under overload every
+node's calls commit in the same blocks, so all nodes refilled together and
+the cluster held one bulk call per node all the time, and latency was that
+backlog over the throughput (docs/performance.md, "Overload"). A pressed
+node admits on a schedule of its own instead:
 
-- at most PROBE times its best recent commit rate, from a token bucket of one
-  call: its calls are spaced, and the rate can grow by PROBE a second while
-  there is room. A node pressed from idle knows no rate yet: as TCP's slow
-  start, its pace doubles every second until its oldest admitted transaction has
-  waited long (ADMIT_WAIT_S);
-- only while the backlog its replica sees leaves room for another call.
-
-Each node's calls then follow its own clock rather than the commits that all
-nodes see at once.
+- from a token bucket of one call filled at PROBE times its best recent
+  commit rate (at least one call a second): its calls are spaced, and the
+  rate can grow while there is room. A node pressed from idle knows no rate
+  yet: as TCP's slow start, its pace doubles every second until one of its
+  transactions has waited long, for SLOW_START_S at most;
+- only while the backlog its replica sees leaves room for the call (the
+  caller decides, `crowded`).
 
 Best rates (PeakRate), not current ones: refusing lowers the current rate,
-and a rate paced from itself could only shrink.
+and a pace taken from it could only shrink.
 """
 from __future__ import annotations
 
-BURST = 100  # tokens: one bulk call of 100 passes whole
-PROBE = 1.1
+CALL = 100  # transactions in one bulk call, which passes whole
+PROBE = 1.1  # headroom over the best rate
 PEAK_WINDOW_S = 10
-IDLE_S = 2.0  # nothing refused for this long: demand is below the pace, stop pacing
+SLOW_START_S = 6  # so at most 2**6 calls a second
+IDLE_S = 2.0  # held back by nothing of its own for this long: demand is below the pace, stop pacing
 
 
 class PeakRate:
-    """The most counted in one whole second of the last PEAK_WINDOW_S, per second."""
+    """Counts per whole second; the best of the last PEAK_WINDOW_S, per second."""
 
     def __init__(self) -> None:
-        self._bins: dict[int, int] = {}  # second -> count
+        self._bins: dict[int, int] = {}  # second -> count; at most PEAK_WINDOW_S + 1 of them
 
     def add(self, now: float, n: int) -> None:
         second = int(now)
+        if second not in self._bins:
+            for old in [s for s in self._bins if s < second - PEAK_WINDOW_S]:
+                del self._bins[old]
         self._bins[second] = self._bins.get(second, 0) + n
 
     def peak(self, now: float) -> float:
         current = int(now)
-        for second in [s for s in self._bins if s < current - PEAK_WINDOW_S]:
-            del self._bins[second]
-        return float(max((n for s, n in self._bins.items() if s < current), default=0))
+        return float(max((n for s, n in self._bins.items() if current - PEAK_WINDOW_S <= s < current), default=0))
 
 
 class AdmissionPacer:
@@ -50,16 +50,17 @@ class AdmissionPacer:
         self.rate: float | None = None  # transactions a second; None: not pacing
         self._tokens = 0.0
         self._at = 0.0
-        self._refused_at = 0.0
-        self._slow_start_at: float | None = None  # when pacing began, until a transaction waited long
+        self._held_at = 0.0  # when this node's own demand was last held back
+        self._slow_start_at: float | None = None
 
-    def engage(self, now: float, queued: bool) -> None:
-        """The backlog rule refused: pace from now on (an empty bucket).
-        `queued`: the node's oldest admitted transaction has waited long,
-        which ends slow start (the pace outran the cluster)."""
+    def pressed(self, now: float, queued: bool) -> None:
+        """The backlog rule refused. Pacing starts (slow start, an empty
+        bucket) or goes on; `queued`: the node's oldest admitted transaction
+        has waited long, which ends slow start (the pace outran the cluster)."""
         if self.rate is None:
-            self.rate = float(BURST)
-            self._tokens, self._at, self._refused_at, self._slow_start_at = 0.0, now, now, now
+            self.rate = float(CALL)
+            self._tokens, self._at, self._slow_start_at = 0.0, now, now
+        self._held_at = now
         if queued:
             self._slow_start_at = None
 
@@ -68,18 +69,22 @@ class AdmissionPacer:
         commit rate; `crowded`: the backlog seen here leaves no room for it."""
         if self.rate is None:
             return True
-        slow_start = BURST * 2 ** min(now - self._slow_start_at, 20) if self._slow_start_at is not None else 0
-        self.rate = max(float(BURST), PROBE * own_peak, slow_start)
-        self._tokens = min(BURST, self._tokens + self.rate * (now - self._at))
+        if self._slow_start_at is not None and now - self._slow_start_at >= SLOW_START_S:
+            self._slow_start_at = None
+        slow_start = CALL * 2 ** (now - self._slow_start_at) if self._slow_start_at is not None else 0.0
+        self.rate = max(float(CALL), PROBE * own_peak, slow_start)
+        self._tokens = min(CALL, self._tokens + self.rate * (now - self._at))
         self._at = now
         if self._tokens <= 0 or crowded:
-            self._refused_at = now
+            if self._tokens < CALL:  # a full bucket: little demand here, others' load is not ours
+                self._held_at = now
             return False
-        if now - self._refused_at >= IDLE_S:
+        if now - self._held_at >= IDLE_S:
             self.rate = None
         return True
 
     def take(self, n: int) -> None:
-        """`n` transactions were let in (the bucket may go into debt by one call)."""
+        """`n` transactions were let in. Calls that start in one event-loop
+        turn pass together, so the debt is capped at one call."""
         if self.rate is not None:
-            self._tokens -= n
+            self._tokens = max(self._tokens - n, -CALL)

@@ -8,6 +8,7 @@ import asyncio
 import concurrent.futures
 import os
 import time
+from types import SimpleNamespace
 
 import grpc
 import pytest
@@ -18,6 +19,7 @@ from consensus import messages as m
 from consensus.signing import with_signature
 from node.core import codec
 from node.chain.admission import Outcome
+from node.chain import chain_node
 from node.chain.chain_node import ChainNode
 from node.contracts import registry_for
 from node.core.crypto import Ed25519Signer
@@ -150,30 +152,40 @@ def test_overloaded_node_sheds_submissions_before_any_check(make_chain) -> None:
     assert pool.jobs == 1 and chain.counters["rejected: overloaded"] == 5
 
 
-def test_a_pressed_node_paces_its_calls_even_when_its_own_backlog_is_empty(make_chain) -> None:
+def test_a_pressed_node_paces_its_calls_below_the_backlog_floor(make_chain, monkeypatch) -> None:
     """Once the backlog rule has refused, the node is pressed: a call that
-    the backlog rule alone would admit (nothing admitted here waits) is
-    refused by pacing when it comes right after another call, with a
-    message that says so (node/chain/pacer.py)."""
+    the backlog rule alone would admit (50 admitted here wait, under the
+    floor of 100) is refused by pacing when it comes right after another
+    call, with a message that says so (node/chain/pacer.py), and admitted
+    once the pace allows it. The chain's clock is a fake one."""
+    clock = [1000.0]
+    monkeypatch.setattr(chain_node, "time", SimpleNamespace(
+        monotonic=lambda: clock[0], perf_counter=time.perf_counter, time_ns=time.time_ns))
     pool = StalledPool()
 
     async def offer():
         chain = make_chain(pool)
-        now = time.monotonic()
         for i in range(200):
-            chain._open[bytes([i % 256, i // 256]) * 16] = now - 1.0  # waited long: pressed, not slow start
-        chain._drained.append((now, 200))
+            chain._open[bytes([i % 256, i // 256]) * 16] = clock[0] - 1.0  # waited long: pressed, no slow start
+        chain._drained.append((clock[0], 200))
         chain._drained_total = 200
         assert (await chain.admit(_tx(1))).outcome is Outcome.OVERLOADED
         chain._open.clear()  # they committed: the backlog rule would admit again
-        call = [chain.admit(_tx(10 + i)) for i in range(50)]  # a call passes whole; 50 stay under the floor
+        clock[0] += 0.001
+        call = [chain.admit(_tx(10 + i)) for i in range(50)]  # a call passes whole
         for _ in range(3):
             await asyncio.sleep(0)
         assert not any(f.done() for f in call) and pool.jobs == 1  # admitted into the (stalled) pool
-        paced = await chain.admit(_tx(3))  # the pace, 100 tx/s, lets the next call in half a second later
+        clock[0] += 0.4  # the pace, 100 tx/s, lets the next call in 0.5 s after 50
+        paced = await chain.admit(_tx(3))
         assert paced.outcome is Outcome.OVERLOADED
         assert paced.error.startswith("overloaded: admitting about 100 transactions a second here")
+        clock[0] += 0.2
+        later = chain.admit(_tx(4))
+        for _ in range(3):
+            await asyncio.sleep(0)
+        assert not later.done() and pool.jobs == 2
         return chain
 
     chain = asyncio.run(offer())
-    assert pool.jobs == 1 and chain.counters["rejected: overloaded"] == 2
+    assert chain.counters["rejected: overloaded"] == 2
