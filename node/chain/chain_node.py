@@ -387,13 +387,12 @@ class ChainNode:
             for future in self._waiters.pop(receipt.tx_id, ()):
                 if not future.done():
                     future.set_result(receipt)
-        if group.receipts:
-            self._cluster_peak.add(now, len(group.receipts))
         if drained:
             self._own_peak.add(now, drained)
             self._drained.append((now, drained))
             self._drained_total += drained
         if group.receipts:
+            self._cluster_peak.add(now, len(group.receipts))
             fail_point("after-ack")
         if group.blocks:
             self._new_block.set()

@@ -96,6 +96,15 @@ def _tx(nonce: int) -> Transaction:
                             payload=b'{"key": "a", "value": "1"}')
 
 
+def _wait_for_commit(chain: ChainNode, count: int, *, now: float, admitted: float) -> None:
+    """`count` transactions admitted here at `admitted` wait for commit, and
+    as many committed in the last RATE_WINDOW_S (so count / 2 a second)."""
+    for i in range(count):
+        chain._open[bytes([i % 256, i // 256]) * 16] = admitted
+    chain._drained.append((now, count))
+    chain._drained_total = count
+
+
 class Aborted(Exception):
     pass
 
@@ -121,10 +130,7 @@ def test_overloaded_node_sheds_submissions_before_any_check(make_chain) -> None:
             await asyncio.sleep(0)
         assert pool.jobs == 1 and not first.done()
         now = time.monotonic()
-        for i in range(200):
-            chain._open[bytes([i % 256, i // 256]) * 16] = now
-        chain._drained.append((now, 200))
-        chain._drained_total = 200
+        _wait_for_commit(chain, 200, now=now, admitted=now)
         refused = await chain.admit(_tx(1))
         assert refused.outcome is Outcome.OVERLOADED and "overloaded" in refused.error
         context = Context()
@@ -165,10 +171,7 @@ def test_a_pressed_node_paces_its_calls_below_the_backlog_floor(make_chain, monk
 
     async def offer():
         chain = make_chain(pool)
-        for i in range(200):
-            chain._open[bytes([i % 256, i // 256]) * 16] = clock[0] - 1.0  # waited long: pressed, no slow start
-        chain._drained.append((clock[0], 200))
-        chain._drained_total = 200
+        _wait_for_commit(chain, 200, now=clock[0], admitted=clock[0] - 1.0)  # waited long: pressed, no slow start
         assert (await chain.admit(_tx(1))).outcome is Outcome.OVERLOADED
         chain._open.clear()  # they committed: the backlog rule would admit again
         clock[0] += 0.001
