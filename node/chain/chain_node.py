@@ -60,8 +60,11 @@ DISTRUST_S = (1.0, 60.0)  # first and longest time we ignore a peer that signed 
 # Admission under overload: the transactions this node admitted and that
 # wait for their commit are kept to about ADMIT_WAIT_S of work at the rate
 # they recently committed (RATE_WINDOW_S), and refused while the oldest of
-# them has waited that long; ADMIT_ALWAYS of them are always allowed. The
-# excess is refused before any check. Admitted latency under overload is
+# them has waited that long; ADMIT_ALWAYS of them are always allowed, and
+# no more while none of them has committed within RATE_WINDOW_S (an idle
+# node knows no rate: at the onset of overload every node would otherwise
+# admit all it was offered for ADMIT_WAIT_S). The excess is refused before
+# any check. Admitted latency under overload is
 # then about the nodes' budgets summed over the throughput (Little's law).
 # ADMIT_ALWAYS is one 100-transaction SubmitBatch: a smaller floor cuts
 # every bulk call even on an idle node (docs/performance.md, "Overload").
@@ -619,7 +622,10 @@ class ChainNode:
         if waiting < ADMIT_ALWAYS:
             return ""
         rate = self._drained_total / RATE_WINDOW_S
-        if rate and waiting >= rate * ADMIT_WAIT_S:
+        if not rate:  # nothing committed lately: ADMIT_ALWAYS is the whole budget until something does
+            return (f"overloaded: {waiting} transactions admitted here wait for their first commit; "
+                    f"retry later")
+        if waiting >= rate * ADMIT_WAIT_S:
             return (f"overloaded: {waiting} transactions admitted here wait for commit, "
                     f"{waiting / rate:.1f} s of work at the current commit rate; retry later")
         while self._open:

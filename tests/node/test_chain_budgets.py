@@ -192,3 +192,48 @@ def test_a_pressed_node_paces_its_calls_below_the_backlog_floor(make_chain, monk
 
     chain = asyncio.run(offer())
     assert chain.counters["rejected: overloaded"] == 2
+
+
+def test_a_node_with_no_recent_commit_admits_one_call_until_it_commits(make_chain) -> None:
+    """Nothing admitted here committed in the last RATE_WINDOW_S, so the node
+    knows no rate: it admits ADMIT_ALWAYS (one call of 100) and refuses the
+    101st at once, though none has waited ADMIT_WAIT_S yet. At the onset of
+    overload every node used to admit all it was offered for that long."""
+    pool = StalledPool()
+
+    async def offer():
+        chain = make_chain(pool)
+        call = [chain.admit(_tx(i)) for i in range(chain_node.ADMIT_ALWAYS)]
+        for _ in range(3):
+            await asyncio.sleep(0)
+        assert not any(f.done() for f in call) and pool.jobs == 1
+        answer = chain.admit(_tx(1000))
+        assert answer.done()  # refused at once, not queued behind the pool
+        refused = answer.result()
+        assert refused.outcome is Outcome.OVERLOADED
+        assert refused.error == ("overloaded: 100 transactions admitted here wait for their first commit; "
+                                 "retry later")
+        return chain
+
+    chain = asyncio.run(offer())
+    assert chain.counters["rejected: overloaded"] == 1
+
+
+def test_a_node_refuses_while_its_oldest_admitted_transaction_has_waited_too_long(make_chain, monkeypatch) -> None:
+    """150 admitted here wait, under the 0.1 s of work at 2,000 tx/s that the
+    commit rate allows, but the oldest (still known to the replica) has
+    waited 0.5 s, more than ADMIT_WAIT_S: refused, with its age."""
+    async def offer():
+        chain = make_chain(StalledPool())
+        monkeypatch.setattr(chain.replica, "knows_request", lambda tx_id: True)
+        now = time.monotonic()
+        _wait_for_commit(chain, 4000, now=now, admitted=now)
+        chain._open = type(chain._open)(list(chain._open.items())[:150])
+        chain._open[next(iter(chain._open))] = now - 0.5
+        answer = chain.admit(_tx(1))
+        assert answer.done()  # refused at once
+        return answer.result()
+
+    refused = asyncio.run(offer())
+    assert refused.outcome is Outcome.OVERLOADED
+    assert refused.error.startswith("overloaded: the oldest of 150 transactions admitted here has waited 0.5 s")
