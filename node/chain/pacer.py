@@ -10,8 +10,8 @@ node admits on a schedule of its own instead:
 - from a token bucket of one call filled at PROBE times its best recent
   commit rate (at least one call a second): its calls are spaced, and the
   rate can grow while there is room. A node pressed from idle knows no rate
-  yet: as TCP's slow start, its pace doubles every second until one of its
-  transactions has waited long, for SLOW_START_S at most;
+  yet: as TCP's slow start, its pace doubles every SLOW_START_DOUBLING_S
+  until one of its transactions has waited long, for SLOW_START_S at most;
 - only while the backlog its replica sees leaves room for the call (the
   caller decides, `crowded`).
 
@@ -23,7 +23,9 @@ from __future__ import annotations
 CALL = 100  # transactions in one bulk call, which passes whole
 PROBE = 1.1  # headroom over the best rate
 PEAK_WINDOW_S = 10
-SLOW_START_S = 6  # so at most 2**6 calls a second
+SLOW_START_DOUBLING_S = 0.25  # a few commit round trips; doubling once a second took 3-4 s to reach capacity
+SLOW_START_DOUBLINGS = 6  # so at most 2**6 calls a second
+SLOW_START_S = 6
 IDLE_S = 2.0  # held back by nothing of its own for this long: demand is below the pace, stop pacing
 
 
@@ -71,7 +73,9 @@ class AdmissionPacer:
             return True
         if self._slow_start_at is not None and now - self._slow_start_at >= SLOW_START_S:
             self._slow_start_at = None
-        slow_start = CALL * 2 ** (now - self._slow_start_at) if self._slow_start_at is not None else 0.0
+        slow_start = 0.0
+        if self._slow_start_at is not None:
+            slow_start = CALL * 2 ** min((now - self._slow_start_at) / SLOW_START_DOUBLING_S, SLOW_START_DOUBLINGS)
         self.rate = max(float(CALL), PROBE * own_peak, slow_start)
         self._tokens = min(CALL, self._tokens + self.rate * (now - self._at))
         self._at = now

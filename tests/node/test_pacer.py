@@ -4,9 +4,12 @@ none while the backlog it sees has no room, and stops pacing once demand
 falls below the pace."""
 from __future__ import annotations
 
+import math
+
 import pytest
 
-from node.chain.pacer import CALL, IDLE_S, PEAK_WINDOW_S, PROBE, SLOW_START_S, AdmissionPacer, PeakRate
+from node.chain.pacer import (CALL, IDLE_S, PEAK_WINDOW_S, PROBE, SLOW_START_DOUBLING_S, SLOW_START_DOUBLINGS,
+                              SLOW_START_S, AdmissionPacer, PeakRate)
 
 
 def test_peak_rate_is_the_best_whole_second_of_the_window() -> None:
@@ -57,20 +60,25 @@ def test_a_pressed_node_spaces_its_calls_at_probe_times_its_best_rate() -> None:
     assert len(admitted) * CALL == pytest.approx(2.0 * PROBE * 1000, rel=0.06)
 
 
-def test_slow_start_doubles_the_pace_every_second_until_a_transaction_waits_long() -> None:
+def test_slow_start_doubles_the_pace_until_a_transaction_waits_long() -> None:
     """Pressed from idle, the node knows no rate: its pace starts at one call
-    a second and doubles every second, until the backlog rule refuses with
-    its oldest transaction waiting long; then the pace follows its best
-    rate, which is at least one call a second."""
+    a second and doubles every SLOW_START_DOUBLING_S, up to 2**SLOW_START_DOUBLINGS
+    calls a second, until the backlog rule refuses with its oldest transaction
+    waiting long; then the pace follows its best rate, which is at least one
+    call a second."""
     pacer = AdmissionPacer()
     pacer.pressed(1.0, queued=False)
-    assert len(_admissions(pacer, own_peak=0, seconds=1.0)) == 2  # 1 + about 100 tokens at 100-200 tx/s
-    assert pacer.rate == pytest.approx(CALL * 2 ** 0.995)
-    pacer.allows(3.0, own_peak=0, crowded=False)
+    # 1 call at once, then the integral of CALL * 2**(t / step) over the second, in calls
+    doublings = 1.0 / SLOW_START_DOUBLING_S
+    calls = 1 + (2 ** doublings - 1) * SLOW_START_DOUBLING_S / math.log(2)
+    assert abs(len(_admissions(pacer, own_peak=0, seconds=1.0)) - calls) <= 1
+    pacer.allows(1.0 + 2 * SLOW_START_DOUBLING_S, own_peak=0, crowded=False)
     assert pacer.rate == pytest.approx(CALL * 2 ** 2)
-    pacer.pressed(3.0, queued=False)  # refused on its count of work alone: still slow start
-    pacer.allows(3.5, own_peak=0, crowded=False)
-    assert pacer.rate == pytest.approx(CALL * 2 ** 2.5)
+    pacer.pressed(1.0 + 2 * SLOW_START_DOUBLING_S, queued=False)  # refused on its count of work alone: still slow start
+    pacer.allows(1.0 + 3 * SLOW_START_DOUBLING_S, own_peak=0, crowded=False)
+    assert pacer.rate == pytest.approx(CALL * 2 ** 3)
+    pacer.allows(1.0 + (SLOW_START_DOUBLINGS + 2) * SLOW_START_DOUBLING_S, own_peak=0, crowded=False)
+    assert pacer.rate == pytest.approx(CALL * 2 ** SLOW_START_DOUBLINGS)
     pacer.pressed(3.5, queued=True)
     pacer.allows(3.6, own_peak=0, crowded=False)
     assert pacer.rate == CALL
@@ -82,7 +90,7 @@ def test_slow_start_ends_after_slow_start_s_even_if_no_transaction_waits() -> No
     pacer = AdmissionPacer()
     pacer.pressed(1.0, queued=False)
     pacer.allows(1.0 + SLOW_START_S - 0.5, own_peak=0, crowded=True)
-    assert pacer.rate == pytest.approx(CALL * 2 ** (SLOW_START_S - 0.5))
+    assert pacer.rate == pytest.approx(CALL * 2 ** SLOW_START_DOUBLINGS)
     pacer.allows(1.0 + SLOW_START_S, own_peak=300, crowded=True)
     assert pacer.rate == pytest.approx(PROBE * 300)
 
