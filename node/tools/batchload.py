@@ -38,6 +38,7 @@ class BatchLoadResult:
     committed_in_window: int = 0  # committed between warm-up and the end of offering
     window_s: float = 0.0
     latencies_ms: list[float] = field(default_factory=list)
+    cpu_cores: dict[str, float] = field(default_factory=dict)  # while offering: the nodes' and this generator's
 
     def percentile(self, p: float) -> float:
         if not self.latencies_ms:
@@ -52,7 +53,15 @@ class BatchLoadResult:
     def to_json(self) -> dict:
         return {"offered_rate": self.offered_rate, "offered": self.offered, "admitted": self.admitted,
                 "refused": dict(self.refused), "committed": self.committed, "committed_tps": self.committed_tps,
-                "latency_ms": {"p50": self.percentile(50), "p99": self.percentile(99)}}
+                "latency_ms": {"p50": self.percentile(50), "p99": self.percentile(99)},
+                **({"cpu_cores": self.cpu_cores} if self.cpu_cores else {})}
+
+
+def _cpu_seconds(pid: int) -> float:
+    """User plus system CPU of process `pid` so far (Linux /proc)."""
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def load_channel(address: str) -> grpc.aio.Channel:
@@ -74,7 +83,9 @@ def presign(chain: str, count: int, run: int, batch: int) -> list[tuple[client_p
 
 
 async def run_batch_load(addresses: list[str], *, chain: str, rate: float, duration_s: float, batch: int = 100,
-                         warmup_s: float = 2.0, drain_s: float = 10.0, run: int | None = None) -> BatchLoadResult:
+                         warmup_s: float = 2.0, drain_s: float = 10.0, run: int | None = None,
+                         node_pids: tuple[int, ...] = ()) -> BatchLoadResult:
+    """`node_pids`: processes whose CPU, with this one's, is reported while offering."""
     run = time.time_ns() if run is None else run
     requests = presign(chain, int(rate * duration_s), run, batch)
     result = BatchLoadResult(offered_rate=rate, duration_s=duration_s)
@@ -128,6 +139,7 @@ async def run_batch_load(addresses: list[str], *, chain: str, rate: float, durat
     await asyncio.sleep(0.2)  # the stream is open before the first commit
     start = time.perf_counter()
     window = (start + warmup_s, start + duration_s)
+    cpu_at_start = ([_cpu_seconds(p) for p in node_pids], time.process_time())
     calls = []
     for i, (request, ids) in enumerate(requests):
         due = start + i * batch / rate
@@ -141,6 +153,11 @@ async def run_batch_load(addresses: list[str], *, chain: str, rate: float, durat
         result.offered += len(ids)
         calls.append(asyncio.create_task(send(i, request, ids)))
     await asyncio.gather(*calls)
+    if node_pids:
+        offered_s = time.perf_counter() - start
+        result.cpu_cores = {
+            "nodes": round(sum(_cpu_seconds(p) - c for p, c in zip(node_pids, cpu_at_start[0])) / offered_s, 2),
+            "generator": round((time.process_time() - cpu_at_start[1]) / offered_s, 2)}
     result.window_s = window[1] - window[0]
     deadline = time.perf_counter() + drain_s
     while time.perf_counter() < deadline and result.committed < result.admitted:
