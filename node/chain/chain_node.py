@@ -603,8 +603,9 @@ class ChainNode:
             self._drained_total -= self._drained.popleft()[1]
         reason = self._backlog_refusal(now, len(self._open) + len(self._admitting))
         if reason:
-            oldest = next(iter(self._open.values()), now)
-            self._admission_pacer.pressed(now, queued=now - oldest >= ADMIT_WAIT_S)
+            if self._drained_total:  # no pace from a node that knows no rate: a cold start is not overload
+                oldest = next(iter(self._open.values()), now)
+                self._admission_pacer.pressed(now, queued=now - oldest >= ADMIT_WAIT_S)
             return reason
         return self._pacing_refusal(now)
 

@@ -213,6 +213,7 @@ def test_a_node_with_no_recent_commit_admits_one_call_until_it_commits(make_chai
         assert refused.outcome is Outcome.OVERLOADED
         assert refused.error == ("overloaded: 100 transactions admitted here wait for their first commit; "
                                  "retry later")
+        assert chain._admission_pacer.rate is None  # not pressed: a cold start is not overload
         return chain
 
     chain = asyncio.run(offer())
