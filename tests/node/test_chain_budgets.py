@@ -223,11 +223,15 @@ def test_a_node_with_no_recent_commit_admits_one_call_until_it_commits(make_chai
 def test_a_node_refuses_while_its_oldest_admitted_transaction_has_waited_too_long(make_chain, monkeypatch) -> None:
     """150 admitted here wait, under the 0.1 s of work at 2,000 tx/s that the
     commit rate allows, but the oldest (still known to the replica) has
-    waited 0.5 s, more than ADMIT_WAIT_S: refused, with its age."""
+    waited 0.5 s, more than ADMIT_WAIT_S: refused, with its age. The
+    chain's clock is a fake one."""
+    now = 1000.0
+    monkeypatch.setattr(chain_node, "time", SimpleNamespace(
+        monotonic=lambda: now, perf_counter=time.perf_counter, time_ns=time.time_ns))
+
     async def offer():
         chain = make_chain(StalledPool())
         monkeypatch.setattr(chain.replica, "knows_request", lambda tx_id: True)
-        now = time.monotonic()
         _wait_for_commit(chain, 4000, now=now, admitted=now)
         chain._open = type(chain._open)(list(chain._open.items())[:150])
         chain._open[next(iter(chain._open))] = now - 0.5
