@@ -61,10 +61,10 @@ DISTRUST_S = (1.0, 60.0)  # first and longest time we ignore a peer that signed 
 # wait for their commit are kept to about ADMIT_WAIT_S of work at the rate
 # they recently committed (RATE_WINDOW_S), and refused while the oldest of
 # them has waited that long; ADMIT_ALWAYS of them are always allowed, and
-# no more while none of them has committed within RATE_WINDOW_S (an idle
-# node knows no rate: at the onset of overload every node would otherwise
-# admit all it was offered for ADMIT_WAIT_S). The excess is refused before
-# any check. Admitted latency under overload is
+# no more while none of this node's transactions has committed within
+# RATE_WINDOW_S (an idle node knows no rate: at the onset of overload every
+# node would otherwise admit all it was offered for ADMIT_WAIT_S). The
+# excess is refused before any check. Admitted latency under overload is
 # then about the nodes' budgets summed over the throughput (Little's law).
 # ADMIT_ALWAYS is one 100-transaction SubmitBatch: a smaller floor cuts
 # every bulk call even on an idle node (docs/performance.md, "Overload").

@@ -25,7 +25,7 @@ PROBE = 1.1  # headroom over the best rate
 PEAK_WINDOW_S = 10
 SLOW_START_DOUBLING_S = 0.25  # a few commit round trips; doubling once a second took 3-4 s to reach capacity
 SLOW_START_DOUBLINGS = 6  # so at most 2**6 calls a second
-SLOW_START_S = 6
+SLOW_START_S = 6  # and it ends after this long even if nothing has waited
 IDLE_S = 2.0  # held back by nothing of its own for this long: demand is below the pace, stop pacing
 
 
