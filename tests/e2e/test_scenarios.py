@@ -202,7 +202,9 @@ def test_under_the_agreement_the_provider_checks_the_tag_with_the_identity_servi
             signed, timeout=30)
     assert refused.value.code() == grpc.StatusCode.PERMISSION_DENIED
     assert refused.value.details().startswith("the identity service gives another tag for the sealed ID number")
-    logged = query(net, "authz", "access", {"request_digest": digest.hex()})["entry"]
+    # Committed at the provider's node before it answered; node 1, where we read, may execute it a moment later.
+    logged = localnet.wait_until(lambda: query(net, "authz", "access", {"request_digest": digest.hex()})["entry"],
+                                 10, what="the DENY entry on node 1")
     assert (logged["decision"], logged["reason"]) == \
         ("DENY", "the identity service gives another tag for the ID number")
 
