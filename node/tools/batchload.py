@@ -22,6 +22,7 @@ from nacl.signing import SigningKey
 from node.core import codec
 from node.pb import client_pb2, client_pb2_grpc
 from node.core.tx import sign_transaction
+from node.tools.localnet import cpu_seconds
 
 IN_FLIGHT_CALLS_MAX = 256
 _CODE_NAMES = {c.value[0]: c.name for c in grpc.StatusCode}  # a lookup per refused tx: keep the generator cheap
@@ -56,12 +57,6 @@ class BatchLoadResult:
                 "latency_ms": {"p50": self.percentile(50), "p99": self.percentile(99)},
                 **({"cpu_cores": self.cpu_cores} if self.cpu_cores else {})}
 
-
-def _cpu_seconds(pid: int) -> float:
-    """User plus system CPU of process `pid` so far (Linux /proc)."""
-    with open(f"/proc/{pid}/stat") as f:
-        fields = f.read().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def load_channel(address: str) -> grpc.aio.Channel:
@@ -139,7 +134,7 @@ async def run_batch_load(addresses: list[str], *, chain: str, rate: float, durat
     await asyncio.sleep(0.2)  # the stream is open before the first commit
     start = time.perf_counter()
     window = (start + warmup_s, start + duration_s)
-    cpu_at_start = ([_cpu_seconds(p) for p in node_pids], time.process_time())
+    nodes_cpu, own_cpu = [cpu_seconds(p) for p in node_pids], time.process_time()
     calls = []
     for i, (request, ids) in enumerate(requests):
         due = start + i * batch / rate
@@ -156,8 +151,8 @@ async def run_batch_load(addresses: list[str], *, chain: str, rate: float, durat
     if node_pids:
         offered_s = time.perf_counter() - start
         result.cpu_cores = {
-            "nodes": round(sum(_cpu_seconds(p) - c for p, c in zip(node_pids, cpu_at_start[0])) / offered_s, 2),
-            "generator": round((time.process_time() - cpu_at_start[1]) / offered_s, 2)}
+            "nodes": round(sum(cpu_seconds(p) - c for p, c in zip(node_pids, nodes_cpu)) / offered_s, 2),
+            "generator": round((time.process_time() - own_cpu) / offered_s, 2)}
     result.window_s = window[1] - window[0]
     deadline = time.perf_counter() + drain_s
     while time.perf_counter() < deadline and result.committed < result.admitted:

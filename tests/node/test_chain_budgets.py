@@ -105,6 +105,14 @@ def _wait_for_commit(chain: ChainNode, count: int, *, now: float, admitted: floa
     chain._drained_total = count
 
 
+def _fake_chain_clock(monkeypatch) -> list[float]:
+    """chain_node's monotonic clock reads the returned list's one element (1000.0 to start)."""
+    clock = [1000.0]
+    monkeypatch.setattr(chain_node, "time", SimpleNamespace(
+        monotonic=lambda: clock[0], perf_counter=time.perf_counter, time_ns=time.time_ns))
+    return clock
+
+
 class Aborted(Exception):
     pass
 
@@ -164,9 +172,7 @@ def test_a_pressed_node_paces_its_calls_below_the_backlog_floor(make_chain, monk
     floor of 100) is refused by pacing when it comes right after another
     call, with a message that says so (node/chain/pacer.py), and admitted
     once the pace allows it. The chain's clock is a fake one."""
-    clock = [1000.0]
-    monkeypatch.setattr(chain_node, "time", SimpleNamespace(
-        monotonic=lambda: clock[0], perf_counter=time.perf_counter, time_ns=time.time_ns))
+    clock = _fake_chain_clock(monkeypatch)
     pool = StalledPool()
 
     async def offer():
@@ -225,9 +231,7 @@ def test_a_node_refuses_while_its_oldest_admitted_transaction_has_waited_too_lon
     commit rate allows, but the oldest (still known to the replica) has
     waited 0.5 s, more than ADMIT_WAIT_S: refused, with its age. The
     chain's clock is a fake one."""
-    now = 1000.0
-    monkeypatch.setattr(chain_node, "time", SimpleNamespace(
-        monotonic=lambda: now, perf_counter=time.perf_counter, time_ns=time.time_ns))
+    now = _fake_chain_clock(monkeypatch)[0]
 
     async def offer():
         chain = make_chain(StalledPool())
